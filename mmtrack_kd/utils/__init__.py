@@ -1,0 +1,3 @@
+from .io import atomic_write
+
+__all__ = ['atomic_write']
