@@ -4,4 +4,4 @@ Importing this package registers every component in mmdet's registries.
 """
 __version__ = '0.1.0'
 
-from . import datasets, evaluation, models  # noqa: F401,E402
+from . import datasets, engine, evaluation, models  # noqa: F401,E402

@@ -1,0 +1,3 @@
+from .hooks import TrackFPSHook
+
+__all__ = ['TrackFPSHook']
