@@ -1,0 +1,222 @@
+"""Helpers shared by the distillation losses (torch only, no mmdet.models).
+
+Boxes are x1, y1, x2, y2 in input pixels; feature maps are (N, C, H, W) and
+their stride is derived from the batch input shape and the map size, so any
+input resolution works.
+"""
+from typing import List, Sequence, Tuple, Union
+
+import torch
+from torch import Tensor
+
+from ..task_modules.yolo_decode import decode_yolov5, decode_yolox
+
+Maps = Union[Tensor, Sequence[Tensor]]
+
+
+def as_level_list(preds_S: Maps, preds_T: Maps,
+                  name: str) -> Tuple[List[Tensor], List[Tensor]]:
+    """Turn a Tensor or a list/tuple of per-level Tensors into two lists.
+
+    Raises:
+        ValueError: naming the loss when the level counts differ.
+    """
+    if isinstance(preds_S, Tensor):
+        preds_S = [preds_S]
+    if isinstance(preds_T, Tensor):
+        preds_T = [preds_T]
+    preds_S, preds_T = list(preds_S), list(preds_T)
+    if len(preds_S) != len(preds_T) or not preds_S:
+        raise ValueError(f'{name}: preds_S has {len(preds_S)} levels and '
+                         f'preds_T {len(preds_T)}; they must match and be >0')
+    return preds_S, preds_T
+
+
+def check_same_shape(s: Tensor, t: Tensor, name: str) -> None:
+    """Raise a ValueError naming the loss when two maps differ in shape."""
+    if s.shape != t.shape:
+        raise ValueError(
+            f'{name}: student map {tuple(s.shape)} and teacher map '
+            f'{tuple(t.shape)} differ; put a connector on the student')
+
+
+def zero_with_grad(*tensors: Tensor) -> Tensor:
+    """A scalar 0 that stays in the graph of the given (student) tensors."""
+    out = tensors[0].sum() * 0
+    for t in tensors[1:]:
+        out = out + t.sum() * 0
+    return out
+
+
+def map_stride(feat_hw: Sequence[int],
+               batch_input_shape: Sequence[int]) -> Tuple[float, float]:
+    """Stride (x, y) of a map of size feat_hw = (H, W) for the input (H, W)."""
+    h, w = int(feat_hw[0]), int(feat_hw[1])
+    return float(batch_input_shape[1]) / w, float(batch_input_shape[0]) / h
+
+
+def centre_cells(bboxes: Tensor, feat_hw: Sequence[int],
+                 batch_input_shape: Sequence[int]) -> Tensor:
+    """Flat index (row * W + col) of the cell holding each box centre.
+
+    Args:
+        bboxes: (K, 4) x1, y1, x2, y2 in input pixels.
+        feat_hw: (H, W) of the map.
+        batch_input_shape: (H_in, W_in) of the padded batch.
+
+    Returns:
+        Tensor: (K,) long indices, clamped into the map.
+    """
+    h, w = int(feat_hw[0]), int(feat_hw[1])
+    sx, sy = map_stride(feat_hw, batch_input_shape)
+    cx = (bboxes[:, 0] + bboxes[:, 2]) / 2
+    cy = (bboxes[:, 1] + bboxes[:, 3]) / 2
+    col = (cx / sx).floor().long().clamp(0, w - 1)
+    row = (cy / sy).floor().long().clamp(0, h - 1)
+    return row * w + col
+
+
+def box_cell_masks(bboxes: Tensor, feat_hw: Sequence[int],
+                   batch_input_shape: Sequence[int]) -> Tensor:
+    """Cells covered by each box: those whose centre lies inside the box.
+
+    A box too small to cover any cell centre gets the cell holding its own
+    centre, so that no target disappears from the map.
+
+    Args:
+        bboxes: (K, 4) in input pixels.
+        feat_hw: (H, W).
+        batch_input_shape: (H_in, W_in).
+
+    Returns:
+        Tensor: (K, H, W) float 0/1 masks.
+    """
+    h, w = int(feat_hw[0]), int(feat_hw[1])
+    sx, sy = map_stride(feat_hw, batch_input_shape)
+    xs = (torch.arange(w, device=bboxes.device, dtype=torch.float32) +
+          0.5) * sx
+    ys = (torch.arange(h, device=bboxes.device, dtype=torch.float32) +
+          0.5) * sy
+    b = bboxes.float()
+    in_x = (xs[None] >= b[:, 0:1]) & (xs[None] <= b[:, 2:3])  # (K, W)
+    in_y = (ys[None] >= b[:, 1:2]) & (ys[None] <= b[:, 3:4])  # (K, H)
+    masks = (in_y[:, :, None] & in_x[:, None, :]).float()
+    empty = masks.flatten(1).sum(1) == 0
+    if empty.any():
+        idx = centre_cells(b[empty], (h, w), batch_input_shape)
+        fill = torch.zeros(int(empty.sum()), h * w, device=b.device)
+        fill[torch.arange(len(idx), device=b.device), idx] = 1
+        masks[empty] = fill.view(-1, h, w)
+    return masks
+
+
+def box_iou_giou(b1: Tensor, b2: Tensor,
+                 eps: float = 1e-7) -> Tuple[Tensor, Tensor]:
+    """Element-wise IoU and GIoU of two box sets of the same shape (..., 4)."""
+    area1 = (b1[..., 2] - b1[..., 0]).clamp(min=0) * (
+        b1[..., 3] - b1[..., 1]).clamp(min=0)
+    area2 = (b2[..., 2] - b2[..., 0]).clamp(min=0) * (
+        b2[..., 3] - b2[..., 1]).clamp(min=0)
+    lt = torch.max(b1[..., :2], b2[..., :2])
+    rb = torch.min(b1[..., 2:], b2[..., 2:])
+    inter = (rb - lt).clamp(min=0).prod(-1)
+    union = area1 + area2 - inter + eps
+    iou = inter / union
+    lt_c = torch.min(b1[..., :2], b2[..., :2])
+    rb_c = torch.max(b1[..., 2:], b2[..., 2:])
+    hull = (rb_c - lt_c).clamp(min=0).prod(-1) + eps
+    giou = iou - (hull - union) / hull
+    return iou, giou
+
+
+class YOLODecoder:
+    """Decode raw YOLO head outputs into per-prior predictions.
+
+    Built from the loss's ``decoder`` config: ``dict(type='yolov5',
+    anchors=[[w, h, ...] per level], strides=[8, 16, 32], num_classes=1)``
+    (CSTrack / YOLOv5 heads, preds = list of (N, A*(5+C), H_l, W_l)) or
+    ``dict(type='yolox', strides=[8, 16, 32])`` (mmdet ``YOLOXHead``, preds =
+    (cls_scores, bbox_preds, objectnesses), each a list of levels).
+
+    Args:
+        cfg: the decoder dict.
+        owner: name of the loss, used in error messages.
+    """
+
+    def __init__(self, cfg: dict, owner: str) -> None:
+        if not isinstance(cfg, dict) or 'type' not in cfg:
+            raise ValueError(f'{owner}: `decoder` must be a dict with a type '
+                             f"'yolov5' or 'yolox', got {cfg!r}")
+        cfg = dict(cfg)
+        self.type = cfg.pop('type')
+        if self.type not in ('yolov5', 'yolox'):
+            raise ValueError(f"{owner}: decoder.type must be 'yolov5' or "
+                             f"'yolox', got {self.type!r}")
+        if 'strides' not in cfg:
+            raise ValueError(f'{owner}: decoder.strides is required')
+        self.strides = [int(s) for s in cfg.pop('strides')]
+        if self.type == 'yolov5':
+            if 'anchors' not in cfg:
+                raise ValueError(f'{owner}: decoder.anchors is required for '
+                                 "type='yolov5'")
+            self.anchors = [list(a) for a in cfg.pop('anchors')]
+            if len(self.anchors) != len(self.strides):
+                raise ValueError(
+                    f'{owner}: decoder.anchors has {len(self.anchors)} '
+                    f'levels but decoder.strides {len(self.strides)}')
+            self.num_classes = int(cfg.pop('num_classes', 1))
+        if cfg:
+            raise ValueError(f'{owner}: unknown decoder keys {sorted(cfg)}')
+        self.owner = owner
+
+    def _levels(self, preds) -> List[Tensor]:
+        return list(preds) if self.type == 'yolov5' else list(preds[2])
+
+    def __call__(self, preds) -> Tuple[Tensor, Tensor, Tensor]:
+        """Returns boxes (N, M, 4), objectness logits (N, M), class logits
+        (N, M, C)."""
+        if self.type == 'yolov5':
+            if len(preds) != len(self.strides):
+                raise ValueError(f'{self.owner}: got {len(preds)} head levels '
+                                 f'but decoder.strides has '
+                                 f'{len(self.strides)}')
+            return decode_yolov5(preds, self.anchors, self.strides,
+                                 self.num_classes)
+        if len(preds) != 3:
+            raise ValueError(f'{self.owner}: yolox preds must be the tuple '
+                             '(cls_scores, bbox_preds, objectnesses)')
+        cls_scores, bbox_preds, objectnesses = preds
+        return decode_yolox(cls_scores, bbox_preds, objectnesses,
+                            self.strides)
+
+    def prior_centres(self, preds) -> Tensor:
+        """(M, 2) x, y centre in input pixels of each prior's grid cell, in
+        the decoders' order (level, anchor, row, column)."""
+        out = []
+        for lvl, (pred, stride) in enumerate(
+                zip(self._levels(preds), self.strides)):
+            h, w = pred.shape[-2:]
+            ys, xs = torch.meshgrid(
+                torch.arange(h, device=pred.device, dtype=torch.float32),
+                torch.arange(w, device=pred.device, dtype=torch.float32),
+                indexing='ij')
+            c = torch.stack([(xs + 0.5) * stride, (ys + 0.5) * stride],
+                            -1).view(-1, 2)
+            if self.type == 'yolov5':
+                c = c.repeat(len(self.anchors[lvl]) // 2, 1)
+            out.append(c)
+        return torch.cat(out, 0)
+
+
+def detach_preds(preds):
+    """Detach a Tensor or a (nested) list/tuple of Tensors."""
+    if isinstance(preds, Tensor):
+        return preds.detach()
+    return type(preds)(detach_preds(p) for p in preds)
+
+
+def first_tensor(preds) -> Tensor:
+    """The first Tensor of a (nested) list/tuple (to build graph zeros)."""
+    while not isinstance(preds, Tensor):
+        preds = preds[0]
+    return preds

@@ -1,0 +1,152 @@
+"""ID-feature distillation by environmental response consistency."""
+from typing import List, Sequence, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ._utils import as_level_list, centre_cells, zero_with_grad
+
+
+@MODELS.register_module()
+class IDResponseConsistencyLoss(nn.Module):
+    r"""Make the student's targets respond to their frame like the teacher's.
+
+    For every GT target i of a frame, e_i is the embedding read at the cell
+    holding its box centre on the ID map and E(p) the embedding at position
+    p; both are L2-normalised (hat). Two responses are compared:
+
+    * response to the environment, over all positions p of the same frame:
+      :math:`R_i(p) = softmax_p(\langle \hat e_i, \hat E(p)\rangle / \tau)`
+    * response to the other targets: the target-target cosine matrix
+      :math:`Sim_{ij} = \langle \hat e_i, \hat e_j\rangle`.
+
+    .. math::
+        L = w\,[\tau^2 \operatorname{mean}_i KL(R^T_i \| R^S_i)
+              + \lambda \operatorname{mean}_{i \ne j}(Sim^T_{ij} - Sim^S_{ij})^2]
+
+    Both responses are cosines, so they do not depend on the embedding width
+    or on any rotation of the embedding space: a 512-d teacher teaches a
+    128-d student without a connector.
+
+    Refinements of the design in research.md section 4.1:
+
+    * the target's own cell is left out of :math:`R_i` (its cosine is 1 for
+      both models, so it would only soak up probability mass and weaken the
+      signal coming from the environment);
+    * the Sim term averages over the off-diagonal pairs only (the diagonal is
+      1 for both models); frames with fewer than 2 targets add no Sim term;
+    * the means run over all targets (pairs) of the batch, so a crowded
+      frame weighs as much per target as a sparse one; a batch without
+      targets gives a zero that keeps the graph of ``preds_S``.
+
+    Args:
+        tau (float): temperature of the environment softmax. Default 0.1.
+        lambda_sim (float): weight of the target-target term. Default 1.0.
+        loss_weight (float): overall weight. Default 1.0.
+    """
+
+    def __init__(self,
+                 tau: float = 0.1,
+                 lambda_sim: float = 1.0,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if tau <= 0:
+            raise ValueError(f'IDResponseConsistencyLoss: tau must be > 0, '
+                             f'got {tau}')
+        self.tau = float(tau)
+        self.lambda_sim = float(lambda_sim)
+        self.loss_weight = float(loss_weight)
+
+    def responses(self, emb_map: Tensor, bboxes: Tensor,
+                  batch_input_shape: Sequence[int]):
+        """Responses of one frame's targets.
+
+        Args:
+            emb_map: (D, H, W) embedding map of one frame.
+            bboxes: (K, 4) GT boxes in input pixels.
+            batch_input_shape: (H_in, W_in).
+
+        Returns:
+            tuple: log R (K, H*W) log-softmax over positions (the own cell
+            excluded: -inf), Sim (K, K) cosine matrix, and the (K, H*W) bool
+            mask of the own cells.
+        """
+        d, h, w = emb_map.shape
+        flat = F.normalize(emb_map.reshape(d, h * w).t(), dim=1)  # (HW, D)
+        idx = centre_cells(bboxes, (h, w), batch_input_shape)
+        e = flat[idx]  # (K, D)
+        logits = e @ flat.t() / self.tau  # (K, HW)
+        own = torch.zeros_like(logits, dtype=torch.bool)
+        own[torch.arange(len(idx), device=idx.device), idx] = True
+        logits = logits.masked_fill(own, float('-inf'))
+        log_r = F.log_softmax(logits, dim=1)
+        return log_r, e @ e.t(), own
+
+    def _single_level(self, preds_S: Tensor, preds_T: Tensor,
+                      gt_bboxes: Sequence[Tensor],
+                      batch_input_shape: Sequence[int]) -> Tensor:
+        if preds_S.dim() != 4 or preds_T.dim() != 4:
+            raise ValueError('IDResponseConsistencyLoss: preds_S and preds_T '
+                             'must be (N, D, H, W) embedding maps')
+        if preds_S.shape[0] != preds_T.shape[0] or len(gt_bboxes) != len(
+                preds_S):
+            raise ValueError(
+                f'IDResponseConsistencyLoss: batch sizes differ: preds_S '
+                f'{preds_S.shape[0]}, preds_T {preds_T.shape[0]}, gt_bboxes '
+                f'{len(gt_bboxes)}')
+        preds_T = preds_T.detach()
+        kl_sum = zero_with_grad(preds_S)
+        sim_sum = zero_with_grad(preds_S)
+        n_targets, n_pairs = 0, 0
+        for s_map, t_map, boxes in zip(preds_S, preds_T, gt_bboxes):
+            k = len(boxes)
+            if k == 0 or s_map.shape[-2:].numel() < 2:
+                continue
+            boxes = boxes.to(s_map.device).float()
+            log_rs, sim_s, own = self.responses(s_map, boxes,
+                                                batch_input_shape)
+            log_rt, sim_t, _ = self.responses(t_map, boxes, batch_input_shape)
+            if log_rs.shape[1] != log_rt.shape[1]:
+                raise ValueError(
+                    'IDResponseConsistencyLoss: student and teacher ID maps '
+                    f'must have the same H, W: {tuple(s_map.shape[1:])} vs '
+                    f'{tuple(t_map.shape[1:])}')
+            r_t = log_rt.exp()
+            kl = r_t * (log_rt - log_rs)
+            kl = kl.masked_fill(own, 0.)  # 0 * (-inf - -inf) is nan
+            kl_sum = kl_sum + kl.sum()
+            n_targets += k
+            if k > 1:
+                off = ~torch.eye(k, dtype=torch.bool, device=sim_s.device)
+                sim_sum = sim_sum + ((sim_t - sim_s)[off]**2).sum()
+                n_pairs += k * (k - 1)
+        loss = self.tau**2 * kl_sum / max(n_targets, 1)
+        loss = loss + self.lambda_sim * sim_sum / max(n_pairs, 1)
+        return loss
+
+    def forward(self, preds_S: Union[Tensor, List[Tensor]],
+                preds_T: Union[Tensor, List[Tensor]],
+                gt_bboxes: Sequence[Tensor],
+                batch_input_shape: Sequence[int]) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            preds_S: student ID map (N, Ds, H, W), or a list of such maps
+                (the loss is then averaged over them).
+            preds_T: teacher ID map (N, Dt, H, W) (or list); detached here.
+            gt_bboxes: per frame (K_i, 4) x1, y1, x2, y2 in input pixels.
+            batch_input_shape: (H_in, W_in) of the padded batch, to find the
+                map stride.
+
+        Returns:
+            Tensor: scalar loss.
+        """
+        levels_S, levels_T = as_level_list(preds_S, preds_T,
+                                           'IDResponseConsistencyLoss')
+        total = sum(
+            self._single_level(s, t, gt_bboxes, batch_input_shape)
+            for s, t in zip(levels_S, levels_T))
+        return self.loss_weight * total / len(levels_S)

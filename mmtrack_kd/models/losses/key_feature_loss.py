@@ -1,0 +1,165 @@
+"""Middle-layer distillation by key-feature learning."""
+from typing import List, Sequence, Tuple, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ._utils import (as_level_list, box_cell_masks, check_same_shape,
+                     zero_with_grad)
+
+
+def spatial_channel_attention(feat: Tensor,
+                              temperature: float) -> Tuple[Tensor, Tensor]:
+    """Spatial and channel attention of a feature map (FGD-style).
+
+    Args:
+        feat: (N, C, H, W).
+        temperature: softmax temperature.
+
+    Returns:
+        tuple: spatial (N, H, W) = H*W * softmax_HW(mean_C |F| / T) (mean 1)
+        and channel (N, C) = C * softmax_C(mean_HW |F| / T) (mean 1).
+    """
+    n, c, h, w = feat.shape
+    a = feat.abs()
+    spatial = h * w * F.softmax(
+        a.mean(1).reshape(n, -1) / temperature, dim=1).view(n, h, w)
+    channel = c * F.softmax(a.mean((2, 3)) / temperature, dim=1)
+    return spatial, channel
+
+
+@MODELS.register_module()
+class KeyFeatureLoss(nn.Module):
+    r"""Key-feature learning on neck maps under fg/bg and scale imbalance.
+
+    With teacher spatial attention :math:`A^T_s(p)` and channel attention
+    :math:`A^T_c(c)` (both mean 1, see :func:`spatial_channel_attention`),
+    every GT box b spreads a total weight of exactly 1 over the cells it
+    covers, in proportion to the teacher's attention there:
+
+    .. math::
+        w_b(p) = \frac{A^T_s(p)\,[p \in b]}{\sum_{q \in b} A^T_s(q)},\qquad
+        W_{fg}(p) = \sum_b w_b(p)
+
+    so a 2-cell target counts as much as a 200-cell one (the 1/area mask of
+    the design, with the teacher's attention deciding *where* inside a box
+    the key features are). Background cells (covered by no box) are weighted
+    by :math:`W_{bg}(p) = A^T_s(p)`. With
+    :math:`D(p) = \frac{1}{C}\sum_c A^T_c(c)(F_S(c,p) - F_T(c,p))^2`:
+
+    .. math::
+        L_{fg} = \frac{\sum_{n,p} W_{fg} D}{\sum_{n,p} W_{fg}},\quad
+        L_{bg} = \frac{\sum_{n,p} W_{bg} D}{\sum_{n,p} W_{bg}},\quad
+        L_{at} = \operatorname{mean}|A^S_s - A^T_s|
+                 + \operatorname{mean}|A^S_c - A^T_c|
+
+    .. math::
+        L = w\,(\alpha_{fg} L_{fg} + \beta_{bg} L_{bg} + \gamma_{at} L_{at})
+
+    Each of fg and bg is a weighted *mean* over its own cells, so neither the
+    many background cells nor the many cells of large targets can drown a
+    small target: every box of the batch contributes the same total weight
+    to :math:`L_{fg}`. Refinements of research.md section 4.2: attention
+    normalised inside each box instead of a plain 1/area mask (same total per
+    box, but concentrated on the teacher's key cells); sums over overlapping
+    boxes (so each keeps its full weight); the batch-level normalisation.
+
+    Args:
+        temperature (float): attention softmax temperature. Default 0.5.
+        alpha_fg (float): weight of the foreground term. Default 1.0.
+        beta_bg (float): weight of the background term. Default 0.5.
+        gamma_at (float): weight of the attention-transfer term. Default 0.1.
+        loss_weight (float): overall weight. Default 1.0.
+    """
+
+    def __init__(self,
+                 temperature: float = 0.5,
+                 alpha_fg: float = 1.0,
+                 beta_bg: float = 0.5,
+                 gamma_at: float = 0.1,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError('KeyFeatureLoss: temperature must be > 0, got '
+                             f'{temperature}')
+        self.temperature = float(temperature)
+        self.alpha_fg = float(alpha_fg)
+        self.beta_bg = float(beta_bg)
+        self.gamma_at = float(gamma_at)
+        self.loss_weight = float(loss_weight)
+
+    @staticmethod
+    def box_weights(spatial_T: Tensor, gt_bboxes: Sequence[Tensor],
+                    batch_input_shape: Sequence[int]) -> Tuple[Tensor, Tensor]:
+        """Foreground and background weights of one level.
+
+        Args:
+            spatial_T: (N, H, W) teacher spatial attention.
+            gt_bboxes: per frame (K_i, 4) in input pixels.
+            batch_input_shape: (H_in, W_in).
+
+        Returns:
+            tuple: W_fg (N, H, W) where each box sums to 1, and W_bg
+            (N, H, W), zero on every cell covered by a box.
+        """
+        n, h, w = spatial_T.shape
+        w_fg = torch.zeros_like(spatial_T)
+        covered = torch.zeros_like(spatial_T, dtype=torch.bool)
+        for i, boxes in enumerate(gt_bboxes):
+            if len(boxes) == 0:
+                continue
+            masks = box_cell_masks(
+                boxes.to(spatial_T.device), (h, w),
+                batch_input_shape).to(spatial_T.dtype)  # (K, H, W)
+            att = masks * spatial_T[i][None]
+            att = att / att.flatten(1).sum(1).clamp(min=1e-12)[:, None, None]
+            w_fg[i] = att.sum(0)
+            covered[i] = masks.sum(0) > 0
+        w_bg = spatial_T.masked_fill(covered, 0.)
+        return w_fg, w_bg
+
+    def _single_level(self, preds_S: Tensor, preds_T: Tensor,
+                      gt_bboxes: Sequence[Tensor],
+                      batch_input_shape: Sequence[int]) -> Tensor:
+        check_same_shape(preds_S, preds_T, 'KeyFeatureLoss')
+        if len(gt_bboxes) != preds_S.shape[0]:
+            raise ValueError(f'KeyFeatureLoss: {len(gt_bboxes)} gt_bboxes '
+                             f'for a batch of {preds_S.shape[0]}')
+        preds_T = preds_T.detach()
+        sp_T, ch_T = spatial_channel_attention(preds_T, self.temperature)
+        sp_S, ch_S = spatial_channel_attention(preds_S, self.temperature)
+        w_fg, w_bg = self.box_weights(sp_T, gt_bboxes, batch_input_shape)
+        # D(p): channel-attention-weighted squared error, (N, H, W)
+        diff = ((preds_S - preds_T)**2 * ch_T[:, :, None, None]).mean(1)
+        loss = zero_with_grad(preds_S)
+        if w_fg.sum() > 0:
+            loss = loss + self.alpha_fg * (w_fg * diff).sum() / w_fg.sum()
+        if w_bg.sum() > 0:
+            loss = loss + self.beta_bg * (w_bg * diff).sum() / w_bg.sum()
+        att = (sp_S - sp_T).abs().mean() + (ch_S - ch_T).abs().mean()
+        return loss + self.gamma_at * att
+
+    def forward(self, preds_S: Union[Tensor, List[Tensor]],
+                preds_T: Union[Tensor, List[Tensor]],
+                gt_bboxes: Sequence[Tensor],
+                batch_input_shape: Sequence[int]) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            preds_S: student map (N, C, H, W) (after a connector) or a list
+                of per-level maps; the loss is averaged over levels.
+            preds_T: teacher map(s) of the same shapes; detached here.
+            gt_bboxes: per frame (K_i, 4) x1, y1, x2, y2 in input pixels.
+            batch_input_shape: (H_in, W_in) of the padded batch.
+
+        Returns:
+            Tensor: scalar loss.
+        """
+        levels_S, levels_T = as_level_list(preds_S, preds_T, 'KeyFeatureLoss')
+        total = sum(
+            self._single_level(s, t, gt_bboxes, batch_input_shape)
+            for s, t in zip(levels_S, levels_T))
+        return self.loss_weight * total / len(levels_S)

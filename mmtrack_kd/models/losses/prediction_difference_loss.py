@@ -1,0 +1,208 @@
+"""Response distillation weighted by the teacher-student prediction
+difference."""
+from typing import Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmdet.registry import MODELS
+from torch import Tensor
+
+from ._utils import (YOLODecoder, box_iou_giou, detach_preds, map_stride,
+                     zero_with_grad)
+
+
+def bernoulli_kl_with_logits(logit_S: Tensor, logit_T: Tensor) -> Tensor:
+    """KL(Bern(sigma(o_T)) || Bern(sigma(o_S))) element-wise.
+
+    Equal to BCE(sigma(o_S), sigma(o_T)) minus the teacher's own entropy, so
+    it is 0 exactly when o_S == o_T and has the gradient of the BCE.
+    """
+    p_T = logit_T.sigmoid()
+    return (F.binary_cross_entropy_with_logits(
+        logit_S, p_T, reduction='none') - F.binary_cross_entropy_with_logits(
+            logit_T, p_T, reduction='none'))
+
+
+@MODELS.register_module()
+class PredictionDifferenceLoss(nn.Module):
+    r"""Response KD on the samples where student and teacher disagree most.
+
+    Both heads are decoded identically (``decoder``) into per-prior boxes b
+    and objectness logits o. Candidates are the priors where the teacher or
+    the student is confident: :math:`\max(\sigma(o_T), \sigma(o_S)) >`
+    ``obj_thr``. Each candidate k gets a difference score
+
+    .. math::
+        d_k = w_{obj}|\sigma(o_T) - \sigma(o_S)| + w_{loc}(1 - IoU(b_T, b_S))
+              + w_{id}\,\delta^{id}_k
+
+    where the identity difference :math:`\delta^{id}` (only when ``emb_S``
+    and ``emb_T`` are given) is :math:`1 - \cos(e_T, e_S)` of the embeddings
+    at the candidate's cell on the ID map when both widths are equal. When
+    they differ (a 512-d teacher, a 128-d student) the raw cosine is
+    meaningless, so the relational form is used instead: half the mean
+    absolute difference between the candidate's cosines to the
+    ``num_ref`` candidates the teacher is most confident about, in S and in T
+    (also in [0, 1], invariant to width and rotation).
+
+    The ``topk`` highest-scoring candidates of each image are kept, with
+    detached weights :math:`w_k = d_k` (normalised below), and
+
+    .. math::
+        L = w\,\frac{\sum_k w_k [KL(\sigma(o_T) \| \sigma(o_S))
+              + \beta (1 - GIoU(b_S, b_T))]}{\sum_k w_k}
+
+    Changes from research.md section 4.3: the objectness term is the
+    Bernoulli KL, i.e. BCE(sigma(o_S), sigma(o_T)) minus the teacher's
+    entropy (same gradient, but 0 when S == T); the normalisation runs over
+    the whole batch so every selected sample of the batch counts by its
+    score; the relational identity score when widths differ.
+
+    Args:
+        decoder (dict): ``dict(type='yolov5', anchors, strides,
+            num_classes=1)`` or ``dict(type='yolox', strides)``.
+        topk (int): samples kept per image. Default 100.
+        beta (float): weight of the GIoU term. Default 1.0.
+        obj_thr (float): confidence threshold on sigma(o) defining the
+            candidates. Default 0.1.
+        score_weights (Sequence[float]): (w_obj, w_loc, w_id) of the
+            difference score. Default (1.0, 1.0, 1.0).
+        num_ref (int): reference candidates of the relational identity
+            score. Default 32.
+        loss_weight (float): overall weight. Default 1.0.
+    """
+
+    def __init__(self,
+                 decoder: dict,
+                 topk: int = 100,
+                 beta: float = 1.0,
+                 obj_thr: float = 0.1,
+                 score_weights: Sequence[float] = (1.0, 1.0, 1.0),
+                 num_ref: int = 32,
+                 loss_weight: float = 1.0) -> None:
+        super().__init__()
+        self.decoder = YOLODecoder(decoder, 'PredictionDifferenceLoss')
+        if topk < 1:
+            raise ValueError(f'PredictionDifferenceLoss: topk must be >= 1, '
+                             f'got {topk}')
+        if len(score_weights) != 3:
+            raise ValueError('PredictionDifferenceLoss: score_weights must be '
+                             f'(w_obj, w_loc, w_id), got {score_weights!r}')
+        self.topk = int(topk)
+        self.beta = float(beta)
+        self.obj_thr = float(obj_thr)
+        self.score_weights = tuple(float(w) for w in score_weights)
+        self.num_ref = int(num_ref)
+        self.loss_weight = float(loss_weight)
+
+    def _identity_difference(self, emb_S: Tensor, emb_T: Tensor,
+                             cell_idx: Tensor, cand: Tensor,
+                             obj_T: Tensor) -> Tensor:
+        """Identity difference (N, M) of every prior.
+
+        Args:
+            emb_S, emb_T: (N, Ds, h, w) and (N, Dt, h, w) ID maps.
+            cell_idx: (M,) flat index on the ID map of each prior's cell.
+            cand: (N, M) candidate mask.
+            obj_T: (N, M) teacher objectness logits (to pick references).
+        """
+        if emb_S.shape[0] != emb_T.shape[0] or emb_S.shape[-2:] != \
+                emb_T.shape[-2:]:
+            raise ValueError('PredictionDifferenceLoss: emb_S '
+                             f'{tuple(emb_S.shape)} and emb_T '
+                             f'{tuple(emb_T.shape)} must share N, H, W')
+        s = F.normalize(emb_S.detach().flatten(2), dim=1)  # (N, Ds, hw)
+        t = F.normalize(emb_T.detach().flatten(2), dim=1)
+        if s.shape[1] == t.shape[1]:
+            cell_diff = 1 - (s * t).sum(1)  # (N, hw)
+            return cell_diff.gather(1, cell_idx[None].expand(len(s), -1))
+        out = obj_T.new_zeros(obj_T.shape)
+        for i in range(len(s)):
+            score = obj_T[i].masked_fill(~cand[i], float('-inf'))
+            n_ref = min(self.num_ref, int(cand[i].sum()))
+            if n_ref == 0:
+                continue
+            ref_cells = cell_idx[score.topk(n_ref).indices]
+            rel_S = s[i].t() @ s[i][:, ref_cells]  # (hw, R)
+            rel_T = t[i].t() @ t[i][:, ref_cells]
+            cell_diff = (rel_S - rel_T).abs().mean(1) / 2
+            out[i] = cell_diff[cell_idx]
+        return out
+
+    def select(self,
+               preds_S,
+               preds_T,
+               batch_input_shape: Sequence[int],
+               emb_S: Optional[Tensor] = None,
+               emb_T: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+        """Decode both heads and score every prior.
+
+        Returns:
+            tuple: decoded student boxes (N, M, 4) and objectness logits
+            (N, M) (with grad), teacher ones (detached), difference scores
+            (N, M) (detached, 0 outside the candidates) and the (N, M) bool
+            mask of the kept top-k candidates.
+        """
+        box_S, obj_S, _ = self.decoder(preds_S)
+        box_T, obj_T, _ = self.decoder(detach_preds(preds_T))
+        if box_S.shape != box_T.shape:
+            raise ValueError('PredictionDifferenceLoss: student and teacher '
+                             f'decode to {tuple(box_S.shape)} and '
+                             f'{tuple(box_T.shape)} priors; heads must match')
+        with torch.no_grad():
+            p_S, p_T = obj_S.sigmoid(), obj_T.sigmoid()
+            cand = torch.max(p_S, p_T) > self.obj_thr
+            iou, _ = box_iou_giou(box_T, box_S)
+            w_obj, w_loc, w_id = self.score_weights
+            score = w_obj * (p_T - p_S).abs() + w_loc * (1 - iou)
+            if emb_S is not None and emb_T is not None and w_id != 0:
+                centres = self.decoder.prior_centres(preds_T).to(obj_T.device)
+                h, w = emb_T.shape[-2:]
+                sx, sy = map_stride((h, w), batch_input_shape)
+                col = (centres[:, 0] / sx).floor().long().clamp(0, w - 1)
+                row = (centres[:, 1] / sy).floor().long().clamp(0, h - 1)
+                score = score + w_id * self._identity_difference(
+                    emb_S, emb_T, row * w + col, cand, obj_T)
+            score = score * cand
+            k = min(self.topk, score.shape[1])
+            top = score.masked_fill(~cand, -1.).topk(k, dim=1).indices
+            keep = torch.zeros_like(cand)
+            keep.scatter_(1, top, True)
+            keep &= cand
+        return box_S, obj_S, box_T, obj_T, score, keep
+
+    def forward(self,
+                preds_S,
+                preds_T,
+                batch_input_shape: Sequence[int],
+                emb_S: Optional[Tensor] = None,
+                emb_T: Optional[Tensor] = None) -> Tensor:
+        """Compute the loss.
+
+        Args:
+            preds_S: raw student head outputs; yolov5: list of (N, A*(5+C),
+                H_l, W_l); yolox: (cls_scores, bbox_preds, objectnesses).
+            preds_T: raw teacher head outputs, same layout; detached here.
+            batch_input_shape: (H_in, W_in) of the padded batch.
+            emb_S: optional student ID map (N, Ds, h, w).
+            emb_T: optional teacher ID map (N, Dt, h, w).
+
+        Returns:
+            Tensor: scalar loss; a graph-connected 0 when no prior is a
+            candidate.
+        """
+        box_S, obj_S, box_T, obj_T, score, keep = self.select(
+            preds_S, preds_T, batch_input_shape, emb_S, emb_T)
+        zero = zero_with_grad(obj_S, box_S)
+        if not keep.any():
+            return zero
+        weight = score[keep]
+        total = weight.sum()
+        if total <= 0:  # every kept sample already agrees
+            return zero
+        _, giou = box_iou_giou(box_S[keep], box_T[keep])
+        per = bernoulli_kl_with_logits(obj_S[keep], obj_T[keep]) + \
+            self.beta * (1 - giou)
+        return self.loss_weight * ((weight * per).sum() / total + zero)
+
