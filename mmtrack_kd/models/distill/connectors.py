@@ -1,0 +1,107 @@
+"""Connectors: small learnable maps from student features to teacher width.
+
+Every connector takes ``in_channels`` and ``out_channels``. In a
+:class:`MOTDistiller` config either may be left ``None``: the distiller then
+fills them in from one no-grad dry run of student and teacher before it
+builds the connector.
+"""
+from typing import Optional
+
+import torch
+import torch.nn as nn
+from mmdet.registry import MODELS
+
+
+def _require(value: Optional[int], name: str, cls: str) -> int:
+    if value is None:
+        raise ValueError(
+            f'{cls}: {name} is None; give it, or let MOTDistiller infer it')
+    return int(value)
+
+
+@MODELS.register_module()
+class ConvBNConnector(nn.Module):
+    """1x1 conv + BatchNorm (+ ReLU): (N, Cin, H, W) -> (N, Cout, H, W).
+
+    Args:
+        in_channels (int): Student channels Cin.
+        out_channels (int): Teacher channels Cout.
+        act (bool): Append a ReLU. Defaults to False.
+    """
+
+    def __init__(self, in_channels: Optional[int] = None,
+                 out_channels: Optional[int] = None,
+                 act: bool = False) -> None:
+        super().__init__()
+        self.in_channels = _require(in_channels, 'in_channels',
+                                    type(self).__name__)
+        self.out_channels = _require(out_channels, 'out_channels',
+                                     type(self).__name__)
+        self.conv = nn.Conv2d(self.in_channels, self.out_channels, 1,
+                              bias=False)
+        self.bn = nn.BatchNorm2d(self.out_channels)
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map (N, Cin, H, W) to (N, Cout, H, W)."""
+        return self.act(self.bn(self.conv(x)))
+
+
+@MODELS.register_module()
+class IdentityConnector(nn.Module):
+    """Pass the feature through unchanged (a placeholder in configs).
+
+    Args:
+        in_channels (int, optional): Ignored beyond a consistency check.
+        out_channels (int, optional): Must equal ``in_channels`` when both
+            are given.
+    """
+
+    def __init__(self, in_channels: Optional[int] = None,
+                 out_channels: Optional[int] = None) -> None:
+        super().__init__()
+        if (in_channels is not None and out_channels is not None
+                and in_channels != out_channels):
+            raise ValueError(
+                f'IdentityConnector: in_channels={in_channels} differs from '
+                f'out_channels={out_channels}; use ConvBNConnector')
+        self.in_channels = in_channels
+        self.out_channels = out_channels if out_channels else in_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Return ``x``."""
+        return x
+
+
+@MODELS.register_module()
+class MLPConnector(nn.Module):
+    """Linear-ReLU-Linear over the channel dimension (dim 1).
+
+    Works on (N, Cin) embeddings and on (N, Cin, H, W) maps alike
+    (a per-position MLP, i.e. two 1x1 convs).
+
+    Args:
+        in_channels (int): Student channels Cin.
+        out_channels (int): Teacher channels Cout.
+        hidden_channels (int, optional): Hidden width. Defaults to
+            ``out_channels``.
+    """
+
+    def __init__(self, in_channels: Optional[int] = None,
+                 out_channels: Optional[int] = None,
+                 hidden_channels: Optional[int] = None) -> None:
+        super().__init__()
+        self.in_channels = _require(in_channels, 'in_channels',
+                                    type(self).__name__)
+        self.out_channels = _require(out_channels, 'out_channels',
+                                     type(self).__name__)
+        hidden = int(hidden_channels or self.out_channels)
+        self.fc1 = nn.Linear(self.in_channels, hidden)
+        self.act = nn.ReLU(inplace=True)
+        self.fc2 = nn.Linear(hidden, self.out_channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map (N, Cin, ...) to (N, Cout, ...)."""
+        y = x.movedim(1, -1)
+        y = self.fc2(self.act(self.fc1(y)))
+        return y.movedim(-1, 1)
