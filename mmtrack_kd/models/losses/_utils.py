@@ -214,9 +214,3 @@ def detach_preds(preds):
         return preds.detach()
     return type(preds)(detach_preds(p) for p in preds)
 
-
-def first_tensor(preds) -> Tensor:
-    """The first Tensor of a (nested) list/tuple (to build graph zeros)."""
-    while not isinstance(preds, Tensor):
-        preds = preds[0]
-    return preds

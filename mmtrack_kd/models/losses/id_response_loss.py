@@ -25,7 +25,8 @@ class IDResponseConsistencyLoss(nn.Module):
 
     .. math::
         L = w\,[\tau^2 \operatorname{mean}_i KL(R^T_i \| R^S_i)
-              + \lambda \operatorname{mean}_{i \ne j}(Sim^T_{ij} - Sim^S_{ij})^2]
+              + \lambda \operatorname{mean}_{i \ne j}
+                (Sim^T_{ij} - Sim^S_{ij})^2]
 
     Both responses are cosines, so they do not depend on the embedding width
     or on any rotation of the embedding space: a 512-d teacher teaches a
