@@ -493,9 +493,10 @@ class MOTDistiller(BaseModel):
                     items = {log_name: out}
                 for k, v in items.items():
                     if k in losses:
-                        raise KeyError(
+                        raise DistillConfigError(
                             f'distill_losses.{name}: log key {k!r} is also a '
-                            f'student loss; rename the distillation loss')
+                            f'student loss; rename the distillation loss '
+                            f'(e.g. kd_{name.replace("loss_", "", 1)})')
                     losses[k] = v
         finally:
             self.student_recorders.reset_data()
