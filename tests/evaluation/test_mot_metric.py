@@ -151,3 +151,51 @@ def test_missing_annotations_is_an_error():
     metric = MOTMetrics()
     with pytest.raises(KeyError, match='instances.*gt_root'):
         metric.process(None, [s.to_dict()])
+
+
+def _dist_worker(rank, world_size, init_file, workdir, samples, queue):
+    import os
+
+    import torch.distributed as dist
+    os.chdir(workdir)  # collect_tracking_results uses ./.dist_test
+    dist.init_process_group('gloo', init_method=f'file://{init_file}',
+                            rank=rank, world_size=world_size)
+    try:
+        evaluator = Evaluator(MOTMetrics())
+        mine = samples[rank::world_size]
+        for s in mine:
+            evaluator.process(data_samples=[s], data_batch=None)
+        queue.put((rank, evaluator.evaluate(len(mine))))
+    finally:
+        dist.destroy_process_group()
+
+
+def test_distributed_collects_across_ranks(tmp_path):
+    """Two gloo ranks, each tracking one video, give the metrics of the
+    whole set on every rank (BaseVideoMetric's collection)."""
+    import multiprocessing as mp
+    samples = _video('SEQ-01') + _video(
+        'SEQ-02', id_of=lambda f: {3: 1 if f < 2 else 4, 9: 2})
+    # rank r gets samples r, r+2, ...: interleave so each rank has a video
+    by_rank = [s for pair in zip(samples[:NUM_FRAMES], samples[NUM_FRAMES:])
+               for s in pair]
+    expected = _run(samples)
+    assert expected['mot/IDs'] == 1
+    ctx = mp.get_context('fork')  # children reuse the imported modules
+    queue = ctx.Queue()
+    procs = [
+        ctx.Process(target=_dist_worker,
+                    args=(r, 2, str(tmp_path / 'init'), str(tmp_path),
+                          by_rank, queue)) for r in range(2)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        got = dict(queue.get(timeout=90) for _ in procs)
+    finally:
+        for p in procs:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()
+    assert got[0] == pytest.approx(expected)
+    assert got[1] == pytest.approx(expected)
