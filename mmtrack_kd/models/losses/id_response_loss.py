@@ -49,6 +49,9 @@ class IDResponseConsistencyLoss(nn.Module):
         loss_weight (float): overall weight. Default 1.0.
     """
 
+    #: Read by ``MOTDistiller``: student and teacher widths may differ.
+    allow_channel_mismatch = True
+
     def __init__(self,
                  tau: float = 0.1,
                  lambda_sim: float = 1.0,

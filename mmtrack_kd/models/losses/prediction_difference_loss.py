@@ -73,6 +73,10 @@ class PredictionDifferenceLoss(nn.Module):
         loss_weight (float): overall weight. Default 1.0.
     """
 
+    #: Read by ``MOTDistiller``: ``emb_S``/``emb_T`` widths may differ (the
+    #: head outputs are checked here, when decoded).
+    allow_channel_mismatch = True
+
     def __init__(self,
                  decoder: dict,
                  topk: int = 100,

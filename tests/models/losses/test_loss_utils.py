@@ -1,0 +1,65 @@
+"""Tests of mmtrack_kd/models/losses/_utils.py."""
+import pytest
+import torch
+
+from mmtrack_kd.models.losses._utils import (YOLODecoder, box_cell_masks,
+                                             box_iou_giou, centre_cells,
+                                             zero_with_grad)
+
+
+def test_iou_giou_values():
+    a = torch.tensor([[0., 0., 2., 2.], [0., 0., 2., 2.]])
+    b = torch.tensor([[1., 0., 3., 2.], [4., 0., 6., 2.]])
+    iou, giou = box_iou_giou(a, b)
+    assert iou[0].item() == pytest.approx(1 / 3, rel=1e-5)
+    assert giou[0].item() == pytest.approx(1 / 3, rel=1e-5)  # hull = union
+    assert iou[1].item() == 0
+    assert giou[1].item() == pytest.approx(-(12 - 8) / 12, rel=1e-5)
+    _, g_same = box_iou_giou(a, a)
+    assert torch.allclose(g_same, torch.ones(2), atol=1e-6)
+
+
+def test_cells_follow_the_input_to_map_stride():
+    boxes = torch.tensor([[0., 0., 16., 16.], [100., 60., 130., 90.]])
+    # input 96 x 128 -> 12 x 16 map at stride 8; 2nd box centre clamps
+    idx = centre_cells(boxes, (12, 16), (96, 128))
+    assert idx.tolist() == [1 * 16 + 1, 9 * 16 + 14]
+    m = box_cell_masks(boxes, (12, 16), (96, 128))
+    assert m.shape == (2, 12, 16)
+    assert m[0].sum().item() == 4  # centres 4 and 12 in x and y
+    assert m[0, :2, :2].all()
+
+
+def test_zero_with_grad_keeps_graph():
+    x = torch.randn(3, requires_grad=True)
+    z = zero_with_grad(x)
+    z.backward()
+    assert z.item() == 0 and x.grad is not None
+
+
+def test_prior_centres_match_decoded_centres():
+    """Zero offsets decode to the prior cell centres, in the same order."""
+    v5 = YOLODecoder(
+        dict(type='yolov5', anchors=[[8, 24, 11, 34], [32, 96, 45, 135]],
+             strides=[8, 16]), 'T')
+    preds = [torch.zeros(1, 12, 4, 6), torch.zeros(1, 12, 2, 3)]
+    boxes, obj, _ = v5(preds)
+    centres = (boxes[0, :, :2] + boxes[0, :, 2:]) / 2
+    assert torch.allclose(centres, v5.prior_centres(preds))
+    yx = YOLODecoder(dict(type='yolox', strides=[8, 16]), 'T')
+    head = ([torch.zeros(1, 1, 4, 6), torch.zeros(1, 1, 2, 3)],
+            [torch.full((1, 4, 4, 6), 0.5), torch.full((1, 4, 2, 3), 0.5)],
+            [torch.zeros(1, 1, 4, 6), torch.zeros(1, 1, 2, 3)])
+    boxes, _, _ = yx(head)
+    centres = (boxes[0, :, :2] + boxes[0, :, 2:]) / 2
+    assert torch.allclose(centres, yx.prior_centres(head))
+
+
+def test_decoder_config_errors_name_the_key():
+    with pytest.raises(ValueError, match='decoder.strides'):
+        YOLODecoder(dict(type='yolox'), 'L')
+    with pytest.raises(ValueError, match='unknown decoder keys'):
+        YOLODecoder(dict(type='yolox', strides=[8], foo=1), 'L')
+    with pytest.raises(ValueError, match='levels'):
+        YOLODecoder(dict(type='yolov5', strides=[8, 16], anchors=[[1, 2]]),
+                    'L')
