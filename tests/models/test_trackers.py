@@ -155,6 +155,30 @@ def test_far_detection_does_not_steal_id():
     assert out.instances_id.tolist() == [1]
 
 
+def test_kalman_gate_rejects_cheap_pair_just_outside():
+    """A detection just outside the chi-square gate, whose fused cost
+    (0.02 * maha, identical embedding) is below embed_match_thr, must not be
+    matched: only the gate forbids it."""
+    tracker = build()
+    e = unit(8, 0)
+    for f in range(6):
+        tracker.track(frame(f, [person(100, 200)], [e]))
+    (track, ) = tracker.tracks.values()
+    kf = tracker.motion
+    mean, cov = kf.predict(track.mean.copy(), track.covariance.copy())
+    xs = np.arange(100.0, 200.0, 0.5)
+    cand = np.stack([xs, np.full_like(xs, 200.0),
+                     np.full_like(xs, W / H), np.full_like(xs, H)], 1)
+    maha = kf.gating_distance(mean, cov, cand)
+    # Cost 0.02 * maha < 0.4 but maha above the 95% gate (9.49).
+    inside = np.nonzero((maha > 11) & (0.02 * maha < 0.35))[0]
+    assert inside.size > 0
+    cx = float(xs[inside[0]])
+    out = tracker.track(frame(6, [person(cx, 200)], [e]))
+    assert len(out) == 0
+    assert tracker.state_counts() == dict(tentative=1, tracked=0, lost=1)
+
+
 def test_embedding_decides_between_gated_candidates():
     """Two candidates inside the gate: the one with the track's embedding
     wins even though the other is closer in position."""
