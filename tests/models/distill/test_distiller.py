@@ -345,16 +345,79 @@ def test_ddp_train_step(teacher_ckpt):
     os.environ['MASTER_PORT'] = str(_free_port())
     dist.init_process_group('gloo', rank=0, world_size=1)
     try:
-        model = build(kd_cfg(teacher_ckpt))
+        model = build(kd_cfg(teacher_ckpt, distill_stop_iter=2))
         ddp = MMDistributedDataParallel(module=model)
         teacher_before = copy.deepcopy(model.teacher.state_dict())
         optim = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.1))
-        for step in range(2):
+        hub = MessageHub.get_current_instance()
+        for step in range(3):  # the last step is after distill_stop_iter
+            hub.update_info('iter', step)
             inputs, samples = make_track_batch(seed=step)
             log = ddp.train_step(dict(inputs=inputs, data_samples=samples),
                                  optim)
             assert {'loss', 'loss_toy', 'loss_fm', 'loss_head'} <= set(log)
+        assert log['loss_fm'] == 0
         for k, v in model.teacher.state_dict().items():
             assert torch.equal(v, teacher_before[k])
     finally:
         dist.destroy_process_group()
+
+
+def test_runner_style_checkpoint_with_objects(tmp_path):
+    """mmengine runner checkpoints hold objects (message hub buffers) that
+    torch>=2.6's weights_only loading refuses: they must still load."""
+    from mmengine.logging import HistoryBuffer
+    net = ToyNet(16)
+    path = str(tmp_path / 'epoch_1.pth')
+    torch.save(dict(meta=dict(epoch=1), state_dict=net.state_dict(),
+                    message_hub=dict(log_scalars=dict(
+                        loss=HistoryBuffer([1.0], [1])))), path)
+    model = build(kd_cfg(path))
+    assert torch.equal(model.teacher.bbox_head.weight, net.bbox_head.weight)
+
+
+def test_student_loss_name_collision(teacher_ckpt):
+    cfg = kd_cfg(teacher_ckpt)
+    cfg['distill_losses']['toy'] = cfg['distill_losses'].pop('head')
+    cfg['loss_forward_mappings']['toy'] = cfg['loss_forward_mappings'].pop(
+        'head')
+    model = build(cfg)
+    inputs, samples = make_track_batch()
+    with pytest.raises(DistillConfigError,
+                       match="distill_losses.toy: log key 'loss_toy'"):
+        model.loss(inputs, samples)
+    assert not model.student.neck._forward_hooks  # hooks gone after error
+
+
+def test_teacher_input_normalisation_reconciled(teacher_ckpt):
+    """Student inputs are x/255; the teacher was trained on (x-m)/s."""
+    mean, std = [10., 20., 30.], [2., 4., 8.]
+    student = dict(STUDENT, data_preprocessor=dict(
+        type='ImgDataPreprocessor', mean=[0., 0., 0.],
+        std=[255., 255., 255.]))
+    teacher = dict(TEACHER, data_preprocessor=dict(
+        type='ImgDataPreprocessor', mean=mean, std=std))
+    model = build(kd_cfg(teacher_ckpt, student=student, teacher=teacher))
+    seen = []
+    model.teacher.backbone.register_forward_pre_hook(
+        lambda m, args: seen.append(args[0]))
+    raw = torch.rand(2, 3, 16, 16) * 255
+    inputs = raw / 255
+    model.loss(inputs, [])
+    expected = (raw - torch.tensor(mean).view(3, 1, 1)) / \
+        torch.tensor(std).view(3, 1, 1)
+    torch.testing.assert_close(seen[-1], expected)
+    # same normalisation: inputs go through untouched
+    same = build(kd_cfg(teacher_ckpt, student=student,
+                        teacher=dict(TEACHER,
+                                     data_preprocessor=student[
+                                         'data_preprocessor'])))
+    assert same._teacher_inputs(inputs) is inputs
+
+
+def test_deepcopy_shares_the_frozen_teacher(teacher_ckpt):
+    """An EMA copy of the distiller must not duplicate the teacher."""
+    model = build(kd_cfg(teacher_ckpt))
+    clone = copy.deepcopy(model)
+    assert clone.teacher is model.teacher
+    assert clone.student is not model.student

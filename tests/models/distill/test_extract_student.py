@@ -5,6 +5,7 @@ import os.path as osp
 import torch
 from distill_toys import ToyNet
 from mmdet.registry import MODELS
+from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import get_state_dict, load_checkpoint
 
 import mmtrack_kd.models.distill  # noqa: F401
@@ -44,7 +45,9 @@ def test_round_trip_loads_strictly(tmp_path):
     kd_ckpt = str(tmp_path / 'kd.pth')
     torch.save(dict(meta=dict(epoch=7, dataset_meta=dict(classes=('p', ))),
                     state_dict=get_state_dict(model),
-                    optimizer=dict(state={})), kd_ckpt)
+                    optimizer=dict(state={}),
+                    message_hub=dict(log_scalars=dict(
+                        loss=HistoryBuffer([1.0], [1])))), kd_ckpt)
     out = str(tmp_path / 'sub' / 'student.pth')
     assert load_tool().main([kd_ckpt, out]) == 0
     ckpt = torch.load(out)
