@@ -272,6 +272,8 @@ def _mm_row(row, want_clear: bool, want_id: bool) -> Dict[str, float]:
         names.update(_MM_IDENTITY)
     for mm_name, key in names.items():
         val = float(row[mm_name])
+        if not np.isfinite(val):
+            val = float('nan')  # e.g. MOTA of a sequence without ground truth
         if mm_name in _MM_PERCENT:
             val *= 100.0
         elif mm_name == 'motp':

@@ -211,3 +211,13 @@ def test_format_table(tud_metrics):
     assert lines[0].split()[:4] == ['sequence', 'HOTA', 'DetA', 'AssA']
     assert [ln.split()[0] for ln in lines[1:]] == list(TUD_SEQS) + [OVERALL]
     assert '55.5' in lines[-1]  # overall MOTA 55.5116
+
+
+def test_undefined_ratios_are_nan():
+    gt, res = _mot17_toy()
+    m = evaluate_mot({'toy': gt['toy'], 'empty': np.zeros((0, 10))},
+                     {'toy': res['toy'], 'empty': res['toy'][:1]})
+    # no ground truth: MOTA and recall are undefined, not -inf
+    assert np.isnan(m['empty']['MOTA']) and np.isnan(m['empty']['recall'])
+    assert m['empty']['FP'] == 1 and m['empty']['HOTA'] == 0.0
+    assert m[OVERALL]['FP'] == m['toy']['FP'] + 1
