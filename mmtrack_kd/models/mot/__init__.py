@@ -1,0 +1,3 @@
+from .cstrack import CSTrack
+
+__all__ = ['CSTrack']
