@@ -11,7 +11,8 @@ trackeval = pytest.importorskip('trackeval')
 
 from mmtrack_kd.datasets.mot_io import (MOTFormatError,  # noqa: E402
                                         read_mot_txt, write_mot_txt)
-from mmtrack_kd.evaluation.mot_eval import (OVERALL,  # noqa: E402
+from mmtrack_kd.evaluation.mot_eval import (MOT20_DISTRACTOR_CLASSES,  # noqa
+                                            OVERALL,
                                             box_iou_xywh, evaluate_mot,
                                             format_table, iou_distance,
                                             load_mot_gt, load_mot_results)
@@ -221,3 +222,15 @@ def test_undefined_ratios_are_nan():
     assert np.isnan(m['empty']['MOTA']) and np.isnan(m['empty']['recall'])
     assert m['empty']['FP'] == 1 and m['empty']['HOTA'] == 0.0
     assert m[OVERALL]['FP'] == m['toy']['FP'] + 1
+
+
+def test_mot20_non_mot_vehicle_is_a_distractor(tmp_path):
+    gt, res = _mot17_toy()
+    gt['toy'][gt['toy'][:, 7] == 7, 7] = 6  # static person -> vehicle
+    mot17 = evaluate_mot(gt, res)['toy']
+    assert mot17['FP'] == 4  # class 6 is no distractor in MOT16/17
+    mot20 = evaluate_mot(gt, res,
+                         distractor_classes=MOT20_DISTRACTOR_CLASSES)['toy']
+    assert mot20['FP'] == 2
+    ref = _trackeval_reference(tmp_path, gt, res, 'MOT20')
+    _assert_same_as_trackeval({'toy': mot20, OVERALL: mot20}, ref)
