@@ -141,6 +141,18 @@ def test_crossing_people_do_not_swap():
     assert overlapped >= 1  # the boxes really overlapped heavily
 
 
+def test_people_meeting_and_turning_back_keep_ids():
+    """Two people meet and both turn back: constant-velocity motion alone
+    predicts them crossing (a swap); the embeddings keep the ids."""
+    tracker = build()
+    ea, eb = unit(8, 0), unit(8, 1)
+    for f in range(40):
+        step = f if f <= 20 else 40 - f  # walk in until frame 20, then out
+        a, b = person(170 + 4 * step, 300), person(330 - 4 * step, 300)
+        out = tracker.track(frame(f, [a, b], [ea, eb]))
+        assert ids_by_x(out) == {0: a[0] + W / 2, 1: b[0] + W / 2}
+
+
 def test_far_detection_does_not_steal_id():
     tracker = build()
     e = unit(8, 0)

@@ -76,7 +76,9 @@ class JDETracker(BaseTracker):
        pairs outside the Kalman gate (squared Mahalanobis distance above the
        chi-square 95% quantile of the filter's dof) forbidden, cost
        ``embed_weight * cos_dist + (1 - embed_weight) * maha``; Hungarian
-       (``lap.lapjv``) with threshold ``embed_match_thr``.
+       (``lap.lapjv``) with threshold ``embed_match_thr``. As in JDE, ``maha``
+       is the raw squared Mahalanobis distance (not rescaled), so with the
+       defaults the motion term alone rejects pairs with ``maha > 20``.
     2. tracks of step 1 left unmatched that were tracked on the previous
        frame vs the remaining detections: cost ``1 - IoU`` between the
        Kalman-predicted box and the detection; matched when IoU >=
