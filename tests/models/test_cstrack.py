@@ -90,19 +90,21 @@ def test_builds_from_config_with_filled_channels(model):
 
 
 @pytest.mark.parametrize('size', ['n', 's'])
-@pytest.mark.parametrize('hw', [(64, 96), (128, 160)])
-def test_forward_shapes_match_attributes(size, hw):
+def test_forward_shapes_match_attributes(size):
     model = MODELS.build(_cfg(size)).eval()
-    h, w = hw
-    with torch.no_grad():
-        outs = model._forward(torch.randn(2, 1, 3, h, w))  # 5D folded
-        feats = model.neck(model.backbone(torch.randn(2, 3, h, w)))
-    assert [f.shape[1] for f in feats] == model.neck_channels
-    assert [h // f.shape[2] for f in feats] == model.strides
-    a = model.bbox_head.num_anchors
-    for p, s in zip(outs['det_preds'], model.strides):
-        assert p.shape == (2, a * 6, h // s, w // s)
-    assert outs['id_map'].shape == (2, model.embed_channels, h // 8, w // 8)
+    deepen, widen = SIZES[size]
+    assert model.neck_channels == [int(256 * widen)] * 3
+    for h, w in [(64, 96), (128, 160)]:
+        with torch.no_grad():
+            outs = model._forward(torch.randn(2, 1, 3, h, w))  # 5D folded
+            feats = model.neck(model.backbone(torch.randn(2, 3, h, w)))
+        assert [f.shape[1] for f in feats] == model.neck_channels
+        assert [h // f.shape[2] for f in feats] == model.strides
+        a = model.bbox_head.num_anchors
+        for p, s in zip(outs['det_preds'], model.strides):
+            assert p.shape == (2, a * 6, h // s, w // s)
+        assert outs['id_map'].shape == (2, model.embed_channels, h // 8,
+                                        w // 8)
 
 
 def test_forward_does_not_touch_loss_code(model, monkeypatch):
@@ -218,6 +220,11 @@ def test_predict_tracks_and_rescales(model):
     assert torch.allclose(track.bboxes, scaled.pred_instances.bboxes)
     seen = model.tracker.frames[-2:]
     assert [f.metainfo['frame_id'] for f in seen] == [0, 1]
+    model.test_cfg['score_thr'] = 1.0
+    empty = model.predict(img, [_frame([], [], frame_id=3)])[0][0]
+    assert len(empty.pred_instances) == 0
+    assert empty.pred_instances.embeds.shape == (0, model.embed_channels)
+    assert len(empty.pred_track_instances) == 0
     with pytest.raises(ValueError, match='one video'):
         model.predict(torch.randn(2, 1, 3, 64, 96), [_frame([], [])] * 2)
 

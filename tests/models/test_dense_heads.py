@@ -82,6 +82,10 @@ def test_yolov5_loss_finite_empty_and_one_target():
     assert all(torch.isfinite(v) for v in one.values())
     assert one['loss_box'] > 0 and one['loss_cls'] > 0
 
+    with pytest.raises(ValueError, match='bbox_head.num_classes'):
+        head.loss(preds, [torch.tensor([[10., 5., 30., 60.]])] * 2,
+                  [torch.tensor([2])] * 2)
+
     single = YOLOv5Head(in_channels=CHANNELS, anchors=ANCHORS)
     assert 'loss_cls' not in single.loss(
         single(_feats()), [torch.zeros(0, 4)] * 2, [torch.zeros(0)] * 2)

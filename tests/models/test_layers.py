@@ -31,6 +31,8 @@ def test_ccn_grid_size_parameter():
     assert block.pool.output_size == (2, 3)
     with pytest.raises(ValueError, match='grid_size'):
         CrossCorrelationBlock(8, grid_size=(0, 3))
+    with pytest.raises(ValueError, match='grid_size'):
+        CrossCorrelationBlock(8, grid_size=(1, 1))
     with pytest.raises(ValueError, match='ccn.in_channels'):
         CCN(None)
 

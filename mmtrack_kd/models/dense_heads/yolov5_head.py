@@ -222,6 +222,10 @@ class YOLOv5Head(nn.Module):
             dict: ``loss_box`` (1 - CIoU), ``loss_obj`` (balanced BCE) and,
             when C > 1, ``loss_cls`` (BCE), each weighted; finite when no
             image has a GT.
+
+        Raises:
+            ValueError: a label outside [0, C) when C > 1 (with C = 1 labels
+            are ignored).
         """
         gts = []
         for i, (boxes, labels) in enumerate(zip(gt_bboxes, gt_labels)):
@@ -232,6 +236,11 @@ class YOLOv5Head(nn.Module):
             wh = (boxes[:, 2:] - boxes[:, :2]).clamp(min=1e-3)
             idx = boxes.new_full((boxes.shape[0], 1), i)
             lab = labels.to(boxes).view(-1, 1)
+            if self.num_classes > 1 and (lab.min() < 0 or
+                                         lab.max() >= self.num_classes):
+                raise ValueError(
+                    f'GT label {int(lab.min())}..{int(lab.max())} outside '
+                    f'[0, {self.num_classes}): check bbox_head.num_classes')
             gts.append(torch.cat([idx, lab, cxcy, wh], 1))
         gts = torch.cat(gts) if gts else preds[0].new_zeros((0, 6))
 

@@ -54,9 +54,10 @@ class CrossCorrelationBlock(nn.Module):
                  negative_slope: float = 0.3,
                  init_weight: float = 0.5) -> None:
         super().__init__()
-        if len(grid_size) != 2 or min(grid_size) < 1:
-            raise ValueError(
-                f'ccn.grid_size must be (h, w) >= 1, got {grid_size}')
+        if len(grid_size) != 2 or min(grid_size) < 1 or \
+                grid_size[0] * grid_size[1] < 2:
+            raise ValueError('ccn.grid_size must be (h, w) with at least 2 '
+                             f'tokens (InstanceNorm), got {grid_size}')
         self.channels = channels
         self.out_channels = channels
         self.grid_size = tuple(int(g) for g in grid_size)
