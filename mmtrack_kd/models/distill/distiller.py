@@ -1,4 +1,44 @@
-"""MOTDistiller: train a student tracker with a frozen teacher's features."""
+"""MOTDistiller: train a student tracker with a frozen teacher's features.
+
+Config example (student CSTrack-S, teacher CSTrack-L)::
+
+    _base_ = ['../cstrack/cstrack_yolov5s_synthmot.py']
+    teacher = 'configs/cstrack/cstrack_yolov5l_synthmot.py'
+    model = dict(
+        _delete_=True,
+        type='MOTDistiller',
+        student=_base_.model,
+        teacher=teacher,                    # or a model config dict
+        teacher_ckpt='work_dirs/cstrack_l/epoch_30.pth',
+        student_recorders=dict(
+            neck=dict(type='ModuleOutputsRecorder', source='neck'),
+            id_map=dict(type='ModuleOutputsRecorder', source='id_head')),
+        teacher_recorders=dict(
+            neck=dict(type='ModuleOutputsRecorder', source='neck'),
+            id_map=dict(type='ModuleOutputsRecorder', source='id_head')),
+        connectors=dict(  # channels inferred
+            neck_s0=dict(type='ConvBNConnector'),
+            neck_s1=dict(type='ConvBNConnector'),
+            neck_s2=dict(type='ConvBNConnector')),
+        distill_losses=dict(
+            kd_feat=dict(type='KeyFeatureLoss', loss_weight=1.0),
+            kd_id=dict(type='IDResponseConsistencyLoss', loss_weight=1.0)),
+        loss_forward_mappings=dict(
+            kd_feat=dict(
+                preds_S=dict(from_student=True, recorder='neck',
+                             connector=['neck_s0', 'neck_s1', 'neck_s2']),
+                preds_T=dict(from_student=False, recorder='neck'),
+                gt_bboxes=dict(from_data='gt_bboxes'),
+                batch_input_shape=dict(from_data='batch_input_shape')),
+            kd_id=dict(
+                preds_S=dict(from_student=True, recorder='id_map',
+                             allow_channel_mismatch=True),
+                preds_T=dict(from_student=False, recorder='id_map'),
+                gt_bboxes=dict(from_data='gt_bboxes'),
+                batch_input_shape=dict(from_data='batch_input_shape'))))
+
+This logs ``loss_kd_feat`` and ``loss_kd_id`` beside the student's losses.
+"""
 import inspect
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -59,6 +99,12 @@ class _Unregistered:
         self.module = module
 
     def __deepcopy__(self, memo: dict) -> '_Unregistered':
+        # later references to the teacher's modules and tensors (teacher
+        # recorders) resolve to the shared originals too
+        for m in self.module.modules():
+            memo[id(m)] = m
+        for t in list(self.module.parameters()) + list(self.module.buffers()):
+            memo[id(t)] = t
         return self
 
 

@@ -420,4 +420,8 @@ def test_deepcopy_shares_the_frozen_teacher(teacher_ckpt):
     model = build(kd_cfg(teacher_ckpt))
     clone = copy.deepcopy(model)
     assert clone.teacher is model.teacher
+    assert clone.teacher_recorders.get_recorder('neck').module is \
+        model.teacher.neck
+    assert clone.student_recorders.get_recorder('neck').module is \
+        clone.student.neck
     assert clone.student is not model.student
