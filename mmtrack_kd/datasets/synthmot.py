@@ -11,11 +11,12 @@ people-like figures (head, torso, arms, legs) with per-identity clothing
 colours and patterns (a fraction of identities are near-copies of another),
 perspective scaling, painter's-order occlusion by other people and by static
 scene objects (visibility is the visible fraction of the figure's pixels),
-entries and exits at the borders, turning and speed changes, a panning
-camera, changing light, motion blur, sensor noise and textured backgrounds.
+entries and exits at the borders, walkers aimed at each other so that paths
+cross, turning, stops and speed changes, a panning camera, changing light,
+motion blur, sensor noise and textured backgrounds.
 
 Everything is drawn with numpy and cv2 from one seed: the same seed and knobs
-give byte-identical files. Only numpy, cv2 and tqdm are needed (no mmdet).
+give byte-identical files. This module uses only numpy, cv2 and tqdm.
 
 Example:
     >>> from mmtrack_kd.datasets.synthmot import generate_synthmot
@@ -74,9 +75,10 @@ KNOBS: Dict[str, Knob] = {
                               'figure height in pixels at the far limit'),
     'horizon': Knob(float, 0.22, 0.0, 0.8,
                     'horizon row as a fraction of the image height'),
-    'speed': Knob(float, 1.6, 0.0, 50.0,
-                  'mean walking speed in pixels/frame for a figure at the '
-                  'bottom row (scaled by perspective)'),
+    'speed': Knob(float, 0.8, 0.0, 20.0,
+                  'mean walking speed in body heights per second (about '
+                  '1.4 m/s for 0.8; the frame rate converts it to pixels '
+                  'per frame)'),
     'turn_prob': Knob(float, 0.04, 0.0, 1.0,
                       'per-frame probability that a walker starts turning'),
     'stand_frac': Knob(float, 0.1, 0.0, 1.0,
@@ -84,7 +86,11 @@ KNOBS: Dict[str, Knob] = {
     'entry_rate': Knob(float, 0.25, 0.0, 1.0,
                        'per-frame probability that someone enters while the '
                        'crowd is below its target size'),
-    'leave_frac': Knob(float, 0.3, 0.0, 1.0,
+    'crossing_frac': Knob(float, 0.4, 0.0, 1.0,
+                          'fraction of entries aimed at an oncoming walker '
+                          'on the same row (paths cross, one occludes the '
+                          'other)'),
+    'leave_frac': Knob(float, 0.5, 0.0, 1.0,
                        'fraction of identities that turn round and leave '
                        'early (shorter lifetimes)'),
     'empty_start': Knob(int, 0, 0, 100000,
@@ -380,7 +386,7 @@ class Person:
     x: float
     y: float
     heading: float  # radians, 0 = towards +x
-    speed: float  # pixels/frame at the bottom row
+    speed: float  # body heights per second
     base_speed: float
     phase: float = 0.0
     turn: float = 0.0
@@ -671,10 +677,19 @@ class SceneSimulator:
             heading = float(rng.choice([0.0, math.pi]) + rng.normal(0, 0.4))
         else:
             from_left = rng.random() < 0.5
+            walkers = [p for p in self.people if p.stand_left == 0]
+            if walkers and rng.random() < self.k['crossing_frac']:
+                # head towards a walker on (nearly) the same row, so that the
+                # two cross and occlude each other
+                other = walkers[int(rng.integers(len(walkers)))]
+                from_left = math.cos(other.heading) < 0
+                y = float(np.clip(other.y + rng.normal(0, 0.02 * self.H),
+                                  top, bottom))
+                h = self.persp.height(y)
             x = -0.35 * h - self.margin if from_left else \
                 self.W + 0.35 * h + self.margin
             heading = float((0.0 if from_left else math.pi) +
-                            rng.normal(0, 0.35))
+                            rng.normal(0, 0.2))
         base_speed = float(max(rng.normal(1.0, 0.3), 0.2) * self.k['speed'])
         p = Person(pid=self.next_pid, app=self._new_appearance(), x=x, y=y,
                    heading=heading, speed=base_speed, base_speed=base_speed,
@@ -682,7 +697,7 @@ class SceneSimulator:
         if rng.random() < self.k['stand_frac']:
             p.stand_left = int(rng.integers(10, 60))
         if rng.random() < self.k['leave_frac']:
-            p.leave_at = t + int(rng.integers(15, 80))
+            p.leave_at = t + int(rng.integers(20, 100))
         self.next_pid += 1
         self.people.append(p)
         return p
@@ -736,15 +751,17 @@ class SceneSimulator:
         p.heading += p.turn + float(rng.normal(0, 0.01))
         p.speed = float(np.clip(p.speed + rng.normal(0, 0.05 * p.base_speed),
                                 0.4 * p.base_speed, 1.7 * p.base_speed))
-        scale = max(self.persp.height(p.y), 1.0) / self.persp.ref_height
-        vx = p.speed * math.cos(p.heading) * scale
-        vy = 0.45 * p.speed * math.sin(p.heading) * scale
+        h = max(self.persp.height(p.y), 1.0)
+        step = p.speed * h / self.k['frame_rate'] * (1.3 if p.leaving else 1)
+        vx = step * math.cos(p.heading)
+        vy = 0.45 * step * math.sin(p.heading)  # depth is foreshortened
         p.x += vx
         p.y += vy
         if p.y < top or p.y > bottom:
             p.y = float(np.clip(p.y, top, bottom))
             p.heading = -p.heading
-        p.phase += 0.6 * math.hypot(vx, vy) / max(scale * 2.0, 0.3)
+        # one leg cycle per 0.8 body heights walked
+        p.phase += 2 * math.pi * math.hypot(vx, vy) / (0.8 * h)
 
     def frame_objects(self, t: int) -> List[FrameObject]:
         """Everything to paint in frame ``t``, in image coordinates."""
