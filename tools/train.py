@@ -14,6 +14,8 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmtrack_kd.utils import resolve_num_ids
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a MOT model')
@@ -52,6 +54,7 @@ def build_cfg(args) -> Config:
     cfg.launcher = args.launcher
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
+    resolve_num_ids(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -8,7 +8,9 @@ widen_factor = 0.5
 # CSTrack's 1088x608 set.
 anchors = [[5, 14, 8, 22, 11, 32], [15, 44, 21, 62, 28, 82],
            [40, 110, 56, 150, 80, 190]]
-num_ids = 8  # identities of the train split: set from the dataset json
+# identities of the train split: 'auto' counts them in the train annotation
+# file when tools/train.py or tools/test.py loads the config
+num_ids = 'auto'
 
 model = dict(
     type='CSTrack',

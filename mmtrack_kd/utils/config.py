@@ -1,0 +1,63 @@
+"""Config helpers shared by the command-line tools."""
+import json
+import os.path as osp
+from typing import Optional
+
+from mmengine.config import Config, ConfigDict
+
+
+def _id_head_cfgs(model_cfg):
+    """Yield every ``id_head`` config dict inside a model config (a plain
+    tracker, or the student/teacher of a distiller)."""
+    if not isinstance(model_cfg, (dict, ConfigDict)):
+        return
+    if isinstance(model_cfg.get('id_head'), (dict, ConfigDict)):
+        yield 'model', model_cfg['id_head']
+    for key in ('student', 'teacher'):
+        sub = model_cfg.get(key)
+        if isinstance(sub, (dict, ConfigDict)) and isinstance(
+                sub.get('id_head'), (dict, ConfigDict)):
+            yield f'model.{key}', sub['id_head']
+
+
+def count_identities(ann_file: str) -> int:
+    """Number of identity labels of a CocoVID annotation file: its
+    ``num_ids`` field if present, else ``max(instance_id) + 1``."""
+    if not osp.isfile(ann_file):
+        raise FileNotFoundError(
+            f'annotation file not found: {ann_file} (needed to count the '
+            'identities for id_head.num_ids; set it in the config instead, '
+            'or make the data first)')
+    with open(ann_file) as f:
+        data = json.load(f)
+    if 'num_ids' in data:
+        return int(data['num_ids'])
+    ids = [a['instance_id'] for a in data.get('annotations', [])
+           if 'instance_id' in a]
+    return int(max(ids)) + 1 if ids else 1
+
+
+def train_ann_file(cfg: Config) -> Optional[str]:
+    """Path of the training annotation file of a config, or None."""
+    ds = cfg.get('train_dataloader', {}).get('dataset', {})
+    while 'dataset' in ds:  # dataset wrappers
+        ds = ds['dataset']
+    ann = ds.get('ann_file')
+    if ann is None:
+        return None
+    return osp.join(ds.get('data_root', '') or '', ann)
+
+
+def resolve_num_ids(cfg: Config) -> None:
+    """Fill ``id_head.num_ids = 'auto'`` (or None) from the training
+    annotation file, in place, for the model and a distiller's student and
+    teacher. Explicit integers are left alone."""
+    for where, head in _id_head_cfgs(cfg.get('model')):
+        if head.get('num_ids', 'auto') not in (None, 'auto'):
+            continue
+        ann = train_ann_file(cfg)
+        if ann is None:
+            raise ValueError(
+                f'{where}.id_head.num_ids is "auto" but the config has no '
+                'train_dataloader.dataset.ann_file to count identities in')
+        head['num_ids'] = count_identities(ann)

@@ -1,0 +1,27 @@
+import os
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# two cores: keep every test process at one compute thread
+torch.set_num_threads(1)
+
+
+@pytest.fixture(scope='session')
+def repo_root():
+    return ROOT
+
+
+@pytest.fixture(scope='session')
+def tiny_synthmot(tmp_path_factory):
+    """A tiny SynthMOT dataset (1 sequence per split, few frames), made once
+    per test session."""
+    from mmtrack_kd.datasets.synthmot import generate_synthmot
+    out = tmp_path_factory.mktemp('synthmot') / 'tiny'
+    generate_synthmot(
+        str(out), preset='quick', seed=3, num_seqs_train=1, num_seqs_val=1,
+        num_seqs_test=1, num_frames=10, min_people=2, max_people=4,
+        empty_start=1, show_progress=False)
+    return str(out)
