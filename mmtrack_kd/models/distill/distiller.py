@@ -242,6 +242,17 @@ class MOTDistiller(BaseModel):
             if key not in cfg:
                 raise DistillConfigError(
                     f'teacher_cfg_key: {key!r} is not in {teacher}')
+            try:  # id_head.num_ids='auto' from the teacher's own train set
+                from mmtrack_kd.utils.config import resolve_num_ids
+            except ImportError:
+                resolve_num_ids = None
+            if resolve_num_ids is not None and key == 'model':
+                try:
+                    resolve_num_ids(cfg)
+                except (OSError, ValueError) as err:
+                    raise DistillConfigError(
+                        f'teacher: {teacher}: {err}; give the teacher as a '
+                        f'model config dict with num_ids set') from err
             teacher = cfg[key]
         return MODELS.build(teacher)
 
