@@ -127,3 +127,20 @@ def test_id_head_invalid_id_raises(bad):
     with pytest.raises(ValueError, match='id_head.num_ids'):
         head.loss(id_map, [torch.tensor([[10., 5., 30., 60.]])],
                   [torch.tensor([bad])], (64, 96))
+
+
+def test_loss_agrees_with_decoding():
+    """Zero logits decode to anchor-sized boxes at cell centres; a GT equal
+    to such a box is assigned to exactly that cell/anchor with box loss 0."""
+    anchors = [[2, 6, 60, 180, 60, 180], [400, 1200] * 3, [400, 1200] * 3]
+    head = YOLOv5Head(in_channels=CHANNELS, anchors=anchors)
+    preds = [torch.zeros(1, 18, 64 // s, 96 // s) for s in (8, 16, 32)]
+    gt = torch.tensor([[3.5 * 8 - 1, 2.5 * 8 - 3, 3.5 * 8 + 1, 2.5 * 8 + 3]])
+    boxes, _, _ = decode_yolov5(preds, head.anchors, head.strides, 1)
+    index = 0 * 8 * 12 + 2 * 12 + 3  # level 0, anchor 0, row 2, col 3
+    assert torch.allclose(boxes[0, index], gt[0])
+    gts = torch.tensor([[0., 0., 28., 20., 2., 6.]])
+    b, a, gj, gi, _, _, _ = head._build_targets((8, 12), 0, gts)
+    assert (a.tolist(), gj.tolist(), gi.tolist()) == ([0], [2], [3])
+    losses = head.loss(preds, [gt], [torch.zeros(1)])
+    assert losses['loss_box'].abs() < 1e-5
