@@ -942,9 +942,11 @@ def generate_synthmot(out_dir: str, preset: str = 'quick', seed: int = 0,
         **knobs: any key of :data:`KNOBS` to override the preset.
 
     Returns:
-        dict: the content of ``meta.json`` (``preset``, ``seed``, ``knobs``
-        and per split ``sequences``, ``num_frames``, ``num_boxes``,
-        ``num_ids``, ``empty_frames``, ``mean_visibility``).
+        dict: the content of ``meta.json`` (``name``, ``version``,
+        ``preset``, ``seed``, ``knobs`` with every knob's final value, and
+        ``splits``: per split ``sequences``, ``num_frames``, ``num_boxes``,
+        ``num_ids``, ``empty_frames``, ``mean_boxes_per_frame``,
+        ``mean_visibility``).
 
     Raises:
         ValueError: a bad knob value (the message starts with its name).
@@ -979,6 +981,8 @@ def generate_synthmot(out_dir: str, preset: str = 'quick', seed: int = 0,
 
 def _generate_into(root: str, preset: str, seed: int,
                    knobs: Dict[str, object], show_progress: bool) -> dict:
+    """Write every split, its CocoVID json and meta.json under ``root``
+    (an empty folder); returns the meta dict."""
     num_seqs = {s: int(knobs[f'num_seqs_{s}']) for s in SPLITS}
     total = sum(num_seqs.values()) * int(knobs['num_frames'])
     os.makedirs(osp.join(root, 'annotations'))
