@@ -263,7 +263,7 @@ class MOTDistiller(BaseModel):
 
     def _set_teacher_renorm(self) -> None:
         """Reconcile input normalisation when teacher and student differ:
-        teacher input = flip?(x * std_s + mean_s) - mean_t) / std_t."""
+        teacher input = (flip?(x * std_s + mean_s) - mean_t) / std_t."""
         s_dp = self.data_preprocessor
         t_dp = getattr(self.teacher, 'data_preprocessor', None)
         self._renorm_flip = False
@@ -274,12 +274,14 @@ class MOTDistiller(BaseModel):
                 return dp.mean.detach().clone(), dp.std.detach().clone()
             return None
 
-        s_norm, t_norm = norm(s_dp), norm(t_dp)
-        if t_dp is None or (s_norm is None and t_norm is None):
+        if t_dp is None:
             return
         s_flip = bool(getattr(s_dp, '_channel_conversion', False))
         t_flip = bool(getattr(t_dp, '_channel_conversion', False))
         self._renorm_flip = s_flip != t_flip
+        s_norm, t_norm = norm(s_dp), norm(t_dp)
+        if s_norm is None and t_norm is None:
+            return  # at most a channel flip
         if s_norm is not None and t_norm is not None and not \
                 self._renorm_flip and torch.equal(s_norm[0], t_norm[0]) \
                 and torch.equal(s_norm[1], t_norm[1]):

@@ -413,6 +413,13 @@ def test_teacher_input_normalisation_reconciled(teacher_ckpt):
                                      data_preprocessor=student[
                                          'data_preprocessor'])))
     assert same._teacher_inputs(inputs) is inputs
+    # only the channel order differs
+    flip = build(kd_cfg(teacher_ckpt,
+                        student=dict(STUDENT, data_preprocessor=dict(
+                            type='ImgDataPreprocessor', bgr_to_rgb=True)),
+                        teacher=dict(TEACHER, data_preprocessor=dict(
+                            type='ImgDataPreprocessor'))))
+    assert torch.equal(flip._teacher_inputs(inputs), inputs.flip(1))
 
 
 def test_deepcopy_shares_the_frozen_teacher(teacher_ckpt):
