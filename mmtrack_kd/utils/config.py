@@ -48,10 +48,54 @@ def train_ann_file(cfg: Config) -> Optional[str]:
     return osp.join(ds.get('data_root', '') or '', ann)
 
 
+def ckpt_num_ids(ckpt_path: str,
+                 key: str = 'id_head.classifier.weight') -> Optional[int]:
+    """Identities of the ID classifier stored in a checkpoint, or None."""
+    import torch
+    if not osp.isfile(ckpt_path):
+        return None
+    ckpt = torch.load(ckpt_path, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    for name, value in state.items():
+        if name.endswith(key) and hasattr(value, 'shape'):
+            return int(value.shape[0])
+    return None
+
+
+def _resolve_teacher(cfg: Config) -> None:
+    """A distiller teacher given as a config path becomes its model dict;
+    its ``num_ids='auto'`` is read from ``teacher_ckpt`` (the classifier the
+    teacher was trained with), not from the teacher config's data."""
+    model = cfg.get('model')
+    if not isinstance(model, (dict, ConfigDict)):
+        return
+    teacher = model.get('teacher')
+    if isinstance(teacher, str):
+        if not osp.isfile(teacher):
+            raise FileNotFoundError(
+                f'model.teacher: config file not found: {teacher}')
+        key = model.get('teacher_cfg_key', 'model')
+        tcfg = Config.fromfile(teacher)
+        if key not in tcfg:
+            raise ValueError(f'model.teacher_cfg_key: {key!r} is not in '
+                             f'{teacher}')
+        model['teacher'] = teacher = tcfg[key]
+        model.pop('teacher_cfg_key', None)
+    if not isinstance(teacher, (dict, ConfigDict)):
+        return
+    head = teacher.get('id_head')
+    if isinstance(head, (dict, ConfigDict)) and head.get(
+            'num_ids', 'auto') in (None, 'auto'):
+        n = ckpt_num_ids(model.get('teacher_ckpt') or '')
+        if n is not None:
+            head['num_ids'] = n
+
+
 def resolve_num_ids(cfg: Config) -> None:
-    """Fill ``id_head.num_ids = 'auto'`` (or None) from the training
-    annotation file, in place, for the model and a distiller's student and
-    teacher. Explicit integers are left alone."""
+    """Fill ``id_head.num_ids = 'auto'`` (or None) in place: a distiller's
+    teacher from its checkpoint, the model (or a distiller's student) from
+    the training annotation file. Explicit integers are left alone."""
+    _resolve_teacher(cfg)
     for where, head in _id_head_cfgs(cfg.get('model')):
         if head.get('num_ids', 'auto') not in (None, 'auto'):
             continue

@@ -77,6 +77,75 @@ def tensor_forward(model: nn.Module, inputs: torch.Tensor) -> Any:
     return model._forward(inputs)
 
 
+_FRAGMENT_KEYS = ('student_recorders', 'teacher_recorders', 'connectors',
+                  'distill_losses', 'loss_forward_mappings')
+
+
+def merge_distill_cfgs(fragments: Sequence[dict],
+                       base: Dict[str, Optional[dict]]) -> Dict[str, dict]:
+    """Merge ``distill_cfgs`` fragments into the distiller's dict arguments.
+
+    Args:
+        fragments: dicts with any of :data:`_FRAGMENT_KEYS`.
+        base: the explicit arguments (values may be None).
+
+    Returns:
+        dict: one plain dict per key of :data:`_FRAGMENT_KEYS`.
+
+    Raises:
+        DistillConfigError: an unknown key in a fragment, or one name defined
+            twice with different contents (names the key).
+    """
+    out = {k: dict(base.get(k) or {}) for k in _FRAGMENT_KEYS}
+    for i, frag in enumerate(fragments or ()):
+        if not isinstance(frag, dict):
+            raise DistillConfigError(
+                f'distill_cfgs[{i}]: expected a dict, got {type(frag)}')
+        for key, entries in frag.items():
+            if key not in out:
+                raise DistillConfigError(
+                    f'distill_cfgs[{i}].{key}: unknown key, expected one of '
+                    f'{list(_FRAGMENT_KEYS)}')
+            for name, value in (entries or {}).items():
+                if name in out[key] and out[key][name] != value:
+                    raise DistillConfigError(
+                        f'distill_cfgs[{i}].{key}.{name}: defined twice with '
+                        f'different contents: {out[key][name]} vs {value}')
+                out[key][name] = value
+    return out
+
+
+def fill_decoders(distill_losses: Optional[dict],
+                  student: nn.Module) -> dict:
+    """Fill ``decoder.anchors``/``strides``/``num_classes`` left None in
+    loss configs from the student's detection head, so that response losses
+    decode exactly as the student does."""
+    head = getattr(student, 'bbox_head', None)
+    if head is None and getattr(student, 'detector', None) is not None:
+        head = getattr(student.detector, 'bbox_head', None)
+    out = {}
+    for name, cfg in (distill_losses or {}).items():
+        cfg = dict(cfg)
+        dec = cfg.get('decoder')
+        if isinstance(dec, dict):
+            dec = dict(dec)
+            for attr in ('anchors', 'strides', 'num_classes'):
+                if attr in dec and dec[attr] is None:
+                    value = getattr(head, attr, None)
+                    if value is None:
+                        raise DistillConfigError(
+                            f'distill_losses.{name}.decoder.{attr}: None, '
+                            'and the student has no bbox_head.{attr} to '
+                            'read it from; set it in the config')
+                    if attr == 'strides':
+                        value = [s[0] if isinstance(s, (tuple, list)) else s
+                                 for s in value]
+                    dec[attr] = value
+            cfg['decoder'] = dec
+        out[name] = cfg
+    return out
+
+
 def _channels(value: Any) -> Any:
     """Channels (dim 1) of a Tensor, or a list of them for a list/tuple;
     None where unknown."""
@@ -149,6 +218,11 @@ class MOTDistiller(BaseModel):
         distill_stop_iter (int, optional): No distillation from this
             (0-based) iteration on, read from MessageHub ``iter``.
         distill_stop_epoch (int, optional): Same with MessageHub ``epoch``.
+        distill_cfgs (list[dict], optional): Fragments, each with any of
+            ``student_recorders``, ``teacher_recorders``, ``connectors``,
+            ``distill_losses``, ``loss_forward_mappings``, merged into those
+            arguments (``configs/_base_/distill/*.py`` define one per loss).
+            An entry defined twice must be identical.
         dry_run_input_shape (tuple): (N, C, H, W) of the zero input of the
             build-time dry run that infers and checks channels.
         data_preprocessor (dict | nn.Module, optional): Defaults to the
@@ -168,10 +242,24 @@ class MOTDistiller(BaseModel):
                  loss_forward_mappings: Optional[dict] = None,
                  distill_stop_iter: Optional[int] = None,
                  distill_stop_epoch: Optional[int] = None,
+                 distill_cfgs: Sequence[dict] = (),
                  dry_run_input_shape: Sequence[int] = (1, 3, 128, 128),
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
                  init_cfg: Optional[dict] = None) -> None:
+        merged = merge_distill_cfgs(
+            distill_cfgs,
+            dict(student_recorders=student_recorders,
+                 teacher_recorders=teacher_recorders,
+                 connectors=connectors,
+                 distill_losses=distill_losses,
+                 loss_forward_mappings=loss_forward_mappings))
+        student_recorders = merged['student_recorders']
+        teacher_recorders = merged['teacher_recorders']
+        connectors = merged['connectors']
+        distill_losses = merged['distill_losses']
+        loss_forward_mappings = merged['loss_forward_mappings']
         student_model = MODELS.build(student)
+        distill_losses = fill_decoders(distill_losses, student_model)
         if data_preprocessor is None:
             data_preprocessor = student_model.data_preprocessor
         super().__init__(
