@@ -1,0 +1,77 @@
+"""End to end distillation: teacher trained briefly, KD training of a
+student, student extracted, tools/test.py scores the student; the teacher's
+checkpoint is not touched and the student changes."""
+import hashlib
+import json
+import os.path as osp
+
+import torch
+
+from test_e2e_train_test import ROOT, run_tool
+
+TINY = """
+data_root = '{data}/'
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root))
+test_dataloader = dict(num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root=data_root))
+train_cfg = dict(max_epochs=1, val_interval=10)
+"""
+
+
+def sha(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_cstrack_kd_end_to_end(tiny_synthmot, tmp_path):
+    tiny = TINY.format(data=tiny_synthmot.rstrip('/'))
+    teacher_cfg = write(tmp_path / 'teacher.py', (
+        f"_base_ = ['{ROOT}/configs/cstrack/cstrack_yolov5s_synthmot.py']\n"
+        + tiny + "model = dict(backbone=dict(widen_factor=0.25), "
+        "neck=dict(out_channels=64), id_head=dict(embed_channels=64))\n"))
+    student_model = ("dict(backbone=dict(widen_factor=0.125), "
+                     "neck=dict(out_channels=32), "
+                     "id_head=dict(embed_channels=32))")
+    student_cfg = write(tmp_path / 'student.py', (
+        f"_base_ = ['{ROOT}/configs/cstrack/cstrack_yolov5n_synthmot.py']\n"
+        + tiny + f'model = {student_model}\n'))
+    run_tool(['tools/train.py', teacher_cfg, '--work-dir',
+              str(tmp_path / 't')])
+    t_ckpt = tmp_path / 't' / 'epoch_1.pth'
+    t_hash = sha(t_ckpt)
+
+    kd_cfg = write(tmp_path / 'kd.py', (
+        f"_base_ = ['{ROOT}/configs/kd/cstrack_s2n_kd_synthmot.py']\n" + tiny
+        + f"model = dict(teacher='{teacher_cfg}', teacher_ckpt='{t_ckpt}', "
+        f'student={student_model})\n'))
+    run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
+    kd_ckpt = tmp_path / 'kd' / 'epoch_1.pth'
+    assert sha(t_ckpt) == t_hash, 'KD training modified the teacher file'
+
+    state = torch.load(kd_ckpt, map_location='cpu')['state_dict']
+    assert not any(k.startswith('teacher') for k in state)
+    assert any(k.startswith('connectors.') for k in state)
+    log = open(next((tmp_path / 'kd').glob('*/vis_data/scalars.json'))).read()
+    for name in ('loss_kd_id', 'loss_kd_feat', 'loss_kd_resp'):
+        assert name in log
+
+    student_ckpt = tmp_path / 'student.pth'
+    run_tool(['tools/extract_student.py', str(kd_ckpt), str(student_ckpt)])
+    plain = torch.load(student_ckpt, map_location='cpu')['state_dict']
+    assert set(plain) == {k[len('student.'):] for k in state
+                          if k.startswith('student.')}
+
+    out = tmp_path / 'metrics.json'
+    run_tool(['tools/test.py', student_cfg, str(student_ckpt), '--work-dir',
+              str(tmp_path / 'test'), '--out', str(out)])
+    metrics = json.loads(out.read_text())
+    assert 'mot/IDF1' in metrics and 'mot/HOTA' in metrics
+    assert metrics['FPS'] > 0
+    assert osp.isfile(student_ckpt)
