@@ -1,13 +1,20 @@
 default_scope = 'mmdet'
 custom_imports = dict(imports=['mmtrack_kd'], allow_failed_imports=False)
+# crash-safe checkpoints (mmtrack_kd/engine/checkpoint.py): the scope prefix
+# lets mmengine's root RUNNERS find it before the mmdet scope is set
+runner_type = 'mmdet.AtomicRunner'
 
 default_hooks = dict(
     timer=dict(type='IterTimerHook'),
     logger=dict(type='LoggerHook', interval=20),
     param_scheduler=dict(type='ParamSchedulerHook'),
-    checkpoint=dict(type='CheckpointHook', interval=1, max_keep_ckpts=2),
+    checkpoint=dict(
+        type='AtomicCheckpointHook', interval=1, max_keep_ckpts=2),
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='TrackVisualizationHook', draw=False))
+# stop at the first NaN/Inf loss before it is applied; save/restore the
+# random generators in checkpoints so resumed runs match uninterrupted ones
+custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RNGStateHook')]
 
 env_cfg = dict(
     cudnn_benchmark=False,
