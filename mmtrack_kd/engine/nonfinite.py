@@ -74,7 +74,8 @@ class NonFiniteLossHook(Hook):
     loss terms, which is checked term by term. The error names the epoch,
     the iteration and the non-finite terms, and points to the last saved
     checkpoint. The forward hook is added in ``before_train`` and removed in
-    ``after_train`` (also when training fails).
+    ``after_train``, or just before the error is raised (mmengine has no
+    hook stage for a failed run).
 
     With several processes every rank learns whether some rank saw a
     non-finite loss (one all-reduce of a scalar per iteration), so that all
@@ -105,9 +106,6 @@ class NonFiniteLossHook(Hook):
     def after_train(self, runner) -> None:
         self._remove()
 
-    def on_exception(self, runner, exception: Exception) -> None:
-        self._remove()
-
     def _remove(self) -> None:
         if self._handle is not None:
             self._handle.remove()
@@ -132,6 +130,7 @@ class NonFiniteLossHook(Hook):
 
     def _raise(self, bad: Optional[Dict[str, float]]) -> None:
         runner = self._runner
+        self._remove()
         epoch, it = runner.epoch + 1, runner.iter + 1
         if bad is None:
             what = 'another rank saw a non-finite loss'
