@@ -143,7 +143,11 @@ def init_tracker(config: Union[str, Config],
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     if state is not None:
-        missing, unexpected = model.load_state_dict(state, strict=False)
+        try:
+            missing, unexpected = model.load_state_dict(state, strict=False)
+        except RuntimeError as e:  # shape mismatches
+            raise ValueError(f'checkpoint {checkpoint} does not fit the '
+                             f'model of the config: {e}') from None
         if missing or unexpected:
             raise ValueError(
                 f'checkpoint {checkpoint} does not fit the model of the '

@@ -147,6 +147,9 @@ def export_onnx(model: nn.Module,
         got = [o.name for o in onnx_model.graph.output]
         if got != names:
             raise RuntimeError(f'exported outputs {got}, expected {names}')
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private
         os.replace(tmp, out)
     finally:
         if osp.exists(tmp):
