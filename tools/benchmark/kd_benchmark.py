@@ -1,0 +1,750 @@
+"""The knowledge-distillation benchmark on SynthMOT.
+
+Trains the teacher, the student without KD and the student with every KD
+method (ours, its ablations, the baselines) on identical data, schedule and
+seeds, evaluates each model on the val and test splits, and writes
+``results.json``, ``results.md`` and PNG plots. See docs/benchmark.md.
+
+Example:
+    python tools/benchmark/kd_benchmark.py --preset quick --seeds 1 \
+        --out outputs/bench_quick
+    python tools/benchmark/kd_benchmark.py --preset full --seeds 3 \
+        --out outputs/bench_full --dry-run
+
+Every finished (method, seed) is recorded atomically in
+``OUT/records/METHOD__seedS.json`` and skipped on a rerun; a training that
+was killed half-way restarts from scratch, or resumes from its last
+checkpoint with ``--resume``.
+"""
+import argparse
+import glob
+import json
+import math
+import os
+import os.path as osp
+import pprint
+import shutil
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional, Sequence, Tuple
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+CFG = osp.join(ROOT, 'configs')
+TEACHER_CFG = osp.join(CFG, 'cstrack', 'cstrack_yolov5s_synthmot.py')
+STUDENT_CFG = osp.join(CFG, 'cstrack', 'cstrack_yolov5n_synthmot.py')
+KD_CFG = osp.join(CFG, 'kd', 'cstrack_s2n_kd_synthmot.py')
+DATA_CFG = osp.join(CFG, '_base_', 'datasets', 'synthmot.py')
+DISTILL = osp.join(CFG, '_base_', 'distill')
+
+# fragment file (relative to configs/_base_/distill) -> variable name
+FRAGMENTS = {
+    'id': ('id_response.py', 'kd_id_response'),
+    'feat': ('key_feature.py', 'kd_key_feature'),
+    'resp': ('prediction_difference.py', 'kd_pred_diff'),
+    'fitnets': ('baselines/fitnets.py', 'kd_fitnets'),
+    'fgd': ('baselines/fgd.py', 'kd_fgd'),
+    'cwd': ('baselines/cwd.py', 'kd_cwd'),
+    'pkd': ('baselines/pkd.py', 'kd_pkd'),
+    'mgd': ('baselines/mgd.py', 'kd_mgd'),
+    'objectness': ('baselines/objectness.py', 'kd_objectness'),
+}
+
+# method -> (kind, fragments, description); order = table order
+METHODS: Dict[str, Tuple[str, Tuple[str, ...], str]] = {
+    'teacher': ('teacher', (), 'teacher, no KD'),
+    'student': ('student', (), 'student, no KD (baseline)'),
+    'ours': ('kd', ('id', 'feat', 'resp'), 'ours: ID + feature + response'),
+    'ours_no_id': ('kd', ('feat', 'resp'), 'ours without ID response loss'),
+    'ours_no_feat': ('kd', ('id', 'resp'), 'ours without key-feature loss'),
+    'ours_no_resp': ('kd', ('id', 'feat'),
+                     'ours without prediction-difference loss'),
+    'only_id': ('kd', ('id', ), 'ID response consistency loss alone'),
+    'only_feat': ('kd', ('feat', ), 'key-feature loss alone'),
+    'only_resp': ('kd', ('resp', ), 'prediction-difference loss alone'),
+    'fitnets': ('kd', ('fitnets', ), 'FitNets (neck)'),
+    'fgd': ('kd', ('fgd', ), 'FGD (neck)'),
+    'cwd': ('kd', ('cwd', ), 'CWD (neck)'),
+    'pkd': ('kd', ('pkd', ), 'PKD (neck)'),
+    'mgd': ('kd', ('mgd', ), 'MGD (neck)'),
+    'objectness': ('kd', ('objectness', ), 'objectness logit KD (head)'),
+}
+
+
+def _model(widen: float, channels: int) -> dict:
+    return dict(
+        backbone=dict(widen_factor=widen),
+        neck=dict(out_channels=channels),
+        id_head=dict(embed_channels=channels,
+                     saan=dict(mid_channels=channels)))
+
+
+# Sizes, data and schedule per preset. ``sec_per_iter`` and ``eval_s`` are
+# the measured costs on the 2-core dev machine (1 torch thread) that
+# ``--dry-run`` multiplies out.
+PRESETS = {
+    # tests only: a tiny dataset, one epoch, val skipped
+    'micro': dict(
+        data_preset='quick',
+        data_knobs=dict(num_seqs_train=1, num_seqs_val=1, num_seqs_test=1,
+                        num_frames=6, min_people=2, max_people=3,
+                        empty_start=1),
+        teacher=_model(0.125, 32), student=_model(0.0625, 16),
+        epochs=1, batch_size=2, img_scale=None, log_interval=1,
+        eval_val=False, sec_per_iter=0.15, startup_s=6, eval_s=7),
+    # the 10-minute smoke benchmark on data/synthmot_quick
+    'quick': dict(
+        data_preset='quick', data_knobs={},
+        teacher=_model(0.25, 64), student=_model(0.125, 32),
+        epochs=3, batch_size=4, img_scale=None, log_interval=2,
+        eval_val=True, sec_per_iter=0.3, startup_s=7, eval_s=9),
+    # the benchmark of docs/benchmark.md on data/synthmot_bench
+    'full': dict(
+        data_preset='bench', data_knobs={},
+        teacher=_model(0.5, 128), student=_model(0.125, 32),
+        epochs=4, batch_size=4, img_scale=(320, 192), log_interval=10,
+        eval_val=True, sec_per_iter=0.7, startup_s=8, eval_s=45),
+}
+MICRO_METHODS = ('teacher', 'student', 'only_feat')
+METRIC_KEYS = ('MOTA', 'IDF1', 'HOTA', 'MT%', 'ML%', 'IDs')
+
+
+# -------------------------------------------------------------- utilities
+def _json_dump(obj, path: str) -> None:
+    from mmtrack_kd.utils.io import atomic_write
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, default=float, allow_nan=True)
+
+
+def _run(cmd: List[str], log: str, threads: int) -> float:
+    """Run ``cmd`` (python args) with its output to ``log``; return the
+    wall time in seconds. Raises RuntimeError naming the log on failure."""
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    env['PYTHONPATH'] = ROOT + os.pathsep + env.get('PYTHONPATH', '')
+    os.makedirs(osp.dirname(log), exist_ok=True)
+    start = time.time()
+    with open(log, 'a') as f:
+        f.write(f'\n$ {" ".join(cmd)}\n')
+        f.flush()
+        proc = subprocess.run([sys.executable] + cmd, cwd=ROOT, stdout=f,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd[:2])} failed (exit '
+                           f'{proc.returncode}); see {log}')
+    return time.time() - start
+
+
+def _py(value) -> str:
+    return pprint.pformat(value, width=78, sort_dicts=False)
+
+
+def _load_var(path: str, var: str) -> dict:
+    from mmengine.config import Config
+    cfg = Config.fromfile(path)
+    if var not in cfg:
+        raise KeyError(f'{path}: no variable {var!r}')
+    value = cfg[var]
+    return value.to_dict() if hasattr(value, 'to_dict') else dict(value)
+
+
+def _tool(name: str):
+    """Import ``tools/NAME.py`` (tools/ is not a package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        f'_tool_{name}', osp.join(ROOT, 'tools', name + '.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _param_count(ckpt: str) -> int:
+    """Learnable tensors of a checkpoint (BN running stats excluded)."""
+    import torch
+    state = torch.load(ckpt, map_location='cpu', weights_only=False)
+    state = state.get('state_dict', state)
+    skip = ('running_mean', 'running_var', 'num_batches_tracked')
+    return int(sum(v.numel() for k, v in state.items()
+                   if hasattr(v, 'numel') and not k.endswith(skip)))
+
+
+# ------------------------------------------------------------- the plan
+class Benchmark:
+    """One benchmark run folder.
+
+    Args:
+        out (str): the run folder (configs/, logs/, work/, records/ ...).
+        preset (str): a key of :data:`PRESETS`.
+        seeds (int): seeds 0..seeds-1.
+        methods (Sequence[str]): keys of :data:`METHODS`; the teacher and
+            student are added when missing (every KD method needs both).
+        data (str, optional): SynthMOT folder; made when missing.
+        threads (int): torch threads of each subprocess.
+        resume (bool): resume half-finished trainings instead of restarting.
+    """
+
+    def __init__(self, out: str, preset: str, seeds: int,
+                 methods: Sequence[str], data: Optional[str] = None,
+                 threads: int = 1, resume: bool = False) -> None:
+        if preset not in PRESETS:
+            raise ValueError(f'--preset: unknown {preset!r}, expected one '
+                             f'of {sorted(PRESETS)}')
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f'--methods: unknown {unknown}, expected some '
+                             f'of {list(METHODS)}')
+        if seeds < 1:
+            raise ValueError('--seeds must be >= 1')
+        self.out = osp.abspath(out)
+        self.preset_name = preset
+        self.preset = PRESETS[preset]
+        self.seeds = list(range(seeds))
+        wanted = set(methods) | {'teacher', 'student'}
+        self.methods = [m for m in METHODS if m in wanted]
+        if data is None:
+            data = (osp.join(self.out, 'data') if preset == 'micro' else
+                    osp.join(ROOT, 'data',
+                             f'synthmot_{self.preset["data_preset"]}'))
+        self.data = osp.abspath(data)
+        self.threads = threads
+        self.resume = resume
+
+    # .................................................................. plan
+    def runs(self) -> List[Tuple[str, int]]:
+        return [(m, s) for s in self.seeds for m in self.methods]
+
+    def iters_per_epoch(self) -> int:
+        ann = osp.join(self.data, 'annotations', 'train_cocoformat.json')
+        if osp.isfile(ann):
+            with open(ann) as f:
+                frames = len(json.load(f)['images'])
+        else:
+            from mmtrack_kd.datasets.synthmot import resolve_knobs
+            knobs = resolve_knobs(self.preset['data_preset'],
+                                  **self.preset['data_knobs'])
+            frames = knobs['num_seqs_train'] * knobs['num_frames']
+        return math.ceil(frames / self.preset['batch_size'])
+
+    def estimate_s(self, method: str) -> float:
+        p = self.preset
+        iters = self.iters_per_epoch() * p['epochs']
+        # a KD step also runs the teacher forward and the losses
+        factor = 1.0 if METHODS[method][0] != 'kd' else 1.6
+        if method == 'teacher':
+            factor = 2.0
+        evals = 2 if p['eval_val'] else 1
+        return p['startup_s'] + iters * p['sec_per_iter'] * factor + \
+            evals * p['eval_s']
+
+    def plan(self) -> str:
+        lines = [f'preset {self.preset_name}: data {self.data} '
+                 f'({self.preset["data_preset"]}), {self.preset["epochs"]} '
+                 f'epochs x {self.iters_per_epoch()} iters, batch '
+                 f'{self.preset["batch_size"]}, teacher '
+                 f'{self.preset["teacher"]["backbone"]}, student '
+                 f'{self.preset["student"]["backbone"]}',
+                 f'{len(self.methods)} methods x {len(self.seeds)} seeds = '
+                 f'{len(self.runs())} trainings']
+        total = 0.
+        for m, s in self.runs():
+            est = self.estimate_s(m)
+            done = osp.isfile(self.record_path(m, s))
+            total += 0 if done else est
+            lines.append(f'  {m:<14} seed {s}  ~{est:6.0f} s  '
+                         f'{"done" if done else ""}  '
+                         f'{METHODS[m][2]}')
+        lines.append(f'estimated time left: {total / 60:.1f} min '
+                     f'({self.threads} torch thread(s))')
+        return '\n'.join(lines)
+
+    # ................................................................ paths
+    def name(self, method: str, seed: int) -> str:
+        return f'{method}__seed{seed}'
+
+    def record_path(self, method: str, seed: int) -> str:
+        return osp.join(self.out, 'records', self.name(method, seed) + '.json')
+
+    def work_dir(self, method: str, seed: int) -> str:
+        return osp.join(self.out, 'work', self.name(method, seed))
+
+    def final_ckpt(self, method: str, seed: int) -> str:
+        return osp.join(self.work_dir(method, seed),
+                        f'epoch_{self.preset["epochs"]}.pth')
+
+    # ................................................................. data
+    def make_data(self) -> None:
+        ann = osp.join(self.data, 'annotations', 'test_cocoformat.json')
+        if osp.isfile(ann):
+            return
+        from mmtrack_kd.datasets.synthmot import generate_synthmot
+        print(f'making SynthMOT ({self.preset["data_preset"]}) in '
+              f'{self.data}', flush=True)
+        generate_synthmot(self.data, preset=self.preset['data_preset'],
+                          seed=0, overwrite=True, show_progress=False,
+                          **self.preset['data_knobs'])
+
+    # .............................................................. configs
+    def _common(self, seed: int) -> dict:
+        """Overrides shared by every generated config (data, schedule,
+        seed, hooks)."""
+        p = self.preset
+        root = self.data.rstrip('/') + '/'
+        loader = dict(num_workers=0, persistent_workers=False)
+        over = dict(
+            train_dataloader=dict(batch_size=p['batch_size'],
+                                  dataset=dict(data_root=root), **loader),
+            val_dataloader=dict(dataset=dict(data_root=root), **loader),
+            test_dataloader=dict(dataset=dict(data_root=root), **loader),
+            # no validation inside training (evaluated afterwards)
+            train_cfg=dict(max_epochs=p['epochs'],
+                           val_begin=p['epochs'] + 1,
+                           val_interval=p['epochs'] + 1),
+            param_scheduler=self._scheduler(),
+            default_hooks=dict(
+                logger=dict(interval=p['log_interval']),
+                checkpoint=dict(interval=1, max_keep_ckpts=1)),
+            randomness=dict(seed=seed, deterministic=False))
+        if p['img_scale'] is not None:
+            data_cfg = _load_var(DATA_CFG, 'train_dataloader')
+            test_cfg = _load_var(DATA_CFG, 'test_dataloader')
+            for key, pipe in (('train_dataloader',
+                               data_cfg['dataset']['pipeline']),
+                              ('val_dataloader',
+                               test_cfg['dataset']['pipeline']),
+                              ('test_dataloader',
+                               test_cfg['dataset']['pipeline'])):
+                over[key]['dataset']['pipeline'] = _rescale(
+                    pipe, tuple(p['img_scale']))
+        return over
+
+    def _scheduler(self) -> list:
+        epochs = self.preset['epochs']
+        warm = min(100, self.iters_per_epoch() * epochs // 4 or 1)
+        return [
+            dict(type='LinearLR', start_factor=0.01, by_epoch=False,
+                 begin=0, end=warm),
+            dict(type='CosineAnnealingLR', eta_min_ratio=0.05, begin=0,
+                 end=epochs, T_max=epochs, by_epoch=True,
+                 convert_to_iter_based=True)
+        ]
+
+    def _write_cfg(self, name: str, bases: List[str], over: dict,
+                   header: str) -> str:
+        path = osp.join(self.out, 'configs', name + '.py')
+        lines = [f'# {header}', '# generated by tools/benchmark/kd_benchmark'
+                 '.py; edit the benchmark, not this file',
+                 f'_base_ = {_py(bases)}']
+        for key, value in over.items():
+            lines.append(f'{key} = {_py(value)}')
+        from mmtrack_kd.utils.io import atomic_write
+        with atomic_write(path) as f:
+            f.write('\n'.join(lines) + '\n')
+        return path
+
+    def model_cfg(self, role: str, seed: int) -> str:
+        """The plain teacher or student config of ``seed``."""
+        over = self._common(seed)
+        over['model'] = self.preset[role]
+        base = TEACHER_CFG if role == 'teacher' else STUDENT_CFG
+        return self._write_cfg(
+            f'{role}__seed{seed}', [base], over,
+            f'{role}: {base} with the {self.preset_name} preset, seed '
+            f'{seed}')
+
+    def distill_cfgs(self, method: str) -> List[dict]:
+        teacher_ch = self.preset['teacher']['neck']['out_channels']
+        frags = []
+        for key in METHODS[method][1]:
+            fname, var = FRAGMENTS[key]
+            frag = _load_var(osp.join(DISTILL, fname), var)
+            for loss in frag.get('distill_losses', {}).values():
+                if 'channels' in loss:  # MGD/FGD: the teacher's neck
+                    loss['channels'] = [teacher_ch] * 3
+            frags.append(frag)
+        return frags
+
+    def kd_cfg(self, method: str, seed: int, teacher_cfg: str,
+               teacher_ckpt: str) -> str:
+        over = self._common(seed)
+        over['model'] = dict(
+            student=self.preset['student'],
+            teacher=teacher_cfg,
+            teacher_ckpt=teacher_ckpt,
+            distill_cfgs=self.distill_cfgs(method))
+        frags = ', '.join(osp.join('configs/_base_/distill', FRAGMENTS[k][0])
+                          for k in METHODS[method][1])
+        return self._write_cfg(
+            f'{method}__seed{seed}', [KD_CFG], over,
+            f'{method}: {METHODS[method][2]}; distill_cfgs from {frags}')
+
+    # ............................................................ execution
+    def _train(self, method: str, seed: int, cfg: str) -> float:
+        work = self.work_dir(method, seed)
+        log = osp.join(self.out, 'logs', self.name(method, seed) +
+                       '.train.log')
+        cmd = ['tools/train.py', cfg, '--work-dir', work]
+        half = osp.isfile(osp.join(work, 'last_checkpoint'))
+        if half and self.resume:
+            cmd.append('--resume')
+            print(f'  resuming {self.name(method, seed)}', flush=True)
+        elif osp.isdir(work):
+            shutil.rmtree(work)
+            if osp.isfile(log):
+                os.remove(log)
+        return _run(cmd, log, self.threads)
+
+    def _test(self, method: str, seed: int, cfg: str, ckpt: str,
+              split: str) -> dict:
+        name = self.name(method, seed)
+        out = osp.join(self.out, 'metrics', f'{name}.{split}.json')
+        _run(['tools/test.py', cfg, ckpt, '--split', split, '--out', out,
+              '--work-dir', osp.join(self.work_dir(method, seed), 'test')],
+             osp.join(self.out, 'logs', f'{name}.{split}.log'), self.threads)
+        with open(out) as f:
+            raw = json.load(f)
+        metrics = {k.split('/', 1)[-1]: v for k, v in raw.items()}
+        return metrics
+
+    def run_one(self, method: str, seed: int) -> dict:
+        kind = METHODS[method][0]
+        teacher_rec = None
+        if kind == 'kd':
+            teacher_rec = self.load_record('teacher', seed)
+            if teacher_rec is None:
+                raise RuntimeError(f'{method} seed {seed}: the teacher of '
+                                   f'seed {seed} is not trained')
+        if kind in ('teacher', 'student'):
+            cfg = self.model_cfg(kind, seed)
+            eval_cfg = cfg
+        else:
+            cfg = self.kd_cfg(method, seed, teacher_rec['config'],
+                              teacher_rec['checkpoint'])
+            eval_cfg = self.model_cfg('student', seed)
+        train_s = self._train(method, seed, cfg)
+        ckpt = self.final_ckpt(method, seed)
+        if not osp.isfile(ckpt):
+            raise RuntimeError(f'{method} seed {seed}: no {ckpt} after '
+                               'training')
+        if kind == 'kd':
+            extract_student = _tool('extract_student').extract_student
+            student_ckpt = osp.join(self.work_dir(method, seed),
+                                    'student.pth')
+            extract_student(ckpt, student_ckpt)
+            ckpt = student_ckpt
+        rec = dict(method=method, seed=seed, kind=kind,
+                   description=METHODS[method][2],
+                   fragments=[FRAGMENTS[k][0] for k in METHODS[method][1]],
+                   config=cfg, eval_config=eval_cfg, checkpoint=ckpt,
+                   train_time_s=round(train_s, 2),
+                   params=_param_count(ckpt), metrics={})
+        splits = ['val', 'test'] if self.preset['eval_val'] else ['test']
+        for split in splits:
+            rec['metrics'][split] = self._test(method, seed, eval_cfg, ckpt,
+                                               split)
+        rec['loss_curve'] = loss_curve(self.work_dir(method, seed))
+        _json_dump(rec, self.record_path(method, seed))
+        return rec
+
+    def load_record(self, method: str, seed: int) -> Optional[dict]:
+        path = self.record_path(method, seed)
+        if not osp.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
+
+    def run(self) -> dict:
+        start = time.time()
+        self.make_data()
+        for method, seed in self.runs():
+            if self.load_record(method, seed) is not None:
+                print(f'skip {self.name(method, seed)} (recorded)',
+                      flush=True)
+                continue
+            t0 = time.time()
+            print(f'run {self.name(method, seed)} ...', flush=True)
+            rec = self.run_one(method, seed)
+            test = rec['metrics']['test']
+            print(f'  done in {time.time() - t0:.0f} s: test IDF1 '
+                  f'{test.get("IDF1")}, MOTA {test.get("MOTA")}, FPS '
+                  f'{test.get("FPS")}', flush=True)
+        results = self.summarize()
+        print(f'benchmark finished in {time.time() - start:.0f} s; see '
+              f'{osp.join(self.out, "results.md")}', flush=True)
+        return results
+
+    # .............................................................. outputs
+    def summarize(self) -> dict:
+        records = {}
+        for method, seed in self.runs():
+            rec = self.load_record(method, seed)
+            if rec is not None:
+                records.setdefault(method, {})[str(seed)] = rec
+        results = dict(
+            preset=self.preset_name,
+            data=self.data,
+            seeds=self.seeds,
+            sizes=dict(teacher=self.preset['teacher'],
+                       student=self.preset['student'],
+                       epochs=self.preset['epochs'],
+                       batch_size=self.preset['batch_size'],
+                       img_scale=self.preset['img_scale']),
+            torch_threads=self.threads,
+            methods={})
+        for method in self.methods:
+            per_seed = {}
+            for seed, rec in records.get(method, {}).items():
+                per_seed[seed] = dict(
+                    metrics=rec['metrics'],
+                    train_time_s=rec['train_time_s'],
+                    params=rec['params'],
+                    checkpoint=rec['checkpoint'])
+            results['methods'][method] = dict(
+                kind=METHODS[method][0],
+                description=METHODS[method][2],
+                fragments=[FRAGMENTS[k][0] for k in METHODS[method][1]],
+                seeds=per_seed,
+                summary={split: aggregate(per_seed, split)
+                         for split in ('val', 'test')})
+        _json_dump(results, osp.join(self.out, 'results.json'))
+        from mmtrack_kd.utils.io import atomic_write
+        with atomic_write(osp.join(self.out, 'results.md')) as f:
+            f.write(markdown(results))
+        plot(results, records, self.out)
+        return results
+
+
+def _rescale(pipeline: list, scale: Tuple[int, int]) -> list:
+    """``pipeline`` with every Resize/RandomResize ``scale`` set."""
+    out = []
+    for step in pipeline:
+        step = dict(step)
+        if 'transforms' in step:
+            step['transforms'] = _rescale(step['transforms'], scale)
+        if step.get('type') in ('Resize', 'RandomResize'):
+            step['scale'] = scale
+        out.append(step)
+    return out
+
+
+def loss_curve(work: str) -> List[List[float]]:
+    """[[iter, loss], ...] from mmengine's ``WORK/*/vis_data/scalars.json``
+    (all runs of a resumed training, later runs win)."""
+    points = {}
+    for path in sorted(glob.glob(osp.join(work, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                try:
+                    row = json.loads(line)
+                except ValueError:
+                    continue
+                if 'loss' in row and 'step' in row:
+                    points[int(row['step'])] = float(row['loss'])
+    return [[k, points[k]] for k in sorted(points)]
+
+
+def _stats(values: List[float]) -> Dict[str, float]:
+    vals = [float(v) for v in values
+            if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals:
+        return dict(mean=float('nan'), std=float('nan'), n=0)
+    mean = sum(vals) / len(vals)
+    var = (sum((v - mean)**2 for v in vals) / (len(vals) - 1)
+           if len(vals) > 1 else 0.)
+    return dict(mean=mean, std=math.sqrt(var), n=len(vals))
+
+
+def aggregate(per_seed: dict, split: str) -> dict:
+    """Mean/std/n over seeds of each metric (and FPS, train time)."""
+    keys = METRIC_KEYS + ('FPS', )
+    out = {}
+    for key in keys:
+        vals = [r['metrics'][split].get(key) for r in per_seed.values()
+                if split in r['metrics']]
+        if vals:
+            out[key] = _stats(vals)
+    if per_seed:
+        out['train_time_s'] = _stats(
+            [r['train_time_s'] for r in per_seed.values()])
+        out['params'] = _stats([r['params'] for r in per_seed.values()])
+    return out
+
+
+def _fmt(stat: Optional[dict], digits: int = 3) -> str:
+    if not stat or stat['n'] == 0:
+        return 'n/a'
+    if stat['n'] == 1:
+        return f'{stat["mean"]:.{digits}f}'
+    return f'{stat["mean"]:.{digits}f} ± {stat["std"]:.{digits}f}'
+
+
+def gap_recovered(results: dict, method: str, split: str,
+                  key: str = 'IDF1') -> Optional[float]:
+    """100 * (KD - student) / (teacher - student) of the seed means, or
+    None when the gap is not positive or a model is missing."""
+    def mean(m):
+        s = results['methods'].get(m, {}).get('summary', {}).get(split, {})
+        return s.get(key, {}).get('mean') if s.get(key, {}).get('n') else None
+    t, s, k = mean('teacher'), mean('student'), mean(method)
+    if None in (t, s, k) or not t > s:
+        return None
+    return 100. * (k - s) / (t - s)
+
+
+def markdown(results: dict) -> str:
+    lines = [f'# KD benchmark ({results["preset"]} preset)', '',
+             f'Data: `{results["data"]}`; seeds {results["seeds"]}; sizes '
+             f'{json.dumps(results["sizes"])}; torch threads '
+             f'{results["torch_threads"]}.', '',
+             'Mean ± std over seeds. Δ = difference of means against the '
+             'student without KD; gap recovered = 100 (IDF1_KD - '
+             'IDF1_student) / (IDF1_teacher - IDF1_student).', '']
+    for split in ('test', 'val'):
+        if not any(m['summary'].get(split, {}).get('IDF1')
+                   for m in results['methods'].values()):
+            continue
+        lines += [f'## {split} split', '',
+                  '| method | MOTA | IDF1 | HOTA | MT% | ML% | IDs | FPS | '
+                  'ΔMOTA | ΔIDF1 | gap recovered % | train s | params |',
+                  '|' + '---|' * 14]
+        base = results['methods'].get('student', {}).get('summary', {}).get(
+            split, {})
+        for name, m in results['methods'].items():
+            s = m['summary'].get(split, {})
+            if not s.get('IDF1'):
+                lines.append(f'| {name} | (not run) |' + ' |' * 12)
+                continue
+            row = [name] + [_fmt(s.get(k)) for k in METRIC_KEYS[:5]]
+            row += [_fmt(s.get('IDs'), 1), _fmt(s.get('FPS'), 1)]
+            for key in ('MOTA', 'IDF1'):
+                if m['kind'] in ('kd', ) and base.get(key, {}).get('n'):
+                    row.append(f'{s[key]["mean"] - base[key]["mean"]:+.3f}')
+                else:
+                    row.append('')
+            gap = gap_recovered(results, name, split) \
+                if m['kind'] == 'kd' else None
+            row.append('' if gap is None else f'{gap:.0f}')
+            row.append(_fmt(s.get('train_time_s'), 0))
+            row.append(f'{s["params"]["mean"] / 1e6:.3f}M'
+                       if s.get('params') else '')
+            lines.append('| ' + ' | '.join(row) + ' |')
+        lines.append('')
+    return '\n'.join(lines)
+
+
+def plot(results: dict, records: dict, out: str) -> List[str]:
+    """metric_bars.png, loss_curves.png and acc_vs_fps.png in ``out``."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    written = []
+    names = [n for n, m in results['methods'].items()
+             if m['summary'].get('test', {}).get('IDF1')]
+    if not names:
+        return written
+    summ = {n: results['methods'][n]['summary']['test'] for n in names}
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    for ax, key in zip(axes, ('MOTA', 'IDF1', 'HOTA')):
+        means = [summ[n][key]['mean'] for n in names]
+        stds = [summ[n][key]['std'] for n in names]
+        colors = ['tab:gray' if n in ('teacher', 'student') else
+                  'tab:red' if n.startswith(('ours', 'only')) else
+                  'tab:blue' for n in names]
+        ax.bar(range(len(names)), means, yerr=stds, color=colors, capsize=3)
+        ax.set_xticks(range(len(names)))
+        ax.set_xticklabels(names, rotation=60, ha='right', fontsize=8)
+        ax.set_title(f'test {key} (mean ± std over seeds)')
+    fig.tight_layout()
+    written.append(osp.join(out, 'metric_bars.png'))
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name in names:
+        recs = records.get(name, {})
+        if not recs:
+            continue
+        rec = recs[sorted(recs)[0]]
+        curve = rec.get('loss_curve') or []
+        if curve:
+            ax.plot([p[0] for p in curve], [p[1] for p in curve],
+                    label=name, lw=1)
+    ax.set_xlabel('iteration')
+    ax.set_ylabel('total training loss (first seed)')
+    ax.set_yscale('log')
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    written.append(osp.join(out, 'loss_curves.png'))
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for name in names:
+        s = summ[name]
+        if 'FPS' not in s:
+            continue
+        main = name in ('teacher', 'student', 'ours')
+        ax.errorbar(s['FPS']['mean'], s['IDF1']['mean'],
+                    xerr=s['FPS']['std'], yerr=s['IDF1']['std'],
+                    fmt='o' if main else '.', ms=8 if main else 4,
+                    alpha=1.0 if main else 0.5, label=name if main else None)
+        ax.annotate(name, (s['FPS']['mean'], s['IDF1']['mean']), fontsize=7)
+    ax.set_xlabel('tracking FPS (model + tracker, batch 1, CPU)')
+    ax.set_ylabel('test IDF1')
+    ax.legend()
+    fig.tight_layout()
+    written.append(osp.join(out, 'acc_vs_fps.png'))
+    fig.savefig(written[-1], dpi=100)
+    plt.close(fig)
+    return written
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='KD benchmark on SynthMOT (see docs/benchmark.md)')
+    parser.add_argument('--preset', choices=['quick', 'full', 'micro'],
+                        default='quick',
+                        help='sizes, data and schedule (micro: tests only)')
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='number of seeds (0..N-1)')
+    parser.add_argument('--out', required=True, help='run folder')
+    parser.add_argument('--methods', nargs='+', default=None,
+                        help=f'subset of {list(METHODS)} (teacher and '
+                        'student always run)')
+    parser.add_argument('--data', default=None,
+                        help='SynthMOT folder (made when missing); default '
+                        'data/synthmot_quick or data/synthmot_bench')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per subprocess (default 1)')
+    parser.add_argument('--resume', action='store_true',
+                        help='resume half-finished trainings from their '
+                        'last checkpoint instead of restarting them')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='print the plan and the time estimate only')
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    methods = args.methods
+    if methods is None:
+        methods = MICRO_METHODS if args.preset == 'micro' else list(METHODS)
+    try:
+        bench = Benchmark(args.out, args.preset, args.seeds, methods,
+                          args.data, args.threads, args.resume)
+    except ValueError as err:
+        print(f'kd_benchmark: {err}', file=sys.stderr)
+        return 2
+    print(bench.plan(), flush=True)
+    if args.dry_run:
+        return 0
+    bench.run()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
