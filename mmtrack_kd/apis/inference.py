@@ -191,7 +191,6 @@ def build_frame_pipeline(cfg: Config) -> Compose:
             out.append(step)
         return out
 
-    from mmdet.registry import TRANSFORMS  # noqa: F401  (registers them)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     return Compose(convert(pipeline))
 

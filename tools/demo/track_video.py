@@ -91,6 +91,9 @@ def main(argv=None):
         backend = ORTBackend(args.onnx) if args.backend == 'onnx' else None
     except (FileNotFoundError, ValueError) as e:
         parser.error(str(e))
+    except ImportError as e:
+        parser.error(f'--backend onnx needs onnxruntime ({e}): pip install '
+                     'onnxruntime')
 
     frames = []
 

@@ -1,0 +1,139 @@
+"""tools/demo/track_video.py: annotated video + MOTChallenge txt, both
+backends, and clear errors."""
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from mmtrack_kd.apis import (FrameSource, VideoWriter, export_onnx,
+                             init_tracker)
+from mmtrack_kd.datasets.mot_io import read_mot_txt
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+TOOL = osp.join(ROOT, 'tools', 'demo', 'track_video.py')
+CONFIG = osp.join(ROOT, 'configs', 'cstrack', 'cstrack_yolov5n_synthmot.py')
+TINY = {
+    'model.backbone.widen_factor': 0.125,
+    'model.neck.out_channels': 32,
+    'model.id_head.embed_channels': 32,
+    'model.id_head.saan.mid_channels': 32,
+}
+NUM_FRAMES = 6
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('track_video', TOOL)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def cfg_args():
+    return ['--cfg-options'] + [f'{k}={v}' for k, v in TINY.items()]
+
+
+@pytest.fixture(scope='module')
+def assets(tmp_path_factory, tiny_synthmot):
+    """A random tiny CSTrack checkpoint and an mp4 clip made from a
+    SynthMOT test sequence."""
+    tmp = tmp_path_factory.mktemp('track_video')
+    torch.manual_seed(0)
+    model = init_tracker(CONFIG, None, cfg_options=dict(
+        TINY, **{'model.id_head.num_ids': 5}))
+    ckpt = tmp / 'tiny.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    test_root = osp.join(tiny_synthmot, 'test')
+    seq = osp.join(test_root, sorted(os.listdir(test_root))[0], 'img1')
+    src = FrameSource(seq)
+    clip = tmp / 'clip.mp4'
+    with VideoWriter(str(clip), 10, src.frame_size) as w:
+        for i, img in enumerate(src):
+            if i < NUM_FRAMES:
+                w.write(img)
+    return dict(model=model, ckpt=str(ckpt), clip=str(clip), seq=seq,
+                size=src.frame_size)
+
+
+def test_mp4_and_txt(assets, tmp_path, capsys):
+    out, txt = tmp_path / 'out' / 'tracked.mp4', tmp_path / 'tracked.txt'
+    rc = load_tool().main([
+        assets['clip'], CONFIG, assets['ckpt'], '--out', str(out), '--txt',
+        str(txt), '--score-thr', '0.3', '--no-progress'] + cfg_args())
+    assert rc == 0
+    assert f'{NUM_FRAMES} frames' in capsys.readouterr().out
+    cap = cv2.VideoCapture(str(out))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    assert len(frames) == NUM_FRAMES
+    assert frames[0].shape[1::-1] == assets['size']
+    rows = read_mot_txt(str(txt))  # raises on any malformed line
+    assert len(rows) > 0
+    assert set(rows[:, 0]) <= set(range(1, NUM_FRAMES + 1))
+    assert np.all(rows[:, 1] >= 0) and np.all(rows[:, 4:6] > 0)
+    assert np.all((rows[:, 6] > 0) & (rows[:, 6] <= 1))
+    for f in np.unique(rows[:, 0]):  # one row per id and frame
+        ids = rows[rows[:, 0] == f, 1]
+        assert len(ids) == len(set(ids))
+
+
+def test_onnx_backend_same_txt_as_pytorch(assets, tmp_path):
+    pytest.importorskip('onnx')
+    pytest.importorskip('onnxruntime')
+    onnx_file = str(tmp_path / 'tiny.onnx')
+    export_onnx(assets['model'], onnx_file)
+    tool = load_tool()
+    common = ['--score-thr', '0.3', '--no-progress'] + cfg_args()
+    txt_pt, txt_ort = tmp_path / 'pt.txt', tmp_path / 'ort.txt'
+    gif = tmp_path / 'ort.gif'
+    assert tool.main([assets['seq'], CONFIG, assets['ckpt'], '--out',
+                      str(tmp_path / 'pt.mp4'), '--txt', str(txt_pt)] +
+                     common) == 0
+    # with --backend onnx the checkpoint may be left out
+    assert tool.main([assets['seq'], CONFIG, '--backend', 'onnx', '--onnx',
+                      onnx_file, '--out', str(gif), '--txt',
+                      str(txt_ort)] + common) == 0
+    pt, ort = read_mot_txt(str(txt_pt)), read_mot_txt(str(txt_ort))
+    assert len(pt) >= 6 and pt.shape == ort.shape
+    np.testing.assert_array_equal(pt[:, :2], ort[:, :2])  # frames, ids
+    np.testing.assert_allclose(pt[:, 2:7], ort[:, 2:7], atol=0.06)
+    from PIL import Image
+    with Image.open(gif) as im:
+        assert im.n_frames == len(os.listdir(assets['seq']))
+
+
+def run_cli(args):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, TOOL] + args, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize('case', ['bad_video', 'empty_folder', 'no_ckpt'])
+def test_clear_errors(assets, tmp_path, case):
+    video, ckpt = assets['clip'], assets['ckpt']
+    if case == 'bad_video':
+        video = str(tmp_path / 'broken.mp4')
+        with open(video, 'wb') as f:
+            f.write(b'not a video at all')
+        named = video
+    elif case == 'empty_folder':
+        video = str(tmp_path / 'frames')
+        os.makedirs(video)
+        named = video
+    else:
+        ckpt = named = str(tmp_path / 'missing.pth')
+    proc = run_cli([video, CONFIG, ckpt, '--out', str(tmp_path / 'o.mp4')])
+    assert proc.returncode == 2
+    assert 'error:' in proc.stderr and named in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not (tmp_path / 'o.mp4').exists()
