@@ -81,19 +81,24 @@ def read_state_dict(checkpoint: str) -> Dict[str, torch.Tensor]:
 
 def load_config(config: Union[str, Config],
                 cfg_options: Optional[dict] = None) -> Config:
-    """Read a config file (or copy a Config) and merge ``cfg_options``."""
+    """Read a config file (or copy a Config) and merge ``cfg_options``.
+
+    The ``student`` of a distillation config (``model.student``) replaces
+    ``model`` before the options are merged.
+    """
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
     else:
         if not osp.isfile(config):
             raise FileNotFoundError(f'config file not found: {config}')
         cfg = Config.fromfile(config)
+    student = cfg.model.get('student')
+    if isinstance(student, (dict, ConfigDict)) and 'type' in student:
+        # a distillation config: the deployable model is its student (so
+        # cfg_options address it as ``model.*``)
+        cfg.model = student
     if cfg_options:
         cfg.merge_from_dict(cfg_options)
-    model_cfg = cfg.model
-    if 'student' in model_cfg and 'type' in model_cfg.get('student', {}):
-        # a distillation config: the deployable model is its student
-        cfg.model = model_cfg.student
     return cfg
 
 

@@ -118,3 +118,29 @@ def test_checkpoint_errors(tmp_path, tiny_ckpt, config_path, tiny_opts):
     wrong = dict(tiny_opts, **{'model.id_head.embed_channels': 16})
     with pytest.raises(ValueError, match='does not fit'):
         init_tracker(config_path, tiny_ckpt, cfg_options=wrong)
+
+
+def test_distillation_config_and_extracted_student(tmp_path, repo_root,
+                                                   tiny_ckpt, tiny_opts):
+    """A KD config tracks with its student; the KD checkpoint goes through
+    tools/extract_student.py first."""
+    import importlib.util
+    import os.path as osp
+    spec = importlib.util.spec_from_file_location(
+        'extract_student', osp.join(repo_root, 'tools', 'extract_student.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    state = read_state_dict(tiny_ckpt)
+    kd = tmp_path / 'kd.pth'
+    torch.save({'state_dict': dict(
+        {'student.' + k: v for k, v in state.items()},
+        **{'teacher.w': torch.zeros(1)})}, kd)
+    student = tmp_path / 'student.pth'
+    tool.extract_student(str(kd), str(student))
+    kd_cfg = osp.join(repo_root, 'configs', 'kd',
+                      'cstrack_s2n_kd_synthmot.py')
+    model = init_tracker(kd_cfg, str(student), cfg_options=tiny_opts)
+    assert type(model).__name__ == 'CSTrack'
+    assert model.test_cfg['score_thr'] == 0.3
+    torch.testing.assert_close(model.id_head.classifier.weight,
+                               state['id_head.classifier.weight'])
