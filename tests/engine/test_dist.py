@@ -1,0 +1,113 @@
+"""Distributed training on CPU: ``torchrun --nproc_per_node=2 tools/train.py
+CONFIG --launcher pytorch`` keeps the student weights identical on both
+ranks.
+
+mmengine's ``init_dist('pytorch')`` needs CUDA; ``auto_dist_backend`` works
+around it. Until tools/train.py calls it, the test starts training through
+``dist_train.py`` (tools/train.py's ``main`` with the function applied)."""
+import os
+import os.path as osp
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+from mmengine.config import Config
+
+from mmtrack_kd.engine import auto_dist_backend
+from test_e2e_train_test import data_opts, tiny_model_opts
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+HERE = osp.dirname(osp.abspath(__file__))
+
+# (config, extra --cfg-options shrinking it): the KD config joins this list
+# once it exists, e.g. ('configs/kd/...py', tiny_model_opts() + [...])
+DIST_CONFIGS = [
+    ('configs/cstrack/cstrack_yolov5n_synthmot.py', tiny_model_opts()),
+]
+
+
+def test_auto_dist_backend(monkeypatch):
+    cfg = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    assert auto_dist_backend(cfg) == 'gloo'
+    assert cfg.env_cfg.dist_cfg.backend == 'gloo'
+    empty = Config(dict())
+    assert auto_dist_backend(empty) == 'gloo'
+    # launcher none: no process group is started
+    assert not dist.is_initialized()
+    mpi = Config(dict(env_cfg=dict(dist_cfg=dict(backend='mpi'))))
+    assert auto_dist_backend(mpi) == 'mpi'
+    assert 'model_wrapper_cfg' not in empty
+    # a launcher without CUDA: DDP of a CPU module takes no device_ids
+    launched = Config(dict(launcher='slurm', find_unused_parameters=True))
+    auto_dist_backend(launched)
+    assert launched.model_wrapper_cfg.device_ids is None
+    assert launched.model_wrapper_cfg.find_unused_parameters is True
+    custom = Config(dict(launcher='slurm', model_wrapper_cfg=dict(
+        type='MMDistributedDataParallel', broadcast_buffers=True)))
+    auto_dist_backend(custom)
+    assert custom.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel', broadcast_buffers=True,
+        device_ids=None)
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: True)
+    gpu = Config(dict(env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    gpu.launcher = 'slurm'
+    assert auto_dist_backend(gpu) == 'nccl'
+    assert 'model_wrapper_cfg' not in gpu
+
+
+@pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(),
+    reason='torch.distributed with gloo is unavailable')
+@pytest.mark.parametrize('config,model_opts', DIST_CONFIGS)
+def test_two_rank_training_keeps_ranks_identical(tiny_synthmot, tmp_path,
+                                                 config, model_opts):
+    # the config plus a hook that saves every rank's final parameters
+    cfg = Config.fromfile(osp.join(ROOT, config))
+    cfg.custom_imports = dict(
+        imports=list(cfg.custom_imports['imports']) + ['dump_rank_params'],
+        allow_failed_imports=False)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='DumpRankParamsHook')
+    ]
+    # no validation: the tiny data has one val video, the test-mode sampler
+    # needs one per rank
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
+    cfg_file = tmp_path / 'dist_cfg.py'
+    cfg.dump(str(cfg_file))
+    work = tmp_path / 'work'
+    env = dict(
+        os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1',
+        PYTHONPATH=os.pathsep.join(
+            [HERE, ROOT, os.environ.get('PYTHONPATH', '')]))
+    cmd = [
+        sys.executable, '-m', 'torch.distributed.run', '--standalone',
+        '--nproc_per_node=2', osp.join(HERE, 'dist_train.py'),
+        str(cfg_file), '--launcher', 'pytorch', '--work-dir',
+        str(work), '--cfg-options',
+        'train_cfg.max_epochs=1', 'train_cfg.val_interval=100',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+        'train_dataloader.persistent_workers=False'
+    ] + [o for o in data_opts(tiny_synthmot) if o.startswith('train_')
+         ] + list(model_opts)
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=180)
+    assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-5000:])
+    ranks = [
+        torch.load(str(work / f'rank{r}_params.pth'), weights_only=False)
+        for r in (0, 1)
+    ]
+    assert all(r['wrapped'] for r in ranks)  # really trained under DDP
+    # 10 frames over 2 ranks, batch 2: 3 iterations each
+    assert ranks[0]['iter'] == ranks[1]['iter'] == 3
+    p0, p1 = ranks[0]['params'], ranks[1]['params']
+    assert p0.keys() == p1.keys() and p0
+    for name in p0:
+        assert torch.equal(p0[name], p1[name]), name
+    # the checkpoint (written by rank 0) holds the same weights
+    state = torch.load(
+        str(work / 'epoch_1.pth'), weights_only=False)['state_dict']
+    for name in p0:
+        assert torch.equal(state[name], p0[name]), name
