@@ -112,14 +112,8 @@ def test_onnx_backend_same_txt_as_pytorch(assets, tmp_path):
         assert im.n_frames == len(os.listdir(assets['seq']))
 
 
-def run_cli(args):
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    return subprocess.run([sys.executable, TOOL] + args, cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=120)
-
-
 @pytest.mark.parametrize('case', ['bad_video', 'empty_folder', 'no_ckpt'])
-def test_clear_errors(assets, tmp_path, case):
+def test_clear_errors(assets, tmp_path, capsys, case):
     video, ckpt = assets['clip'], assets['ckpt']
     if case == 'bad_video':
         video = str(tmp_path / 'broken.mp4')
@@ -132,8 +126,23 @@ def test_clear_errors(assets, tmp_path, case):
         named = video
     else:
         ckpt = named = str(tmp_path / 'missing.pth')
-    proc = run_cli([video, CONFIG, ckpt, '--out', str(tmp_path / 'o.mp4')])
-    assert proc.returncode == 2
-    assert 'error:' in proc.stderr and named in proc.stderr
-    assert 'Traceback' not in proc.stderr
+    with pytest.raises(SystemExit) as exit_info:
+        load_tool().main(
+            [video, CONFIG, ckpt, '--out', str(tmp_path / 'o.mp4')])
+    assert exit_info.value.code == 2  # argparse's usage error
+    err = capsys.readouterr().err
+    assert 'error:' in err and named in err
     assert not (tmp_path / 'o.mp4').exists()
+
+
+def test_cli_error_has_no_traceback(tmp_path):
+    missing = str(tmp_path / 'missing.pth')
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        [sys.executable, TOOL, str(tmp_path / 'nope.mp4'), CONFIG, missing,
+         '--out', str(tmp_path / 'o.mp4')], cwd=ROOT, env=env,
+        capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert f'checkpoint file not found: {missing}' in proc.stderr
+    assert proc.stderr.startswith('usage:')
+    assert 'Traceback' not in proc.stderr
