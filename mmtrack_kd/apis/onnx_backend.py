@@ -24,6 +24,10 @@ ID_MAP_NAME = 'id_map'
 INPUT_NAME = 'input'
 
 
+class ONNXInputError(ValueError):
+    """The frames do not fit the input shape of an exported graph."""
+
+
 class ExportableAdaptiveAvgPool2d(nn.Module):
     """``nn.AdaptiveAvgPool2d`` written as two matrix products, which ONNX
     can express for inputs of any (dynamic) size.
@@ -189,6 +193,9 @@ class ORTBackend:
             raise ValueError(f'{onnx_file}: expected one input, the graph '
                              f'has {[i.name for i in inputs]}')
         self.input_name = inputs[0].name
+        # None for dynamic axes, an int where the graph fixes the size
+        self.input_shape = [d if isinstance(d, int) else None
+                            for d in inputs[0].shape]
         self.output_names = [o.name for o in self.session.get_outputs()]
         if len(self.output_names) < 2 or \
                 self.output_names[-1] != ID_MAP_NAME or \
@@ -202,6 +209,15 @@ class ORTBackend:
                                                          Tensor]]:
         """(N, 3, H, W) -> ``dict(det_preds=[...], id_map=Tensor)`` on the
         device of ``inputs``, like ``CSTrack._forward``."""
+        fixed = [(i, d) for i, d in enumerate(self.input_shape)
+                 if d is not None]
+        if inputs.dim() != len(self.input_shape) or any(
+                inputs.shape[i] != d for i, d in fixed):
+            raise ONNXInputError(
+                f'{self.onnx_file} takes inputs of shape '
+                f'{["*" if d is None else d for d in self.input_shape]}, got '
+                f'{tuple(inputs.shape)}; export it without --static (or '
+                'with this --input-size)')
         array = inputs.detach().to('cpu', torch.float32).contiguous().numpy()
         outs = self.session.run(self.output_names, {self.input_name: array})
         outs = [torch.from_numpy(np.ascontiguousarray(o)).to(inputs.device)

@@ -101,3 +101,15 @@ def test_backend_rejects_foreign_graphs(tmp_path):
                       output_names=['logits'])
     with pytest.raises(ValueError, match='logits'):
         ORTBackend(str(other))
+
+
+def test_static_graph_names_its_input_size(tiny_model, tmp_path):
+    from mmtrack_kd.apis import ONNXInputError
+    out = tmp_path / 'static.onnx'
+    export_onnx(tiny_model, str(out), (160, 96), dynamic=False)
+    backend = ORTBackend(str(out))
+    assert backend.input_shape == [1, 3, 96, 160]
+    assert backend(torch.zeros(1, 3, 96, 160))['id_map'].shape[-2:] == \
+        (12, 20)
+    with pytest.raises(ONNXInputError, match=r'\[1, 3, 96, 160\]'):
+        backend(torch.zeros(1, 3, 192, 320))

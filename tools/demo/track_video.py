@@ -65,6 +65,10 @@ def check_args(parser, args):
         parser.error('the checkpoint is required with --backend pytorch')
     if args.checkpoint is not None and not osp.isfile(args.checkpoint):
         parser.error(f'checkpoint file not found: {args.checkpoint}')
+    if args.device.startswith('cuda'):
+        import torch
+        if not torch.cuda.is_available():
+            parser.error(f'--device {args.device}: CUDA is not available')
     if args.score_thr is not None and not 0 <= args.score_thr <= 1:
         parser.error(f'--score-thr must lie in [0, 1], got {args.score_thr}')
 
@@ -74,9 +78,10 @@ def main(argv=None):
     check_args(parser, args)
     from tqdm import tqdm
 
-    from mmtrack_kd.apis import (FrameSource, ORTBackend, VideoReadError,
-                                 VideoWriter, draw_tracks, init_tracker,
-                                 track_frames, tracks_to_mot_rows)
+    from mmtrack_kd.apis import (FrameSource, ONNXInputError, ORTBackend,
+                                 VideoReadError, VideoWriter, draw_tracks,
+                                 init_tracker, track_frames,
+                                 tracks_to_mot_rows)
     from mmtrack_kd.datasets.mot_io import write_mot_txt
     try:
         source = FrameSource(args.video, fps=args.fps)
@@ -112,7 +117,7 @@ def main(argv=None):
                 img = frames.pop()
                 writer.write(draw_tracks(img, tracks, args.show_score))
                 results.append(tracks)
-    except VideoReadError as e:
+    except (VideoReadError, ONNXInputError) as e:
         parser.error(str(e))
     if args.txt:
         write_mot_txt(args.txt, tracks_to_mot_rows(results))
