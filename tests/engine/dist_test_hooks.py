@@ -1,5 +1,6 @@
-"""Test helper imported by the distributed training test through
-``custom_imports``: each rank saves its final parameters."""
+"""Test-only hooks imported by the distributed training tests through
+``custom_imports``: save each rank's final parameters, inject a NaN loss on
+one rank."""
 import os.path as osp
 
 import torch
@@ -22,3 +23,30 @@ class DumpRankParamsHook(Hook):
             dict(params=params, wrapped=is_model_wrapper(runner.model),
                  iter=runner.iter),
             osp.join(runner.work_dir, f'rank{get_rank()}_params.pth'))
+
+
+@HOOKS.register_module()
+class InjectNaNLossHook(Hook):
+    """Multiply ``loss_id`` by NaN on one rank at one iteration (0-based
+    global ``runner.iter``). Its forward hook is added in ``before_run``,
+    ahead of ``NonFiniteLossHook``'s (``before_train``), so the check sees
+    the NaN."""
+
+    def __init__(self, rank: int = 1, iteration: int = 1) -> None:
+        self.rank = rank
+        self.iteration = iteration
+
+    def before_run(self, runner) -> None:
+        model = runner.model.module if is_model_wrapper(
+            runner.model) else runner.model
+
+        def inject(module, args, output):
+            if (module.training and isinstance(output, dict)
+                    and get_rank() == self.rank
+                    and runner.iter == self.iteration):
+                output = dict(output)
+                output['loss_id'] = output['loss_id'] * float('nan')
+                return output
+            return None
+
+        model.register_forward_hook(inject)

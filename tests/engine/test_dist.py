@@ -58,20 +58,15 @@ def test_auto_dist_backend(monkeypatch):
     assert 'model_wrapper_cfg' not in gpu
 
 
-@pytest.mark.skipif(
-    not dist.is_available() or not dist.is_gloo_available(),
-    reason='torch.distributed with gloo is unavailable')
-@pytest.mark.parametrize('config,model_opts', DIST_CONFIGS)
-def test_two_rank_training_keeps_ranks_identical(tiny_synthmot, tmp_path,
-                                                 config, model_opts):
-    # the config plus a hook that saves every rank's final parameters
+def launch_two_ranks(data_root, tmp_path, config, model_opts, hooks,
+                     timeout=180):
+    """Train ``config`` (plus the test ``hooks``) for one epoch with torchrun
+    on two CPU processes; returns (CompletedProcess, work_dir)."""
     cfg = Config.fromfile(osp.join(ROOT, config))
     cfg.custom_imports = dict(
-        imports=list(cfg.custom_imports['imports']) + ['dump_rank_params'],
+        imports=list(cfg.custom_imports['imports']) + ['dist_test_hooks'],
         allow_failed_imports=False)
-    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
-        dict(type='DumpRankParamsHook')
-    ]
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + list(hooks)
     # no validation: the tiny data has one val video, the test-mode sampler
     # needs one per rank
     cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None
@@ -90,10 +85,24 @@ def test_two_rank_training_keeps_ranks_identical(tiny_synthmot, tmp_path,
         'train_cfg.max_epochs=1', 'train_cfg.val_interval=100',
         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False'
-    ] + [o for o in data_opts(tiny_synthmot) if o.startswith('train_')
+    ] + [o for o in data_opts(data_root) if o.startswith('train_')
          ] + list(model_opts)
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=180)
+                          text=True, timeout=timeout)
+    return proc, work
+
+
+needs_dist = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(),
+    reason='torch.distributed with gloo is unavailable')
+
+
+@needs_dist
+@pytest.mark.parametrize('config,model_opts', DIST_CONFIGS)
+def test_two_rank_training_keeps_ranks_identical(tiny_synthmot, tmp_path,
+                                                 config, model_opts):
+    proc, work = launch_two_ranks(tiny_synthmot, tmp_path, config,
+                                  model_opts, [dict(type='DumpRankParamsHook')])
     assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-5000:])
     ranks = [
         torch.load(str(work / f'rank{r}_params.pth'), weights_only=False)
@@ -111,3 +120,20 @@ def test_two_rank_training_keeps_ranks_identical(tiny_synthmot, tmp_path,
         str(work / 'epoch_1.pth'), weights_only=False)['state_dict']
     for name in p0:
         assert torch.equal(state[name], p0[name]), name
+
+
+@needs_dist
+def test_nan_on_one_rank_stops_both(tiny_synthmot, tmp_path):
+    config, model_opts = DIST_CONFIGS[0]
+    proc, work = launch_two_ranks(
+        tiny_synthmot, tmp_path, config, model_opts,
+        [dict(type='InjectNaNLossHook', rank=1, iteration=1)], timeout=120)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert 'NonFiniteLossError' in out, out[-5000:]
+    # rank 1 names the term, rank 0 learns it from the all-reduced flag
+    assert 'non-finite loss loss_id=nan at epoch 1, iteration 2' in out, \
+        out[-5000:]
+    assert 'another rank saw a non-finite loss at epoch 1, iteration 2' in \
+        out, out[-5000:]
+    assert not (work / 'epoch_1.pth').exists()
