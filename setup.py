@@ -18,5 +18,7 @@ setup(
         'lap>=0.5',
         'matplotlib',
         'tqdm',
+        'onnx',
+        'onnxruntime',
     ],
 )

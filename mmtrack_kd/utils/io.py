@@ -26,6 +26,10 @@ def atomic_write(path: str, mode: str = 'w', **open_kwargs) -> Iterator:
             yield f
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates 0600 files: give the usual umask-based mode
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
