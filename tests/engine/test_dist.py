@@ -102,7 +102,8 @@ needs_dist = pytest.mark.skipif(
 def test_two_rank_training_keeps_ranks_identical(tiny_synthmot, tmp_path,
                                                  config, model_opts):
     proc, work = launch_two_ranks(tiny_synthmot, tmp_path, config,
-                                  model_opts, [dict(type='DumpRankParamsHook')])
+                                  model_opts,
+                                  [dict(type='DumpRankParamsHook')])
     assert proc.returncode == 0, (proc.stdout[-3000:] + proc.stderr[-5000:])
     ranks = [
         torch.load(str(work / f'rank{r}_params.pth'), weights_only=False)
