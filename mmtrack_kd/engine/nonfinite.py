@@ -9,6 +9,7 @@ from mmdet.registry import HOOKS
 from mmengine.dist import get_world_size, is_distributed
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
+from mmengine.optim import AmpOptimWrapper
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -82,17 +83,29 @@ class NonFiniteLossHook(Hook):
     ranks stop at the same iteration instead of the healthy ranks hanging in
     the gradient all-reduce.
 
+    A finite loss can still give non-finite gradients (e.g. ``sqrt`` at 0);
+    then the update is applied. When gradient clipping logs the gradient
+    norm (``optim_wrapper.clip_grad``), ``after_train_iter`` checks it and
+    raises before the checkpoint hook (lower priority) can save the damaged
+    weights. It is skipped with ``AmpOptimWrapper``, whose loss scaler skips
+    steps with non-finite gradients by design.
+
     Args:
         sync_ranks (bool): agree on the failure across ranks when training
             is distributed. Defaults to True.
+        check_grad_norm (bool): check the logged gradient norm after each
+            iteration. Defaults to True.
 
     Example:
         >>> custom_hooks = [dict(type='NonFiniteLossHook')]
     """
     priority = 'VERY_HIGH'
 
-    def __init__(self, sync_ranks: bool = True) -> None:
+    def __init__(self,
+                 sync_ranks: bool = True,
+                 check_grad_norm: bool = True) -> None:
         self.sync_ranks = sync_ranks
+        self.check_grad_norm = check_grad_norm
         self._handle = None
         self._runner = None
 
@@ -105,6 +118,20 @@ class NonFiniteLossHook(Hook):
 
     def after_train(self, runner) -> None:
         self._remove()
+
+    def after_train_iter(self, runner, batch_idx: int, data_batch=None,
+                         outputs=None) -> None:
+        if not self.check_grad_norm or isinstance(runner.optim_wrapper,
+                                                  AmpOptimWrapper):
+            return
+        # the norm is all-reduced with the gradients: equal on all ranks
+        for name in ('grad_norm', 'grad_value'):
+            buffer = runner.message_hub.log_scalars.get(f'train/{name}')
+            if buffer is None or not len(buffer.data[0]):
+                continue
+            value = float(buffer.current())
+            if not math.isfinite(value):
+                self._raise({name: value}, applied=True)
 
     def _remove(self) -> None:
         if self._handle is not None:
@@ -128,7 +155,9 @@ class NonFiniteLossHook(Hook):
         if bad:
             self._raise(bad)
 
-    def _raise(self, bad: Optional[Dict[str, float]]) -> None:
+    def _raise(self,
+               bad: Optional[Dict[str, float]],
+               applied: bool = False) -> None:
         runner = self._runner
         self._remove()
         epoch, it = runner.epoch + 1, runner.iter + 1
@@ -136,14 +165,17 @@ class NonFiniteLossHook(Hook):
             what = 'another rank saw a non-finite loss'
             terms: Dict[str, float] = {}
         else:
-            what = 'non-finite loss ' + ', '.join(
+            kind = 'gradient' if applied else 'loss'
+            what = f'non-finite {kind} ' + ', '.join(
                 f'{name}={value}' for name, value in bad.items())
             terms = bad
         last = runner.message_hub.get_info('last_ckpt', None)
         where = (f'the last checkpoint is {last}' if last else
                  'no checkpoint was saved in this run')
+        done = ('the update was applied in memory but is not saved'
+                if applied else 'training stopped before applying the update')
         raise NonFiniteLossError(
             f'{what} at epoch {epoch}, iteration {it} (global, 1-based); '
-            f'training stopped before applying the update, {where}',
+            f'{done}, {where}',
             epoch=epoch, iter=it, terms=terms)
 

@@ -90,3 +90,42 @@ def test_nan_loss_stops_training_keeps_checkpoint(tiny_synthmot, tmp_path,
         assert torch.isfinite(param).all(), name
     # the forward hook is removed when training fails
     assert not seen['model']._forward_hooks
+
+
+def test_non_finite_gradient_stops_before_checkpoint(tmp_path):
+    """A finite loss with a NaN gradient (sqrt at 0): the update is applied,
+    but training stops before the epoch's checkpoint is written."""
+    from mmengine.model import BaseModel
+    from mmengine.runner import Runner
+    from torch import nn
+    from torch.utils.data import DataLoader
+
+    from mmtrack_kd.engine import NonFiniteLossHook
+
+    class SqrtAtZero(BaseModel):
+
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(2, 1)
+
+        def forward(self, inputs, mode='tensor'):
+            out = self.lin(inputs)
+            return dict(loss=torch.sqrt((out * 0).sum()))
+
+    runner = Runner(
+        model=SqrtAtZero(),
+        work_dir=str(tmp_path),
+        experiment_name=f'grad_nan_{id(tmp_path)}',
+        train_dataloader=DataLoader(
+            [dict(inputs=torch.ones(2))] * 4, batch_size=2),
+        optim_wrapper=dict(
+            optimizer=dict(type='SGD', lr=0.1), clip_grad=dict(max_norm=1.0)),
+        train_cfg=dict(by_epoch=True, max_epochs=1),
+        default_hooks=dict(logger=None),
+        custom_hooks=[NonFiniteLossHook()])
+    with pytest.raises(NonFiniteLossError) as err:
+        runner.train()
+    assert 'non-finite gradient grad_norm=nan at epoch 1, iteration 1' in \
+        str(err.value)
+    assert 'applied in memory but is not saved' in str(err.value)
+    assert not (tmp_path / 'epoch_1.pth').exists()
