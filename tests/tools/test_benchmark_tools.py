@@ -1,0 +1,168 @@
+"""tools/benchmark: the KD benchmark (plan, micro run, resume), fps.py and
+kd_step_overhead.py on tiny models."""
+import json
+import os
+import os.path as osp
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+sys.path.insert(0, osp.join(ROOT, 'tools', 'benchmark'))
+
+import kd_benchmark  # noqa: E402
+
+
+def run_tool(args, timeout=300):
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable] + args, cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, (
+        f'{" ".join(args)} failed:\n{proc.stdout[-3000:]}\n'
+        f'{proc.stderr[-3000:]}')
+    return proc.stdout
+
+
+def test_dry_run_lists_every_method_and_seed(tmp_path):
+    out = run_tool(['tools/benchmark/kd_benchmark.py', '--preset', 'full',
+                    '--seeds', '2', '--out', str(tmp_path / 'b'),
+                    '--data', str(tmp_path / 'nodata'), '--dry-run'])
+    for method in kd_benchmark.METHODS:
+        for seed in (0, 1):
+            assert re.search(rf'^\s+{method}\s+seed {seed}\b', out, re.M), (
+                method, seed, out)
+    assert f'{len(kd_benchmark.METHODS) * 2} trainings' in out
+    minutes = float(re.search(r'estimated time left: ([\d.]+) min',
+                              out).group(1))
+    assert minutes > 0
+    # nothing was trained or generated
+    assert not (tmp_path / 'b' / 'records').exists()
+    assert not (tmp_path / 'nodata').exists()
+
+
+def test_unknown_method_is_rejected(tmp_path):
+    proc = subprocess.run([
+        sys.executable, 'tools/benchmark/kd_benchmark.py', '--out',
+        str(tmp_path), '--methods', 'nope', '--dry-run'
+    ], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert '--methods' in proc.stderr and 'nope' in proc.stderr
+
+
+def test_every_fragment_builds_into_a_valid_kd_config(tmp_path):
+    """Each method's distill_cfgs load from its fragment files, MGD/FGD get
+    the teacher's neck channels, and the generated config parses."""
+    from mmengine.config import Config
+    bench = kd_benchmark.Benchmark(str(tmp_path), 'quick', 1,
+                                   list(kd_benchmark.METHODS),
+                                   data=str(tmp_path / 'd'))
+    teacher_ch = bench.preset['teacher']['neck']['out_channels']
+    for method, (kind, frags, _) in kd_benchmark.METHODS.items():
+        if kind != 'kd':
+            continue
+        cfgs = bench.distill_cfgs(method)
+        assert len(cfgs) == len(frags)
+        for c in cfgs:
+            assert set(c) <= {'student_recorders', 'teacher_recorders',
+                              'connectors', 'distill_losses',
+                              'loss_forward_mappings'}
+            for loss in c['distill_losses'].values():
+                if 'channels' in loss:
+                    assert loss['channels'] == [teacher_ch] * 3
+    path = bench.kd_cfg('ours_no_feat', 0, '/t.py', '/t.pth')
+    cfg = Config.fromfile(path)
+    assert cfg.model.type == 'MOTDistiller'
+    assert cfg.model.teacher_ckpt == '/t.pth'
+    assert cfg.randomness.seed == 0
+    losses = [t for c in cfg.model.distill_cfgs
+              for t in (v['type'] for v in c['distill_losses'].values())]
+    assert losses == ['IDResponseConsistencyLoss', 'PredictionDifferenceLoss']
+    assert cfg.model.student.backbone.widen_factor == \
+        bench.preset['student']['backbone']['widen_factor']
+
+
+def test_micro_run_writes_results_and_skips_finished(tmp_path):
+    out = tmp_path / 'bench'
+    args = ['tools/benchmark/kd_benchmark.py', '--preset', 'micro',
+            '--seeds', '1', '--out', str(out), '--methods', 'only_feat']
+    log = run_tool(args)
+    assert 'run only_feat__seed0' in log
+    results = json.loads((out / 'results.json').read_text())
+    assert set(results['methods']) == {'teacher', 'student', 'only_feat'}
+    for name, m in results['methods'].items():
+        rec = m['seeds']['0']
+        test = rec['metrics']['test']
+        for key in ('MOTA', 'IDF1', 'HOTA', 'MT%', 'ML%', 'IDs'):
+            assert key in test, (name, key)
+        assert rec['train_time_s'] > 0 and rec['params'] > 0
+    # the KD student is evaluated as a plain student: same parameter count
+    assert results['methods']['only_feat']['seeds']['0']['params'] == \
+        results['methods']['student']['seeds']['0']['params']
+    assert results['methods']['teacher']['seeds']['0']['params'] > \
+        results['methods']['student']['seeds']['0']['params']
+    md = (out / 'results.md').read_text()
+    assert '| only_feat |' in md and 'gap recovered' in md
+    for png in ('metric_bars.png', 'loss_curves.png', 'acc_vs_fps.png'):
+        assert (out / png).stat().st_size > 1000, png
+    rec = json.loads((out / 'records' / 'student__seed0.json').read_text())
+    assert rec['loss_curve'] and all(len(p) == 2 for p in rec['loss_curve'])
+
+    # a second invocation trains nothing
+    before = sorted(os.listdir(out / 'logs'))
+    log = run_tool(args)
+    for name in ('teacher', 'student', 'only_feat'):
+        assert f'skip {name}__seed0 (recorded)' in log
+    assert 'run ' not in log
+    assert sorted(os.listdir(out / 'logs')) == before
+
+
+def test_fps_tool_prints_fps_and_ratio(tmp_path):
+    from mmengine.config import Config
+    bench = kd_benchmark.Benchmark(str(tmp_path), 'micro', 1, [],
+                                   data=str(tmp_path / 'd'))
+    student = bench.model_cfg('student', 0)
+    teacher = bench.model_cfg('teacher', 0)
+    assert Config.fromfile(student).model.neck.out_channels == 16
+    out = run_tool(['tools/benchmark/fps.py', student, 'none',
+                    '--input-size', '128', '96', '--frames', '8',
+                    '--warmup', '2', '--compare', teacher, 'none'])
+    assert 'torch threads: 1' in out
+    fps = re.findall(r'FPS ([\d.]+) \(model ([\d.]+) ms \+ tracker '
+                     r'([\d.]+) ms', out)
+    assert len(fps) == 2
+    for value, model_ms, tracker_ms in fps:
+        assert float(value) > 0 and float(model_ms) > 0
+        # FPS is the inverse of the per-frame total
+        total = float(model_ms) + float(tracker_ms)
+        assert float(value) == pytest.approx(1e3 / total, rel=0.02)
+    ratio = float(re.search(r'ratio FPS \S+ / \S+: ([\d.]+)', out).group(1))
+    assert ratio == pytest.approx(float(fps[0][0]) / float(fps[1][0]),
+                                  rel=0.01)
+
+
+def test_fps_tool_rejects_bad_input_size():
+    proc = subprocess.run([
+        sys.executable, 'tools/benchmark/fps.py',
+        'configs/cstrack/cstrack_yolov5n_synthmot.py', 'none',
+        '--input-size', '100', '96'
+    ], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and 'multiples of 32' in proc.stderr
+
+
+def test_gap_recovered_and_stats():
+    def summ(idf1s):
+        return dict(summary=dict(test=dict(
+            IDF1=kd_benchmark._stats(idf1s))))
+    results = dict(methods=dict(teacher=summ([0.8, 0.6]),
+                                student=summ([0.4, 0.4]),
+                                ours=summ([0.5, 0.5]),
+                                bad=summ([])))
+    assert results['methods']['teacher']['summary']['test']['IDF1'][
+        'std'] == pytest.approx(0.1414, abs=1e-3)
+    assert kd_benchmark.gap_recovered(results, 'ours', 'test') == \
+        pytest.approx(100 * 0.1 / 0.3)
+    assert kd_benchmark.gap_recovered(results, 'bad', 'test') is None
+    results['methods']['teacher'] = summ([0.3])  # no positive gap
+    assert kd_benchmark.gap_recovered(results, 'ours', 'test') is None
