@@ -14,6 +14,7 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmtrack_kd.engine import auto_dist_backend
 from mmtrack_kd.utils import resolve_num_ids
 
 
@@ -59,6 +60,7 @@ def build_cfg(args) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     resolve_num_ids(cfg)
+    auto_dist_backend(cfg)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

@@ -14,7 +14,9 @@ from mmengine.config import Config, DictAction
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
+from mmtrack_kd.engine import auto_dist_backend
 from mmtrack_kd.utils import resolve_num_ids
+from mmtrack_kd.utils.config import set_max_epochs
 
 
 def parse_args(argv=None):
@@ -28,6 +30,11 @@ def parse_args(argv=None):
         const='auto',
         help='resume from the given checkpoint, or from the latest one in '
         'the work dir when no path is given')
+    parser.add_argument(
+        '--epochs',
+        type=int,
+        help='train for this many epochs; epoch-based LR schedules are '
+        'stretched to match')
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision training')
     parser.add_argument(
@@ -55,6 +62,9 @@ def build_cfg(args) -> Config:
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
     resolve_num_ids(cfg)
+    auto_dist_backend(cfg)
+    if args.epochs is not None:
+        set_max_epochs(cfg, args.epochs)
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
     elif cfg.get('work_dir', None) is None:

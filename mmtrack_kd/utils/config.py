@@ -105,3 +105,33 @@ def resolve_num_ids(cfg: Config) -> None:
                 f'{where}.id_head.num_ids is "auto" but the config has no '
                 'train_dataloader.dataset.ann_file to count identities in')
         head['num_ids'] = count_identities(ann)
+
+
+def set_max_epochs(cfg: Config, epochs: int) -> None:
+    """Change the training length and stretch the epoch-based LR schedule
+    with it: every ``param_scheduler`` entry with ``by_epoch=True`` whose
+    ``end`` (and ``T_max``) was the old ``max_epochs`` follows the new one,
+    so a cosine decay still ends at the last epoch.
+
+    Args:
+        cfg: the config, changed in place.
+        epochs: the new ``train_cfg.max_epochs`` (>= 1).
+    """
+    if int(epochs) < 1:
+        raise ValueError(f'--epochs must be >= 1, got {epochs}')
+    old = cfg.train_cfg.get('max_epochs')
+    if old is None:
+        raise ValueError('--epochs needs an epoch-based train_cfg '
+                         '(train_cfg.max_epochs)')
+    cfg.train_cfg.max_epochs = int(epochs)
+    scheds = cfg.get('param_scheduler') or []
+    if isinstance(scheds, dict):
+        scheds = [scheds]
+    for sched in scheds:
+        if not sched.get('by_epoch', True):
+            continue
+        for key in ('end', 'T_max'):
+            if sched.get(key) == old:
+                sched[key] = int(epochs)
+    if cfg.train_cfg.get('val_interval', 1) > epochs:
+        cfg.train_cfg.val_interval = int(epochs)
