@@ -117,6 +117,36 @@ def test_micro_run_writes_results_and_skips_finished(tmp_path):
     assert 'run ' not in log
     assert sorted(os.listdir(out / 'logs')) == before
 
+    # the KD step-overhead tool on the generated KD config and teacher
+    log = run_tool(['tools/benchmark/kd_step_overhead.py',
+                    str(out / 'configs' / 'only_feat__seed0.py'),
+                    '--iters', '1'])
+    ms = dict(re.findall(r'^\s*(student|kd|teacher): ([\d.]+) ms', log,
+                         re.M))
+    assert set(ms) == {'student', 'kd', 'teacher'}
+    ratio = float(re.search(r'ratio kd / student: ([\d.]+)', log).group(1))
+    assert ratio == pytest.approx(float(ms['kd']) / float(ms['student']),
+                                  rel=0.05)
+
+
+@pytest.mark.parametrize('resume', [False, True])
+def test_half_finished_training_restarts_or_resumes(tmp_path, monkeypatch,
+                                                    resume):
+    bench = kd_benchmark.Benchmark(str(tmp_path), 'micro', 1, [],
+                                   data=str(tmp_path / 'd'), resume=resume)
+    work = tmp_path / 'work' / 'student__seed0'
+    work.mkdir(parents=True)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    (work / 'epoch_1.pth').write_text('half')
+    calls = []
+    monkeypatch.setattr(kd_benchmark, '_run',
+                        lambda cmd, log, threads: calls.append(cmd) or
+                        (1.0, 1.0))
+    bench._train('student', 0, 'cfg.py')
+    assert ('--resume' in calls[0]) == resume
+    # restarting wipes the half-finished work dir; resuming keeps it
+    assert (work / 'epoch_1.pth').exists() == resume
+
 
 def test_fps_tool_prints_fps_and_ratio(tmp_path):
     from mmengine.config import Config
