@@ -1,0 +1,242 @@
+"""Distillation of mmdet's ByteTrack (a tracker this project did not write):
+the SynthMOT configs end to end (teacher, KD student, extraction, scoring),
+one distiller loss step in-process, and the MOT17 KD config's structure."""
+import hashlib
+import json
+
+import pytest
+import torch
+from mmdet.registry import MODELS
+from mmdet.structures import DetDataSample
+from mmdet.utils import register_all_modules
+from mmengine.config import Config
+from mmengine.structures import InstanceData
+
+import mmtrack_kd  # noqa: F401  (registers the distiller)
+from mmtrack_kd.models.distill.distiller import (fill_decoders,
+                                                 merge_distill_cfgs)
+from mmtrack_kd.models.distill.recorders import find_module
+from test_e2e_train_test import ROOT, run_tool
+
+register_all_modules(init_default_scope=True)
+
+TINY_DATA = """
+data_root = '{data}/'
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root))
+test_dataloader = dict(num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root=data_root))
+train_cfg = dict(max_epochs=1, val_interval=10)
+"""
+
+
+def yolox_widths(widen):
+    """Detector overrides of a YOLOX at width ``widen`` (depth unchanged)."""
+    c = [int(x * widen) for x in (256, 512, 1024)]
+    return dict(
+        backbone=dict(widen_factor=widen),
+        neck=dict(in_channels=c, out_channels=c[0]),
+        bbox_head=dict(in_channels=c[0], feat_channels=c[0]))
+
+
+# narrower than the shipped S (0.5) and N (0.25) to keep the test fast
+TEACHER_DET = yolox_widths(0.125)
+STUDENT_DET = yolox_widths(0.0625)
+
+
+def sha(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def test_bytetrack_kd_end_to_end(tiny_synthmot, tmp_path):
+    tiny = TINY_DATA.format(data=tiny_synthmot.rstrip('/'))
+    teacher_cfg = write(tmp_path / 'teacher.py', (
+        f"_base_ = ['{ROOT}/configs/bytetrack/bytetrack_yolox_s_synthmot.py']"
+        f'\n{tiny}model = dict(detector={TEACHER_DET!r})\n'))
+    student_cfg = write(tmp_path / 'student.py', (
+        f"_base_ = ['{ROOT}/configs/bytetrack/bytetrack_yolox_n_synthmot.py']"
+        f'\n{tiny}model = dict(detector={STUDENT_DET!r})\n'))
+    run_tool(['tools/train.py', teacher_cfg, '--work-dir',
+              str(tmp_path / 't')])
+    t_ckpt = tmp_path / 't' / 'epoch_1.pth'
+    t_hash = sha(t_ckpt)
+
+    # Only the key-feature fragment: with the distiller's current
+    # tensor_forward the teacher's detector.bbox_head is not recorded (see
+    # test_prediction_difference_records_teacher_head below).
+    kd_cfg = write(tmp_path / 'kd.py', (
+        f"_base_ = ['{ROOT}/configs/kd/bytetrack_yolox_kd_synthmot.py']\n"
+        + tiny + f"model = dict(teacher='{teacher_cfg}', "
+        f"teacher_ckpt='{t_ckpt}', distill_cfgs=[_base_.kd_key_feature], "
+        f'student=dict(detector={STUDENT_DET!r}))\n'))
+    run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
+    kd_ckpt = tmp_path / 'kd' / 'epoch_1.pth'
+    assert sha(t_ckpt) == t_hash, 'KD training modified the teacher file'
+
+    state = torch.load(kd_ckpt, map_location='cpu')['state_dict']
+    assert not any(k.startswith('teacher') for k in state)
+    # one connector per neck level, student 16 -> teacher 32 channels
+    for i in range(3):
+        assert state[f'connectors.neck_c{i}.conv.weight'].shape[:2] == (32,
+                                                                        16)
+    scalars = next((tmp_path / 'kd').glob('*/vis_data/scalars.json'))
+    train_logs = [json.loads(line) for line in open(scalars)
+                  if '"loss"' in line]
+    assert train_logs and all(
+        torch.isfinite(torch.tensor(r['loss_kd_feat'])) and
+        r['loss_kd_feat'] > 0 for r in train_logs)
+
+    student_ckpt = tmp_path / 'student.pth'
+    run_tool(['tools/extract_student.py', str(kd_ckpt), str(student_ckpt)])
+    plain = torch.load(student_ckpt, map_location='cpu')['state_dict']
+    assert set(plain) == {k[len('student.'):] for k in state
+                          if k.startswith('student.')}
+    assert 'detector.bbox_head.multi_level_conv_obj.0.weight' in plain
+
+    out = tmp_path / 'metrics.json'
+    run_tool(['tools/test.py', student_cfg, str(student_ckpt), '--work-dir',
+              str(tmp_path / 'test'), '--out', str(out)])
+    metrics = json.loads(out.read_text())
+    for key in ('mot/MOTA', 'mot/IDF1', 'mot/HOTA'):
+        assert key in metrics
+    assert metrics['FPS'] > 0
+
+
+def calibrate_bn(model, inputs):
+    """Give a random model's BatchNorms the statistics of ``inputs`` (raw
+    0-255 pixels), as training would: with the initial ones (mean 0, var 1)
+    an eval-mode random YOLOX overflows on raw pixels."""
+    bns = [m for m in model.modules()
+           if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None  # cumulative average: one batch sets the stats
+    model.train()
+    with torch.no_grad():
+        model.detector._forward(inputs)
+    for bn in bns:
+        bn.momentum = 0.03
+    model.eval()
+
+
+def tiny_kd_model(tmp_path):
+    """The SynthMOT KD model config with tiny widths and a random teacher
+    checkpoint saved to ``tmp_path``."""
+    torch.manual_seed(0)
+    cfg = Config.fromfile(f'{ROOT}/configs/kd/bytetrack_yolox_kd_synthmot.py')
+    cfg.merge_from_dict(dict(model=dict(student=dict(detector=STUDENT_DET))))
+    t_cfg = Config.fromfile(
+        f'{ROOT}/configs/bytetrack/bytetrack_yolox_s_synthmot.py')
+    t_cfg.merge_from_dict(dict(model=dict(detector=TEACHER_DET)))
+    teacher = MODELS.build(t_cfg.model)
+    calibrate_bn(teacher, det_batch()[0])
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save({'state_dict': teacher.state_dict()}, ckpt)
+    model = cfg.model
+    model.teacher = t_cfg.model
+    model.teacher_ckpt = str(ckpt)
+    model.dry_run_input_shape = (1, 3, 64, 96)
+    return model
+
+
+def det_batch(n=2, h=64, w=96):
+    """A detection-style batch as PackDetInputs and the data preprocessor
+    give it: (N, 3, H, W) raw pixels and plain DetDataSamples."""
+    torch.manual_seed(0)
+    inputs = torch.rand(n, 3, h, w) * 255
+    samples = []
+    for i in range(n):
+        s = DetDataSample(metainfo=dict(
+            img_shape=(h, w), batch_input_shape=(h, w), pad_shape=(h, w),
+            scale_factor=(1.0, 1.0)))
+        k = i + 1  # 1 and 2 people
+        s.gt_instances = InstanceData(
+            bboxes=torch.tensor([[10., 8., 30., 56.], [50., 4., 70., 60.]])[:k],
+            labels=torch.zeros(k, dtype=torch.long))
+        samples.append(s)
+    return inputs, samples
+
+
+def test_key_feature_loss_step_on_det_samples(tmp_path):
+    model = tiny_kd_model(tmp_path)
+    model.distill_cfgs = model.distill_cfgs[:1]  # kd_key_feature
+    distiller = MODELS.build(model)
+    assert [c.conv.in_channels for c in distiller.connectors.values()] == \
+        [16, 16, 16]
+    assert [c.conv.out_channels for c in distiller.connectors.values()] == \
+        [32, 32, 32]
+    distiller.train()
+    inputs, samples = det_batch()
+    losses = distiller.loss(inputs, samples)
+    for key in ('loss_cls', 'loss_bbox', 'loss_obj', 'loss_kd_feat'):
+        assert key in losses and torch.isfinite(losses[key]).all()
+    losses['loss_kd_feat'].backward()
+    for conn in distiller.connectors.values():
+        assert conn.conv.weight.grad is not None
+        assert conn.conv.weight.grad.abs().sum() > 0
+    assert all(p.grad is None for p in distiller.teacher.parameters())
+
+
+@pytest.mark.xfail(
+    strict=True, raises=RuntimeError,
+    reason='MOTDistiller tensor_forward runs detector._forward, whose '
+    'SingleStageDetector implementation calls bbox_head.forward(x) directly, '
+    'bypassing forward hooks, so the teacher recorder of detector.bbox_head '
+    'stays empty; once fixed, drop this mark and put kd_pred_diff back in '
+    'test_bytetrack_kd_end_to_end')
+def test_prediction_difference_records_teacher_head(tmp_path):
+    model = tiny_kd_model(tmp_path)
+    distiller = MODELS.build(model)
+    strides = distiller.distill_losses['kd_resp'].decoder.strides
+    assert list(strides) == [8, 16, 32]  # filled from detector.bbox_head
+    distiller.train()
+    inputs, samples = det_batch()
+    losses = distiller.loss(inputs, samples)
+    assert torch.isfinite(losses['loss_kd_resp'])
+    assert losses['loss_kd_resp'].requires_grad
+
+
+def test_mot17_kd_config_structure():
+    """The MOT17 KD config loads, its student is YOLOX-S next to mmdet's
+    YOLOX-X teacher, and every recorder path of its fragments exists in the
+    built student."""
+    cfg = Config.fromfile(f'{ROOT}/configs/kd/bytetrack_yolox_x2s_kd_mot17.py')
+    mmdet_cfg = Config.fromfile(
+        f'{ROOT}/.venv/lib/python3.11/site-packages/mmdet/.mim/configs/'
+        'bytetrack/bytetrack_yolox_x_8xb4-80e_crowdhuman-'
+        'mot17halftrain_test-mot17halfval.py')
+    model = cfg.model
+    assert model.type == 'MOTDistiller' and model.teacher_ckpt
+    t_det, s_det = model.teacher.detector, model.student.detector
+    assert t_det.backbone.widen_factor == \
+        mmdet_cfg.model.detector.backbone.widen_factor == 1.25
+    assert t_det.neck.out_channels == 320
+    assert (s_det.backbone.deepen_factor, s_det.backbone.widen_factor) == \
+        (0.33, 0.5)
+    assert s_det.neck.in_channels == [128, 256, 512]
+    assert s_det.neck.out_channels == s_det.bbox_head.in_channels == \
+        s_det.bbox_head.feat_channels == 128
+    assert 'yolox_s' in s_det.init_cfg.checkpoint
+    assert 'yolox_x' in t_det.init_cfg.checkpoint  # the teacher is untouched
+    # mmdet's data, schedule and evaluator
+    assert cfg.train_cfg.max_epochs == 80
+    assert cfg.val_evaluator.type == 'MOTChallengeMetric'
+
+    student = MODELS.build(model.student)
+    merged = merge_distill_cfgs(model.distill_cfgs, {})
+    for side in ('student_recorders', 'teacher_recorders'):
+        assert merged[side]
+        for rec in merged[side].values():
+            find_module(student, rec['source'])  # raises when missing
+    losses = fill_decoders(merged['distill_losses'], student)
+    assert list(losses['kd_resp']['decoder']['strides']) == [8, 16, 32]
+    neck_out = student.detector.neck(
+        student.detector.backbone(torch.zeros(1, 3, 64, 64)))
+    assert [f.shape[1] for f in neck_out] == [128, 128, 128]
