@@ -96,19 +96,24 @@ PRESETS = {
         teacher=dict(_model(0.125, 32), test_cfg=dict(max_per_img=10)),
         student=dict(_model(0.0625, 16), test_cfg=dict(max_per_img=10)),
         epochs=1, batch_size=2, img_scale=None, log_interval=1,
-        eval_val=False, sec_per_iter=0.15, startup_s=6, eval_s=7),
+        eval_val=False, sec_per_iter=0.15, kd_factor=1.6,
+        teacher_factor=2.0, startup_s=6, eval_s=7),
     # the 10-minute smoke benchmark on data/synthmot_quick
     'quick': dict(
         data_preset='quick', data_knobs={},
         teacher=_model(0.25, 64), student=_model(0.125, 32),
         epochs=3, batch_size=4, img_scale=None, log_interval=2,
-        eval_val=True, sec_per_iter=0.3, startup_s=7, eval_s=9),
-    # the benchmark of docs/benchmark.md on data/synthmot_bench
+        eval_val=True, sec_per_iter=0.3, kd_factor=1.6, teacher_factor=2.0,
+        startup_s=7, eval_s=9),
+    # the benchmark of docs/benchmark.md on data/synthmot_bench: the quick
+    # sizes (a CSTrack-S teacher's forward alone costs 2.5 student steps on
+    # this CPU, which would not fit 2.5 h), 6 epochs x 150 iterations
     'full': dict(
         data_preset='bench', data_knobs={},
-        teacher=_model(0.5, 128), student=_model(0.125, 32),
-        epochs=4, batch_size=4, img_scale=(320, 192), log_interval=10,
-        eval_val=True, sec_per_iter=0.7, startup_s=8, eval_s=45),
+        teacher=_model(0.25, 64), student=_model(0.125, 32),
+        epochs=6, batch_size=4, img_scale=(320, 192), log_interval=10,
+        eval_val=True, sec_per_iter=0.25, kd_factor=1.9, teacher_factor=2.0,
+        startup_s=8, eval_s=40),
 }
 MICRO_METHODS = ('teacher', 'student', 'only_feat')
 METRIC_KEYS = ('MOTA', 'IDF1', 'HOTA', 'MT%', 'ML%', 'IDs')
@@ -242,9 +247,8 @@ class Benchmark:
         p = self.preset
         iters = self.iters_per_epoch() * p['epochs']
         # a KD step also runs the teacher forward and the losses
-        factor = 1.0 if METHODS[method][0] != 'kd' else 1.6
-        if method == 'teacher':
-            factor = 2.0
+        factor = dict(kd=p['kd_factor'], teacher=p['teacher_factor']).get(
+            METHODS[method][0], 1.0)
         evals = 2 if p['eval_val'] else 1
         return p['startup_s'] + iters * p['sec_per_iter'] * factor + \
             evals * p['eval_s']
