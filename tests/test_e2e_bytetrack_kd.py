@@ -240,3 +240,28 @@ def test_mot17_kd_config_structure():
     neck_out = student.detector.neck(
         student.detector.backbone(torch.zeros(1, 3, 64, 64)))
     assert [f.shape[1] for f in neck_out] == [128, 128, 128]
+
+
+def test_mot17_kd_distiller_builds_with_a_teacher_checkpoint(tmp_path):
+    """The whole MOT17 distiller builds (YOLOX-X teacher loaded strictly from
+    a random checkpoint, dry run at the config's small input) and infers
+    its connectors 128 -> 320."""
+    cfg = Config.fromfile(f'{ROOT}/configs/kd/bytetrack_yolox_x2s_kd_mot17.py')
+    torch.manual_seed(0)
+    teacher = MODELS.build(cfg.model.teacher)
+    ckpt = tmp_path / 'bytetrack_yolox_x.pth'
+    torch.save({'state_dict': teacher.state_dict()}, ckpt)
+    del teacher
+    cfg.model.teacher_ckpt = str(ckpt)
+    distiller = MODELS.build(cfg.model)
+    ckpt.unlink()  # about 400 MB
+    assert [(c.conv.in_channels, c.conv.out_channels)
+            for c in distiller.connectors.values()] == [(128, 320)] * 3
+    assert list(distiller.distill_losses['kd_resp'].decoder.strides) == \
+        [8, 16, 32]
+    n_teacher = sum(p.numel() for p in distiller.teacher.parameters())
+    n_student = sum(p.numel() for p in distiller.student.parameters())
+    assert n_teacher > 90e6 and n_student < 10e6
+    assert not any(p.requires_grad for p in distiller.teacher.parameters())
+    assert all(k.startswith(('student.', 'connectors.'))
+               for k in distiller.state_dict())
