@@ -225,6 +225,12 @@ def test_mot17_kd_config_structure():
         s_det.bbox_head.feat_channels == 128
     assert 'yolox_s' in s_det.init_cfg.checkpoint
     assert 'yolox_x' in t_det.init_cfg.checkpoint  # the teacher is untouched
+    plain = Config.fromfile(
+        f'{ROOT}/configs/bytetrack/bytetrack_yolox_s_8xb4-80e_crowdhuman-'
+        'mot17halftrain_test-mot17halfval.py')
+    assert plain.model.to_dict() == Config(
+        dict(model=model.student)).model.to_dict(), \
+        'the KD student and the plain YOLOX-S ByteTrack config differ'
     # mmdet's data, schedule and evaluator
     assert cfg.train_cfg.max_epochs == 80
     assert cfg.val_evaluator.type == 'MOTChallengeMetric'

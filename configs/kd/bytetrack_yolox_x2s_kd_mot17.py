@@ -11,6 +11,9 @@
 #   https://download.openmmlab.com/mmtracking/mot/bytetrack/bytetrack_yolox_x/bytetrack_yolox_x_crowdhuman_mot17-private-half_20211218_205500-1985c9f0.pth
 #   python tools/train.py configs/kd/bytetrack_yolox_x2s_kd_mot17.py \
 #       --cfg-options model.teacher_ckpt=checkpoints/bytetrack_yolox_x.pth
+# then extract the student (tools/extract_student.py) and test it with
+# configs/bytetrack/bytetrack_yolox_s_8xb4-80e_crowdhuman-mot17halftrain_
+# test-mot17halfval.py (the same student model, also the no-KD baseline).
 _base_ = [
     'mmdet::bytetrack/'
     'bytetrack_yolox_x_8xb4-80e_crowdhuman-mot17halftrain_test-mot17halfval.py',
@@ -26,7 +29,7 @@ student_channels = [int(c * widen_factor) for c in (256, 512, 1024)]
 # mmdet's model is the teacher; the student copies it with YOLOX-S sizes
 # (dict(base, key=...) copies, so the teacher is left as it is)
 _detector = _base_.model.detector
-student = dict(
+student_model = dict(
     _base_.model,
     detector=dict(
         _detector,
@@ -53,7 +56,7 @@ del _detector
 model = dict(
     _delete_=True,
     type='MOTDistiller',
-    student=student,
+    student=student_model,
     teacher=_base_.model,
     teacher_ckpt=teacher_ckpt,
     distill_cfgs=[_base_.kd_key_feature, _base_.kd_pred_diff],
