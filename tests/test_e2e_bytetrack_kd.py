@@ -68,13 +68,10 @@ def test_bytetrack_kd_end_to_end(tiny_synthmot, tmp_path):
     t_ckpt = tmp_path / 't' / 'epoch_1.pth'
     t_hash = sha(t_ckpt)
 
-    # Only the key-feature fragment: with the distiller's current
-    # tensor_forward the teacher's detector.bbox_head is not recorded (see
-    # test_prediction_difference_records_teacher_head below).
     kd_cfg = write(tmp_path / 'kd.py', (
         f"_base_ = ['{ROOT}/configs/kd/bytetrack_yolox_kd_synthmot.py']\n"
         + tiny + f"model = dict(teacher='{teacher_cfg}', "
-        f"teacher_ckpt='{t_ckpt}', distill_cfgs=[_base_.kd_key_feature], "
+        f"teacher_ckpt='{t_ckpt}', distill_cfgs=[_base_.kd_key_feature, _base_.kd_pred_diff], "
         f'student=dict(detector={STUDENT_DET!r}))\n'))
     run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
     kd_ckpt = tmp_path / 'kd' / 'epoch_1.pth'
@@ -92,6 +89,8 @@ def test_bytetrack_kd_end_to_end(tiny_synthmot, tmp_path):
     assert train_logs and all(
         torch.isfinite(torch.tensor(r['loss_kd_feat'])) and
         r['loss_kd_feat'] > 0 for r in train_logs)
+    assert all(torch.isfinite(torch.tensor(r['loss_kd_resp']))
+               for r in train_logs)
 
     student_ckpt = tmp_path / 'student.pth'
     run_tool(['tools/extract_student.py', str(kd_ckpt), str(student_ckpt)])
@@ -184,13 +183,6 @@ def test_key_feature_loss_step_on_det_samples(tmp_path):
     assert all(p.grad is None for p in distiller.teacher.parameters())
 
 
-@pytest.mark.xfail(
-    strict=True, raises=RuntimeError,
-    reason='MOTDistiller tensor_forward runs detector._forward, whose '
-    'SingleStageDetector implementation calls bbox_head.forward(x) directly, '
-    'bypassing forward hooks, so the teacher recorder of detector.bbox_head '
-    'stays empty; once fixed, drop this mark and put kd_pred_diff back in '
-    'test_bytetrack_kd_end_to_end')
 def test_prediction_difference_records_teacher_head(tmp_path):
     model = tiny_kd_model(tmp_path)
     distiller = MODELS.build(model)

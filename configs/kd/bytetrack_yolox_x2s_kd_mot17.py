@@ -62,17 +62,16 @@ model = dict(
     distill_cfgs=[_base_.kd_key_feature, _base_.kd_pred_diff],
     dry_run_input_shape=(1, 3, 128, 224))
 
-# mmdet's YOLOXModeSwitchHook sets `model.detector.bbox_head.use_l1` or
-# `model.bbox_head.use_l1`, neither of which exists on MOTDistiller (its
-# student is `model.student`), so it would fail at the switch epoch. Until
-# the distiller exposes the student's detector, the last epochs keep Mosaic/
-# MixUp and train without the extra L1 loss; the other hooks are mmdet's.
+# mmdet's hooks (MOTDistiller.detector is the student's detector, so
+# YOLOXModeSwitchHook switches the student), plus the non-finite loss stop.
 custom_hooks = [
+    dict(type='YOLOXModeSwitchHook', num_last_epochs=10, priority=48),
     dict(type='SyncNormHook', priority=48),
     dict(
         type='EMAHook',
         ema_type='ExpMomentumEMA',
         momentum=0.0001,
         update_buffers=True,
-        priority=49)
+        priority=49),
+    dict(type='NonFiniteLossHook'),
 ]

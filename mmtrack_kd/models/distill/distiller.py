@@ -72,8 +72,14 @@ def tensor_forward(model: nn.Module, inputs: torch.Tensor) -> Any:
     if inputs.dim() == 5:
         inputs = inputs.flatten(0, 1)
     detector = getattr(model, 'detector', None)
-    if isinstance(detector, nn.Module) and hasattr(detector, '_forward'):
-        return detector._forward(inputs)
+    if isinstance(detector, nn.Module):
+        head = getattr(detector, 'bbox_head', None)
+        if isinstance(head, nn.Module) and hasattr(detector, 'extract_feat'):
+            # mmdet's SingleStageDetector._forward calls bbox_head.forward
+            # directly, which skips forward hooks: call the head module
+            return head(detector.extract_feat(inputs))
+        if hasattr(detector, '_forward'):
+            return detector._forward(inputs)
     return model._forward(inputs)
 
 
@@ -343,6 +349,17 @@ class MOTDistiller(BaseModel):
                         f'model config dict with num_ids set') from err
             teacher = cfg[key]
         return MODELS.build(teacher)
+
+    @property
+    def detector(self) -> nn.Module:
+        """The student's detector, for hooks written for mmdet's MOT models
+        (e.g. ``YOLOXModeSwitchHook`` sets ``model.detector.bbox_head``).
+        Absent (AttributeError) when the student has no detector."""
+        student = self._modules.get('student')
+        detector = getattr(student, 'detector', None)
+        if detector is None:
+            raise AttributeError('the student has no detector')
+        return detector
 
     @property
     def teacher(self) -> nn.Module:
