@@ -11,10 +11,7 @@ strict=True)``). The file is written to a temporary name beside ``OUT`` and
 renamed, so a crash never leaves a half-written ``OUT``.
 """
 import argparse
-import os
-import os.path as osp
 import sys
-import tempfile
 from collections import OrderedDict
 from typing import List, Optional
 
@@ -35,6 +32,7 @@ def extract_student(kd_ckpt: str, out: str) -> int:
         ValueError: ``kd_ckpt`` has no ``student.`` keys.
     """
     from mmtrack_kd.models.distill.checkpoint import read_checkpoint
+    from mmtrack_kd.utils.io import atomic_write
     ckpt = read_checkpoint(kd_ckpt, key='KD_CKPT')
     state = ckpt.get('state_dict', ckpt)
     student = OrderedDict()
@@ -48,18 +46,8 @@ def extract_student(kd_ckpt: str, out: str) -> int:
     result = dict(state_dict=student)
     if 'meta' in ckpt:
         result['meta'] = ckpt['meta']
-    folder = osp.dirname(osp.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(out) + '.', suffix='.tmp', dir=folder)
-    os.close(fd)
-    try:
-        torch.save(result, tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        if osp.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(out, 'wb') as f:
+        torch.save(result, f)
     return len(student)
 
 
