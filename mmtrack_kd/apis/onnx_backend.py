@@ -10,15 +10,15 @@ both runtimes share them.
 """
 import copy
 import math
-import os
 import os.path as osp
-import tempfile
 from typing import Dict, List, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 from torch import Tensor
+
+from ..utils.io import atomic_path
 
 ID_MAP_NAME = 'id_map'
 INPUT_NAME = 'input'
@@ -134,12 +134,7 @@ def export_onnx(model: nn.Module,
         dynamic_axes = {INPUT_NAME: {0: 'batch', 2: 'height', 3: 'width'}}
         for name in names:
             dynamic_axes[name] = {0: 'batch', 2: f'{name}_h', 3: f'{name}_w'}
-    folder = osp.dirname(osp.abspath(out))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix='.' + osp.basename(out) + '.', suffix='.tmp', dir=folder)
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp:
         with torch.no_grad():
             torch.onnx.export(
                 wrapper, (example, ), tmp, dynamo=False,
@@ -151,13 +146,6 @@ def export_onnx(model: nn.Module,
         got = [o.name for o in onnx_model.graph.output]
         if got != names:
             raise RuntimeError(f'exported outputs {got}, expected {names}')
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp made it private
-        os.replace(tmp, out)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
     return names
 
 
