@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ..task_modules.grid import point_cells
+
 
 def gather_embeddings(id_map: Tensor, centres: Tensor,
                       batch_input_shape: Sequence[int]) -> Tensor:
@@ -24,12 +26,8 @@ def gather_embeddings(id_map: Tensor, centres: Tensor,
     Returns:
         Tensor: (K, D) raw (not normalised) embeddings.
     """
-    _, h, w = id_map.shape
-    stride_y = batch_input_shape[0] / h
-    stride_x = batch_input_shape[1] / w
-    ix = torch.floor(centres[:, 0] / stride_x).long().clamp(0, w - 1)
-    iy = torch.floor(centres[:, 1] / stride_y).long().clamp(0, h - 1)
-    return id_map[:, iy, ix].t()
+    idx = point_cells(centres, id_map.shape[-2:], batch_input_shape)
+    return id_map.flatten(1)[:, idx].t()
 
 
 @MODELS.register_module()

@@ -9,6 +9,7 @@ from typing import List, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from ..task_modules.grid import centre_cells, map_stride
 from ..task_modules.yolo_decode import decode_yolov5, decode_yolox
 
 Maps = Union[Tensor, Sequence[Tensor]]
@@ -46,34 +47,6 @@ def zero_with_grad(*tensors: Tensor) -> Tensor:
     for t in tensors[1:]:
         out = out + t.sum() * 0
     return out
-
-
-def map_stride(feat_hw: Sequence[int],
-               batch_input_shape: Sequence[int]) -> Tuple[float, float]:
-    """Stride (x, y) of a map of size feat_hw = (H, W) for the input (H, W)."""
-    h, w = int(feat_hw[0]), int(feat_hw[1])
-    return float(batch_input_shape[1]) / w, float(batch_input_shape[0]) / h
-
-
-def centre_cells(bboxes: Tensor, feat_hw: Sequence[int],
-                 batch_input_shape: Sequence[int]) -> Tensor:
-    """Flat index (row * W + col) of the cell holding each box centre.
-
-    Args:
-        bboxes: (K, 4) x1, y1, x2, y2 in input pixels.
-        feat_hw: (H, W) of the map.
-        batch_input_shape: (H_in, W_in) of the padded batch.
-
-    Returns:
-        Tensor: (K,) long indices, clamped into the map.
-    """
-    h, w = int(feat_hw[0]), int(feat_hw[1])
-    sx, sy = map_stride(feat_hw, batch_input_shape)
-    cx = (bboxes[:, 0] + bboxes[:, 2]) / 2
-    cy = (bboxes[:, 1] + bboxes[:, 3]) / 2
-    col = (cx / sx).floor().long().clamp(0, w - 1)
-    row = (cy / sy).floor().long().clamp(0, h - 1)
-    return row * w + col
 
 
 def box_cell_masks(bboxes: Tensor, feat_hw: Sequence[int],
