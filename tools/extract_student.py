@@ -12,7 +12,6 @@ renamed, so a crash never leaves a half-written ``OUT``.
 """
 import argparse
 import sys
-from collections import OrderedDict
 from typing import List, Optional
 
 import torch
@@ -31,18 +30,16 @@ def extract_student(kd_ckpt: str, out: str) -> int:
     Raises:
         ValueError: ``kd_ckpt`` has no ``student.`` keys.
     """
-    from mmtrack_kd.models.distill.checkpoint import read_checkpoint
+    from mmtrack_kd.models.distill.checkpoint import (
+        model_state_from_checkpoint, read_checkpoint)
     from mmtrack_kd.utils.io import atomic_write
     ckpt = read_checkpoint(kd_ckpt, key='KD_CKPT')
     state = ckpt.get('state_dict', ckpt)
-    student = OrderedDict()
-    for k, v in state.items():
-        k = k[len('module.'):] if k.startswith('module.') else k
-        if k.startswith('student.'):
-            student[k[len('student.'):]] = v
-    if not student:
+    if not any(k.startswith(('student.', 'module.student.')) for k in state):
         raise ValueError(f'{kd_ckpt}: no "student." keys; is it a '
                          f'MOTDistiller checkpoint?')
+    # ``module.`` and ``student.`` stripped, teacher/connector keys dropped
+    student = model_state_from_checkpoint(ckpt)
     result = dict(state_dict=student)
     if 'meta' in ckpt:
         result['meta'] = ckpt['meta']
