@@ -25,3 +25,19 @@ def tiny_synthmot(tmp_path_factory):
         num_seqs_test=1, num_frames=10, min_people=2, max_people=4,
         empty_start=1, show_progress=False)
     return str(out)
+
+
+@pytest.fixture(autouse=True)
+def mmdet_default_scope():
+    """Every test starts in mmdet's registry scope. A test that builds an
+    mmengine Runner without ``default_scope`` leaves 'mmengine' as the
+    current scope, after which ``MODELS.build`` would look in mmengine's
+    root registry and miss everything registered in mmdet's."""
+    import uuid
+
+    from mmengine.registry import DefaultScope
+    current = DefaultScope.get_current_instance()
+    if current is None or current.scope_name != 'mmdet':
+        DefaultScope.get_instance(
+            f'mmtrack_kd-test-{uuid.uuid4().hex}', scope_name='mmdet')
+    yield
