@@ -117,8 +117,8 @@ KNOBS: Dict[str, Knob] = {
 
 PRESETS: Dict[str, Dict[str, object]] = {
     # seconds to generate: unit tests, smoke runs, the demo
-    'quick': dict(num_seqs_train=2, num_seqs_val=1, num_seqs_test=1,
-                  num_frames=24, width=320, height=192, min_people=4,
+    'quick': dict(num_seqs_train=3, num_seqs_val=1, num_seqs_test=1,
+                  num_frames=40, width=320, height=192, min_people=4,
                   max_people=9, min_person_height=14, empty_start=2),
     # the CPU knowledge-distillation benchmark
     'bench': dict(num_seqs_train=4, num_seqs_val=2, num_seqs_test=2,
