@@ -219,10 +219,9 @@ class Benchmark:
         self.seeds = list(range(seeds))
         wanted = set(methods) | {'teacher', 'student'}
         self.methods = [m for m in METHODS if m in wanted]
-        if data is None:
-            data = (osp.join(self.out, 'data') if preset == 'micro' else
-                    osp.join(ROOT, 'data',
-                             f'synthmot_{self.preset["data_preset"]}'))
+        if data is None:  # owned by the run: nobody regenerates it midway
+            data = osp.join(self.out, 'data',
+                            f'synthmot_{self.preset["data_preset"]}')
         self.data = osp.abspath(data)
         self.threads = threads
         self.resume = resume
@@ -455,7 +454,8 @@ class Benchmark:
                    config=cfg, eval_config=eval_cfg, checkpoint=ckpt,
                    train_time_s=round(train_s, 2),
                    train_cpu_s=round(train_cpu_s, 2),
-                   params=_param_count(ckpt), metrics={})
+                   params=_param_count(ckpt), metrics={},
+                   data_fingerprint=self.data_fingerprint())
         splits = ['val', 'test'] if self.preset['eval_val'] else ['test']
         for split in splits:
             rec['metrics'][split] = self._test(method, seed, eval_cfg, ckpt,
@@ -463,6 +463,17 @@ class Benchmark:
         rec['loss_curve'] = loss_curve(self.work_dir(method, seed))
         _json_dump(rec, self.record_path(method, seed))
         return rec
+
+    def data_fingerprint(self) -> str:
+        """sha1 of the three annotation files (records of different data
+        must not be compared)."""
+        import hashlib
+        digest = hashlib.sha1()
+        for split in ('train', 'val', 'test'):
+            with open(osp.join(self.data, 'annotations',
+                               f'{split}_cocoformat.json'), 'rb') as f:
+                digest.update(f.read())
+        return digest.hexdigest()
 
     def load_record(self, method: str, seed: int) -> Optional[dict]:
         path = self.record_path(method, seed)
@@ -498,6 +509,13 @@ class Benchmark:
             rec = self.load_record(method, seed)
             if rec is not None:
                 records.setdefault(method, {})[str(seed)] = rec
+        prints = {r.get('data_fingerprint') for recs in records.values()
+                  for r in recs.values()}
+        if len(prints) > 1:
+            print(f'WARNING: the records were made on {len(prints)} '
+                  f'different versions of {self.data}; they are not '
+                  'comparable (see data_fingerprint in records/)',
+                  flush=True)
         results = dict(
             preset=self.preset_name,
             data=self.data,
@@ -508,6 +526,7 @@ class Benchmark:
                        batch_size=self.preset['batch_size'],
                        img_scale=self.preset['img_scale']),
             torch_threads=self.threads,
+            data_fingerprints=sorted(p or '' for p in prints),
             methods={})
         for method in self.methods:
             per_seed = {}
@@ -629,7 +648,7 @@ def markdown(results: dict) -> str:
                   '| method | MOTA | IDF1 | HOTA | MT% | ML% | IDs | FPS | '
                   'ΔMOTA | ΔIDF1 | gap recovered % | train s | train CPU s | '
                   'params |',
-                  '|' + '---|' * 15]
+                  '|' + '---|' * 14]
         base = results['methods'].get('student', {}).get('summary', {}).get(
             split, {})
         for name, m in results['methods'].items():
@@ -738,7 +757,7 @@ def parse_args(argv=None):
                         'student always run)')
     parser.add_argument('--data', default=None,
                         help='SynthMOT folder (made when missing); default '
-                        'data/synthmot_quick or data/synthmot_bench')
+                        'OUT/data/synthmot_quick or OUT/data/synthmot_bench')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads per subprocess (default 1)')
     parser.add_argument('--resume', action='store_true',
