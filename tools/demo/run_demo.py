@@ -37,7 +37,7 @@ def parse_args(argv=None):
     p.add_argument('--out', default='outputs/demo', help='output folder')
     p.add_argument('--data', default='data/synthmot_quick',
                    help='SynthMOT root (made with --preset quick if absent)')
-    p.add_argument('--epochs', type=int, default=12,
+    p.add_argument('--epochs', type=int, default=8,
                    help='training epochs of every model')
     p.add_argument('--seed', type=int, default=0, help='training seed')
     p.add_argument('--threads', type=int, default=int(
