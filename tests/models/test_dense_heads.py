@@ -144,3 +144,10 @@ def test_loss_agrees_with_decoding():
     assert (a.tolist(), gj.tolist(), gi.tolist()) == ([0], [2], [3])
     losses = head.loss(preds, [gt], [torch.zeros(1)])
     assert losses['loss_box'].abs() < 1e-5
+
+
+def test_id_head_auto_num_ids_unresolved_names_key():
+    from mmdet.registry import MODELS
+    with pytest.raises(ValueError, match='id_head.num_ids'):
+        MODELS.build(dict(type='CSTrackIDHead', num_ids='auto',
+                          in_channels=[8, 8, 8], embed_channels=8))
