@@ -196,3 +196,26 @@ def test_gap_recovered_and_stats():
     assert kd_benchmark.gap_recovered(results, 'bad', 'test') is None
     results['methods']['teacher'] = summ([0.3])  # no positive gap
     assert kd_benchmark.gap_recovered(results, 'ours', 'test') is None
+
+
+def test_fps_tool_times_onnx_against_pytorch(tmp_path):
+    pytest.importorskip('onnxruntime')
+    bench = kd_benchmark.Benchmark(str(tmp_path), 'micro', 1, [],
+                                   data=str(tmp_path / 'd'))
+    student = bench.model_cfg('student', 0)
+    name = osp.basename(student)
+    out = run_tool(['tools/benchmark/fps.py', student, 'none',
+                    '--input-size', '128', '96', '--frames', '6',
+                    '--warmup', '2', '--onnx'])
+    assert 'onnxruntime: exported to a temporary file' in out
+    assert '1 intra-op threads' in out
+    fps = {}
+    for label, value, model_ms in re.findall(
+            r'^(.+): FPS ([\d.]+) \(model ([\d.]+) ms', out, re.M):
+        assert float(value) > 0 and float(model_ms) > 0, out
+        fps[label] = float(value)
+    assert set(fps) == {name, f'{name} (onnxruntime)'}, out
+    ratio = float(re.search(r'ratio FPS ONNX / PyTorch \(\S+\): ([\d.]+)',
+                            out).group(1))
+    assert ratio == pytest.approx(fps[f'{name} (onnxruntime)'] / fps[name],
+                                  rel=0.01)

@@ -5,6 +5,8 @@ Example:
         work_dirs/n/epoch_12.pth --input-size 320 192 --frames 100 \
         --compare configs/cstrack/cstrack_yolov5s_synthmot.py \
         work_dirs/s/epoch_12.pth
+    python tools/benchmark/fps.py configs/cstrack/cstrack_yolov5n_synthmot.py \
+        work_dirs/n/epoch_12.pth --input-size 320 192 --onnx [n.onnx]
 
 The clip is one SynthMOT sequence rendered at the input size (seed 0), so
 every model sees identical frames with people in them. Each frame is timed
@@ -15,8 +17,18 @@ frame by frame in the same process, so machine load hits both alike, and
 the speed ratio is printed. ``CHECKPOINT`` may be ``none`` (random
 weights: only for testing the tool; untrained heads give unusual box
 counts).
+
+With ``--onnx`` the first model also runs with its network
+(``_forward``) in ONNX Runtime on the CPU (:class:`ORTBackend`, swapped in
+by :func:`forward_backend`), interleaved with the PyTorch run; decoding,
+NMS, embedding gathering and the tracker are the same PyTorch code, so the
+ratio ONNX / PyTorch is that of the network. Without a path the model is
+first exported (``export_onnx``, at ``--input-size``) to a temporary file.
+ONNX Runtime gets as many intra-op threads as torch has.
 """
 import argparse
+import contextlib
+import copy
 import os.path as osp
 import sys
 import tempfile
@@ -158,6 +170,22 @@ def measure(models: Sequence[torch.nn.Module], frames: Sequence[np.ndarray],
     return [t.report() for t in timed]
 
 
+def ort_backend(onnx_file: str, threads: int):
+    """An :class:`ORTBackend` of ``onnx_file`` on the CPU whose session
+    uses ``threads`` intra-op threads (ONNX Runtime's default is every
+    physical core, torch's may differ; the comparison needs both alike)."""
+    import onnxruntime as ort
+
+    from mmtrack_kd.apis.onnx_backend import ORTBackend
+    backend = ORTBackend(onnx_file, providers=('CPUExecutionProvider', ))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    backend.session = ort.InferenceSession(
+        onnx_file, sess_options=opts, providers=['CPUExecutionProvider'])
+    return backend
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Tracking FPS (model + tracker, batch 1)')
@@ -173,6 +201,11 @@ def parse_args(argv=None):
                         help='a second model timed in the same run')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads (default: torch\'s own)')
+    parser.add_argument('--onnx', nargs='?', const='', default=None,
+                        metavar='MODEL.onnx',
+                        help='also time the first model in ONNX Runtime '
+                        '(CPU); without a path it is exported to a '
+                        'temporary file first')
     return parser.parse_args(argv)
 
 
@@ -189,15 +222,37 @@ def main(argv=None) -> int:
         if not osp.isfile(path):
             print(f'fps: config file not found: {path}', file=sys.stderr)
             return 2
+    if args.onnx and not osp.isfile(args.onnx):
+        print(f'fps: --onnx file not found: {args.onnx}', file=sys.stderr)
+        return 2
     models = [build_model(args.config, args.checkpoint)]
     names = [osp.basename(args.config)]
     if args.compare:
         models.append(build_model(*args.compare))
         names.append(osp.basename(args.compare[0]))
     frames = render_clip(w, h, args.frames)
-    stats = measure(models, frames, args.warmup)
+    with contextlib.ExitStack() as stack:
+        if args.onnx is not None:
+            from mmtrack_kd.apis.inference import forward_backend
+            onnx_file = args.onnx
+            if not onnx_file:
+                from mmtrack_kd.apis.onnx_backend import export_onnx
+                tmp = stack.enter_context(tempfile.TemporaryDirectory())
+                onnx_file = osp.join(tmp, 'model.onnx')
+                export_onnx(models[0], onnx_file, input_size=(w, h))
+            backend = ort_backend(onnx_file, torch.get_num_threads())
+            # a copy: its own tracker state, its _forward swapped for ORT
+            onnx_model = copy.deepcopy(models[0])
+            stack.enter_context(forward_backend(onnx_model, backend))
+            models.append(onnx_model)
+            names.append(f'{names[0]} (onnxruntime)')
+        stats = measure(models, frames, args.warmup)
     print(f'torch threads: {torch.get_num_threads()}; input {w}x{h}; '
           f'{stats[0]["frames"]} timed frames after {args.warmup} warm-up')
+    if args.onnx is not None:
+        where = args.onnx or 'exported to a temporary file'
+        print(f'onnxruntime: {where}, CPUExecutionProvider, '
+              f'{torch.get_num_threads()} intra-op threads')
     for name, s in zip(names, stats):
         print(f'{name}: FPS {s["fps"]:.2f} (model {s["model_ms"]:.1f} ms + '
               f'tracker {s["tracker_ms"]:.1f} ms per frame; model alone '
@@ -206,6 +261,11 @@ def main(argv=None) -> int:
         print(f'ratio FPS {names[0]} / {names[1]}: '
               f'{stats[0]["fps"] / stats[1]["fps"]:.3f} (model alone '
               f'{stats[0]["model_fps"] / stats[1]["model_fps"]:.3f})')
+    if args.onnx is not None:
+        ort_s, pt_s = stats[-1], stats[0]
+        print(f'ratio FPS ONNX / PyTorch ({names[0]}): '
+              f'{ort_s["fps"] / pt_s["fps"]:.3f} (model alone '
+              f'{ort_s["model_fps"] / pt_s["model_fps"]:.3f})')
     return 0
 
 
