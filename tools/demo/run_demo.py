@@ -43,6 +43,10 @@ def parse_args(argv=None):
     p.add_argument('--threads', type=int, default=int(
         os.environ.get('OMP_NUM_THREADS', '2')), help='torch threads')
     p.add_argument('--no-progress', action='store_true')
+    p.add_argument(
+        '--data-knobs', nargs='*', default=[],
+        help='SynthMOT knobs for the generated data, e.g. num_frames=10 '
+        '(the default is the quick preset as it is)')
     return p.parse_args(argv)
 
 
@@ -108,11 +112,12 @@ def iters_per_epoch(data_root, batch_size=4):
 
 
 def count_params(ckpt):
-    import torch
-    state = torch.load(ckpt, map_location='cpu')
-    state = state.get('state_dict', state)
-    return sum(v.numel() for v in state.values()
-               if hasattr(v, 'numel') and v.is_floating_point())
+    """Learnable parameters of a plain model checkpoint (BN statistics and
+    counters excluded)."""
+    from mmtrack_kd.apis.inference import read_state_dict
+    state = read_state_dict(ckpt)
+    return sum(v.numel() for k, v in state.items()
+               if v.is_floating_point() and 'running_' not in k)
 
 
 def main(argv=None):
@@ -125,8 +130,13 @@ def main(argv=None):
 
     if not osp.isfile(osp.join(args.data, 'annotations',
                                'test_cocoformat.json')):
+        knobs = []
+        for kv in args.data_knobs:
+            key, _, value = kv.partition('=')
+            knobs += ['--' + key.replace('_', '-'), value]
         step('data', ['tools/data/make_synthmot.py', '--out', args.data,
-                      '--preset', 'quick', '--seed', '0', '--no-progress'])
+                      '--preset', 'quick', '--seed', '0', '--no-progress'] +
+             knobs)
     data = args.data.rstrip('/') + '/'
     data_opts = [f'{k}.dataset.data_root={data}' for k in (
         'train_dataloader', 'val_dataloader', 'test_dataloader')]
@@ -170,11 +180,11 @@ def main(argv=None):
 
     table = format_table(runs)
     print('\n' + table)
-    with open(osp.join(out, 'summary.md'), 'w') as f:
+    from mmtrack_kd.utils.io import atomic_write
+    with atomic_write(osp.join(out, 'summary.md')) as f:
         f.write(table + '\n')
-    with open(osp.join(out, 'summary.json'), 'w') as f:
-        json.dump({k: {kk: v for kk, v in r.items()} for k, r in runs.items()},
-                  f, indent=2, default=float)
+    with atomic_write(osp.join(out, 'summary.json')) as f:
+        json.dump(runs, f, indent=2, default=float)
     plot = write_plot(runs, osp.join(out, 'demo_metrics.png'))
 
     seq_dir = osp.join(args.data, 'test')
