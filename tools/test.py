@@ -6,23 +6,20 @@ Example:
 """
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmtrack_kd.engine import auto_dist_backend
-from mmtrack_kd.utils import resolve_num_ids
+from mmtrack_kd.utils.tools import add_common_args, load_config, parse_common
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Test (track and evaluate)')
     parser.add_argument('config', help='test config file path')
     parser.add_argument('checkpoint', help='checkpoint file')
-    parser.add_argument('--work-dir', help='folder for logs')
     parser.add_argument(
         '--out', help='write the metrics (and FPS) as JSON to this file')
     parser.add_argument(
@@ -33,21 +30,8 @@ def parse_args(argv=None):
         choices=['val', 'test'],
         default='test',
         help='which dataloader of the config to run (default: test)')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parse_common(parser, argv)
 
 
 def build_cfg(args) -> Config:
@@ -55,17 +39,7 @@ def build_cfg(args) -> Config:
                                                  args.checkpoint)):
         if not osp.isfile(path):
             raise FileNotFoundError(f'{what} file not found: {path}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    resolve_num_ids(cfg)
-    auto_dist_backend(cfg)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+    cfg = load_config(args)
     if args.split == 'val':
         cfg.test_dataloader = cfg.val_dataloader
         cfg.test_evaluator = cfg.val_evaluator

@@ -6,23 +6,20 @@ Example:
     torchrun --nproc_per_node=2 tools/train.py CONFIG --launcher pytorch
 """
 import argparse
-import os
 import os.path as osp
 import sys
 
-from mmengine.config import Config, DictAction
+from mmengine.config import Config
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmtrack_kd.engine import auto_dist_backend
-from mmtrack_kd.utils import resolve_num_ids
 from mmtrack_kd.utils.config import set_max_epochs
+from mmtrack_kd.utils.tools import add_common_args, load_config, parse_common
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description='Train a MOT model')
     parser.add_argument('config', help='train config file path')
-    parser.add_argument('--work-dir', help='folder for logs and checkpoints')
     parser.add_argument(
         '--resume',
         nargs='?',
@@ -37,39 +34,14 @@ def parse_args(argv=None):
         'stretched to match')
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision training')
-    parser.add_argument(
-        '--cfg-options',
-        nargs='+',
-        action=DictAction,
-        help='override config settings, key=value pairs')
-    parser.add_argument(
-        '--launcher',
-        choices=['none', 'pytorch', 'slurm', 'mpi'],
-        default='none',
-        help='job launcher')
-    parser.add_argument('--local-rank', '--local_rank', type=int, default=0)
-    args = parser.parse_args(argv)
-    if 'LOCAL_RANK' not in os.environ:
-        os.environ['LOCAL_RANK'] = str(args.local_rank)
-    return args
+    add_common_args(parser)
+    return parse_common(parser, argv)
 
 
 def build_cfg(args) -> Config:
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
-    resolve_num_ids(cfg)
-    auto_dist_backend(cfg)
+    cfg = load_config(args)
     if args.epochs is not None:
         set_max_epochs(cfg, args.epochs)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
-    elif cfg.get('work_dir', None) is None:
-        cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
     if args.amp:
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
