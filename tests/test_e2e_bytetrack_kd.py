@@ -4,7 +4,6 @@ one distiller loss step in-process, and the MOT17 KD config's structure."""
 import hashlib
 import json
 
-import pytest
 import torch
 from mmdet.registry import MODELS
 from mmdet.structures import DetDataSample

@@ -6,8 +6,6 @@ import os.path as osp
 import subprocess
 import sys
 
-import pytest
-
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 MOT_KEYS = ('MOTA', 'IDF1', 'HOTA', 'MT', 'ML', 'IDs', 'FPS')
 

@@ -19,7 +19,6 @@ recorders, connectors and the losses with their backward). The optimizer
 update is left out (equal for both, apart from the connector parameters).
 """
 import argparse
-import os
 import os.path as osp
 import statistics
 import sys

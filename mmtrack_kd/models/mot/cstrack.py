@@ -1,6 +1,6 @@
 """CSTrack: joint detection and embedding with a CCN/SAAN split."""
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
