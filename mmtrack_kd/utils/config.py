@@ -62,33 +62,57 @@ def ckpt_num_ids(ckpt_path: str,
     return None
 
 
-def _resolve_teacher(cfg: Config) -> None:
-    """A distiller teacher given as a config path becomes its model dict;
-    its ``num_ids='auto'`` is read from ``teacher_ckpt`` (the classifier the
-    teacher was trained with), not from the teacher config's data."""
-    model = cfg.get('model')
-    if not isinstance(model, (dict, ConfigDict)):
-        return
-    teacher = model.get('teacher')
+def teacher_model_cfg(teacher, teacher_ckpt: Optional[str],
+                      key: str = 'model'):
+    """The distiller teacher's model config, with ``id_head.num_ids='auto'``
+    resolved.
+
+    Args:
+        teacher: a model config dict, or a config file path whose ``key``
+            entry is the model.
+        teacher_ckpt: the teacher checkpoint; ``num_ids='auto'`` is read from
+            its ID classifier (what the teacher was trained with). If the
+            checkpoint has none and the teacher is a file, the teacher
+            config's own train annotations are counted.
+        key: the model's key in a teacher config file.
+
+    Raises:
+        FileNotFoundError: the teacher config file is missing.
+        ValueError: ``key`` is not in the teacher config file (names
+            ``teacher_cfg_key``).
+    """
+    tcfg = None
     if isinstance(teacher, str):
         if not osp.isfile(teacher):
             raise FileNotFoundError(
                 f'model.teacher: config file not found: {teacher}')
-        key = model.get('teacher_cfg_key', 'model')
         tcfg = Config.fromfile(teacher)
         if key not in tcfg:
-            raise ValueError(f'model.teacher_cfg_key: {key!r} is not in '
-                             f'{teacher}')
-        model['teacher'] = teacher = tcfg[key]
-        model.pop('teacher_cfg_key', None)
-    if not isinstance(teacher, (dict, ConfigDict)):
-        return
-    head = teacher.get('id_head')
+            raise ValueError(f'teacher_cfg_key: {key!r} is not in {teacher}')
+        teacher = tcfg[key]
+    head = teacher.get('id_head') if isinstance(
+        teacher, (dict, ConfigDict)) else None
     if isinstance(head, (dict, ConfigDict)) and head.get(
             'num_ids', 'auto') in (None, 'auto'):
-        n = ckpt_num_ids(model.get('teacher_ckpt') or '')
+        n = ckpt_num_ids(teacher_ckpt or '')
         if n is not None:
             head['num_ids'] = n
+        elif tcfg is not None and key == 'model':
+            resolve_num_ids(tcfg)
+            teacher = tcfg[key]
+    return teacher
+
+
+def _resolve_teacher(cfg: Config) -> None:
+    """A distiller teacher given as a config path becomes its model dict,
+    with ``num_ids`` resolved by :func:`teacher_model_cfg`."""
+    model = cfg.get('model')
+    if not isinstance(model, (dict, ConfigDict)) or 'teacher' not in model:
+        return
+    key = model.get('teacher_cfg_key', 'model')
+    model['teacher'] = teacher_model_cfg(model['teacher'],
+                                         model.get('teacher_ckpt'), key)
+    model.pop('teacher_cfg_key', None)
 
 
 def resolve_num_ids(cfg: Config) -> None:

@@ -277,7 +277,8 @@ class MOTDistiller(BaseModel):
         if not teacher_ckpt:
             raise DistillConfigError(
                 'teacher_ckpt: required (a trained teacher checkpoint)')
-        teacher_model = self._build_teacher(teacher, teacher_cfg_key)
+        teacher_model = self._build_teacher(teacher, teacher_cfg_key,
+                                            teacher_ckpt)
         load_strict(teacher_model, teacher_ckpt, key='teacher_ckpt')
         teacher_model.requires_grad_(False)
         teacher_model.eval()
@@ -329,25 +330,13 @@ class MOTDistiller(BaseModel):
 
     # ----------------------------------------------------------------- build
     @staticmethod
-    def _build_teacher(teacher: Union[dict, str], key: str) -> nn.Module:
-        if isinstance(teacher, str):
-            from mmengine.config import Config
-            cfg = Config.fromfile(teacher)
-            if key not in cfg:
-                raise DistillConfigError(
-                    f'teacher_cfg_key: {key!r} is not in {teacher}')
-            try:  # id_head.num_ids='auto' from the teacher's own train set
-                from mmtrack_kd.utils.config import resolve_num_ids
-            except ImportError:
-                resolve_num_ids = None
-            if resolve_num_ids is not None and key == 'model':
-                try:
-                    resolve_num_ids(cfg)
-                except (OSError, ValueError) as err:
-                    raise DistillConfigError(
-                        f'teacher: {teacher}: {err}; give the teacher as a '
-                        f'model config dict with num_ids set') from err
-            teacher = cfg[key]
+    def _build_teacher(teacher: Union[dict, str], key: str,
+                       ckpt: str) -> nn.Module:
+        from mmtrack_kd.utils.config import teacher_model_cfg
+        try:
+            teacher = teacher_model_cfg(teacher, ckpt, key)
+        except (OSError, ValueError) as err:
+            raise DistillConfigError(f'teacher: {err}') from err
         return MODELS.build(teacher)
 
     @property
