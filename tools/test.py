@@ -35,11 +35,9 @@ def parse_args(argv=None):
 
 
 def build_cfg(args) -> Config:
-    for what, path in (('config', args.config), ('checkpoint',
-                                                 args.checkpoint)):
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'{what} file not found: {path}')
-    cfg = load_config(args)
+    cfg = load_config(args)  # checks the config file
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
     if args.split == 'val':
         cfg.test_dataloader = cfg.val_dataloader
         cfg.test_evaluator = cfg.val_evaluator
