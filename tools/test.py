@@ -37,7 +37,8 @@ def parse_args(argv=None):
 def build_cfg(args) -> Config:
     cfg = load_config(args)  # checks the config file
     if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(f'checkpoint file not found: {args.checkpoint}')
+        raise FileNotFoundError(
+            f'checkpoint file not found: {args.checkpoint}')
     if args.split == 'val':
         cfg.test_dataloader = cfg.val_dataloader
         cfg.test_evaluator = cfg.val_evaluator

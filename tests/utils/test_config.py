@@ -59,6 +59,7 @@ def test_set_max_epochs_stretches_the_schedule():
     set_max_epochs(cfg, 3)
     assert cfg.train_cfg.max_epochs == 3 and cfg.train_cfg.val_interval == 3
     assert cfg.param_scheduler[0].end == 100  # iteration-based: untouched
-    assert cfg.param_scheduler[1].end == 3 and cfg.param_scheduler[1].T_max == 3
+    cosine = cfg.param_scheduler[1]
+    assert cosine.end == 3 and cosine.T_max == 3
     with pytest.raises(ValueError, match='--epochs'):
         set_max_epochs(cfg, 0)
