@@ -35,10 +35,11 @@ def parse_args(argv=None):
 
 
 def build_cfg(args) -> Config:
-    cfg = load_config(args)  # checks the config file
+    # the cheap check first: loading the config may already read data
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(
             f'checkpoint file not found: {args.checkpoint}')
+    cfg = load_config(args)  # checks the config file
     if args.split == 'val':
         cfg.test_dataloader = cfg.val_dataloader
         cfg.test_evaluator = cfg.val_evaluator
