@@ -31,9 +31,12 @@ def test_dry_run_lists_every_method_and_seed(tmp_path):
                     '--data', str(tmp_path / 'nodata'), '--dry-run'])
     for method in kd_benchmark.METHODS:
         for seed in (0, 1):
-            assert re.search(rf'^\s+{method}\s+seed {seed}\b', out, re.M), (
-                method, seed, out)
-    assert f'{len(kd_benchmark.METHODS) * 2} trainings' in out
+            # the teacher is trained once and serves every seed
+            expected = method != 'teacher' or seed == 0
+            found = re.search(rf'^\s+{method}\s+seed {seed}\b', out, re.M)
+            assert bool(found) == expected, (method, seed, out)
+    n = (len(kd_benchmark.METHODS) - 1) * 2 + 1
+    assert f'+ the teacher = {n} trainings' in out
     minutes = float(re.search(r'estimated time left: ([\d.]+) min',
                               out).group(1))
     assert minutes > 0
@@ -219,3 +222,74 @@ def test_fps_tool_times_onnx_against_pytorch(tmp_path):
                             out).group(1))
     assert ratio == pytest.approx(fps[f'{name} (onnxruntime)'] / fps[name],
                                   rel=0.01)
+
+
+def test_loss_scale_multiplies_only_the_named_losses(tmp_path):
+    plain = kd_benchmark.Benchmark(str(tmp_path), 'quick', 1, ['ours'],
+                                   data=str(tmp_path / 'd'))
+    scaled = kd_benchmark.Benchmark(str(tmp_path), 'quick', 1, ['ours'],
+                                    data=str(tmp_path / 'd'),
+                                    loss_scale=dict(id=0.5, feat=3.0))
+
+    def weights(bench):
+        return [loss['loss_weight'] for c in bench.distill_cfgs('ours')
+                for loss in c['distill_losses'].values()]
+
+    (w_id, w_feat, w_resp), (s_id, s_feat, s_resp) = \
+        weights(plain), weights(scaled)
+    assert (s_id, s_feat, s_resp) == pytest.approx(
+        (0.5 * w_id, 3.0 * w_feat, w_resp))
+    assert kd_benchmark.parse_loss_scale(['id=0.3', 'resp=2']) == dict(
+        id=0.3, resp=2.0)
+    for bad in (['id'], ['id=x']):
+        with pytest.raises(ValueError, match='LOSS=FACTOR'):
+            kd_benchmark.parse_loss_scale(bad)
+    with pytest.raises(ValueError, match='--loss-scale: unknown'):
+        kd_benchmark.Benchmark(str(tmp_path), 'quick', 1, [],
+                               loss_scale=dict(nope=1.0))
+
+
+def test_jobs_wait_for_the_teacher_and_collect_failures(tmp_path,
+                                                        monkeypatch):
+    import threading
+    import time
+    bench = kd_benchmark.Benchmark(str(tmp_path), 'micro', 2,
+                                   ['only_feat', 'ours'],
+                                   data=str(tmp_path / 'd'), jobs=2)
+    events, lock = [], threading.Lock()
+
+    def fake_run_one(method, seed):
+        with lock:
+            events.append(('start', method, seed))
+        time.sleep(0.3 if method == 'teacher' else 0.01)
+        with lock:
+            events.append(('end', method, seed))
+        if (method, seed) == ('ours', 1):
+            raise RuntimeError('boom')
+        return dict(metrics=dict(test=dict(IDF1=1.0)))
+
+    monkeypatch.setattr(bench, 'run_one', fake_run_one)
+    monkeypatch.setattr(bench, 'make_data', lambda: None)
+    monkeypatch.setattr(bench, 'summarize', lambda: {})
+    with pytest.raises(RuntimeError, match='1 run.*ours__seed1: boom'):
+        bench.run()
+    teacher_end = events.index(('end', 'teacher', 0))
+    for i, (what, method, seed) in enumerate(events):
+        if what == 'start' and method in ('only_feat', 'ours'):
+            assert i > teacher_end, events
+    # every run was tried although one failed; the students ran alongside
+    assert sum(e[0] == 'start' for e in events) == 7
+    assert events.index(('start', 'student', 0)) < teacher_end
+
+
+def test_teacher_from_reuses_plain_models_only(tmp_path):
+    src = tmp_path / 'src' / 'records'
+    src.mkdir(parents=True)
+    for name in ('teacher__seed0', 'student__seed0', 'ours__seed0'):
+        (src / f'{name}.json').write_text(json.dumps(dict(name=name)))
+    bench = kd_benchmark.Benchmark(str(tmp_path / 'b'), 'micro', 1, ['ours'],
+                                   data=str(tmp_path / 'd'),
+                                   teacher_from=str(tmp_path / 'src'))
+    assert bench.load_record('teacher', 0) == dict(name='teacher__seed0')
+    assert bench.load_record('student', 0) == dict(name='student__seed0')
+    assert bench.load_record('ours', 0) is None

@@ -95,26 +95,34 @@ PRESETS = {
         # untrained heads fire everywhere: cap the boxes to keep tests fast
         teacher=dict(_model(0.125, 32), test_cfg=dict(max_per_img=10)),
         student=dict(_model(0.0625, 16), test_cfg=dict(max_per_img=10)),
-        epochs=1, batch_size=2, img_scale=None, log_interval=1,
-        eval_val=False, sec_per_iter=0.15, kd_factor=1.6,
-        teacher_factor=2.0, startup_s=6, eval_s=7),
+        epochs=1, teacher_epochs=1, batch_size=2, img_scale=None,
+        log_interval=1, eval_splits=('test', ), sec_per_iter=0.15,
+        kd_factor=1.6, teacher_factor=2.0, startup_s=6, eval_s=7),
     # the 10-minute smoke benchmark on data/synthmot_quick
     'quick': dict(
         data_preset='quick', data_knobs={},
         teacher=_model(0.25, 64), student=_model(0.125, 32),
-        epochs=3, batch_size=4, img_scale=None, log_interval=2,
-        eval_val=True, sec_per_iter=0.3, kd_factor=1.6, teacher_factor=2.0,
-        startup_s=7, eval_s=9),
-    # the benchmark of docs/benchmark.md on data/synthmot_bench: the quick
-    # sizes (a CSTrack-S teacher's forward alone costs 2.5 student steps on
-    # this CPU, which would not fit 2.5 h), 6 epochs x 150 iterations
+        epochs=3, teacher_epochs=6, batch_size=4, img_scale=None,
+        log_interval=2, eval_splits=('test', ), sec_per_iter=0.3,
+        kd_factor=1.6, teacher_factor=2.0, startup_s=7, eval_s=9),
+    # the benchmark of the README: many short sequences per split (the
+    # split-to-split swing of 2 long ones was 10-20 points), frames made at
+    # the training size. Every student gets 480 iterations of batch 2 (2
+    # epochs); the teacher, trained once (seed 0), gets 6x the samples
+    # (12 epochs of batch 4) so that there is a gap to distil. This is what
+    # fits 43 trainings in 2.5 h on 2 cores.
     'full': dict(
-        data_preset='bench', data_knobs={},
+        data_preset='bench',
+        data_knobs=dict(num_seqs_train=6, num_seqs_val=3, num_seqs_test=5,
+                        num_frames=80, width=320, height=192),
         teacher=_model(0.25, 64), student=_model(0.125, 32),
-        epochs=6, batch_size=4, img_scale=(320, 192), log_interval=10,
-        eval_val=True, sec_per_iter=0.25, kd_factor=1.9, teacher_factor=2.0,
-        startup_s=8, eval_s=40),
+        epochs=2, teacher_epochs=12, batch_size=2, teacher_batch_size=4,
+        img_scale=None,
+        log_interval=10, eval_splits=('test', ), sec_per_iter=0.25,
+        kd_factor=1.9, teacher_factor=3.2, startup_s=8, eval_s=30),
 }
+# the teacher is trained once, with this seed, and serves every KD seed
+TEACHER_SEED = 0
 MICRO_METHODS = ('teacher', 'student', 'only_feat')
 METRIC_KEYS = ('MOTA', 'IDF1', 'HOTA', 'MT%', 'ML%', 'IDs')
 
@@ -199,11 +207,23 @@ class Benchmark:
         data (str, optional): SynthMOT folder; made when missing.
         threads (int): torch threads of each subprocess.
         resume (bool): resume half-finished trainings instead of restarting.
+        jobs (int): trainings run at once (one per core is the fastest).
+        loss_scale (dict, optional): fragment key (see :data:`FRAGMENTS`)
+            -> factor on the ``loss_weight`` of that fragment's losses (the
+            val-split weight search).
+        splits (Sequence[str], optional): splits every model is evaluated
+            on; default the preset's ``eval_splits``.
+        teacher_from (str, optional): another run folder of the same preset
+            and data whose teacher and plain students (models that no loss
+            scale changes) are reused instead of trained.
     """
 
     def __init__(self, out: str, preset: str, seeds: int,
                  methods: Sequence[str], data: Optional[str] = None,
-                 threads: int = 1, resume: bool = False) -> None:
+                 threads: int = 1, resume: bool = False, jobs: int = 1,
+                 loss_scale: Optional[Dict[str, float]] = None,
+                 splits: Optional[Sequence[str]] = None,
+                 teacher_from: Optional[str] = None) -> None:
         if preset not in PRESETS:
             raise ValueError(f'--preset: unknown {preset!r}, expected one '
                              f'of {sorted(PRESETS)}')
@@ -213,6 +233,20 @@ class Benchmark:
                              f'of {list(METHODS)}')
         if seeds < 1:
             raise ValueError('--seeds must be >= 1')
+        if jobs < 1:
+            raise ValueError('--jobs must be >= 1')
+        self.loss_scale = dict(loss_scale or {})
+        bad = [k for k in self.loss_scale if k not in FRAGMENTS]
+        if bad:
+            raise ValueError(f'--loss-scale: unknown loss {bad}, expected '
+                             f'some of {list(FRAGMENTS)}')
+        if any(not v >= 0 for v in self.loss_scale.values()):
+            raise ValueError(f'--loss-scale: factors must be >= 0, got '
+                             f'{self.loss_scale}')
+        self.splits = list(splits or PRESETS[preset]['eval_splits'])
+        bad = [x for x in self.splits if x not in ('val', 'test')]
+        if bad:
+            raise ValueError(f'--splits: unknown {bad}, expected val/test')
         self.out = osp.abspath(out)
         self.preset_name = preset
         self.preset = PRESETS[preset]
@@ -225,12 +259,29 @@ class Benchmark:
         self.data = osp.abspath(data)
         self.threads = threads
         self.resume = resume
+        self.jobs = jobs
+        self.teacher_from = (osp.abspath(teacher_from)
+                             if teacher_from else None)
 
     # .................................................................. plan
     def runs(self) -> List[Tuple[str, int]]:
-        return [(m, s) for s in self.seeds for m in self.methods]
+        """(method, seed) pairs in run order: the teacher once, with
+        :data:`TEACHER_SEED`, then every student method for every seed."""
+        return [('teacher', TEACHER_SEED)] + [
+            (m, s) for s in self.seeds for m in self.methods
+            if m != 'teacher']
 
-    def iters_per_epoch(self) -> int:
+    def epochs(self, method: str) -> int:
+        return self.preset['teacher_epochs' if method == 'teacher' else
+                           'epochs']
+
+    def batch_size(self, method: str) -> int:
+        if method == 'teacher':
+            return self.preset.get('teacher_batch_size',
+                                   self.preset['batch_size'])
+        return self.preset['batch_size']
+
+    def iters_per_epoch(self, method: str = 'student') -> int:
         ann = osp.join(self.data, 'annotations', 'train_cocoformat.json')
         if osp.isfile(ann):
             with open(ann) as f:
@@ -240,37 +291,45 @@ class Benchmark:
             knobs = resolve_knobs(self.preset['data_preset'],
                                   **self.preset['data_knobs'])
             frames = knobs['num_seqs_train'] * knobs['num_frames']
-        return math.ceil(frames / self.preset['batch_size'])
+        return math.ceil(frames / self.batch_size(method))
 
     def estimate_s(self, method: str) -> float:
         p = self.preset
-        iters = self.iters_per_epoch() * p['epochs']
+        iters = self.iters_per_epoch(method) * self.epochs(method)
         # a KD step also runs the teacher forward and the losses
         factor = dict(kd=p['kd_factor'], teacher=p['teacher_factor']).get(
             METHODS[method][0], 1.0)
-        evals = 2 if p['eval_val'] else 1
         return p['startup_s'] + iters * p['sec_per_iter'] * factor + \
-            evals * p['eval_s']
+            len(self.splits) * p['eval_s']
 
     def plan(self) -> str:
         lines = [f'preset {self.preset_name}: data {self.data} '
                  f'({self.preset["data_preset"]}), {self.preset["epochs"]} '
-                 f'epochs x {self.iters_per_epoch()} iters, batch '
-                 f'{self.preset["batch_size"]}, teacher '
+                 f'epochs x {self.iters_per_epoch()} iters of batch '
+                 f'{self.batch_size("student")} (teacher '
+                 f'{self.preset["teacher_epochs"]} epochs x '
+                 f'{self.iters_per_epoch("teacher")} iters of batch '
+                 f'{self.batch_size("teacher")}, once), teacher '
                  f'{self.preset["teacher"]["backbone"]}, student '
-                 f'{self.preset["student"]["backbone"]}',
-                 f'{len(self.methods)} methods x {len(self.seeds)} seeds = '
+                 f'{self.preset["student"]["backbone"]}, evaluated on '
+                 f'{"+".join(self.splits)}'
+                 + (f', loss scale {self.loss_scale}'
+                    if self.loss_scale else ''),
+                 f'{len(self.methods) - 1} student method(s) x '
+                 f'{len(self.seeds)} seeds + the teacher = '
                  f'{len(self.runs())} trainings']
         total = 0.
         for m, s in self.runs():
             est = self.estimate_s(m)
-            done = osp.isfile(self.record_path(m, s))
+            done = self.load_record(m, s) is not None
             total += 0 if done else est
             lines.append(f'  {m:<14} seed {s}  ~{est:6.0f} s  '
                          f'{"done" if done else ""}  '
                          f'{METHODS[m][2]}')
-        lines.append(f'estimated time left: {total / 60:.1f} min '
-                     f'({self.threads} torch thread(s))')
+        lines.append(f'estimated time left: '
+                     f'{total / 60 / min(self.jobs, 2):.1f} min '
+                     f'({self.jobs} job(s) of {self.threads} torch '
+                     'thread(s))')
         return '\n'.join(lines)
 
     # ................................................................ paths
@@ -285,7 +344,7 @@ class Benchmark:
 
     def final_ckpt(self, method: str, seed: int) -> str:
         return osp.join(self.work_dir(method, seed),
-                        f'epoch_{self.preset["epochs"]}.pth')
+                        f'epoch_{self.epochs(method)}.pth')
 
     # ................................................................. data
     def make_data(self) -> None:
@@ -300,22 +359,22 @@ class Benchmark:
                           **self.preset['data_knobs'])
 
     # .............................................................. configs
-    def _common(self, seed: int) -> dict:
+    def _common(self, seed: int, method: str) -> dict:
         """Overrides shared by every generated config (data, schedule,
         seed, hooks)."""
         p = self.preset
         root = self.data.rstrip('/') + '/'
         loader = dict(num_workers=0, persistent_workers=False)
         over = dict(
-            train_dataloader=dict(batch_size=p['batch_size'],
+            train_dataloader=dict(batch_size=self.batch_size(method),
                                   dataset=dict(data_root=root), **loader),
             val_dataloader=dict(dataset=dict(data_root=root), **loader),
             test_dataloader=dict(dataset=dict(data_root=root), **loader),
             # no validation inside training (evaluated afterwards)
-            train_cfg=dict(max_epochs=p['epochs'],
-                           val_begin=p['epochs'] + 1,
-                           val_interval=p['epochs'] + 1),
-            param_scheduler=self._scheduler(),
+            train_cfg=dict(max_epochs=self.epochs(method),
+                           val_begin=self.epochs(method) + 1,
+                           val_interval=self.epochs(method) + 1),
+            param_scheduler=self._scheduler(method),
             default_hooks=dict(
                 logger=dict(interval=p['log_interval']),
                 checkpoint=dict(interval=1, max_keep_ckpts=1)),
@@ -333,9 +392,9 @@ class Benchmark:
                     pipe, tuple(p['img_scale']))
         return over
 
-    def _scheduler(self) -> list:
-        epochs = self.preset['epochs']
-        warm = min(100, self.iters_per_epoch() * epochs // 4 or 1)
+    def _scheduler(self, method: str) -> list:
+        epochs = self.epochs(method)
+        warm = min(100, self.iters_per_epoch(method) * epochs // 4 or 1)
         return [
             dict(type='LinearLR', start_factor=0.01, by_epoch=False,
                  begin=0, end=warm),
@@ -359,7 +418,7 @@ class Benchmark:
 
     def model_cfg(self, role: str, seed: int) -> str:
         """The plain teacher or student config of ``seed``."""
-        over = self._common(seed)
+        over = self._common(seed, role)
         over['model'] = self.preset[role]
         base = TEACHER_CFG if role == 'teacher' else STUDENT_CFG
         return self._write_cfg(
@@ -374,6 +433,9 @@ class Benchmark:
             fname, var = FRAGMENTS[key]
             frag = _load_var(osp.join(DISTILL, fname), var)
             for loss in frag.get('distill_losses', {}).values():
+                if key in self.loss_scale:
+                    loss['loss_weight'] = (loss.get('loss_weight', 1.0) *
+                                           self.loss_scale[key])
                 if 'channels' in loss:  # MGD/FGD: the teacher's neck
                     loss['channels'] = [teacher_ch] * 3
             frags.append(frag)
@@ -381,7 +443,7 @@ class Benchmark:
 
     def kd_cfg(self, method: str, seed: int, teacher_cfg: str,
                teacher_ckpt: str) -> str:
-        over = self._common(seed)
+        over = self._common(seed, method)
         over['model'] = dict(
             student=self.preset['student'],
             teacher=teacher_cfg,
@@ -426,10 +488,10 @@ class Benchmark:
         kind = METHODS[method][0]
         teacher_rec = None
         if kind == 'kd':
-            teacher_rec = self.load_record('teacher', seed)
+            teacher_rec = self.load_record('teacher', TEACHER_SEED)
             if teacher_rec is None:
-                raise RuntimeError(f'{method} seed {seed}: the teacher of '
-                                   f'seed {seed} is not trained')
+                raise RuntimeError(f'{method} seed {seed}: the teacher is '
+                                   'not trained')
         if kind in ('teacher', 'student'):
             cfg = self.model_cfg(kind, seed)
             eval_cfg = cfg
@@ -456,8 +518,9 @@ class Benchmark:
                    train_cpu_s=round(train_cpu_s, 2),
                    params=_param_count(ckpt), metrics={},
                    data_fingerprint=self.data_fingerprint())
-        splits = ['val', 'test'] if self.preset['eval_val'] else ['test']
-        for split in splits:
+        rec['loss_scale'] = {k: v for k, v in self.loss_scale.items()
+                             if k in METHODS[method][1]}
+        for split in self.splits:
             rec['metrics'][split] = self._test(method, seed, eval_cfg, ckpt,
                                                split)
         rec['loss_curve'] = loss_curve(self.work_dir(method, seed))
@@ -477,27 +540,83 @@ class Benchmark:
 
     def load_record(self, method: str, seed: int) -> Optional[dict]:
         path = self.record_path(method, seed)
+        if not osp.isfile(path) and METHODS[method][0] != 'kd' and \
+                self.teacher_from:
+            path = osp.join(self.teacher_from, 'records',
+                            osp.basename(path))
         if not osp.isfile(path):
             return None
         with open(path) as f:
             return json.load(f)
 
+    def _check_teacher_from(self) -> None:
+        """The reused teacher must exist and be trained on this data."""
+        if not self.teacher_from:
+            return
+        rec = self.load_record('teacher', TEACHER_SEED)
+        if rec is None:
+            raise RuntimeError(f'--teacher-from: no teacher record in '
+                               f'{self.teacher_from}/records')
+        if rec.get('data_fingerprint') != self.data_fingerprint():
+            raise RuntimeError(f'--teacher-from: the teacher of '
+                               f'{self.teacher_from} was trained on other '
+                               f'data than {self.data}')
+
+    def _run_and_report(self, method: str, seed: int) -> None:
+        t0 = time.time()
+        print(f'run {self.name(method, seed)} ...', flush=True)
+        rec = self.run_one(method, seed)
+        test = rec['metrics'].get('test') or rec['metrics'].get('val', {})
+        print(f'  {self.name(method, seed)} done in {time.time() - t0:.0f} '
+              f's: IDF1 {test.get("IDF1")}, MOTA {test.get("MOTA")}, '
+              f'FPS {test.get("FPS")}', flush=True)
+
     def run(self) -> dict:
+        """Train and evaluate every unrecorded run, ``jobs`` at a time (KD
+        runs wait for the teacher). A failed run does not stop the others;
+        the failures are raised together at the end, after the summary."""
+        from concurrent.futures import (FIRST_COMPLETED, ThreadPoolExecutor,
+                                        wait)
         start = time.time()
         self.make_data()
+        self._check_teacher_from()
+        queue = []
         for method, seed in self.runs():
             if self.load_record(method, seed) is not None:
                 print(f'skip {self.name(method, seed)} (recorded)',
                       flush=True)
-                continue
-            t0 = time.time()
-            print(f'run {self.name(method, seed)} ...', flush=True)
-            rec = self.run_one(method, seed)
-            test = rec['metrics']['test']
-            print(f'  done in {time.time() - t0:.0f} s: test IDF1 '
-                  f'{test.get("IDF1")}, MOTA {test.get("MOTA")}, FPS '
-                  f'{test.get("FPS")}', flush=True)
+            else:
+                queue.append((method, seed))
+        teacher_ok = self.load_record('teacher', TEACHER_SEED) is not None
+        failures, pending = [], {}
+        with ThreadPoolExecutor(self.jobs) as pool:
+            while queue or pending:
+                while len(pending) < self.jobs:
+                    ready = [r for r in queue
+                             if METHODS[r[0]][0] != 'kd' or teacher_ok]
+                    if not ready:
+                        break
+                    queue.remove(ready[0])
+                    pending[pool.submit(self._run_and_report,
+                                        *ready[0])] = ready[0]
+                if not pending:  # KD runs whose teacher failed
+                    failures += [(r, 'the teacher failed') for r in queue]
+                    break
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    method, seed = pending.pop(fut)
+                    err = fut.exception()
+                    if err is not None:
+                        print(f'FAILED {self.name(method, seed)}: {err}',
+                              flush=True)
+                        failures.append(((method, seed), err))
+                    elif method == 'teacher':
+                        teacher_ok = True
         results = self.summarize()
+        if failures:
+            raise RuntimeError(
+                f'{len(failures)} run(s) failed: ' + '; '.join(
+                    f'{self.name(*r)}: {e}' for r, e in failures))
         print(f'benchmark finished in {time.time() - start:.0f} s; see '
               f'{osp.join(self.out, "results.md")}', flush=True)
         return results
@@ -523,9 +642,14 @@ class Benchmark:
             sizes=dict(teacher=self.preset['teacher'],
                        student=self.preset['student'],
                        epochs=self.preset['epochs'],
+                       teacher_epochs=self.preset['teacher_epochs'],
                        batch_size=self.preset['batch_size'],
+                       teacher_batch_size=self.batch_size('teacher'),
                        img_scale=self.preset['img_scale']),
             torch_threads=self.threads,
+            jobs=self.jobs,
+            loss_scale=self.loss_scale,
+            splits=self.splits,
             data_fingerprints=sorted(p or '' for p in prints),
             methods={})
         for method in self.methods:
@@ -760,6 +884,21 @@ def parse_args(argv=None):
                         'OUT/data/synthmot_quick or OUT/data/synthmot_bench')
     parser.add_argument('--threads', type=int, default=1,
                         help='torch threads per subprocess (default 1)')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='trainings at once (default 2: one per core '
+                        'of the 2-core reference machine)')
+    parser.add_argument('--loss-scale', nargs='+', default=[],
+                        metavar='LOSS=FACTOR',
+                        help=f'multiply the loss_weight of a loss fragment '
+                        f'({", ".join(FRAGMENTS)}), e.g. id=0.3 feat=0.3; '
+                        'for the val-split weight search')
+    parser.add_argument('--splits', nargs='+', choices=['val', 'test'],
+                        default=None,
+                        help='splits to evaluate on (default: the '
+                        "preset's, test)")
+    parser.add_argument('--teacher-from', default=None, metavar='DIR',
+                        help='reuse the teacher and the plain students of '
+                        'another run folder (same preset and data)')
     parser.add_argument('--resume', action='store_true',
                         help='resume half-finished trainings from their '
                         'last checkpoint instead of restarting them')
@@ -771,6 +910,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def parse_loss_scale(items: Sequence[str]) -> Dict[str, float]:
+    """``['id=0.3', 'feat=1']`` -> ``{'id': 0.3, 'feat': 1.0}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        try:
+            out[key] = float(value)
+        except ValueError:
+            sep = ''
+        if not sep:
+            raise ValueError(f'--loss-scale: expected LOSS=FACTOR, got '
+                             f'{item!r}')
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     methods = args.methods
@@ -778,7 +932,11 @@ def main(argv=None) -> int:
         methods = MICRO_METHODS if args.preset == 'micro' else list(METHODS)
     try:
         bench = Benchmark(args.out, args.preset, args.seeds, methods,
-                          args.data, args.threads, args.resume)
+                          args.data, args.threads, args.resume,
+                          jobs=args.jobs,
+                          loss_scale=parse_loss_scale(args.loss_scale),
+                          splits=args.splits,
+                          teacher_from=args.teacher_from)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
