@@ -293,3 +293,32 @@ def test_teacher_from_reuses_plain_models_only(tmp_path):
     assert bench.load_record('teacher', 0) == dict(name='teacher__seed0')
     assert bench.load_record('student', 0) == dict(name='student__seed0')
     assert bench.load_record('ours', 0) is None
+
+
+def test_missing_splits_are_evaluated_without_retraining(tmp_path,
+                                                         monkeypatch):
+    src = tmp_path / 'src' / 'records'
+    src.mkdir(parents=True)
+    for name in ('teacher__seed0', 'student__seed0'):
+        (src / f'{name}.json').write_text(json.dumps(dict(
+            eval_config='c.py', checkpoint='m.pth',
+            metrics=dict(test=dict(IDF1=1.0)))))
+    bench = kd_benchmark.Benchmark(str(tmp_path / 'b'), 'micro', 1, [],
+                                   data=str(tmp_path / 'd'), splits=['val'],
+                                   teacher_from=str(tmp_path / 'src'))
+    tested = []
+    monkeypatch.setattr(bench, '_test', lambda m, s, cfg, ckpt, split:
+                        tested.append((m, split)) or dict(IDF1=2.0))
+    monkeypatch.setattr(bench, 'run_one', lambda m, s: pytest.fail(
+        f'{m} retrained'))
+    monkeypatch.setattr(bench, 'make_data', lambda: None)
+    monkeypatch.setattr(bench, '_check_teacher_from', lambda: None)
+    monkeypatch.setattr(bench, 'summarize', lambda: {})
+    bench.run()
+    assert sorted(tested) == [('student', 'val'), ('teacher', 'val')]
+    rec = json.loads((tmp_path / 'b' / 'records' /
+                      'student__seed0.json').read_text())
+    assert rec['metrics'] == dict(test=dict(IDF1=1.0), val=dict(IDF1=2.0))
+    # the source folder is left as it was
+    assert 'val' not in json.loads(
+        (src / 'student__seed0.json').read_text())['metrics']

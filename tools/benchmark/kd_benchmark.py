@@ -562,10 +562,27 @@ class Benchmark:
                                f'{self.teacher_from} was trained on other '
                                f'data than {self.data}')
 
-    def _run_and_report(self, method: str, seed: int) -> None:
+    def missing_splits(self, rec: dict) -> List[str]:
+        return [x for x in self.splits if x not in rec['metrics']]
+
+    def complete(self, method: str, seed: int) -> dict:
+        """Evaluate a recorded model on the splits its record lacks (e.g.
+        val, for a search that reuses the models of a test-only run) and
+        write the completed record into this run folder."""
+        rec = self.load_record(method, seed)
+        for split in self.missing_splits(rec):
+            rec['metrics'][split] = self._test(method, seed,
+                                               rec['eval_config'],
+                                               rec['checkpoint'], split)
+        _json_dump(rec, self.record_path(method, seed))
+        return rec
+
+    def _run_and_report(self, method: str, seed: int,
+                        eval_only: bool = False) -> None:
         t0 = time.time()
-        print(f'run {self.name(method, seed)} ...', flush=True)
-        rec = self.run_one(method, seed)
+        print(f'{"evaluate" if eval_only else "run"} '
+              f'{self.name(method, seed)} ...', flush=True)
+        rec = (self.complete if eval_only else self.run_one)(method, seed)
         test = rec['metrics'].get('test') or rec['metrics'].get('val', {})
         print(f'  {self.name(method, seed)} done in {time.time() - t0:.0f} '
               f's: IDF1 {test.get("IDF1")}, MOTA {test.get("MOTA")}, '
@@ -582,29 +599,34 @@ class Benchmark:
         self._check_teacher_from()
         queue = []
         for method, seed in self.runs():
-            if self.load_record(method, seed) is not None:
+            rec = self.load_record(method, seed)
+            if rec is None:
+                queue.append((method, seed, False))
+            elif self.missing_splits(rec):
+                queue.append((method, seed, True))
+            else:
                 print(f'skip {self.name(method, seed)} (recorded)',
                       flush=True)
-            else:
-                queue.append((method, seed))
         teacher_ok = self.load_record('teacher', TEACHER_SEED) is not None
         failures, pending = [], {}
         with ThreadPoolExecutor(self.jobs) as pool:
             while queue or pending:
                 while len(pending) < self.jobs:
                     ready = [r for r in queue
-                             if METHODS[r[0]][0] != 'kd' or teacher_ok]
+                             if METHODS[r[0]][0] != 'kd' or r[2] or
+                             teacher_ok]
                     if not ready:
                         break
                     queue.remove(ready[0])
                     pending[pool.submit(self._run_and_report,
                                         *ready[0])] = ready[0]
                 if not pending:  # KD runs whose teacher failed
-                    failures += [(r, 'the teacher failed') for r in queue]
+                    failures += [(r[:2], 'the teacher failed')
+                                 for r in queue]
                     break
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
-                    method, seed = pending.pop(fut)
+                    method, seed, _ = pending.pop(fut)
                     err = fut.exception()
                     if err is not None:
                         print(f'FAILED {self.name(method, seed)}: {err}',
