@@ -239,6 +239,18 @@ def test_loss_scale_multiplies_only_the_named_losses(tmp_path):
         weights(plain), weights(scaled)
     assert (s_id, s_feat, s_resp) == pytest.approx(
         (0.5 * w_id, 3.0 * w_feat, w_resp))
+    # METHOD.LOSS wins over LOSS; ours.LOSS also sets the ablations
+    bench = kd_benchmark.Benchmark(
+        str(tmp_path), 'quick', 1, [], loss_scale={
+            'id': 0.5, 'ours.id': 0.2, 'only_feat.feat': 4.0})
+    assert bench.scale_of('only_id', 'id') == 0.5
+    assert bench.scale_of('ours', 'id') == 0.2
+    assert bench.scale_of('ours_no_feat', 'id') == 0.2
+    assert bench.scale_of('only_feat', 'feat') == 4.0
+    assert bench.scale_of('ours', 'feat') == 1.0
+    with pytest.raises(ValueError, match='--loss-scale: unknown'):
+        kd_benchmark.Benchmark(str(tmp_path), 'quick', 1, [],
+                               loss_scale={'nope.id': 1.0})
     assert kd_benchmark.parse_loss_scale(['id=0.3', 'resp=2']) == dict(
         id=0.3, resp=2.0)
     for bad in (['id'], ['id=x']):

@@ -236,7 +236,9 @@ class Benchmark:
         if jobs < 1:
             raise ValueError('--jobs must be >= 1')
         self.loss_scale = dict(loss_scale or {})
-        bad = [k for k in self.loss_scale if k not in FRAGMENTS]
+        bad = [k for k in self.loss_scale
+               if k.rpartition('.')[2] not in FRAGMENTS or
+               k.rpartition('.')[0] not in ('', 'ours', *METHODS)]
         if bad:
             raise ValueError(f'--loss-scale: unknown loss {bad}, expected '
                              f'some of {list(FRAGMENTS)}')
@@ -426,6 +428,14 @@ class Benchmark:
             f'{role}: {base} with the {self.preset_name} preset, seed '
             f'{seed}')
 
+    def scale_of(self, method: str, key: str) -> float:
+        """The loss-weight factor of fragment ``key`` in ``method``:
+        ``GROUP.KEY`` of ``loss_scale`` (GROUP is ``ours`` for ours and its
+        ablations, else the method), else ``KEY``, else 1."""
+        group = 'ours' if method.startswith('ours') else method
+        return float(self.loss_scale.get(f'{group}.{key}',
+                                         self.loss_scale.get(key, 1.0)))
+
     def distill_cfgs(self, method: str) -> List[dict]:
         teacher_ch = self.preset['teacher']['neck']['out_channels']
         frags = []
@@ -433,9 +443,9 @@ class Benchmark:
             fname, var = FRAGMENTS[key]
             frag = _load_var(osp.join(DISTILL, fname), var)
             for loss in frag.get('distill_losses', {}).values():
-                if key in self.loss_scale:
-                    loss['loss_weight'] = (loss.get('loss_weight', 1.0) *
-                                           self.loss_scale[key])
+                scale = self.scale_of(method, key)
+                if scale != 1.0:
+                    loss['loss_weight'] = loss.get('loss_weight', 1.0) * scale
                 if 'channels' in loss:  # MGD/FGD: the teacher's neck
                     loss['channels'] = [teacher_ch] * 3
             frags.append(frag)
@@ -518,8 +528,8 @@ class Benchmark:
                    train_cpu_s=round(train_cpu_s, 2),
                    params=_param_count(ckpt), metrics={},
                    data_fingerprint=self.data_fingerprint())
-        rec['loss_scale'] = {k: v for k, v in self.loss_scale.items()
-                             if k in METHODS[method][1]}
+        rec['loss_scale'] = {k: self.scale_of(method, k)
+                             for k in METHODS[method][1]}
         for split in self.splits:
             rec['metrics'][split] = self._test(method, seed, eval_cfg, ckpt,
                                                split)
@@ -588,57 +598,33 @@ class Benchmark:
               f's: IDF1 {test.get("IDF1")}, MOTA {test.get("MOTA")}, '
               f'FPS {test.get("FPS")}', flush=True)
 
+    def tasks(self) -> List[tuple]:
+        """``(self, method, seed, eval_only)`` of every run left to do."""
+        todo = []
+        for method, seed in self.runs():
+            rec = self.load_record(method, seed)
+            if rec is None:
+                todo.append((self, method, seed, False))
+            elif self.missing_splits(rec):
+                todo.append((self, method, seed, True))
+            else:
+                print(f'skip {self.name(method, seed)} (recorded)',
+                      flush=True)
+        return todo
+
     def run(self) -> dict:
         """Train and evaluate every unrecorded run, ``jobs`` at a time (KD
         runs wait for the teacher). A failed run does not stop the others;
         the failures are raised together at the end, after the summary."""
-        from concurrent.futures import (FIRST_COMPLETED, ThreadPoolExecutor,
-                                        wait)
         start = time.time()
         self.make_data()
         self._check_teacher_from()
-        queue = []
-        for method, seed in self.runs():
-            rec = self.load_record(method, seed)
-            if rec is None:
-                queue.append((method, seed, False))
-            elif self.missing_splits(rec):
-                queue.append((method, seed, True))
-            else:
-                print(f'skip {self.name(method, seed)} (recorded)',
-                      flush=True)
-        teacher_ok = self.load_record('teacher', TEACHER_SEED) is not None
-        failures, pending = [], {}
-        with ThreadPoolExecutor(self.jobs) as pool:
-            while queue or pending:
-                while len(pending) < self.jobs:
-                    ready = [r for r in queue
-                             if METHODS[r[0]][0] != 'kd' or r[2] or
-                             teacher_ok]
-                    if not ready:
-                        break
-                    queue.remove(ready[0])
-                    pending[pool.submit(self._run_and_report,
-                                        *ready[0])] = ready[0]
-                if not pending:  # KD runs whose teacher failed
-                    failures += [(r[:2], 'the teacher failed')
-                                 for r in queue]
-                    break
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    method, seed, _ = pending.pop(fut)
-                    err = fut.exception()
-                    if err is not None:
-                        print(f'FAILED {self.name(method, seed)}: {err}',
-                              flush=True)
-                        failures.append(((method, seed), err))
-                    elif method == 'teacher':
-                        teacher_ok = True
+        failures = execute(self.tasks(), self.jobs)
         results = self.summarize()
         if failures:
             raise RuntimeError(
                 f'{len(failures)} run(s) failed: ' + '; '.join(
-                    f'{self.name(*r)}: {e}' for r, e in failures))
+                    f'{name}: {err}' for name, err in failures))
         print(f'benchmark finished in {time.time() - start:.0f} s; see '
               f'{osp.join(self.out, "results.md")}', flush=True)
         return results
@@ -696,6 +682,44 @@ class Benchmark:
             f.write(markdown(results))
         plot(results, records, self.out)
         return results
+
+
+def execute(tasks: List[tuple], jobs: int) -> List[Tuple[str, object]]:
+    """Run ``(bench, method, seed, eval_only)`` tasks ``jobs`` at a time,
+    in order, except that a KD training waits until its benchmark's teacher
+    is recorded. Returns ``[(run name, error), ...]`` of the failures."""
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    queue = list(tasks)
+    teacher_ok = {b: b.load_record('teacher', TEACHER_SEED) is not None
+                  for b, *_ in queue}
+    failures, pending = [], {}
+    with ThreadPoolExecutor(jobs) as pool:
+        while queue or pending:
+            while len(pending) < jobs:
+                ready = [t for t in queue if METHODS[t[1]][0] != 'kd' or
+                         t[3] or teacher_ok[t[0]]]
+                if not ready:
+                    break
+                queue.remove(ready[0])
+                bench, method, seed, eval_only = ready[0]
+                fut = pool.submit(bench._run_and_report, method, seed,
+                                  eval_only)
+                pending[fut] = ready[0]
+            if not pending:  # KD runs whose teacher failed
+                failures += [(t[0].name(t[1], t[2]), 'the teacher failed')
+                             for t in queue]
+                break
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                bench, method, seed, _ = pending.pop(fut)
+                err = fut.exception()
+                if err is not None:
+                    print(f'FAILED {bench.name(method, seed)}: {err}',
+                          flush=True)
+                    failures.append((bench.name(method, seed), err))
+                elif method == 'teacher':
+                    teacher_ok[bench] = True
+    return failures
 
 
 def _rescale(pipeline: list, scale: Tuple[int, int]) -> list:
@@ -913,7 +937,8 @@ def parse_args(argv=None):
                         metavar='LOSS=FACTOR',
                         help=f'multiply the loss_weight of a loss fragment '
                         f'({", ".join(FRAGMENTS)}), e.g. id=0.3 feat=0.3; '
-                        'for the val-split weight search')
+                        'METHOD.LOSS=FACTOR sets it for one method only '
+                        '(ours.LOSS also for the ours_no_* ablations)')
     parser.add_argument('--splits', nargs='+', choices=['val', 'test'],
                         default=None,
                         help='splits to evaluate on (default: the '
