@@ -334,3 +334,32 @@ def test_missing_splits_are_evaluated_without_retraining(tmp_path,
     # the source folder is left as it was
     assert 'val' not in json.loads(
         (src / 'student__seed0.json').read_text())['metrics']
+
+
+def test_targets_are_checked_against_floors_and_noise():
+    def method(kind, **stats):
+        return dict(kind=kind, summary=dict(test={
+            k: dict(mean=m, std=sd, n=3) for k, (m, sd) in stats.items()}))
+
+    results = dict(methods=dict(
+        teacher=method('teacher', IDF1=(60., 0.), MOTA=(50., 0.)),
+        student=method('student', IDF1=(50., 1.), MOTA=(40., 1.),
+                       **{'MT%': (20., 1.)}),
+        ours=method('kd', IDF1=(56., 1.), MOTA=(41., 0.2),
+                    **{'MT%': (30., 6.)}),
+        fitnets=method('kd', IDF1=(55.5, 1.)),
+        only_id=method('kd', IDF1=(50.5, 1.)),
+        only_feat=method('kd', IDF1=(49., 1.))))
+    rows = {r['target'].split(' >=')[0].split(' >')[0]: r
+            for r in kd_benchmark.check_targets(results)}
+    assert rows['ours - student IDF1']['met'] is True  # +6 > 3.9 and > 2
+    assert rows['ours - student MOTA']['met'] is False  # +1 < 2.5
+    assert rows['ours - student MT%']['met'] is False  # +10 < 2 x 6
+    assert rows['IDF1 gap recovered']['met'] is True  # 60 %
+    assert rows['ours - fitnets IDF1']['met'] is False  # +0.5
+    assert rows['ours - fgd IDF1']['met'] is None  # not run
+    assert rows['only_id - student IDF1']['met'] is True
+    assert rows['only_feat - student IDF1']['met'] is False
+    assert rows['only_resp - student IDF1']['met'] is None
+    md = '\n'.join(kd_benchmark.target_lines(results))
+    assert '3 of 13 met' in md and '**no**' in md

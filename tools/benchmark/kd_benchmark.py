@@ -802,6 +802,75 @@ def gap_recovered(results: dict, method: str, split: str,
     return 100. * (k - s) / (t - s)
 
 
+# the issue's targets for ``ours`` against the student, test split
+TARGET_GAINS = (('IDF1', 3.9), ('MOTA', 2.5), ('MT%', 5.9))
+BASELINES = ('fitnets', 'fgd', 'cwd', 'pkd', 'mgd', 'objectness')
+
+
+def check_targets(results: dict, split: str = 'test') -> List[dict]:
+    """Each target as ``dict(target, value, met)``; ``met`` is None when
+    a model it needs is missing. A gain must reach its floor and exceed
+    twice the larger of the two models' std over seeds."""
+    summ = {n: m['summary'].get(split, {})
+            for n, m in results['methods'].items()}
+
+    def stat(method, key):
+        st = summ.get(method, {}).get(key)
+        return st if st and st.get('n') else None
+
+    out = []
+    for key, floor in TARGET_GAINS:
+        o, s = stat('ours', key), stat('student', key)
+        if o is None or s is None:
+            out.append(dict(target=f'ours - student {key} >= +{floor}',
+                            value='n/a', met=None))
+            continue
+        gain = o['mean'] - s['mean']
+        noise = 2 * max(o['std'], s['std'])
+        out.append(dict(
+            target=f'ours - student {key} >= +{floor} and > 2 std',
+            value=f'{gain:+.2f} (2 std = {noise:.2f}, n = {o["n"]})',
+            met=gain >= floor and gain > noise))
+    gap = gap_recovered(results, 'ours', split)
+    out.append(dict(target='IDF1 gap recovered >= 50 %',
+                    value='n/a (teacher not ahead)' if gap is None else
+                    f'{gap:.0f} %',
+                    met=None if gap is None else gap >= 50))
+    o = stat('ours', 'IDF1')
+    for b in BASELINES:
+        bs = stat(b, 'IDF1')
+        if o is None or bs is None:
+            out.append(dict(target=f'ours - {b} IDF1 >= +1.0', value='n/a',
+                            met=None))
+            continue
+        d = o['mean'] - bs['mean']
+        out.append(dict(target=f'ours - {b} IDF1 >= +1.0',
+                        value=f'{d:+.2f}', met=d >= 1.0))
+    s = stat('student', 'IDF1')
+    for m in ('only_id', 'only_feat', 'only_resp'):
+        ms = stat(m, 'IDF1')
+        if s is None or ms is None:
+            out.append(dict(target=f'{m} - student IDF1 > 0', value='n/a',
+                            met=None))
+            continue
+        d = ms['mean'] - s['mean']
+        out.append(dict(target=f'{m} - student IDF1 > 0', value=f'{d:+.2f}',
+                        met=d > 0))
+    return out
+
+
+def target_lines(results: dict) -> List[str]:
+    rows = check_targets(results)
+    met = sum(r['met'] is True for r in rows)
+    lines = [f'## Targets (test split, means over seeds): {met} of '
+             f'{len(rows)} met', '', '| target | value | met |',
+             '|---|---|---|']
+    for r in rows:
+        flag = {True: 'yes', False: '**no**', None: 'n/a'}[r['met']]
+        lines.append(f'| {r["target"]} | {r["value"]} | {flag} |')
+    return lines + ['']
+
+
 def markdown(results: dict) -> str:
     lines = [f'# KD benchmark ({results["preset"]} preset)', '',
              f'Data: `{results["data"]}`; seeds {results["seeds"]}; sizes '
@@ -842,6 +911,7 @@ def markdown(results: dict) -> str:
                        if s.get('params') else '')
             lines.append('| ' + ' | '.join(row) + ' |')
         lines.append('')
+    lines += target_lines(results)
     return '\n'.join(lines)
 
 
