@@ -48,7 +48,9 @@ def test_search_picks_best_val_factors(tmp_path, monkeypatch):
                         None)
     monkeypatch.setattr(kb.Benchmark, 'summarize', lambda self: {})
     search = kd_search.Search(str(reuse), str(tmp_path / 's'), 'micro', 1,
-                              scales=[0.3, 1.0, 3.0], combine=[1.0, 0.3],
+                              scales=kd_search.parse_scales(
+                                  ['id=1,3', 'feat=0.3,1', 'resp=0.3,1,3']),
+                              combine=[1.0, 0.3],
                               jobs=2)
     result = search.run()
     assert {k: result['chosen'][k] for k in TARGET} == TARGET
@@ -68,4 +70,14 @@ def test_search_picks_best_val_factors(tmp_path, monkeypatch):
 def test_search_needs_a_trained_teacher(tmp_path):
     with pytest.raises(ValueError, match='no trained teacher'):
         kd_search.Search(str(tmp_path), str(tmp_path / 's'), 'micro', 1,
-                         [1.0], [1.0], 1)
+                         kd_search.parse_scales(['1']), [1.0], 1)
+
+
+def test_parse_scales():
+    assert kd_search.parse_scales(['0.3', '1']) == dict(
+        id=[0.3, 1.0], feat=[0.3, 1.0], resp=[0.3, 1.0])
+    assert kd_search.parse_scales(['id=1,3']) == dict(
+        id=[1.0, 3.0], feat=[1.0], resp=[1.0])
+    for bad in (['fgd=1'], ['id=x'], ['1', 'id=2']):
+        with pytest.raises(ValueError, match='--scales'):
+            kd_search.parse_scales(bad)

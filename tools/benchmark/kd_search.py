@@ -5,9 +5,10 @@ the same preset and data) and trains, on ``--seeds`` seeds, evaluating on
 the **val** split only:
 
 1. each of our losses alone (``only_id``, ``only_feat``, ``only_resp``) with
-   its ``loss_weight`` multiplied by every factor of ``--scales``; the best
-   factor of each loss is the one of the highest val IDF1 (MOTA breaks
-   ties);
+   its ``loss_weight`` multiplied by every factor of its grid in
+   ``--scales`` (``0.3 1`` for every loss, or ``id=1,3 feat=0.3,1 ...``);
+   the best factor of each loss is the one of the highest val IDF1 (MOTA
+   breaks ties);
 2. ``ours`` (all three losses) with those factors times every factor of
    ``--combine`` (the three losses add up, so their sum may want less).
 
@@ -17,7 +18,8 @@ the chosen weights. The test split is never read.
 
 Example:
     python tools/benchmark/kd_search.py --reuse outputs/bench_full \
-        --out outputs/kd_search --scales 0.3 1 3 --combine 1 0.3
+        --out outputs/kd_search --scales id=1,3,10 feat=0.1,0.3,1 \
+        resp=0.1,0.3,1 --combine 1
 """
 import argparse
 import json
@@ -52,14 +54,38 @@ def _fmt_scale(x: float) -> str:
     return f'{x:g}'
 
 
+def parse_scales(items: Sequence[str]) -> Dict[str, List[float]]:
+    """``['0.3', '1']`` -> the same grid for every loss of ours;
+    ``['id=1,3', 'feat=0.3']`` -> per-loss grids (the rest: ``[1.0]``)."""
+    grids: Dict[str, List[float]] = {}
+    plain = []
+    for item in items:
+        key, sep, values = item.partition('=')
+        try:
+            if sep:
+                if key not in OURS:
+                    raise ValueError
+                grids[key] = [float(v) for v in values.split(',')]
+            else:
+                plain.append(float(item))
+        except ValueError:
+            raise ValueError(f'--scales: expected factors or LOSS=F1,F2 with '
+                             f'LOSS in {OURS}, got {item!r}') from None
+    if plain and grids:
+        raise ValueError('--scales: give plain factors or LOSS=... grids, '
+                         'not both')
+    return {k: plain or grids.get(k, [1.0]) for k in OURS}
+
+
 class Search:
 
     def __init__(self, reuse: str, out: str, preset: str, seeds: int,
-                 scales: Sequence[float], combine: Sequence[float],
+                 scales: Dict[str, List[float]], combine: Sequence[float],
                  jobs: int, threads: int = 1) -> None:
-        if not scales or not combine:
+        factors = [x for grid in scales.values() for x in grid]
+        if not all(scales.get(k) for k in OURS) or not combine:
             raise ValueError('--scales and --combine need a factor each')
-        if any(not x > 0 for x in list(scales) + list(combine)):
+        if any(not x > 0 for x in factors + list(combine)):
             raise ValueError('--scales/--combine: factors must be > 0')
         ref = kb.Benchmark(reuse, preset, seeds, [])
         if ref.load_record('teacher', kb.TEACHER_SEED) is None:
@@ -67,7 +93,8 @@ class Search:
                              '(run kd_benchmark.py with it first)')
         self.reuse, self.out, self.preset = reuse, osp.abspath(out), preset
         self.seeds, self.jobs, self.threads = seeds, jobs, threads
-        self.scales, self.combine = list(scales), list(combine)
+        self.scales = {k: list(scales[k]) for k in OURS}
+        self.combine = list(combine)
         self.data = ref.data
 
     def _bench(self, name: str, methods: List[str],
@@ -91,10 +118,9 @@ class Search:
 
     def run(self) -> dict:
         seeds = list(range(self.seeds))
-        alone = {x: self._bench(f'alone_x{_fmt_scale(x)}',
-                                [f'only_{k}' for k in OURS],
-                                {k: x for k in OURS})
-                 for x in self.scales}
+        alone = {(k, x): self._bench(f'only_{k}_x{_fmt_scale(x)}',
+                                     [f'only_{k}'], {k: x})
+                 for k in OURS for x in self.scales[k]}
         self._execute(list(alone.values()))
         first = next(iter(alone.values()))
         result = dict(preset=self.preset, reuse=self.reuse, seeds=seeds,
@@ -104,7 +130,7 @@ class Search:
         best = {}
         for key in OURS:
             cands = {x: _val(b, f'only_{key}', seeds)
-                     for x, b in alone.items()}
+                     for (k, x), b in alone.items() if k == key}
             result['alone'][key] = {_fmt_scale(x): v
                                     for x, v in cands.items()}
             best[key] = _best(cands)
@@ -162,9 +188,9 @@ def parse_args(argv=None):
     parser.add_argument('--preset', default='full',
                         choices=sorted(kb.PRESETS))
     parser.add_argument('--seeds', type=int, default=1)
-    parser.add_argument('--scales', type=float, nargs='+',
-                        default=[0.3, 1.0, 3.0],
-                        help='loss-weight factors tried for each loss alone')
+    parser.add_argument('--scales', nargs='+', default=['0.3', '1', '3'],
+                        help='loss-weight factors tried for each loss alone: '
+                        'F1 F2 ... for all, or id=F1,F2 feat=... resp=...')
     parser.add_argument('--combine', type=float, nargs='+',
                         default=[1.0, 0.3],
                         help='factors on the best ones, tried for ours')
@@ -177,7 +203,8 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     try:
         search = Search(args.reuse, args.out, args.preset, args.seeds,
-                        args.scales, args.combine, args.jobs, args.threads)
+                        parse_scales(args.scales), args.combine, args.jobs,
+                        args.threads)
     except ValueError as err:
         print(f'kd_search: {err}', file=sys.stderr)
         return 2
