@@ -363,3 +363,13 @@ def test_targets_are_checked_against_floors_and_noise():
     assert rows['only_resp - student IDF1']['met'] is None
     md = '\n'.join(kd_benchmark.target_lines(results))
     assert '3 of 13 met' in md and '**no**' in md
+
+
+def test_subprocesses_get_the_thread_count(tmp_path):
+    """Each training/test subprocess must see OMP_NUM_THREADS (two jobs of
+    two OpenMP threads each on two cores thrash)."""
+    log = tmp_path / 'env.log'
+    kd_benchmark._run(['-c', 'import os; print("OMP=" + os.environ['
+                       '"OMP_NUM_THREADS"], "MKL=" + os.environ['
+                       '"MKL_NUM_THREADS"])'], str(log), 3)
+    assert 'OMP=3 MKL=3' in log.read_text()

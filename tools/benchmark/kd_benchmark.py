@@ -153,8 +153,8 @@ def _run(cmd: List[str], log: str, threads: int) -> Tuple[float, float]:
     with open(log, 'a') as f:
         f.write(f'\n$ {" ".join(cmd)}\n')
         f.flush()
-        proc = subprocess.run([sys.executable] + cmd, cwd=ROOT, stdout=f,
-                              stderr=subprocess.STDOUT)
+        proc = subprocess.run([sys.executable] + cmd, cwd=ROOT, env=env,
+                              stdout=f, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd[:2])} failed (exit '
                            f'{proc.returncode}); see {log}')
