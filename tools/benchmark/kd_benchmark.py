@@ -595,10 +595,12 @@ class Benchmark:
         print(f'{"evaluate" if eval_only else "run"} '
               f'{self.name(method, seed)} ...', flush=True)
         rec = (self.complete if eval_only else self.run_one)(method, seed)
-        test = rec['metrics'].get('test') or rec['metrics'].get('val', {})
+        split = self.splits[-1]
+        m = rec['metrics'].get(split, {})
         print(f'  {self.name(method, seed)} done in {time.time() - t0:.0f} '
-              f's: IDF1 {test.get("IDF1")}, MOTA {test.get("MOTA")}, '
-              f'FPS {test.get("FPS")}', flush=True)
+              f's: {split} IDF1 {m.get("IDF1", float("nan")):.2f}, MOTA '
+              f'{m.get("MOTA", float("nan")):.2f}, FPS '
+              f'{m.get("FPS", float("nan")):.1f}', flush=True)
 
     def tasks(self) -> List[tuple]:
         """``(self, method, seed, eval_only)`` of every run left to do."""
