@@ -31,6 +31,13 @@ def spatial_channel_attention(feat: Tensor,
     return spatial, channel
 
 
+def _standardize(feat: Tensor, eps: float = 1e-6) -> Tensor:
+    """Zero mean, unit std over H, W of every (frame, channel)."""
+    mean = feat.mean((2, 3), keepdim=True)
+    std = feat.std((2, 3), keepdim=True)
+    return (feat - mean) / (std + eps)
+
+
 @MODELS.register_module()
 class KeyFeatureLoss(nn.Module):
     r"""Key-feature learning on neck maps under fg/bg and scale imbalance.
@@ -72,6 +79,11 @@ class KeyFeatureLoss(nn.Module):
         alpha_fg (float): weight of the foreground term. Default 1.0.
         beta_bg (float): weight of the background term. Default 0.5.
         gamma_at (float): weight of the attention-transfer term. Default 0.1.
+        normalize (bool): compare per-channel standardised maps (zero mean,
+            unit std over H, W of each frame and channel, as PKD does)
+            instead of raw ones in :math:`D`, so the student learns the
+            teacher's pattern, not its magnitudes. The attentions are still
+            those of the raw maps. Default False.
         loss_weight (float): overall weight. Default 1.0.
     """
 
@@ -80,6 +92,7 @@ class KeyFeatureLoss(nn.Module):
                  alpha_fg: float = 1.0,
                  beta_bg: float = 0.5,
                  gamma_at: float = 0.1,
+                 normalize: bool = False,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if temperature <= 0:
@@ -89,6 +102,7 @@ class KeyFeatureLoss(nn.Module):
         self.alpha_fg = float(alpha_fg)
         self.beta_bg = float(beta_bg)
         self.gamma_at = float(gamma_at)
+        self.normalize = bool(normalize)
         self.loss_weight = float(loss_weight)
 
     @staticmethod
@@ -132,6 +146,8 @@ class KeyFeatureLoss(nn.Module):
         sp_T, ch_T = spatial_channel_attention(preds_T, self.temperature)
         sp_S, ch_S = spatial_channel_attention(preds_S, self.temperature)
         w_fg, w_bg = self.box_weights(sp_T, gt_bboxes, batch_input_shape)
+        if self.normalize:
+            preds_S, preds_T = _standardize(preds_S), _standardize(preds_T)
         # D(p): channel-attention-weighted squared error, (N, H, W)
         diff = ((preds_S - preds_T)**2 * ch_T[:, :, None, None]).mean(1)
         loss = zero_with_grad(preds_S)

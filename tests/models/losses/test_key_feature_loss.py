@@ -115,3 +115,23 @@ def test_finite_without_gt_and_levels_and_errors():
     assert lv.item() == pytest.approx(ref.item(), rel=1e-5)
     with pytest.raises(ValueError, match='connector'):
         loss_fn(_feat(c=4), t, boxes, SHAPE)
+
+
+def test_normalize_ignores_per_channel_scale_and_shift():
+    """With normalize=True a student map that is the teacher's up to a
+    per-channel affine map (positive scale) costs only the attention
+    term; without it, it costs the squared difference."""
+    boxes = [torch.cat([SMALL, LARGE]), SMALL]
+    t = _feat()
+    scale = torch.rand(1, 8, 1, 1) * 3 + 0.5
+    s = t * scale + torch.randn(1, 8, 1, 1)
+    plain = KeyFeatureLoss(gamma_at=0.)(s, t, boxes, SHAPE)
+    normed = KeyFeatureLoss(gamma_at=0., normalize=True)(s, t, boxes, SHAPE)
+    assert plain.item() > 0.1
+    assert normed.item() == pytest.approx(0., abs=1e-4)
+    # different patterns still cost, and the gradient reaches the student
+    s2 = _feat(1).requires_grad_(True)
+    loss = KeyFeatureLoss(normalize=True)(s2, t, boxes, SHAPE)
+    assert loss.item() > 0.1
+    loss.backward()
+    assert s2.grad.abs().sum() > 0
