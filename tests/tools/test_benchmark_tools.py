@@ -373,3 +373,23 @@ def test_subprocesses_get_the_thread_count(tmp_path):
                        '"OMP_NUM_THREADS"], "MKL=" + os.environ['
                        '"MKL_NUM_THREADS"])'], str(log), 3)
     assert 'OMP=3 MKL=3' in log.read_text()
+
+
+def test_loss_options_set_arguments_of_one_fragment(tmp_path):
+    opts = kd_benchmark.parse_loss_options(['feat.normalize=True',
+                                            'feat.temperature=0.25'])
+    assert opts == dict(feat=dict(normalize=True, temperature=0.25))
+    bench = kd_benchmark.Benchmark(str(tmp_path), 'quick', 1, ['ours'],
+                                   data=str(tmp_path / 'd'),
+                                   loss_options=opts)
+    losses = {loss['type']: loss for c in bench.distill_cfgs('ours')
+              for loss in c['distill_losses'].values()}
+    assert losses['KeyFeatureLoss']['normalize'] is True
+    assert losses['KeyFeatureLoss']['temperature'] == 0.25
+    assert 'normalize' not in losses['IDResponseConsistencyLoss']
+    for bad in (['feat.normalize'], ['feat=1'], ['feat.x=not python']):
+        with pytest.raises(ValueError, match='LOSS.ARG=VALUE'):
+            kd_benchmark.parse_loss_options(bad)
+    with pytest.raises(ValueError, match='--loss-option: unknown'):
+        kd_benchmark.Benchmark(str(tmp_path), 'quick', 1, [],
+                               loss_options=dict(nope=dict(a=1)))

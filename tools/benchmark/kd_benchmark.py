@@ -211,6 +211,9 @@ class Benchmark:
             val-split weight search).
         splits (Sequence[str], optional): splits every model is evaluated
             on; default the preset's ``eval_splits``.
+        loss_options (dict, optional): fragment key -> dict of arguments
+            set on that fragment's losses (e.g. ``{'feat': {'normalize':
+            True}}``).
         teacher_from (str, optional): another run folder of the same preset
             and data whose teacher and plain students (models that no loss
             scale changes) are reused instead of trained.
@@ -221,7 +224,8 @@ class Benchmark:
                  threads: int = 1, resume: bool = False, jobs: int = 1,
                  loss_scale: Optional[Dict[str, float]] = None,
                  splits: Optional[Sequence[str]] = None,
-                 teacher_from: Optional[str] = None) -> None:
+                 teacher_from: Optional[str] = None,
+                 loss_options: Optional[Dict[str, dict]] = None) -> None:
         if preset not in PRESETS:
             raise ValueError(f'--preset: unknown {preset!r}, expected one '
                              f'of {sorted(PRESETS)}')
@@ -243,6 +247,12 @@ class Benchmark:
         if any(not v >= 0 for v in self.loss_scale.values()):
             raise ValueError(f'--loss-scale: factors must be >= 0, got '
                              f'{self.loss_scale}')
+        self.loss_options = {k: dict(v) for k, v in
+                             (loss_options or {}).items()}
+        bad = [k for k in self.loss_options if k not in FRAGMENTS]
+        if bad:
+            raise ValueError(f'--loss-option: unknown loss {bad}, expected '
+                             f'some of {list(FRAGMENTS)}')
         self.splits = list(splits or PRESETS[preset]['eval_splits'])
         bad = [x for x in self.splits if x not in ('val', 'test')]
         if bad:
@@ -445,6 +455,7 @@ class Benchmark:
             fname, var = FRAGMENTS[key]
             frag = _load_var(osp.join(DISTILL, fname), var)
             for loss in frag.get('distill_losses', {}).values():
+                loss.update(self.loss_options.get(key, {}))
                 scale = self.scale_of(method, key)
                 if scale != 1.0:
                     loss['loss_weight'] = loss.get('loss_weight', 1.0) * scale
@@ -532,6 +543,8 @@ class Benchmark:
                    data_fingerprint=self.data_fingerprint())
         rec['loss_scale'] = {k: self.scale_of(method, k)
                              for k in METHODS[method][1]}
+        rec['loss_options'] = {k: v for k, v in self.loss_options.items()
+                               if k in METHODS[method][1]}
         for split in self.splits:
             rec['metrics'][split] = self._test(method, seed, eval_cfg, ckpt,
                                                split)
@@ -661,6 +674,7 @@ class Benchmark:
             torch_threads=self.threads,
             jobs=self.jobs,
             loss_scale=self.loss_scale,
+            loss_options=self.loss_options,
             splits=self.splits,
             data_fingerprints=sorted(p or '' for p in prints),
             methods={})
@@ -1013,6 +1027,10 @@ def parse_args(argv=None):
                         f'({", ".join(FRAGMENTS)}), e.g. id=0.3 feat=0.3; '
                         'METHOD.LOSS=FACTOR sets it for one method only '
                         '(ours.LOSS also for the ours_no_* ablations)')
+    parser.add_argument('--loss-option', nargs='+', default=[],
+                        metavar='LOSS.ARG=VALUE',
+                        help='set an argument of a fragment\'s losses, e.g. '
+                        'feat.normalize=True (VALUE is a Python literal)')
     parser.add_argument('--splits', nargs='+', choices=['val', 'test'],
                         default=None,
                         help='splits to evaluate on (default: the '
@@ -1046,6 +1064,23 @@ def parse_loss_scale(items: Sequence[str]) -> Dict[str, float]:
     return out
 
 
+def parse_loss_options(items: Sequence[str]) -> Dict[str, dict]:
+    """``['feat.normalize=True']`` -> ``{'feat': {'normalize': True}}``."""
+    import ast
+    out: Dict[str, dict] = {}
+    for item in items:
+        target, sep, value = item.partition('=')
+        key, dot, arg = target.partition('.')
+        try:
+            if not (sep and dot and arg):
+                raise ValueError
+            out.setdefault(key, {})[arg] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f'--loss-option: expected LOSS.ARG=VALUE with a '
+                             f'Python literal VALUE, got {item!r}') from None
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     methods = args.methods
@@ -1057,7 +1092,9 @@ def main(argv=None) -> int:
                           jobs=args.jobs,
                           loss_scale=parse_loss_scale(args.loss_scale),
                           splits=args.splits,
-                          teacher_from=args.teacher_from)
+                          teacher_from=args.teacher_from,
+                          loss_options=parse_loss_options(
+                              args.loss_option))
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
