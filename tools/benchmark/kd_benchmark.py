@@ -854,26 +854,18 @@ def check_targets(results: dict, split: str = 'test') -> List[dict]:
                     value='n/a (teacher not ahead)' if gap is None else
                     f'{gap:.0f} %',
                     met=None if gap is None else gap >= 50))
-    o = stat('ours', 'IDF1')
-    for b in BASELINES:
-        bs = stat(b, 'IDF1')
-        if o is None or bs is None:
-            out.append(dict(target=f'ours - {b} IDF1 >= +1.0', value='n/a',
-                            met=None))
-            continue
-        d = o['mean'] - bs['mean']
-        out.append(dict(target=f'ours - {b} IDF1 >= +1.0',
-                        value=f'{d:+.2f}', met=d >= 1.0))
-    s = stat('student', 'IDF1')
-    for m in ('only_id', 'only_feat', 'only_resp'):
-        ms = stat(m, 'IDF1')
-        if s is None or ms is None:
-            out.append(dict(target=f'{m} - student IDF1 > 0', value='n/a',
-                            met=None))
-            continue
-        d = ms['mean'] - s['mean']
-        out.append(dict(target=f'{m} - student IDF1 > 0', value=f'{d:+.2f}',
-                        met=d > 0))
+    def idf1_lead(a, b, floor, strict):
+        target = f'{a} - {b} IDF1 {">" if strict else ">="} {floor:+.1f}'
+        sa, sb = stat(a, 'IDF1'), stat(b, 'IDF1')
+        if sa is None or sb is None:
+            return dict(target=target, value='n/a', met=None)
+        d = sa['mean'] - sb['mean']
+        return dict(target=target, value=f'{d:+.2f}',
+                    met=d > floor if strict else d >= floor)
+
+    out += [idf1_lead('ours', b, 1.0, strict=False) for b in BASELINES]
+    out += [idf1_lead(m, 'student', 0.0, strict=True)
+            for m in ('only_id', 'only_feat', 'only_resp')]
     return out
 
 
