@@ -1,14 +1,18 @@
-"""Inference on any video and deployment (ONNX).
+"""Inference on any video, deployment (ONNX), student extraction and speed
+measurement: the functions behind the command-line tools.
 
 Not imported by ``import mmtrack_kd`` (it registers nothing); it needs
 OpenCV, and ``onnx``/``onnxruntime`` when the ONNX functions are called.
 """
+from .extract import extract_student
 from .inference import (FrameTracks, build_frame_pipeline, draw_tracks,
                         forward_backend, id_colour, init_tracker, load_config,
                         read_state_dict, track_frames, tracks_to_mot_rows)
 from .onnx_backend import (ExportableAdaptiveAvgPool2d, ONNXInputError,
                            ORTBackend, export_onnx, make_exportable,
                            output_names)
+from .speed import (format_fps_report, format_step_overhead,
+                    measure_kd_step_overhead, measure_tracking_fps)
 from .video_io import FrameSource, VideoReadError, VideoWriter
 
 __all__ = [
@@ -16,5 +20,7 @@ __all__ = [
     'id_colour', 'init_tracker', 'load_config', 'read_state_dict',
     'track_frames', 'tracks_to_mot_rows', 'ExportableAdaptiveAvgPool2d',
     'ONNXInputError', 'ORTBackend', 'export_onnx', 'make_exportable',
-    'output_names', 'FrameSource', 'VideoReadError', 'VideoWriter'
+    'output_names', 'FrameSource', 'VideoReadError', 'VideoWriter',
+    'extract_student', 'measure_tracking_fps', 'format_fps_report',
+    'measure_kd_step_overhead', 'format_step_overhead'
 ]

@@ -1,7 +1,10 @@
-"""tools/extract_student.py: plain student checkpoint, strict round trip."""
-import importlib.util
+"""extract_student (``tools/extract_student.py``): plain student checkpoint,
+strict round trip."""
 import os.path as osp
+import subprocess
+import sys
 
+import pytest
 import torch
 from distill_toys import ToyNet
 from mmdet.registry import MODELS
@@ -9,17 +12,16 @@ from mmengine.logging import HistoryBuffer
 from mmengine.runner.checkpoint import get_state_dict, load_checkpoint
 
 import mmtrack_kd.models.distill  # noqa: F401
+from mmtrack_kd.apis import extract_student
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.dirname(
     osp.abspath(__file__)))))
+TOOL = osp.join(ROOT, 'tools', 'extract_student.py')
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location(
-        'extract_student', osp.join(ROOT, 'tools', 'extract_student.py'))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def run_tool(*args):
+    return subprocess.run([sys.executable, TOOL] + list(args), cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
 
 
 def test_round_trip_loads_strictly(tmp_path):
@@ -49,7 +51,7 @@ def test_round_trip_loads_strictly(tmp_path):
                     message_hub=dict(log_scalars=dict(
                         loss=HistoryBuffer([1.0], [1])))), kd_ckpt)
     out = str(tmp_path / 'sub' / 'student.pth')
-    assert load_tool().main([kd_ckpt, out]) == 0
+    assert extract_student(kd_ckpt, out) == len(model.student.state_dict())
     ckpt = torch.load(out)
     assert ckpt['meta']['epoch'] == 7
     assert set(ckpt) == {'meta', 'state_dict'}
@@ -63,11 +65,25 @@ def test_round_trip_loads_strictly(tmp_path):
         tmp_path / 'sub' / 'student.pth']  # no temp file left
 
 
-def test_not_a_kd_checkpoint(tmp_path, capsys):
+def test_not_a_kd_checkpoint(tmp_path):
     path = str(tmp_path / 'plain.pth')
     torch.save(dict(state_dict=ToyNet(8).state_dict()), path)
     out = str(tmp_path / 'o.pth')
-    assert load_tool().main([path, out]) == 1
-    assert 'no "student." keys' in capsys.readouterr().err
+    with pytest.raises(ValueError, match='no "student." keys'):
+        extract_student(path, out)
     assert not osp.exists(out)
-    assert load_tool().main([str(tmp_path / 'missing.pth'), out]) == 1
+    with pytest.raises(FileNotFoundError):
+        extract_student(str(tmp_path / 'missing.pth'), out)
+    assert not osp.exists(out)
+
+
+def test_cli_errors_exit_1(tmp_path):
+    path = str(tmp_path / 'plain.pth')
+    torch.save(dict(state_dict=ToyNet(8).state_dict()), path)
+    out = str(tmp_path / 'o.pth')
+    proc = run_tool(path, out)
+    assert proc.returncode == 1
+    assert 'extract_student:' in proc.stderr
+    assert 'no "student." keys' in proc.stderr
+    assert 'Traceback' not in proc.stderr
+    assert not osp.exists(out)

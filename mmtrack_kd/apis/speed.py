@@ -1,0 +1,423 @@
+"""Speed measurements: end-to-end tracking FPS and the cost of a KD
+training step.
+
+Tracking FPS (``tools/benchmark/fps.py``): the clip is one SynthMOT
+sequence rendered at the input size (seed 0), so every model sees identical
+frames with people in them. Each frame is timed in two parts: the model
+(tensor forward + decoding/NMS/embedding gathering, ``CSTrack._forward`` +
+``CSTrack._postprocess``) and the tracker (``tracker.track``). Several
+models run interleaved frame by frame in the same process, so machine load
+hits them alike. A model may also run with its network in ONNX Runtime on
+the CPU (:class:`ORTBackend`, swapped in by :func:`forward_backend`);
+decoding, NMS, embedding gathering and the tracker are the same PyTorch
+code, so the ratio ONNX / PyTorch is that of the network.
+
+KD step overhead (``tools/benchmark/kd_step_overhead.py``): on one training
+batch of a ``MOTDistiller`` config, interleaved, after one untimed warm-up
+of each:
+
+- ``student``: ``student.loss`` + backward (training without KD);
+- ``kd``: ``MOTDistiller.loss`` + backward (student, teacher forward,
+  recorders, connectors, distillation losses);
+- ``teacher``: the teacher's tensor forward under ``no_grad`` alone.
+
+The optimizer update is left out (equal for both, apart from the connector
+parameters).
+"""
+import contextlib
+import copy
+import os.path as osp
+import statistics
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+__all__ = [
+    'render_clip', 'build_model', 'Timed', 'measure', 'ort_backend',
+    'measure_tracking_fps', 'format_fps_report', 'build_distiller_batch',
+    'time_steps', 'measure_kd_step_overhead', 'format_step_overhead'
+]
+
+
+# --------------------------------------------------------------------------
+# tracking FPS
+# --------------------------------------------------------------------------
+def render_clip(width: int, height: int, frames: int,
+                seed: int = 0) -> List[np.ndarray]:
+    """``frames`` BGR uint8 (H, W, 3) SynthMOT frames of one sequence."""
+    import cv2
+
+    from mmtrack_kd.datasets.synthmot import (generate_sequence,
+                                              resolve_knobs, sequence_rng)
+    knobs = resolve_knobs('quick', width=width, height=height,
+                          num_frames=frames)
+    with tempfile.TemporaryDirectory() as tmp:
+        seq = osp.join(tmp, 'CLIP')
+        generate_sequence(seq, 'CLIP', sequence_rng(seed, 'test', 0), knobs)
+        return [
+            cv2.imread(osp.join(seq, 'img1', f'{i:06d}.jpg'))
+            for i in range(1, frames + 1)
+        ]
+
+
+def build_model(config: str, checkpoint: str) -> torch.nn.Module:
+    """The tracker of ``config`` with ``checkpoint`` loaded, in eval mode.
+
+    A KD config's student is not unwrapped: pass the student config.
+    ``checkpoint`` may be ``'none'`` (random weights: only for testing;
+    untrained heads give unusual box counts).
+    """
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import load_checkpoint
+
+    import mmtrack_kd  # noqa: F401  (registers everything)
+    from mmtrack_kd.utils.config import ckpt_num_ids, resolve_num_ids
+    cfg = Config.fromfile(config)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    head = cfg.model.get('id_head', {})
+    if head.get('num_ids', 'auto') in (None, 'auto'):
+        n = ckpt_num_ids(checkpoint) if checkpoint != 'none' else None
+        if n is not None:
+            head['num_ids'] = n
+        else:
+            try:
+                resolve_num_ids(cfg)
+            except (ValueError, OSError):
+                head['num_ids'] = 16  # no data, random weights
+    model = MODELS.build(cfg.model)
+    if checkpoint != 'none':
+        load_checkpoint(model, checkpoint, map_location='cpu', strict=True,
+                        logger='silent')
+    if not hasattr(model, 'tracker'):
+        raise ValueError(f'{config}: model.tracker is missing; pass a '
+                         'tracker config (a KD config: its student config)')
+    return model.eval()
+
+
+class Timed:
+    """One model, timed frame by frame on a clip.
+
+    Args:
+        model (nn.Module): a CSTrack-like model (``_forward``,
+            ``_postprocess``, ``tracker``, ``data_preprocessor``).
+        frames (Sequence[np.ndarray]): BGR uint8 (H, W, 3) images; H, W
+            multiples of 32.
+    """
+
+    def __init__(self, model: torch.nn.Module,
+                 frames: Sequence[np.ndarray]) -> None:
+        self.model = model
+        dp = model.data_preprocessor
+        mean = getattr(dp, 'mean', torch.zeros(3, 1, 1)).view(1, 3, 1, 1)
+        std = getattr(dp, 'std', torch.ones(3, 1, 1)).view(1, 3, 1, 1)
+        rgb = bool(getattr(dp, '_channel_conversion', False))
+        self.inputs = []
+        for img in frames:
+            x = torch.from_numpy(np.ascontiguousarray(img)).permute(
+                2, 0, 1)[None].float()
+            if rgb:
+                x = x[:, [2, 1, 0]]
+            self.inputs.append((x - mean) / std)
+        self.model_s: List[float] = []
+        self.tracker_s: List[float] = []
+
+    @torch.no_grad()
+    def step(self, index: int, record: bool) -> None:
+        """Track frame ``index`` (0 resets the tracker)."""
+        from mmdet.structures import DetDataSample
+        x = self.inputs[index]
+        h, w = x.shape[-2:]
+        t0 = time.perf_counter()
+        outs = self.model._forward(x)
+        pred = self.model._postprocess(outs['det_preds'], outs['id_map'],
+                                       (h, w))
+        t1 = time.perf_counter()
+        sample = DetDataSample(metainfo=dict(
+            frame_id=index, img_shape=(h, w), ori_shape=(h, w),
+            scale_factor=(1., 1.)))
+        sample.pred_instances = pred
+        self.model.tracker.track(sample)
+        t2 = time.perf_counter()
+        if record:
+            self.model_s.append(t1 - t0)
+            self.tracker_s.append(t2 - t1)
+
+    def report(self) -> Dict[str, float]:
+        """``dict(frames, fps, model_ms, tracker_ms, model_fps)`` of the
+        recorded frames."""
+        model = float(np.sum(self.model_s))
+        tracker = float(np.sum(self.tracker_s))
+        n = len(self.model_s)
+        return dict(frames=n, fps=n / max(model + tracker, 1e-9),
+                    model_ms=1e3 * model / max(n, 1),
+                    tracker_ms=1e3 * tracker / max(n, 1),
+                    model_fps=n / max(model, 1e-9))
+
+
+def measure(models: Sequence[torch.nn.Module], frames: Sequence[np.ndarray],
+            warmup: int = 5) -> List[Dict[str, float]]:
+    """Time every model on ``frames``, interleaved frame by frame.
+
+    The first ``warmup`` frames of the clip are run but not timed (the
+    tracker still sees them, so its state is that of a real clip).
+
+    Returns:
+        list[dict]: per model ``dict(frames, fps, model_ms, tracker_ms,
+        model_fps)``.
+    """
+    if warmup >= len(frames):
+        raise ValueError(f'--frames ({len(frames)}) must exceed the warm-up '
+                         f'({warmup})')
+    timed = [Timed(m, frames) for m in models]
+    for i in range(len(frames)):
+        order = timed if i % 2 == 0 else timed[::-1]
+        for t in order:
+            t.step(i, record=i >= warmup)
+    return [t.report() for t in timed]
+
+
+def ort_backend(onnx_file: str, threads: int):
+    """An :class:`ORTBackend` of ``onnx_file`` on the CPU whose session
+    uses ``threads`` intra-op threads (ONNX Runtime's default is every
+    physical core, torch's may differ; the comparison needs both alike)."""
+    import onnxruntime as ort
+
+    from mmtrack_kd.apis.onnx_backend import ORTBackend
+    backend = ORTBackend(onnx_file, providers=('CPUExecutionProvider', ))
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = int(threads)
+    opts.inter_op_num_threads = 1
+    backend.session = ort.InferenceSession(
+        onnx_file, sess_options=opts, providers=['CPUExecutionProvider'])
+    return backend
+
+
+def measure_tracking_fps(config: str,
+                         checkpoint: str,
+                         input_size: Tuple[int, int],
+                         frames: int = 60,
+                         warmup: int = 5,
+                         compare: Optional[Tuple[str, str]] = None,
+                         onnx: Optional[str] = None,
+                         threads: Optional[int] = None) -> dict:
+    """Tracking FPS (model + tracker, batch 1) of one or two models, and
+    optionally of the first one's network in ONNX Runtime.
+
+    Args:
+        config (str): Tracker config.
+        checkpoint (str): Its checkpoint, or ``'none'`` (random weights).
+        input_size (tuple[int, int]): ``(W, H)`` of the clip, multiples
+            of 32.
+        frames (int): Clip length, warm-up included.
+        warmup (int): Untimed first frames.
+        compare (tuple[str, str], optional): ``(config, checkpoint)`` of a
+            second model timed in the same run, interleaved.
+        onnx (str, optional): Also time the first model with its network in
+            ONNX Runtime (CPU, as many intra-op threads as torch has): the
+            path of its ``.onnx`` file, or ``''`` to export it at
+            ``input_size`` to a temporary file first.
+        threads (int, optional): torch threads (default: torch's own).
+
+    Returns:
+        dict: ``names`` (one per timed model: the config file names, then
+        ``'NAME (onnxruntime)'``), ``stats`` (per model ``dict(frames, fps,
+        model_ms, tracker_ms, model_fps)``), ``threads``, ``input_size``,
+        ``warmup``, ``compare`` (bool) and ``onnx`` (as given).
+    """
+    w, h = input_size
+    if threads:
+        torch.set_num_threads(threads)
+    models = [build_model(config, checkpoint)]
+    names = [osp.basename(config)]
+    if compare:
+        models.append(build_model(*compare))
+        names.append(osp.basename(compare[0]))
+    clip = render_clip(w, h, frames)
+    with contextlib.ExitStack() as stack:
+        if onnx is not None:
+            from mmtrack_kd.apis.inference import forward_backend
+            onnx_file = onnx
+            if not onnx_file:
+                from mmtrack_kd.apis.onnx_backend import export_onnx
+                tmp = stack.enter_context(tempfile.TemporaryDirectory())
+                onnx_file = osp.join(tmp, 'model.onnx')
+                export_onnx(models[0], onnx_file, input_size=(w, h))
+            backend = ort_backend(onnx_file, torch.get_num_threads())
+            # a copy: its own tracker state, its _forward swapped for ORT
+            onnx_model = copy.deepcopy(models[0])
+            stack.enter_context(forward_backend(onnx_model, backend))
+            models.append(onnx_model)
+            names.append(f'{names[0]} (onnxruntime)')
+        stats = measure(models, clip, warmup)
+    return dict(names=names, stats=stats, threads=torch.get_num_threads(),
+                input_size=(w, h), warmup=warmup, compare=bool(compare),
+                onnx=onnx)
+
+
+def format_fps_report(result: dict) -> str:
+    """The printed report of :func:`measure_tracking_fps`: one line per
+    model, then the speed ratios."""
+    names, stats = result['names'], result['stats']
+    w, h = result['input_size']
+    threads, onnx = result['threads'], result['onnx']
+    lines = [f'torch threads: {threads}; input {w}x{h}; '
+             f'{stats[0]["frames"]} timed frames after {result["warmup"]} '
+             'warm-up']
+    if onnx is not None:
+        where = onnx or 'exported to a temporary file'
+        lines.append(f'onnxruntime: {where}, CPUExecutionProvider, '
+                     f'{threads} intra-op threads')
+    for name, s in zip(names, stats):
+        lines.append(
+            f'{name}: FPS {s["fps"]:.2f} (model {s["model_ms"]:.1f} ms + '
+            f'tracker {s["tracker_ms"]:.1f} ms per frame; model alone '
+            f'{s["model_fps"]:.2f} FPS)')
+    if result['compare']:
+        lines.append(
+            f'ratio FPS {names[0]} / {names[1]}: '
+            f'{stats[0]["fps"] / stats[1]["fps"]:.3f} (model alone '
+            f'{stats[0]["model_fps"] / stats[1]["model_fps"]:.3f})')
+    if onnx is not None:
+        ort_s, pt_s = stats[-1], stats[0]
+        lines.append(
+            f'ratio FPS ONNX / PyTorch ({names[0]}): '
+            f'{ort_s["fps"] / pt_s["fps"]:.3f} (model alone '
+            f'{ort_s["model_fps"] / pt_s["model_fps"]:.3f})')
+    return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------
+# KD training-step overhead
+# --------------------------------------------------------------------------
+def _loss_step(fn: Callable[[], Dict[str, torch.Tensor]],
+               params: List[torch.nn.Parameter]) -> None:
+    losses = fn()
+    total = sum(v.sum() for k, v in losses.items()
+                if k.startswith('loss') and isinstance(v, torch.Tensor))
+    total.backward()
+    for p in params:
+        p.grad = None
+
+
+def time_steps(model, inputs: torch.Tensor, data_samples,
+               iters: int) -> Dict[str, List[float]]:
+    """Seconds per call of the ``student``, ``kd`` and ``teacher`` steps
+    (see the module docstring), ``iters`` times each, interleaved, after
+    one untimed warm-up of each.
+
+    Args:
+        model (MOTDistiller): The distiller.
+        inputs (Tensor): (N, 3, H, W) pre-processed batch.
+        data_samples (list): Its data samples.
+        iters (int): Timed calls of each step.
+
+    Returns:
+        dict[str, list[float]]: seconds per call of each step.
+    """
+    from mmtrack_kd.models.distill.distiller import tensor_forward
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+
+    def student():
+        _loss_step(lambda: model.student.loss(inputs, data_samples), params)
+
+    def kd():
+        _loss_step(lambda: model.loss(inputs, data_samples), params)
+
+    def teacher():
+        with torch.no_grad():
+            tensor_forward(model.teacher, model._teacher_inputs(inputs))
+
+    steps = dict(student=student, kd=kd, teacher=teacher)
+    for fn in steps.values():  # warm-up
+        fn()
+    times = {k: [] for k in steps}
+    for _ in range(iters):
+        for name, fn in steps.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return times
+
+
+def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
+    """The distiller of ``config`` and one pre-processed training batch.
+
+    Returns:
+        tuple: ``(model, inputs, data_samples)``; ``inputs`` is (N, 3, H, W).
+    """
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmengine.runner import Runner
+
+    import mmtrack_kd  # noqa: F401
+    from mmtrack_kd.utils import resolve_num_ids
+    cfg = Config.fromfile(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if cfg.model.get('type') != 'MOTDistiller':
+        raise ValueError(f'{config}: model.type must be MOTDistiller, got '
+                         f'{cfg.model.get("type")!r}')
+    resolve_num_ids(cfg)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    loader_cfg = cfg.train_dataloader.copy()
+    loader_cfg.update(num_workers=0, persistent_workers=False)
+    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    batch = next(iter(loader))
+    data = model.data_preprocessor(batch, True)
+    return model, data['inputs'], data['data_samples']
+
+
+def measure_kd_step_overhead(config: str,
+                             iters: int = 10,
+                             cfg_options: Optional[dict] = None,
+                             threads: Optional[int] = None) -> dict:
+    """Median times of the student, KD and teacher steps of a
+    ``MOTDistiller`` config on one of its training batches.
+
+    Args:
+        config (str): A ``MOTDistiller`` config.
+        iters (int): Timed calls of each step.
+        cfg_options (dict, optional): Config overrides.
+        threads (int, optional): torch threads (default: torch's own).
+
+    Returns:
+        dict: ``times`` (seconds per call of each step), ``median``
+        (their medians), ``threads``, ``batch_shape`` and ``iters``.
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    model, inputs, samples = build_distiller_batch(config, cfg_options)
+    times = time_steps(model, inputs, samples, iters)
+    return dict(times=times,
+                median={k: statistics.median(v) for k, v in times.items()},
+                threads=torch.get_num_threads(),
+                batch_shape=tuple(inputs.shape), iters=iters)
+
+
+def format_step_overhead(result: dict) -> str:
+    """The printed report of :func:`measure_kd_step_overhead`: the medians
+    and the ratios ``kd / student``, ``teacher / student`` and
+    ``(kd - teacher) / student``."""
+    med = result['median']
+    lines = [f'torch threads: {result["threads"]}; batch '
+             f'{result["batch_shape"]}; {result["iters"]} iterations, '
+             'medians']
+    for k in ('student', 'kd', 'teacher'):
+        lines.append(f'{k:>8}: {1e3 * med[k]:.1f} ms')
+    lines.append(f'ratio kd / student: {med["kd"] / med["student"]:.3f}')
+    lines.append(f'ratio teacher forward / student: '
+                 f'{med["teacher"] / med["student"]:.3f}')
+    beyond = med['kd'] - med['teacher']
+    lines.append(f'ratio (kd - teacher) / student: '
+                 f'{beyond / med["student"]:.3f} '
+                 f'(overhead beyond the teacher forward: '
+                 f'{(beyond - med["student"]) / med["student"]:+.3f})')
+    return '\n'.join(lines)
