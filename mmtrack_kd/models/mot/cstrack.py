@@ -8,21 +8,17 @@ import torch.nn.functional as F
 from mmcv.ops import batched_nms
 from mmdet.models.mot.base import BaseMOTModel
 from mmdet.registry import MODELS
-from mmdet.structures import DetDataSample, TrackSampleList
+from mmdet.structures import TrackSampleList
 from mmdet.utils import OptConfigType, OptMultiConfig
 from mmengine.structures import InstanceData
 from torch import Tensor
 
+from ...utils.batch import box_tensor, fold_video_inputs, video_frames
 from ..dense_heads.cstrack_id_head import gather_embeddings
 from ..task_modules.yolo_decode import decode_yolov5
 
 DEFAULT_TEST_CFG = dict(
     score_thr=0.5, nms=dict(type='nms', iou_threshold=0.6), max_per_img=500)
-
-
-def _as_tensor(boxes) -> Tensor:
-    """mmdet box structures (``HorizontalBoxes``) or Tensors -> Tensor."""
-    return boxes.tensor if hasattr(boxes, 'tensor') else boxes
 
 
 @MODELS.register_module()
@@ -143,13 +139,9 @@ class CSTrack(BaseMOTModel):
     # --------------------------------------------------------------- forward
     @staticmethod
     def _fold(inputs: Tensor) -> Tensor:
-        """(N, T, 3, H, W) -> (N*T, 3, H, W); 4D inputs pass through."""
-        if inputs.dim() == 5:
-            return inputs.flatten(0, 1)
-        if inputs.dim() != 4:
-            raise ValueError('CSTrack inputs must be (N, 3, H, W) or '
-                             f'(N, T, 3, H, W), got {tuple(inputs.shape)}')
-        return inputs
+        """(N, T, 3, H, W) -> (N*T, 3, H, W); 4D inputs pass through (see
+        :func:`mmtrack_kd.utils.batch.fold_video_inputs`)."""
+        return fold_video_inputs(inputs, 'CSTrack inputs')
 
     def _forward(self, inputs: Tensor, data_samples=None,
                  **kwargs) -> Dict[str, Union[List[Tensor], Tensor]]:
@@ -170,17 +162,6 @@ class CSTrack(BaseMOTModel):
             id_map=self.id_head(reid_feats))
 
     # ------------------------------------------------------------------ loss
-    @staticmethod
-    def _frames(data_samples) -> List[DetDataSample]:
-        """Every frame's DetDataSample, in the order of the folded batch."""
-        frames = []
-        for sample in data_samples:
-            if isinstance(sample, DetDataSample):
-                frames.append(sample)
-            else:
-                frames.extend(sample[i] for i in range(len(sample)))
-        return frames
-
     def loss(self, inputs: Tensor, data_samples: TrackSampleList,
              **kwargs) -> Dict[str, Tensor]:
         """Training losses.
@@ -196,13 +177,13 @@ class CSTrack(BaseMOTModel):
             ``loss_id`` (and ``loss_uncertainty`` with uncertainty
             balancing).
         """
-        frames = self._frames(data_samples)
+        frames = video_frames(data_samples)
         x = self._fold(inputs)
         if len(frames) != x.shape[0]:
             raise ValueError(f'{len(frames)} frames in data_samples for '
                              f'{x.shape[0]} images')
         outs = self._forward(x)
-        gt_bboxes = [_as_tensor(f.gt_instances.bboxes) for f in frames]
+        gt_bboxes = [box_tensor(f.gt_instances.bboxes) for f in frames]
         gt_labels = [f.gt_instances.labels for f in frames]
         gt_ids = [f.gt_instances.instances_ids for f in frames]
         batch_input_shape = tuple(x.shape[-2:])
