@@ -350,3 +350,25 @@ def test_linear_assignment():
     assert sorted(matches) == [(0, 1), (1, 0)]
     matches, rows, cols = linear_assignment(np.zeros((0, 3)), 0.4)
     assert matches == [] and rows.size == 0 and cols.tolist() == [0, 1, 2]
+
+
+def test_standalone_tracker_not_an_mmdet_base_tracker():
+    # JDETracker keeps JDETrack objects, not BaseTracker's per-item memo, so
+    # it does not inherit the memo API (update, memo, get, init_track) that
+    # would fail on its tracks.
+    from mmdet.models.trackers import BaseTracker
+    tracker = build()
+    assert not isinstance(tracker, BaseTracker)
+    for name in ('update', 'memo', 'get', 'init_track', 'update_track',
+                 'confirmed_ids'):
+        assert not hasattr(tracker, name), name
+    # what mmdet's MOT models and the tools use of a tracker
+    tracker.track(frame(0, [person(100, 100)], [unit(8, 0)]))
+    assert tracker.num_tracks == 1 and len(tracker.tracks) == 1
+    tracker.reset()
+    assert tracker.tracks == {} and tracker.num_tracks == 0
+
+
+def test_unknown_config_key_is_refused():
+    with pytest.raises(TypeError, match='momentums'):
+        build(momentums=dict(embeds=0.5))

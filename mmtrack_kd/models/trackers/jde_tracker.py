@@ -4,7 +4,6 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 import torch
 import torch.nn.functional as F
-from mmdet.models.trackers import BaseTracker
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import (bbox_cxcyah_to_xyxy, bbox_overlaps,
@@ -65,8 +64,15 @@ def linear_assignment(cost: np.ndarray,
 
 
 @MODELS.register_module()
-class JDETracker(BaseTracker):
+class JDETracker:
     """Online tracker of the JDE family (JDE, FairMOT, CSTrack).
+
+    A standalone tracker, not an mmdet ``BaseTracker``: its tracks are
+    :class:`JDETrack` objects with a life-cycle state, not the per-item
+    memo of ``BaseTracker`` (whose ``update``, ``memo``, ``get`` and
+    ``init_track`` would not work on them). What mmdet's MOT models use of a
+    tracker is here: ``track(data_sample)``, ``reset()``, ``tracks``,
+    ``num_tracks`` and ``num_frames_retain``.
 
     Each frame, detections scoring at least ``obj_score_thr`` are associated
     with the existing tracks in three cascaded steps:
@@ -135,8 +141,7 @@ class JDETracker(BaseTracker):
                  iou_match_thr: float = 0.5,
                  tentative_match_thr: float = 0.7,
                  embed_alpha: float = 0.9,
-                 num_frames_retain: int = 30,
-                 **kwargs) -> None:
+                 num_frames_retain: int = 30) -> None:
         if lap is None:
             raise RuntimeError('JDETracker needs the `lap` package '
                                '(pip install "lap>=0.5")')
@@ -146,7 +151,7 @@ class JDETracker(BaseTracker):
             raise ValueError('JDETracker: config key `num_frames_retain` must '
                              'be a non-negative int, got '
                              f'{num_frames_retain!r}')
-        super().__init__(num_frames_retain=num_frames_retain, **kwargs)
+        self.num_frames_retain = num_frames_retain
         if motion is None:
             motion = dict(type='KalmanFilter')
         if isinstance(motion, dict):
@@ -171,16 +176,14 @@ class JDETracker(BaseTracker):
                                                tentative_match_thr)
         self.embed_alpha = _check_unit('embed_alpha', embed_alpha)
 
+        self.reset()
+
     # ------------------------------------------------------------------ state
     def reset(self) -> None:
         """Forget every track; identities restart from 0."""
-        super().reset()  # num_tracks = 0 (identities given), tracks = {}
+        self.tracks: Dict[int, JDETrack] = {}  # internal key -> track
+        self.num_tracks = 0  # identities given so far
         self._num_keys = 0  # internal keys, tentative tracks included
-
-    @property
-    def confirmed_ids(self) -> List[int]:
-        """list[int]: identities of the confirmed (tracked or lost) tracks."""
-        return [t.instance_id for t in self.tracks.values() if t.confirmed]
 
     def _keys(self, *states: str) -> List[int]:
         """Internal keys of the tracks in any of ``states``."""
