@@ -1,13 +1,13 @@
 """Knowledge distillation for OpenMMLab multi-object tracking.
 
-Importing this package registers every component in mmdet's registries.
+Importing this package registers every component in mmdet's registries and
+applies the compatibility patches listed in :mod:`mmtrack_kd.utils.compat`
+(see ``mmtrack_kd.utils.compat.patch_status()``).
 """
 __version__ = '0.1.0'
 
-from .utils.compat import (allow_mmengine_checkpoints,  # noqa: E402
-                           fast_track_data_sample_setter)
+from .utils.compat import apply_patches  # noqa: E402
 
-allow_mmengine_checkpoints()
-fast_track_data_sample_setter()
+apply_patches()
 
 from . import datasets, engine, evaluation, models  # noqa: F401,E402
