@@ -38,6 +38,7 @@ are ints. MOTP is the devkit's: mean IoU of the matched pairs times 100
 (``(1 - motmetrics' motp) * 100``). A value that is undefined (e.g. MOTA of a
 sequence without ground truth) is ``nan``.
 """
+import math
 import os
 import os.path as osp
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -489,3 +490,56 @@ def format_table(metrics: Dict[str, Dict[str, float]],
             c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i])
             for i in range(len(c))))
     return '\n'.join(lines)
+
+
+def evaluate_mot_files(gt_root: str,
+                       results_dir: str,
+                       seqs: Optional[Sequence[str]] = None,
+                       gt_filename: str = 'gt.txt',
+                       distractor_filter: bool = True,
+                       mot20: bool = False,
+                       metrics: Iterable[str] = ALLOWED_METRICS
+                       ) -> Dict[str, Dict[str, float]]:
+    """Evaluate MOTChallenge result files against the ground truth
+    (``tools/analysis/eval_mot.py``).
+
+    Args:
+        gt_root: folder with ``SEQ/gt/<gt_filename>``.
+        results_dir: folder with ``SEQ.txt`` files; a missing file is an
+            error (an empty file means "no output").
+        seqs: evaluate only these sequences (default: every sequence of
+            ``gt_root``).
+        gt_filename: the ground-truth file inside ``SEQ/gt``.
+        distractor_filter: the MOT16/17/20 distractor preprocessing; False
+            ignores the class column (MOT15, pedestrian-only ground truth).
+        mot20: MOT20 preprocessing (class 6 is a distractor too).
+        metrics: metric groups of :data:`ALLOWED_METRICS` to compute.
+
+    Returns:
+        dict: {sequence: {metric: value}, ``OVERALL``: {...}}, as
+        :func:`evaluate_mot` returns it.
+
+    Raises:
+        FileNotFoundError: missing ground truth or result file.
+        MOTFormatError: a malformed line, naming ``file:line``.
+        ValueError: ground truth that the preprocessing cannot use.
+    """
+    gt = load_mot_gt(gt_root, seqs, gt_filename)
+    results = load_mot_results(results_dir, list(gt))
+    return evaluate_mot(
+        gt,
+        results,
+        distractor_filter=distractor_filter,
+        distractor_classes=MOT20_DISTRACTOR_CLASSES
+        if mot20 else DISTRACTOR_CLASSES,
+        metrics=metrics)
+
+
+def metrics_to_json(value):
+    """``value`` (nested dicts of metrics) with NaN (undefined) as None, so
+    that ``json.dump`` writes ``null``."""
+    if isinstance(value, dict):
+        return {k: metrics_to_json(v) for k, v in value.items()}
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value

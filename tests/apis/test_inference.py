@@ -123,20 +123,17 @@ def test_checkpoint_errors(tmp_path, tiny_ckpt, config_path, tiny_opts):
 def test_distillation_config_and_extracted_student(tmp_path, repo_root,
                                                    tiny_ckpt, tiny_opts):
     """A KD config tracks with its student; the KD checkpoint goes through
-    tools/extract_student.py first."""
-    import importlib.util
+    extract_student (tools/extract_student.py) first."""
     import os.path as osp
-    spec = importlib.util.spec_from_file_location(
-        'extract_student', osp.join(repo_root, 'tools', 'extract_student.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+
+    from mmtrack_kd.apis import extract_student
     state = read_state_dict(tiny_ckpt)
     kd = tmp_path / 'kd.pth'
     torch.save({'state_dict': dict(
         {'student.' + k: v for k, v in state.items()},
         **{'teacher.w': torch.zeros(1)})}, kd)
     student = tmp_path / 'student.pth'
-    tool.extract_student(str(kd), str(student))
+    extract_student(str(kd), str(student))
     kd_cfg = osp.join(repo_root, 'configs', 'kd',
                       'cstrack_s2n_kd_synthmot.py')
     model = init_tracker(kd_cfg, str(student), cfg_options=tiny_opts)

@@ -1,6 +1,8 @@
-"""tools/analysis/eval_mot.py on a tiny MOTChallenge folder."""
+"""evaluate_mot_files and tools/analysis/eval_mot.py on a tiny MOTChallenge
+folder."""
 import json
 import os.path as osp
+import re
 import subprocess
 import sys
 
@@ -10,18 +12,19 @@ import pytest
 pytest.importorskip('motmetrics')
 pytest.importorskip('trackeval')
 
-from mmtrack_kd.datasets.mot_io import write_mot_txt  # noqa: E402
+from mmtrack_kd.datasets.mot_io import (MOTFormatError,  # noqa: E402
+                                        write_mot_txt)
+from mmtrack_kd.evaluation import (evaluate_mot_files,  # noqa: E402
+                                   format_table, metrics_to_json)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'analysis', 'eval_mot.py')
 
 
-def _load_cli():
-    import importlib.util
-    spec = importlib.util.spec_from_file_location('eval_mot_cli', SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _run_cli(*args):
+    return subprocess.run([sys.executable, SCRIPT] + list(args),
+                          capture_output=True, text=True, cwd=REPO,
+                          timeout=120)
 
 
 def _make(tmp_path, cls=1):
@@ -38,9 +41,7 @@ def _make(tmp_path, cls=1):
 def test_cli_subprocess_writes_json(tmp_path):
     gt_root, res_dir = _make(tmp_path)
     out = tmp_path / 'm' / 'metrics.json'
-    proc = subprocess.run(
-        [sys.executable, SCRIPT, gt_root, res_dir, '--out', str(out)],
-        capture_output=True, text=True, cwd=REPO, timeout=120)
+    proc = _run_cli(gt_root, res_dir, '--out', str(out))
     assert proc.returncode == 0, proc.stderr
     assert 'SEQ-A' in proc.stdout and 'OVERALL' in proc.stdout
     data = json.loads(out.read_text())
@@ -52,26 +53,35 @@ def test_cli_subprocess_writes_json(tmp_path):
     assert (m['MT'], m['ML']) == (1, 1)
 
 
-def test_cli_errors(tmp_path, capsys):
-    cli = _load_cli()
+def test_evaluate_mot_files_errors(tmp_path):
     gt_root, res_dir = _make(tmp_path, cls=-1)
     # class -1 (no class labels) needs --no-distractor-filter
-    assert cli.main([gt_root, res_dir]) == 1
-    assert 'no-distractor-filter' in capsys.readouterr().err
-    assert cli.main([gt_root, res_dir, '--no-distractor-filter',
-                     '--metrics', 'CLEAR']) == 0
-    assert 'HOTA' not in capsys.readouterr().out
+    with pytest.raises(ValueError, match='no-distractor-filter'):
+        evaluate_mot_files(gt_root, res_dir)
+    metrics = evaluate_mot_files(gt_root, res_dir, distractor_filter=False,
+                                 metrics=['CLEAR'])
+    assert 'HOTA' not in format_table(metrics)
+    assert metrics_to_json(dict(a=dict(b=float('nan'), c=1.0))) == dict(
+        a=dict(b=None, c=1.0))
     # a missing results file names the sequence
-    assert cli.main([gt_root, str(tmp_path / 'empty'),
-                     '--no-distractor-filter']) == 1
-    assert "'SEQ-A'" in capsys.readouterr().err
+    with pytest.raises(FileNotFoundError, match="'SEQ-A'"):
+        evaluate_mot_files(gt_root, str(tmp_path / 'empty'),
+                           distractor_filter=False)
+
+
+def test_cli_error_names_file_and_line(tmp_path):
+    gt_root, res_dir = _make(tmp_path)
     # a malformed ground-truth line names file:line
     gt_file = osp.join(gt_root, 'SEQ-A', 'gt', 'gt.txt')
     lines = open(gt_file).read().splitlines()
     lines[2] = '3,1,12,10,20'  # too few columns
     with open(gt_file, 'w') as f:
         f.write('\n'.join(lines) + '\n')
+    with pytest.raises(MOTFormatError, match=re.escape(f'{gt_file}:3')):
+        evaluate_mot_files(gt_root, res_dir)
     out = tmp_path / 'metrics.json'
-    assert cli.main([gt_root, res_dir, '--out', str(out)]) == 1
-    assert f'{gt_file}:3' in capsys.readouterr().err
+    proc = _run_cli(gt_root, res_dir, '--out', str(out))
+    assert proc.returncode == 1
+    assert 'error:' in proc.stderr and 'Traceback' not in proc.stderr
+    assert f'{gt_file}:3' in proc.stderr
     assert not out.exists()

@@ -14,20 +14,18 @@ Example:
 ``GT_ROOT/SEQ/gt/gt.txt`` holds the ground truth of sequence SEQ,
 ``RESULTS_DIR/SEQ.txt`` the tracker output. Every sequence of GT_ROOT is
 evaluated (or those given by --seqs); a missing result file is an error (an
-empty file means "no output").
+empty file means "no output"). See
+:func:`mmtrack_kd.evaluation.evaluate_mot_files`.
 """
 import argparse
 import json
-import math
 import sys
 from typing import List, Optional
 
 from mmtrack_kd.datasets.mot_io import MOTFormatError
 from mmtrack_kd.evaluation.mot_eval import (ALLOWED_METRICS,
-                                            DISTRACTOR_CLASSES,
-                                            MOT20_DISTRACTOR_CLASSES,
-                                            evaluate_mot, format_table,
-                                            load_mot_gt, load_mot_results)
+                                            evaluate_mot_files, format_table,
+                                            metrics_to_json)
 from mmtrack_kd.utils.io import atomic_write
 
 
@@ -62,33 +60,21 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _json_safe(value):
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
-
-
 def main(argv: Optional[List[str]] = None) -> int:
     args = parse_args(argv)
     try:
-        gt = load_mot_gt(args.gt_root, args.seqs, args.gt_filename)
-        results = load_mot_results(args.results_dir, list(gt))
-        metrics = evaluate_mot(
-            gt,
-            results,
+        metrics = evaluate_mot_files(
+            args.gt_root, args.results_dir, seqs=args.seqs,
+            gt_filename=args.gt_filename,
             distractor_filter=not args.no_distractor_filter,
-            distractor_classes=MOT20_DISTRACTOR_CLASSES
-            if args.mot20 else DISTRACTOR_CLASSES,
-            metrics=args.metrics)
+            mot20=args.mot20, metrics=args.metrics)
     except (FileNotFoundError, MOTFormatError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(format_table(metrics))
     if args.out:
         with atomic_write(args.out) as f:
-            json.dump(_json_safe(metrics), f, indent=2)
+            json.dump(metrics_to_json(metrics), f, indent=2)
         print(f'metrics written to {args.out}')
     return 0
 
