@@ -24,6 +24,8 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 from ..utils import resolve_num_ids
+from ..utils.checkpoint import (checkpoint_error, is_distiller_state,
+                                model_state_from_checkpoint, read_checkpoint)
 
 # transforms of a test pipeline that read files; frames come from memory
 _FILE_LOADERS = ('LoadImageFromFile', 'mmdet.LoadImageFromFile')
@@ -62,21 +64,14 @@ def read_state_dict(checkpoint: str) -> Dict[str, torch.Tensor]:
         ValueError: a MOTDistiller checkpoint (``student.`` keys), which
             ``tools/extract_student.py`` must convert first.
     """
-    if not osp.isfile(checkpoint):
-        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
-    ckpt = torch.load(checkpoint, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else None
-    if not isinstance(state, dict):
-        raise ValueError(f'{checkpoint}: not a model checkpoint (no '
-                         'state_dict)')
-    state = {(k[len('module.'):] if k.startswith('module.') else k): v
-             for k, v in state.items()}
-    if any(k.startswith('student.') for k in state):
-        raise ValueError(
-            f'{checkpoint} is a distillation (MOTDistiller) checkpoint; '
+    state = model_state_from_checkpoint(
+        read_checkpoint(checkpoint), student=False, filename=checkpoint)
+    if is_distiller_state(state):
+        raise checkpoint_error(
+            checkpoint, 'is a distillation (MOTDistiller) checkpoint; '
             'extract the student first: python tools/extract_student.py '
             f'{checkpoint} student.pth')
-    return state
+    return dict(state)
 
 
 def load_config(config: Union[str, Config],

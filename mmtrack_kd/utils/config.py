@@ -51,11 +51,12 @@ def train_ann_file(cfg: Config) -> Optional[str]:
 def ckpt_num_ids(ckpt_path: str,
                  key: str = 'id_head.classifier.weight') -> Optional[int]:
     """Identities of the ID classifier stored in a checkpoint, or None."""
-    import torch
+    from .checkpoint import model_state_from_checkpoint, read_checkpoint
     if not osp.isfile(ckpt_path):
         return None
-    ckpt = torch.load(ckpt_path, map_location='cpu')
-    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    ckpt = read_checkpoint(ckpt_path)
+    state = model_state_from_checkpoint(ckpt, student=False,
+                                        filename=ckpt_path)
     for name, value in state.items():
         if name.endswith(key) and hasattr(value, 'shape'):
             return int(value.shape[0])
