@@ -1,6 +1,5 @@
-"""tools/deploy/export_onnx.py: a checked graph with named outputs that
-matches PyTorch, and clear errors."""
-import importlib.util
+"""export_tracker_onnx (``tools/deploy/export_onnx.py``): a checked graph
+with named outputs that matches PyTorch, and clear errors."""
 import os
 import os.path as osp
 import subprocess
@@ -10,6 +9,8 @@ import pytest
 import torch
 
 from mmtrack_kd.apis import ORTBackend, init_tracker
+from mmtrack_kd.apis.export import (default_input_size, export_tracker_onnx,
+                                    format_export_report)
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')
@@ -25,13 +26,6 @@ TINY = {
 }
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('export_onnx', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope='module')
 def tiny(tmp_path_factory):
     torch.manual_seed(0)
@@ -43,15 +37,25 @@ def tiny(tmp_path_factory):
 
 
 @pytest.mark.parametrize('static', [False, True])
-def test_export(tiny, tmp_path, capsys, static):
+def test_export(tiny, tmp_path, static):
     model, ckpt = tiny
     out = tmp_path / 'deploy' / 'tiny.onnx'
-    args = [CONFIG, ckpt, '--out', str(out), '--input-size', '160', '96',
-            '--opset', '17', '--cfg-options'] + \
-        [f'{k}={v}' for k, v in TINY.items()]
-    assert load_tool().main(args + (['--static'] if static else [])) == 0
-    printed = capsys.readouterr().out
+    if static:  # through the command line
+        args = [CONFIG, ckpt, '--out', str(out), '--input-size', '160',
+                '96', '--opset', '17', '--static', '--cfg-options'] + \
+            [f'{k}={v}' for k, v in TINY.items()]
+        proc = subprocess.run([sys.executable, TOOL] + args, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        printed = proc.stdout
+    else:
+        result = export_tracker_onnx(CONFIG, ckpt, str(out), (160, 96), 17,
+                                     dynamic=True, cfg_options=TINY)
+        assert result['names'] == ['det_p3', 'det_p4', 'det_p5', 'id_map']
+        assert len(result['diffs']) == 4
+        printed = format_export_report(result)
     assert 'max |onnxruntime - pytorch|' in printed
+    assert ('static' if static else 'dynamic') + ' shapes' in printed
     graph = onnx.load(str(out))
     onnx.checker.check_model(graph)
     assert graph.opset_import[0].version == 17
@@ -75,7 +79,7 @@ def test_export(tiny, tmp_path, capsys, static):
 def test_default_input_size_from_test_pipeline():
     from mmengine.config import Config
     cfg = Config.fromfile(CONFIG)
-    assert load_tool().default_input_size(cfg) == (320, 192)
+    assert default_input_size(cfg) == (320, 192)
 
 
 @pytest.mark.parametrize('case', ['no_ckpt', 'bad_size'])

@@ -1,6 +1,5 @@
-"""tools/demo/track_video.py: annotated video + MOTChallenge txt, both
-backends, and clear errors."""
-import importlib.util
+"""track_video (``tools/demo/track_video.py``): annotated video +
+MOTChallenge txt, both backends, and clear errors."""
 import os
 import os.path as osp
 import subprocess
@@ -11,8 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from mmtrack_kd.apis import (FrameSource, VideoWriter, export_onnx,
-                             init_tracker)
+from mmtrack_kd.apis import (FrameSource, VideoReadError, VideoWriter,
+                             export_onnx, init_tracker)
+from mmtrack_kd.apis.demo import track_video
 from mmtrack_kd.datasets.mot_io import read_mot_txt
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -27,15 +27,15 @@ TINY = {
 NUM_FRAMES = 6
 
 
-def load_tool():
-    spec = importlib.util.spec_from_file_location('track_video', TOOL)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def cfg_args():
     return ['--cfg-options'] + [f'{k}={v}' for k, v in TINY.items()]
+
+
+def run_tool(args):
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    return subprocess.run([sys.executable, TOOL] + list(args), cwd=ROOT,
+                          env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 @pytest.fixture(scope='module')
@@ -60,13 +60,14 @@ def assets(tmp_path_factory, tiny_synthmot):
                 size=src.frame_size)
 
 
-def test_mp4_and_txt(assets, tmp_path, capsys):
+def test_mp4_and_txt(assets, tmp_path):
+    """Through the command line."""
     out, txt = tmp_path / 'out' / 'tracked.mp4', tmp_path / 'tracked.txt'
-    rc = load_tool().main([
+    proc = run_tool([
         assets['clip'], CONFIG, assets['ckpt'], '--out', str(out), '--txt',
         str(txt), '--score-thr', '0.3', '--no-progress'] + cfg_args())
-    assert rc == 0
-    assert f'{NUM_FRAMES} frames' in capsys.readouterr().out
+    assert proc.returncode == 0, proc.stderr
+    assert f'{NUM_FRAMES} frames' in proc.stdout
     cap = cv2.VideoCapture(str(out))
     frames = []
     while True:
@@ -92,17 +93,16 @@ def test_onnx_backend_same_txt_as_pytorch(assets, tmp_path):
     pytest.importorskip('onnxruntime')
     onnx_file = str(tmp_path / 'tiny.onnx')
     export_onnx(assets['model'], onnx_file)
-    tool = load_tool()
-    common = ['--score-thr', '0.3', '--no-progress'] + cfg_args()
+    common = dict(score_thr=0.3, show_progress=False, cfg_options=TINY)
     txt_pt, txt_ort = tmp_path / 'pt.txt', tmp_path / 'ort.txt'
     gif = tmp_path / 'ort.gif'
-    assert tool.main([assets['seq'], CONFIG, assets['ckpt'], '--out',
-                      str(tmp_path / 'pt.mp4'), '--txt', str(txt_pt)] +
-                     common) == 0
-    # with --backend onnx the checkpoint may be left out
-    assert tool.main([assets['seq'], CONFIG, '--backend', 'onnx', '--onnx',
-                      onnx_file, '--out', str(gif), '--txt',
-                      str(txt_ort)] + common) == 0
+    track_video(assets['seq'], CONFIG, assets['ckpt'],
+                str(tmp_path / 'pt.mp4'), txt=str(txt_pt), **common)
+    # with backend='onnx' the checkpoint may be left out
+    result = track_video(assets['seq'], CONFIG, None, str(gif),
+                         txt=str(txt_ort), backend='onnx', onnx=onnx_file,
+                         **common)
+    assert result['frames'] == len(os.listdir(assets['seq']))
     pt, ort = read_mot_txt(str(txt_pt)), read_mot_txt(str(txt_ort))
     assert len(pt) >= 6 and pt.shape == ort.shape
     np.testing.assert_array_equal(pt[:, :2], ort[:, :2])  # frames, ids
@@ -113,35 +113,31 @@ def test_onnx_backend_same_txt_as_pytorch(assets, tmp_path):
 
 
 @pytest.mark.parametrize('case', ['bad_video', 'empty_folder', 'no_ckpt'])
-def test_clear_errors(assets, tmp_path, capsys, case):
+def test_clear_errors(assets, tmp_path, case):
     video, ckpt = assets['clip'], assets['ckpt']
     if case == 'bad_video':
         video = str(tmp_path / 'broken.mp4')
         with open(video, 'wb') as f:
             f.write(b'not a video at all')
-        named = video
+        named, error = video, VideoReadError
     elif case == 'empty_folder':
         video = str(tmp_path / 'frames')
         os.makedirs(video)
-        named = video
+        named, error = video, VideoReadError
     else:
         ckpt = named = str(tmp_path / 'missing.pth')
-    with pytest.raises(SystemExit) as exit_info:
-        load_tool().main(
-            [video, CONFIG, ckpt, '--out', str(tmp_path / 'o.mp4')])
-    assert exit_info.value.code == 2  # argparse's usage error
-    err = capsys.readouterr().err
-    assert 'error:' in err and named in err
+        error = FileNotFoundError
+    with pytest.raises(error) as exc_info:
+        track_video(video, CONFIG, ckpt, str(tmp_path / 'o.mp4'),
+                    cfg_options=TINY, show_progress=False)
+    assert named in str(exc_info.value)
     assert not (tmp_path / 'o.mp4').exists()
 
 
 def test_cli_error_has_no_traceback(tmp_path):
     missing = str(tmp_path / 'missing.pth')
-    env = dict(os.environ, OMP_NUM_THREADS='1')
-    proc = subprocess.run(
-        [sys.executable, TOOL, str(tmp_path / 'nope.mp4'), CONFIG, missing,
-         '--out', str(tmp_path / 'o.mp4')], cwd=ROOT, env=env,
-        capture_output=True, text=True, timeout=120)
+    proc = run_tool([str(tmp_path / 'nope.mp4'), CONFIG, missing, '--out',
+                     str(tmp_path / 'o.mp4')])
     assert proc.returncode == 2
     assert f'checkpoint file not found: {missing}' in proc.stderr
     assert proc.stderr.startswith('usage:')

@@ -12,7 +12,8 @@ Examples:
     python tools/demo/track_video.py clip.mp4 CONFIG --backend onnx \
         --onnx cstrack.onnx --out tracked.mp4
 
-For a distillation checkpoint, run tools/extract_student.py first.
+For a distillation checkpoint, run tools/extract_student.py first. See
+:func:`mmtrack_kd.apis.demo.track_video`.
 """
 import argparse
 import os.path as osp
@@ -76,54 +77,25 @@ def check_args(parser, args):
 def main(argv=None):
     parser, args = parse_args(argv)
     check_args(parser, args)
-    from tqdm import tqdm
-
-    from mmtrack_kd.apis import (FrameSource, ONNXInputError, ORTBackend,
-                                 VideoReadError, VideoWriter, draw_tracks,
-                                 init_tracker, track_frames,
-                                 tracks_to_mot_rows)
-    from mmtrack_kd.datasets.mot_io import write_mot_txt
+    from mmtrack_kd.apis import ONNXInputError, VideoReadError
+    from mmtrack_kd.apis.demo import track_video
     try:
-        source = FrameSource(args.video, fps=args.fps)
-    except VideoReadError as e:
-        parser.error(str(e))
-    cfg_options = dict(args.cfg_options or {})
-    if args.score_thr is not None:
-        cfg_options['model.test_cfg.score_thr'] = args.score_thr
-    try:
-        model = init_tracker(args.config, args.checkpoint, args.device,
-                             cfg_options)
-        backend = ORTBackend(args.onnx) if args.backend == 'onnx' else None
-    except (FileNotFoundError, ValueError) as e:
+        result = track_video(
+            args.video, args.config, args.checkpoint, args.out, txt=args.txt,
+            device=args.device, score_thr=args.score_thr,
+            backend=args.backend, onnx=args.onnx, fps=args.fps,
+            show_score=args.show_score, cfg_options=args.cfg_options,
+            show_progress=not args.no_progress)
+    except (VideoReadError, ONNXInputError, FileNotFoundError,
+            ValueError) as e:
         parser.error(str(e))
     except ImportError as e:
+        if args.backend != 'onnx':
+            raise
         parser.error(f'--backend onnx needs onnxruntime ({e}): pip install '
                      'onnxruntime')
-
-    frames = []
-
-    def remember(src):
-        for img in src:
-            frames.append(img)
-            yield img
-
-    results = []
-    total = len(source) or None
-    try:
-        with VideoWriter(args.out, source.fps, source.frame_size) as writer:
-            for tracks in tqdm(
-                    track_frames(model, remember(source), backend),
-                    total=total, unit='frame', disable=args.no_progress):
-                img = frames.pop()
-                writer.write(draw_tracks(img, tracks, args.show_score))
-                results.append(tracks)
-    except (VideoReadError, ONNXInputError) as e:
-        parser.error(str(e))
-    if args.txt:
-        write_mot_txt(args.txt, tracks_to_mot_rows(results))
-    num_ids = len({int(i) for r in results for i in r.ids})
-    print(f'{len(results)} frames, {num_ids} track ids -> {args.out}' +
-          (f', {args.txt}' if args.txt else ''))
+    print(f'{result["frames"]} frames, {result["num_ids"]} track ids -> '
+          f'{args.out}' + (f', {args.txt}' if args.txt else ''))
     return 0
 
 

@@ -12,7 +12,8 @@ embeddings). Batch, height and width are dynamic unless ``--static``. The
 file is checked with ``onnx.checker``, compared with PyTorch on one random
 input, and written atomically. For a distillation checkpoint, run
 ``tools/extract_student.py`` first. Track with it through
-``tools/demo/track_video.py --backend onnx --onnx FILE``.
+``tools/demo/track_video.py --backend onnx --onnx FILE``. See
+:mod:`mmtrack_kd.apis.export`.
 """
 import argparse
 import os.path as osp
@@ -42,47 +43,6 @@ def parse_args(argv=None):
     return parser, parser.parse_args(argv)
 
 
-def default_input_size(cfg):
-    """(W, H) of the first Resize of the test pipeline, rounded up to 32."""
-    def find(steps):
-        for step in steps or []:
-            if step.get('type') in ('Resize', 'mmdet.Resize') and \
-                    step.get('scale') is not None:
-                return step['scale']
-            found = find(step.get('transforms'))
-            if found is not None:
-                return found
-        return None
-    try:
-        steps = cfg.get('test_pipeline') or \
-            cfg.test_dataloader.dataset.pipeline
-    except AttributeError:
-        steps = None
-    scale = find(steps)
-    if scale is None:
-        return 320, 192
-    if isinstance(scale, int):
-        scale = (scale, scale)
-    return tuple(-(-int(s) // 32) * 32 for s in scale)
-
-
-def verify(model, onnx_file, input_size):
-    """Largest |ORT - PyTorch| per output, and the output's max |value|."""
-    import torch
-
-    from mmtrack_kd.apis import ORTBackend
-    w, h = input_size
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(1, 3, h, w, generator=gen)
-    with torch.no_grad():
-        ref = model._forward(x)
-    got = ORTBackend(onnx_file)(x)
-    pairs = list(zip(ref['det_preds'] + [ref['id_map']],
-                     got['det_preds'] + [got['id_map']]))
-    return [(float((a - b).abs().max()), float(a.abs().max()))
-            for a, b in pairs]
-
-
 def main(argv=None):
     parser, args = parse_args(argv)
     for what, path in (('config', args.config), ('checkpoint',
@@ -98,29 +58,16 @@ def main(argv=None):
     except ImportError:
         parser.error('the onnx package is needed: pip install onnx '
                      'onnxruntime')
-    from mmtrack_kd.apis import export_onnx, init_tracker, load_config
+    from mmtrack_kd.apis.export import (export_tracker_onnx,
+                                        format_export_report)
     try:
-        cfg = load_config(args.config, args.cfg_options)
-        # the tracker is not exported, but init_tracker needs one
-        model = init_tracker(cfg, args.checkpoint, 'cpu')
+        result = export_tracker_onnx(
+            args.config, args.checkpoint, args.out, args.input_size,
+            args.opset, dynamic=not args.static, verify=not args.no_verify,
+            cfg_options=args.cfg_options)
     except (FileNotFoundError, ValueError) as e:
         parser.error(str(e))
-    size = tuple(args.input_size) if args.input_size else \
-        default_input_size(cfg)
-    names = export_onnx(model, args.out, size, args.opset,
-                        dynamic=not args.static)
-    print(f'exported {args.out}: input (N, 3, H, W), example '
-          f'{size[0]}x{size[1]}, outputs {names}, opset {args.opset}, '
-          f'{"static" if args.static else "dynamic"} shapes')
-    if not args.no_verify:
-        try:
-            diffs = verify(model, args.out, size)
-        except ImportError:
-            print('onnxruntime not installed: not verified')
-        else:
-            for name, (diff, scale) in zip(names, diffs):
-                print(f'  {name}: max |onnxruntime - pytorch| = {diff:.3g} '
-                      f'(max |output| {scale:.3g})')
+    print(format_export_report(result))
     return 0
 
 
