@@ -4,6 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip
 STAMP := $(VENV)/.mmtrack_kd-installed
+# Where torch comes from. Empty: pip's default (a CPU build where the
+# machine provides one, else PyPI's CUDA build of several GB). For the CPU
+# build from PyTorch's own index: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 # Any change to these files re-runs the install.
 INSTALL_INPUTS := setup.py Makefile requirements/runtime.txt requirements/tests.txt
 
@@ -16,7 +21,7 @@ $(STAMP): $(INSTALL_INPUTS)
 	step() { echo "[install] $$1"; }; \
 	fail() { echo "[install] FAILED at step: $$1" >&2; exit 1; }; \
 	if [ ! -x $(BIN)/python ]; then step "create $(VENV)"; $(PY) -m venv $(VENV) || fail "create venv"; fi; \
-	step "torch 2.13.0 (CPU)"; $(PIP) install -q torch==2.13.0 || fail "torch"; \
+	step "torch 2.13.0"; $(PIP) install -q $(TORCH_INDEX_ARG) torch==2.13.0 || fail "torch"; \
 	step "build tools"; $(PIP) install -q "setuptools<70" ninja wheel || fail "build tools"; \
 	step "mmengine"; $(PIP) install -q "mmengine==0.10.7" || fail "mmengine"; \
 	if ! $(BIN)/python -c "import mmcv, mmcv.ops; assert mmcv.__version__=='2.1.0'" >/dev/null 2>&1; then \
