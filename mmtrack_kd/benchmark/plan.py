@@ -1,0 +1,368 @@
+"""The plan of a KD benchmark run: presets, methods and the (method, seed)
+runs with their paths and time estimates.
+
+The presets, the measured costs of ``--dry-run`` and the targets are data,
+read from ``presets.yaml`` beside this module (:func:`load_benchmark_data`).
+"""
+import copy
+import functools
+import json
+import math
+import os.path as osp
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+PRESETS_FILE = osp.join(osp.dirname(osp.abspath(__file__)), 'presets.yaml')
+
+# the repository the benchmark runs in (configs/ and tools/): the package's
+# parent folder, i.e. a source checkout or an editable install
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+# fragment key -> (file relative to configs/_base_/distill, variable name)
+FRAGMENTS: Dict[str, Tuple[str, str]] = {
+    'id': ('id_response.py', 'kd_id_response'),
+    'feat': ('key_feature.py', 'kd_key_feature'),
+    'resp': ('prediction_difference.py', 'kd_pred_diff'),
+    'fitnets': ('baselines/fitnets.py', 'kd_fitnets'),
+    'fgd': ('baselines/fgd.py', 'kd_fgd'),
+    'cwd': ('baselines/cwd.py', 'kd_cwd'),
+    'pkd': ('baselines/pkd.py', 'kd_pkd'),
+    'mgd': ('baselines/mgd.py', 'kd_mgd'),
+    'objectness': ('baselines/objectness.py', 'kd_objectness'),
+}
+
+# method -> (kind, fragment keys, description); order = table order
+METHODS: Dict[str, Tuple[str, Tuple[str, ...], str]] = {
+    'teacher': ('teacher', (), 'teacher, no KD'),
+    'student': ('student', (), 'student, no KD (baseline)'),
+    'ours': ('kd', ('id', 'feat', 'resp'), 'ours: ID + feature + response'),
+    'ours_no_id': ('kd', ('feat', 'resp'), 'ours without ID response loss'),
+    'ours_no_feat': ('kd', ('id', 'resp'), 'ours without key-feature loss'),
+    'ours_no_resp': ('kd', ('id', 'feat'),
+                     'ours without prediction-difference loss'),
+    'only_id': ('kd', ('id', ), 'ID response consistency loss alone'),
+    'only_feat': ('kd', ('feat', ), 'key-feature loss alone'),
+    'only_resp': ('kd', ('resp', ), 'prediction-difference loss alone'),
+    'fitnets': ('kd', ('fitnets', ), 'FitNets (neck)'),
+    'fgd': ('kd', ('fgd', ), 'FGD (neck)'),
+    'cwd': ('kd', ('cwd', ), 'CWD (neck)'),
+    'pkd': ('kd', ('pkd', ), 'PKD (neck)'),
+    'mgd': ('kd', ('mgd', ), 'MGD (neck)'),
+    'objectness': ('kd', ('objectness', ), 'objectness logit KD (head)'),
+}
+
+# the teacher is trained once, with this seed, and serves every KD seed
+TEACHER_SEED = 0
+METRIC_KEYS = ('MOTA', 'IDF1', 'HOTA', 'MT%', 'ML%', 'IDs')
+SPLITS = ('val', 'test')
+
+
+def model_overrides(spec: dict) -> dict:
+    """The model overrides of a preset's ``teacher``/``student`` entry.
+
+    Args:
+        spec (dict): ``widen_factor`` (backbone), ``channels`` (neck
+            output, ID embedding and SAAN), and any further key, kept as
+            it is (e.g. ``test_cfg``).
+
+    Returns:
+        dict: ``backbone``, ``neck``, ``id_head`` and the further keys.
+    """
+    spec = dict(spec)
+    try:
+        widen, channels = spec.pop('widen_factor'), spec.pop('channels')
+    except KeyError as err:
+        raise KeyError(f'{PRESETS_FILE}: a teacher/student entry needs '
+                       f'{err}') from None
+    return dict(
+        backbone=dict(widen_factor=widen),
+        neck=dict(out_channels=channels),
+        id_head=dict(embed_channels=channels,
+                     saan=dict(mid_channels=channels)),
+        **spec)
+
+
+@functools.lru_cache(maxsize=None)
+def _read_yaml(path: str) -> dict:
+    import yaml
+    with open(path) as f:
+        data = yaml.safe_load(f)
+    for key in ('presets', 'costs', 'targets', 'comparisons'):
+        if key not in (data or {}):
+            raise KeyError(f'{path}: no {key!r} section')
+    missing = set(data['presets']) - set(data['costs'])
+    if missing:
+        raise KeyError(f'{path}: costs: no entry for {sorted(missing)}')
+    return data
+
+
+def load_benchmark_data(path: str = PRESETS_FILE) -> dict:
+    """The benchmark's data file (a fresh copy each call).
+
+    Returns:
+        dict: ``presets`` (name -> preset, models expanded by
+        :func:`model_overrides`, the preset's ``costs`` merged in, and
+        ``eval_splits`` a tuple), ``targets`` and ``comparisons``.
+    """
+    data = copy.deepcopy(_read_yaml(path))
+    presets = {}
+    for name, preset in data['presets'].items():
+        preset = dict(preset)
+        for role in ('teacher', 'student'):
+            preset[role] = model_overrides(preset[role])
+        preset['eval_splits'] = tuple(preset['eval_splits'])
+        preset.update(data['costs'][name])
+        presets[name] = preset
+    data['presets'] = presets
+    return data
+
+
+def reference_cores() -> int:
+    """Cores of the machine the costs were measured on."""
+    return int(_read_yaml(PRESETS_FILE).get('reference_cores', 1))
+
+
+def preset_names() -> List[str]:
+    return list(_read_yaml(PRESETS_FILE)['presets'])
+
+
+def get_preset(name: str) -> dict:
+    """The preset ``name`` of :func:`load_benchmark_data`; ValueError names
+    ``--preset`` when it is unknown."""
+    presets = load_benchmark_data()['presets']
+    if name not in presets:
+        raise ValueError(f'--preset: unknown {name!r}, expected one of '
+                         f'{sorted(presets)}')
+    return presets[name]
+
+
+def default_methods(preset: str) -> List[str]:
+    """``--methods`` when none are given: the preset's ``default_methods``,
+    else every method."""
+    return list(get_preset(preset).get('default_methods', METHODS))
+
+
+def parse_loss_scale(items: Sequence[str]) -> Dict[str, float]:
+    """``['id=0.3', 'feat=1']`` -> ``{'id': 0.3, 'feat': 1.0}``."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition('=')
+        try:
+            out[key] = float(value)
+        except ValueError:
+            sep = ''
+        if not sep:
+            raise ValueError(f'--loss-scale: expected LOSS=FACTOR, got '
+                             f'{item!r}')
+    return out
+
+
+def parse_loss_options(items: Sequence[str]) -> Dict[str, dict]:
+    """``['feat.normalize=True']`` -> ``{'feat': {'normalize': True}}``."""
+    import ast
+    out: Dict[str, dict] = {}
+    for item in items:
+        target, sep, value = item.partition('=')
+        key, dot, arg = target.partition('.')
+        try:
+            if not (sep and dot and arg):
+                raise ValueError
+            out.setdefault(key, {})[arg] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f'--loss-option: expected LOSS.ARG=VALUE with a '
+                             f'Python literal VALUE, got {item!r}') from None
+    return out
+
+
+class BenchmarkPlan:
+    """The settings of one benchmark run folder, checked, and what follows
+    from them: the runs, their paths, schedules and time estimates.
+
+    Args:
+        out (str): the run folder (configs/, logs/, work/, records/ ...).
+        preset (str): a preset of ``presets.yaml``.
+        seeds (int): seeds 0..seeds-1.
+        methods (Sequence[str]): keys of :data:`METHODS`; the teacher and
+            student are added when missing (every KD method needs both).
+        data (str, optional): SynthMOT folder; made when missing. Default
+            ``OUT/data/synthmot_<data_preset>``, owned by the run.
+        threads (int): torch threads of each subprocess.
+        resume (bool): resume half-finished trainings instead of restarting.
+        jobs (int): trainings run at once (one per core is the fastest).
+        loss_scale (dict, optional): fragment key (see :data:`FRAGMENTS`),
+            or ``METHOD.KEY``, -> factor on the ``loss_weight`` of that
+            fragment's losses (the val-split weight search).
+        splits (Sequence[str], optional): splits every model is evaluated
+            on; default the preset's ``eval_splits``.
+        teacher_from (str, optional): another run folder of the same preset
+            and data whose teacher and plain students (models that no loss
+            scale changes) are reused instead of trained.
+        loss_options (dict, optional): fragment key -> dict of arguments
+            set on that fragment's losses (e.g. ``{'feat': {'normalize':
+            True}}``).
+
+    Raises:
+        ValueError: a setting is unknown or out of range; the message names
+            the command-line option.
+    """
+
+    def __init__(self, out: str, preset: str, seeds: int,
+                 methods: Sequence[str], data: Optional[str] = None,
+                 threads: int = 1, resume: bool = False, jobs: int = 1,
+                 loss_scale: Optional[Dict[str, float]] = None,
+                 splits: Optional[Sequence[str]] = None,
+                 teacher_from: Optional[str] = None,
+                 loss_options: Optional[Dict[str, dict]] = None) -> None:
+        self.preset = get_preset(preset)
+        unknown = [m for m in methods if m not in METHODS]
+        if unknown:
+            raise ValueError(f'--methods: unknown {unknown}, expected some '
+                             f'of {list(METHODS)}')
+        if seeds < 1:
+            raise ValueError('--seeds must be >= 1')
+        if jobs < 1:
+            raise ValueError('--jobs must be >= 1')
+        self.loss_scale = dict(loss_scale or {})
+        bad = [k for k in self.loss_scale
+               if k.rpartition('.')[2] not in FRAGMENTS or
+               k.rpartition('.')[0] not in ('', 'ours', *METHODS)]
+        if bad:
+            raise ValueError(f'--loss-scale: unknown loss {bad}, expected '
+                             f'some of {list(FRAGMENTS)}')
+        if any(not v >= 0 for v in self.loss_scale.values()):
+            raise ValueError(f'--loss-scale: factors must be >= 0, got '
+                             f'{self.loss_scale}')
+        self.loss_options = {k: dict(v) for k, v in
+                             (loss_options or {}).items()}
+        bad = [k for k in self.loss_options if k not in FRAGMENTS]
+        if bad:
+            raise ValueError(f'--loss-option: unknown loss {bad}, expected '
+                             f'some of {list(FRAGMENTS)}')
+        self.splits = list(splits or self.preset['eval_splits'])
+        bad = [x for x in self.splits if x not in SPLITS]
+        if bad:
+            raise ValueError(f'--splits: unknown {bad}, expected val/test')
+        self.out = osp.abspath(out)
+        self.preset_name = preset
+        self.seeds = list(range(seeds))
+        wanted = set(methods) | {'teacher', 'student'}
+        self.methods = [m for m in METHODS if m in wanted]
+        if data is None:  # owned by the run: nobody regenerates it midway
+            data = osp.join(self.out, 'data',
+                            f'synthmot_{self.preset["data_preset"]}')
+        self.data = osp.abspath(data)
+        self.threads = threads
+        self.resume = resume
+        self.jobs = jobs
+        self.teacher_from = (osp.abspath(teacher_from)
+                             if teacher_from else None)
+
+    # ................................................................. runs
+    def runs(self) -> List[Tuple[str, int]]:
+        """(method, seed) pairs in run order: the teacher once, with
+        :data:`TEACHER_SEED`, then method by method (every seed of one
+        before the next; the ``ours_no_*`` ablations last), so that a run
+        cut short has complete seeds of the main comparison."""
+        order = sorted((m for m in self.methods if m != 'teacher'),
+                       key=lambda m: (m.startswith('ours_no_'),
+                                      list(METHODS).index(m)))
+        return [('teacher', TEACHER_SEED)] + [
+            (m, s) for m in order for s in self.seeds]
+
+    def epochs(self, method: str) -> int:
+        return self.preset['teacher_epochs' if method == 'teacher' else
+                           'epochs']
+
+    def batch_size(self, method: str) -> int:
+        if method == 'teacher':
+            return self.preset.get('teacher_batch_size',
+                                   self.preset['batch_size'])
+        return self.preset['batch_size']
+
+    def iters_per_epoch(self, method: str = 'student') -> int:
+        """From the train annotations when made, else from the preset's
+        data knobs."""
+        ann = osp.join(self.data, 'annotations', 'train_cocoformat.json')
+        if osp.isfile(ann):
+            with open(ann) as f:
+                frames = len(json.load(f)['images'])
+        else:
+            from mmtrack_kd.datasets.synthmot import resolve_knobs
+            knobs = resolve_knobs(self.preset['data_preset'],
+                                  **self.preset['data_knobs'])
+            frames = knobs['num_seqs_train'] * knobs['num_frames']
+        return math.ceil(frames / self.batch_size(method))
+
+    def scale_of(self, method: str, key: str) -> float:
+        """The loss-weight factor of fragment ``key`` in ``method``:
+        ``GROUP.KEY`` of ``loss_scale`` (GROUP is ``ours`` for ours and its
+        ablations, else the method), else ``KEY``, else 1."""
+        group = 'ours' if method.startswith('ours') else method
+        return float(self.loss_scale.get(f'{group}.{key}',
+                                         self.loss_scale.get(key, 1.0)))
+
+    # ................................................................ paths
+    def name(self, method: str, seed: int) -> str:
+        return f'{method}__seed{seed}'
+
+    def record_path(self, method: str, seed: int) -> str:
+        return osp.join(self.out, 'records', self.name(method, seed) + '.json')
+
+    def work_dir(self, method: str, seed: int) -> str:
+        return osp.join(self.out, 'work', self.name(method, seed))
+
+    def final_ckpt(self, method: str, seed: int) -> str:
+        return osp.join(self.work_dir(method, seed),
+                        f'epoch_{self.epochs(method)}.pth')
+
+    def log_path(self, method: str, seed: int, what: str) -> str:
+        """``OUT/logs/METHOD__seedS.WHAT.log`` (WHAT: train or a split)."""
+        return osp.join(self.out, 'logs',
+                        f'{self.name(method, seed)}.{what}.log')
+
+    # ............................................................ estimates
+    def estimate_s(self, method: str) -> float:
+        """Seconds of one run from the preset's measured costs."""
+        p = self.preset
+        iters = self.iters_per_epoch(method) * self.epochs(method)
+        # a KD step also runs the teacher forward and the losses
+        factor = dict(kd=p['kd_factor'], teacher=p['teacher_factor']).get(
+            METHODS[method][0], 1.0)
+        return p['startup_s'] + iters * p['sec_per_iter'] * factor + \
+            len(self.splits) * p['eval_s']
+
+    def describe(self, is_done: Callable[[str, int], bool]) -> str:
+        """The plan as printed before a run (and by ``--dry-run``).
+
+        Args:
+            is_done (callable): ``(method, seed) -> bool``, whether a run is
+                recorded already (left out of the time estimate).
+        """
+        lines = [f'preset {self.preset_name}: data {self.data} '
+                 f'({self.preset["data_preset"]}), {self.preset["epochs"]} '
+                 f'epochs x {self.iters_per_epoch()} iters of batch '
+                 f'{self.batch_size("student")} (teacher '
+                 f'{self.preset["teacher_epochs"]} epochs x '
+                 f'{self.iters_per_epoch("teacher")} iters of batch '
+                 f'{self.batch_size("teacher")}, once), teacher '
+                 f'{self.preset["teacher"]["backbone"]}, student '
+                 f'{self.preset["student"]["backbone"]}, evaluated on '
+                 f'{"+".join(self.splits)}'
+                 + (f', loss scale {self.loss_scale}'
+                    if self.loss_scale else ''),
+                 f'{len(self.methods) - 1} student method(s) x '
+                 f'{len(self.seeds)} seeds + the teacher = '
+                 f'{len(self.runs())} trainings']
+        total = 0.
+        for m, s in self.runs():
+            est = self.estimate_s(m)
+            done = is_done(m, s)
+            total += 0 if done else est
+            lines.append(f'  {m:<14} seed {s}  ~{est:6.0f} s  '
+                         f'{"done" if done else ""}  '
+                         f'{METHODS[m][2]}')
+        at_once = min(self.jobs, reference_cores())
+        lines.append(f'estimated time left: '
+                     f'{total / 60 / at_once:.1f} min '
+                     f'({self.jobs} job(s) of {self.threads} torch '
+                     'thread(s))')
+        return '\n'.join(lines)

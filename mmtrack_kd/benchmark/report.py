@@ -1,0 +1,242 @@
+"""The reports of the KD benchmark: ``results.json`` (built from the
+records), ``results.md`` (tables per split, the paired comparisons and the
+targets of ``presets.yaml``)."""
+import json
+import math
+import os.path as osp
+from typing import Dict, List, Optional, Tuple
+
+from .plan import (FRAGMENTS, METHODS, METRIC_KEYS, SPLITS, BenchmarkPlan,
+                   load_benchmark_data)
+from .records import json_dump
+from .stats import aggregate, gap_recovered, paired_comparisons
+
+
+def comparison_pairs(results: dict) -> List[Tuple[str, str]]:
+    """The comparison family of ``presets.yaml``: every KD method in
+    ``results`` against the ``reference`` (the student without KD), then
+    ``ours`` against each baseline of the targets."""
+    spec = load_benchmark_data()['comparisons']
+    ref = spec['reference']
+    methods = results['methods']
+    pairs = [(m, ref) for m, r in methods.items()
+             if r['kind'] == 'kd' and ref in methods]
+    if 'ours' in methods:
+        pairs += [('ours', b) for b in
+                  load_benchmark_data()['targets']['baselines']
+                  if b in methods]
+    return pairs
+
+
+def build_results(plan: BenchmarkPlan,
+                  records: Dict[str, Dict[str, dict]]) -> dict:
+    """results.json of the plan from its records
+    (:func:`mmtrack_kd.benchmark.records.collect_records`)."""
+    prints = {r.get('data_fingerprint') for recs in records.values()
+              for r in recs.values()}
+    if len(prints) > 1:
+        print(f'WARNING: the records were made on {len(prints)} '
+              f'different versions of {plan.data}; they are not '
+              'comparable (see data_fingerprint in records/)', flush=True)
+    preset = plan.preset
+    results = dict(
+        preset=plan.preset_name,
+        data=plan.data,
+        seeds=plan.seeds,
+        sizes=dict(teacher=preset['teacher'],
+                   student=preset['student'],
+                   epochs=preset['epochs'],
+                   teacher_epochs=preset['teacher_epochs'],
+                   batch_size=preset['batch_size'],
+                   teacher_batch_size=plan.batch_size('teacher'),
+                   img_scale=preset['img_scale']),
+        torch_threads=plan.threads,
+        jobs=plan.jobs,
+        loss_scale=plan.loss_scale,
+        loss_options=plan.loss_options,
+        splits=plan.splits,
+        data_fingerprints=sorted(p or '' for p in prints),
+        methods={})
+    for method in plan.methods:
+        per_seed = {}
+        for seed, rec in records.get(method, {}).items():
+            per_seed[seed] = dict(
+                metrics=rec['metrics'],
+                train_time_s=rec['train_time_s'],
+                train_cpu_s=rec.get('train_cpu_s'),
+                params=rec['params'],
+                checkpoint=rec['checkpoint'])
+        results['methods'][method] = dict(
+            kind=METHODS[method][0],
+            description=METHODS[method][2],
+            fragments=[FRAGMENTS[k][0] for k in METHODS[method][1]],
+            seeds=per_seed,
+            summary={split: aggregate(per_seed, split)
+                     for split in SPLITS})
+    results['comparisons'] = paired_comparisons(
+        results, comparison_pairs(results),
+        load_benchmark_data()['comparisons']['metrics'], SPLITS)
+    return results
+
+
+def fmt_stat(stat: Optional[dict], digits: int = 3) -> str:
+    """``mean ± std`` (``mean`` for one seed, ``n/a`` for none)."""
+    if not stat or stat['n'] == 0:
+        return 'n/a'
+    if stat['n'] == 1:
+        return f'{stat["mean"]:.{digits}f}'
+    return f'{stat["mean"]:.{digits}f} ± {stat["std"]:.{digits}f}'
+
+
+def check_targets(results: dict,
+                  split: Optional[str] = None) -> List[dict]:
+    """Each target of ``presets.yaml`` as ``dict(target, value, met)``;
+    ``met`` is None when a model it needs is missing. A gain of ours over
+    the student must reach its floor and exceed ``noise_std`` times the
+    larger of the two models' std over seeds.
+
+    Args:
+        results (dict): results.json (``methods.M.summary``).
+        split (str, optional): default the targets' ``split``.
+    """
+    spec = load_benchmark_data()['targets']
+    split = split or spec['split']
+    summ = {n: m['summary'].get(split, {})
+            for n, m in results['methods'].items()}
+
+    def stat(method, key):
+        st = summ.get(method, {}).get(key)
+        return st if st and st.get('n') else None
+
+    out = []
+    k_std = spec['noise_std']
+    for key, floor in spec['gains'].items():
+        o, s = stat('ours', key), stat('student', key)
+        if o is None or s is None:
+            out.append(dict(target=f'ours - student {key} >= +{floor}',
+                            value='n/a', met=None))
+            continue
+        gain = o['mean'] - s['mean']
+        noise = k_std * max(o['std'], s['std'])
+        out.append(dict(
+            target=f'ours - student {key} >= +{floor} and > {k_std:g} std',
+            value=f'{gain:+.2f} ({k_std:g} std = {noise:.2f}, '
+            f'n = {o["n"]})',
+            met=gain >= floor and gain > noise))
+    gap = gap_recovered(results, 'ours', split)
+    pct = spec['gap_recovered_pct']
+    out.append(dict(target=f'IDF1 gap recovered >= {pct:g} %',
+                    value='n/a (teacher not ahead)' if gap is None else
+                    f'{gap:.0f} %',
+                    met=None if gap is None else gap >= pct))
+
+    def idf1_lead(a, b, floor, strict):
+        target = f'{a} - {b} IDF1 {">" if strict else ">="} {floor:+.1f}'
+        sa, sb = stat(a, 'IDF1'), stat(b, 'IDF1')
+        if sa is None or sb is None:
+            return dict(target=target, value='n/a', met=None)
+        d = sa['mean'] - sb['mean']
+        return dict(target=target, value=f'{d:+.2f}',
+                    met=d > floor if strict else d >= floor)
+
+    out += [idf1_lead('ours', b, spec['baseline_lead'], strict=False)
+            for b in spec['baselines']]
+    out += [idf1_lead(m, 'student', spec['single_loss_lead'], strict=True)
+            for m in spec['single_losses']]
+    return out
+
+
+def target_lines(results: dict) -> List[str]:
+    """The Targets section of results.md."""
+    split = load_benchmark_data()['targets']['split']
+    rows = check_targets(results, split)
+    met = sum(r['met'] is True for r in rows)
+    lines = [f'## Targets ({split} split, means over seeds): {met} of '
+             f'{len(rows)} met', '', '| target | value | met |',
+             '|---|---|---|']
+    for r in rows:
+        flag = {True: 'yes', False: '**no**', None: 'n/a'}[r['met']]
+        lines.append(f'| {r["target"]} | {r["value"]} | {flag} |')
+    return lines + ['']
+
+
+def _num(x: float, spec: str) -> str:
+    return 'n/a' if x is None or math.isnan(x) else format(x, spec)
+
+
+def comparison_lines(results: dict) -> List[str]:
+    """The paired-comparisons section of results.md (empty without
+    comparisons)."""
+    rows = results.get('comparisons') or []
+    if not rows:
+        return []
+    lines = ['## Paired comparisons over seeds', '',
+             'Differences a - b of the same seeds: mean, 95 % t interval, '
+             'paired t-test p and Holm-corrected p (family: the '
+             'comparisons of one split).', '',
+             '| split | a | b | metric | n | mean diff | 95 % CI | p | '
+             'p (Holm) |', '|' + '---|' * 9]
+    for r in rows:
+        ci = ('n/a' if math.isnan(r['ci95_low']) else
+              f'[{r["ci95_low"]:+.2f}, {r["ci95_high"]:+.2f}]')
+        lines.append(
+            f'| {r["split"]} | {r["a"]} | {r["b"]} | {r["metric"]} | '
+            f'{r["n"]} | {_num(r["mean_diff"], "+.2f")} | {ci} | '
+            f'{_num(r["p"], ".3g")} | {_num(r["p_holm"], ".3g")} |')
+    return lines + ['']
+
+
+def markdown(results: dict) -> str:
+    """results.md: per split (test first) mean ± std over seeds, Δ against
+    the student, gap recovered, train time and params; then the paired
+    comparisons and the targets."""
+    lines = [f'# KD benchmark ({results["preset"]} preset)', '',
+             f'Data: `{results["data"]}`; seeds {results["seeds"]}; sizes '
+             f'{json.dumps(results["sizes"])}; torch threads '
+             f'{results["torch_threads"]}.', '',
+             'Mean ± std over seeds. Δ = difference of means against the '
+             'student without KD; gap recovered = 100 (IDF1_KD - '
+             'IDF1_student) / (IDF1_teacher - IDF1_student).', '']
+    for split in ('test', 'val'):
+        if not any(m['summary'].get(split, {}).get('IDF1')
+                   for m in results['methods'].values()):
+            continue
+        lines += [f'## {split} split', '',
+                  '| method | MOTA | IDF1 | HOTA | MT% | ML% | IDs | FPS | '
+                  'ΔMOTA | ΔIDF1 | gap recovered % | train s | train CPU s | '
+                  'params |',
+                  '|' + '---|' * 14]
+        base = results['methods'].get('student', {}).get('summary', {}).get(
+            split, {})
+        for name, m in results['methods'].items():
+            s = m['summary'].get(split, {})
+            if not s.get('IDF1'):
+                lines.append(f'| {name} | (not run) |' + ' |' * 13)
+                continue
+            row = [name] + [fmt_stat(s.get(k)) for k in METRIC_KEYS[:5]]
+            row += [fmt_stat(s.get('IDs'), 1), fmt_stat(s.get('FPS'), 1)]
+            for key in ('MOTA', 'IDF1'):
+                if m['kind'] in ('kd', ) and base.get(key, {}).get('n'):
+                    row.append(f'{s[key]["mean"] - base[key]["mean"]:+.3f}')
+                else:
+                    row.append('')
+            gap = gap_recovered(results, name, split) \
+                if m['kind'] == 'kd' else None
+            row.append('' if gap is None else f'{gap:.0f}')
+            row.append(fmt_stat(s.get('train_time_s'), 0))
+            row.append(fmt_stat(s.get('train_cpu_s'), 0))
+            row.append(f'{s["params"]["mean"] / 1e6:.3f}M'
+                       if s.get('params') else '')
+            lines.append('| ' + ' | '.join(row) + ' |')
+        lines.append('')
+    lines += comparison_lines(results)
+    lines += target_lines(results)
+    return '\n'.join(lines)
+
+
+def write_reports(out: str, results: dict) -> None:
+    """Write ``OUT/results.json`` and ``OUT/results.md`` atomically."""
+    from mmtrack_kd.utils.io import atomic_write
+    json_dump(results, osp.join(out, 'results.json'))
+    with atomic_write(osp.join(out, 'results.md')) as f:
+        f.write(markdown(results))

@@ -1,0 +1,165 @@
+"""The command lines over mmtrack_kd.benchmark, run as subprocesses:
+tools/benchmark/kd_benchmark.py (dry run, errors, a micro run that is then
+skipped), kd_search.py, and the speed tools on the benchmark's configs."""
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from mmtrack_kd.benchmark import METHODS, Benchmark
+from mmtrack_kd.benchmark.configs import model_cfg
+
+
+def run_tool(root, args, timeout=300, rc=0):
+    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+    proc = subprocess.run([sys.executable] + args, cwd=root, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == rc, (
+        f'{" ".join(args)} failed:\n{proc.stdout[-3000:]}\n'
+        f'{proc.stderr[-3000:]}')
+    return proc
+
+
+def test_dry_run_lists_every_method_and_seed(tmp_path, repo_root):
+    out = run_tool(repo_root, [
+        'tools/benchmark/kd_benchmark.py', '--preset', 'full', '--seeds',
+        '2', '--out', str(tmp_path / 'b'), '--data',
+        str(tmp_path / 'nodata'), '--dry-run']).stdout
+    for method in METHODS:
+        for seed in (0, 1):
+            # the teacher is trained once and serves every seed
+            expected = method != 'teacher' or seed == 0
+            found = re.search(rf'^\s+{method}\s+seed {seed}\b', out, re.M)
+            assert bool(found) == expected, (method, seed, out)
+    n = (len(METHODS) - 1) * 2 + 1
+    assert f'+ the teacher = {n} trainings' in out
+    minutes = float(re.search(r'estimated time left: ([\d.]+) min',
+                              out).group(1))
+    assert minutes > 0
+    # nothing was trained or generated
+    assert not (tmp_path / 'b' / 'records').exists()
+    assert not (tmp_path / 'nodata').exists()
+
+
+def test_bad_arguments_exit_2(tmp_path, repo_root):
+    proc = run_tool(repo_root, [
+        'tools/benchmark/kd_benchmark.py', '--out', str(tmp_path),
+        '--methods', 'nope', '--dry-run'], timeout=120, rc=2)
+    assert '--methods' in proc.stderr and 'nope' in proc.stderr
+    proc = run_tool(repo_root, [
+        'tools/benchmark/kd_search.py', '--reuse', str(tmp_path), '--out',
+        str(tmp_path / 's'), '--preset', 'micro'], timeout=120, rc=2)
+    assert 'no trained teacher' in proc.stderr
+
+
+def test_micro_run_writes_results_and_skips_finished(tmp_path, repo_root):
+    out = tmp_path / 'bench'
+    args = ['tools/benchmark/kd_benchmark.py', '--preset', 'micro',
+            '--seeds', '1', '--out', str(out), '--methods', 'only_feat']
+    log = run_tool(repo_root, args).stdout
+    assert 'run only_feat__seed0' in log
+    results = json.loads((out / 'results.json').read_text())
+    assert set(results['methods']) == {'teacher', 'student', 'only_feat'}
+    for name, m in results['methods'].items():
+        rec = m['seeds']['0']
+        test = rec['metrics']['test']
+        for key in ('MOTA', 'IDF1', 'HOTA', 'MT%', 'ML%', 'IDs'):
+            assert key in test, (name, key)
+        assert rec['train_time_s'] > 0 and rec['params'] > 0
+    # the KD student is evaluated as a plain student: same parameter count
+    assert results['methods']['only_feat']['seeds']['0']['params'] == \
+        results['methods']['student']['seeds']['0']['params']
+    assert results['methods']['teacher']['seeds']['0']['params'] > \
+        results['methods']['student']['seeds']['0']['params']
+    # one seed: a comparison with n = 1 and no p-value
+    comp = results['comparisons']
+    assert [(c['a'], c['b'], c['n']) for c in comp][0] == (
+        'only_feat', 'student', 1)
+    md = (out / 'results.md').read_text()
+    assert '| only_feat |' in md and 'gap recovered' in md
+    assert '## Paired comparisons over seeds' in md
+    for png in ('metric_bars.png', 'loss_curves.png', 'acc_vs_fps.png'):
+        assert (out / png).stat().st_size > 1000, png
+    rec = json.loads((out / 'records' / 'student__seed0.json').read_text())
+    assert rec['loss_curve'] and all(len(p) == 2 for p in rec['loss_curve'])
+
+    # a second invocation trains nothing
+    before = sorted(os.listdir(out / 'logs'))
+    log = run_tool(repo_root, args).stdout
+    for name in ('teacher', 'student', 'only_feat'):
+        assert f'skip {name}__seed0 (recorded)' in log
+    assert 'run ' not in log
+    assert sorted(os.listdir(out / 'logs')) == before
+    # --report-only rewrites the reports from the records
+    (out / 'results.md').unlink()
+    log = run_tool(repo_root, args + ['--report-only']).stdout
+    assert 'wrote' in log and (out / 'results.md').is_file()
+
+    # the KD step-overhead tool on the generated KD config and teacher
+    log = run_tool(repo_root, [
+        'tools/benchmark/kd_step_overhead.py',
+        str(out / 'configs' / 'only_feat__seed0.py'), '--iters',
+        '1']).stdout
+    ms = dict(re.findall(r'^\s*(student|kd|teacher): ([\d.]+) ms', log,
+                         re.M))
+    assert set(ms) == {'student', 'kd', 'teacher'}
+    ratio = float(re.search(r'ratio kd / student: ([\d.]+)', log).group(1))
+    assert ratio == pytest.approx(float(ms['kd']) / float(ms['student']),
+                                  rel=0.05)
+
+
+def test_fps_tool_on_the_benchmark_configs(tmp_path, repo_root):
+    bench = Benchmark(str(tmp_path), 'micro', 1, [],
+                      data=str(tmp_path / 'd'))
+    student = model_cfg(bench, 'student', 0)
+    teacher = model_cfg(bench, 'teacher', 0)
+    out = run_tool(repo_root, [
+        'tools/benchmark/fps.py', student, 'none', '--input-size', '128',
+        '96', '--frames', '8', '--warmup', '2', '--compare', teacher,
+        'none']).stdout
+    assert 'torch threads: 1' in out
+    fps = re.findall(r'FPS ([\d.]+) \(model ([\d.]+) ms \+ tracker '
+                     r'([\d.]+) ms', out)
+    assert len(fps) == 2
+    for value, model_ms, tracker_ms in fps:
+        assert float(value) > 0 and float(model_ms) > 0
+        # FPS is the inverse of the per-frame total
+        total = float(model_ms) + float(tracker_ms)
+        assert float(value) == pytest.approx(1e3 / total, rel=0.02)
+    ratio = float(re.search(r'ratio FPS \S+ / \S+: ([\d.]+)', out).group(1))
+    assert ratio == pytest.approx(float(fps[0][0]) / float(fps[1][0]),
+                                  rel=0.01)
+
+
+def test_fps_tool_rejects_bad_input_size(repo_root):
+    proc = run_tool(repo_root, [
+        'tools/benchmark/fps.py',
+        'configs/cstrack/cstrack_yolov5n_synthmot.py', 'none',
+        '--input-size', '100', '96'], timeout=120, rc=2)
+    assert 'multiples of 32' in proc.stderr
+
+
+def test_fps_tool_times_onnx_against_pytorch(tmp_path, repo_root):
+    pytest.importorskip('onnxruntime')
+    bench = Benchmark(str(tmp_path), 'micro', 1, [],
+                      data=str(tmp_path / 'd'))
+    student = model_cfg(bench, 'student', 0)
+    name = os.path.basename(student)
+    out = run_tool(repo_root, [
+        'tools/benchmark/fps.py', student, 'none', '--input-size', '128',
+        '96', '--frames', '6', '--warmup', '2', '--onnx']).stdout
+    assert 'onnxruntime: exported to a temporary file' in out
+    assert '1 intra-op threads' in out
+    fps = {}
+    for label, value, model_ms in re.findall(
+            r'^(.+): FPS ([\d.]+) \(model ([\d.]+) ms', out, re.M):
+        assert float(value) > 0 and float(model_ms) > 0, out
+        fps[label] = float(value)
+    assert set(fps) == {name, f'{name} (onnxruntime)'}, out
+    ratio = float(re.search(r'ratio FPS ONNX / PyTorch \(\S+\): ([\d.]+)',
+                            out).group(1))
+    assert ratio == pytest.approx(fps[f'{name} (onnxruntime)'] / fps[name],
+                                  rel=0.01)

@@ -1,0 +1,97 @@
+"""mmtrack_kd.benchmark.configs: the generated teacher, student and KD
+configs."""
+import pytest
+from mmengine.config import Config
+
+from mmtrack_kd.benchmark import configs
+from mmtrack_kd.benchmark.plan import METHODS, BenchmarkPlan
+
+
+def test_every_fragment_builds_into_a_valid_kd_config(tmp_path):
+    """Each method's distill_cfgs load from its fragment files, MGD/FGD get
+    the teacher's neck channels, and the generated config parses."""
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, list(METHODS),
+                         data=str(tmp_path / 'd'))
+    teacher_ch = plan.preset['teacher']['neck']['out_channels']
+    for method, (kind, frags, _) in METHODS.items():
+        if kind != 'kd':
+            continue
+        cfgs = configs.distill_cfgs(plan, method)
+        assert len(cfgs) == len(frags)
+        for c in cfgs:
+            assert set(c) <= {'student_recorders', 'teacher_recorders',
+                              'connectors', 'distill_losses',
+                              'loss_forward_mappings'}
+            for loss in c['distill_losses'].values():
+                if 'channels' in loss:
+                    assert loss['channels'] == [teacher_ch] * 3
+    path = configs.kd_cfg(plan, 'ours_no_feat', 0, '/t.py', '/t.pth')
+    cfg = Config.fromfile(path)
+    assert cfg.model.type == 'MOTDistiller'
+    assert cfg.model.teacher_ckpt == '/t.pth'
+    assert cfg.randomness.seed == 0
+    losses = [t for c in cfg.model.distill_cfgs
+              for t in (v['type'] for v in c['distill_losses'].values())]
+    assert losses == ['IDResponseConsistencyLoss', 'PredictionDifferenceLoss']
+    assert cfg.model.student.backbone.widen_factor == \
+        plan.preset['student']['backbone']['widen_factor']
+
+
+def test_model_cfg_sets_the_preset_sizes_and_schedule(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'micro', 1, [],
+                         data=str(tmp_path / 'd'))
+    cfg = Config.fromfile(configs.model_cfg(plan, 'student', 3))
+    assert cfg.model.neck.out_channels == 16
+    assert cfg.model.test_cfg.max_per_img == 10
+    assert cfg.randomness.seed == 3
+    assert cfg.train_dataloader.batch_size == 2
+    assert cfg.train_dataloader.dataset.data_root == str(tmp_path / 'd') + '/'
+    # no validation inside the training
+    assert cfg.train_cfg.val_begin == cfg.train_cfg.max_epochs + 1
+    warm, cosine = cfg.param_scheduler
+    assert warm.type == 'LinearLR' and cosine.T_max == 1
+
+
+def test_loss_scale_multiplies_only_the_named_losses(tmp_path):
+    plain = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                          data=str(tmp_path / 'd'))
+    scaled = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                           data=str(tmp_path / 'd'),
+                           loss_scale=dict(id=0.5, feat=3.0))
+
+    def weights(p):
+        return [loss['loss_weight'] for c in configs.distill_cfgs(p, 'ours')
+                for loss in c['distill_losses'].values()]
+
+    (w_id, w_feat, w_resp), (s_id, s_feat, s_resp) = \
+        weights(plain), weights(scaled)
+    assert (s_id, s_feat, s_resp) == pytest.approx(
+        (0.5 * w_id, 3.0 * w_feat, w_resp))
+
+
+def test_loss_options_set_arguments_of_one_fragment(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                         data=str(tmp_path / 'd'), loss_options=dict(
+                             feat=dict(normalize=True, temperature=0.25)))
+    losses = {loss['type']: loss for c in configs.distill_cfgs(plan, 'ours')
+              for loss in c['distill_losses'].values()}
+    assert losses['KeyFeatureLoss']['normalize'] is True
+    assert losses['KeyFeatureLoss']['temperature'] == 0.25
+    assert 'normalize' not in losses['IDResponseConsistencyLoss']
+
+
+def test_rescale_pipeline_reaches_nested_transforms():
+    pipe = [dict(type='LoadImage'), dict(type='Resize', scale=(1, 1)),
+            dict(type='Wrap', transforms=[dict(type='RandomResize')])]
+    out = configs.rescale_pipeline(pipe, (320, 192))
+    assert out[1]['scale'] == (320, 192)
+    assert out[2]['transforms'][0]['scale'] == (320, 192)
+    assert 'scale' not in out[0] and pipe[1]['scale'] == (1, 1)
+
+
+def test_load_var_names_the_missing_variable(tmp_path):
+    path = tmp_path / 'c.py'
+    path.write_text('a = dict(b=1)\n')
+    assert configs.load_var(str(path), 'a') == dict(b=1)
+    with pytest.raises(KeyError, match="no variable 'z'"):
+        configs.load_var(str(path), 'z')

@@ -1,0 +1,118 @@
+"""mmtrack_kd.benchmark.plan: presets from the data file, the checks of
+the settings, the run order, schedules and the time estimate."""
+import re
+
+import pytest
+
+from mmtrack_kd.benchmark import plan
+from mmtrack_kd.benchmark.plan import (METHODS, BenchmarkPlan,
+                                       load_benchmark_data, model_overrides,
+                                       parse_loss_options, parse_loss_scale)
+
+
+def test_presets_come_from_the_data_file():
+    data = load_benchmark_data()
+    assert set(data['presets']) == {'micro', 'quick', 'full'}
+    assert plan.preset_names() == list(data['presets'])
+    full = data['presets']['full']
+    # the model overrides are expanded, the measured costs merged in
+    assert full['teacher'] == model_overrides(
+        dict(widen_factor=0.25, channels=64))
+    assert full['teacher']['id_head'] == dict(
+        embed_channels=64, saan=dict(mid_channels=64))
+    assert full['eval_splits'] == ('test', )
+    for key in ('sec_per_iter', 'kd_factor', 'teacher_factor', 'startup_s',
+                'eval_s'):
+        assert full[key] > 0, key
+    micro = data['presets']['micro']
+    assert micro['student']['test_cfg'] == dict(max_per_img=10)
+    assert list(micro['student'])[-1] == 'test_cfg'
+    # each call is a fresh copy
+    data['presets']['full']['epochs'] = -1
+    assert load_benchmark_data()['presets']['full']['epochs'] == 4
+    assert plan.default_methods('micro') == ['teacher', 'student',
+                                             'only_feat']
+    assert plan.default_methods('full') == list(METHODS)
+
+
+def test_model_overrides_names_a_missing_key():
+    with pytest.raises(KeyError, match='channels'):
+        model_overrides(dict(widen_factor=0.5))
+
+
+def test_settings_are_checked(tmp_path):
+    for kwargs, option in ((dict(preset='nope'), '--preset'),
+                           (dict(methods=['nope']), '--methods'),
+                           (dict(seeds=0), '--seeds'),
+                           (dict(jobs=0), '--jobs'),
+                           (dict(loss_scale={'nope': 1.}), '--loss-scale'),
+                           (dict(loss_scale={'nope.id': 1.}),
+                            '--loss-scale'),
+                           (dict(loss_scale={'id': -1.}), '--loss-scale'),
+                           (dict(loss_options={'nope': {}}),
+                            '--loss-option'),
+                           (dict(splits=['train']), '--splits')):
+        args = dict(out=str(tmp_path), preset='micro', seeds=1, methods=[])
+        args.update(kwargs)
+        with pytest.raises(ValueError, match=option):
+            BenchmarkPlan(**args)
+
+
+def test_runs_train_the_teacher_once_and_ablations_last(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'quick', 2,
+                      ['ours_no_id', 'fgd', 'ours'])
+    assert p.methods == ['teacher', 'student', 'ours', 'ours_no_id', 'fgd']
+    assert p.runs() == [('teacher', 0), ('student', 0), ('student', 1),
+                        ('ours', 0), ('ours', 1), ('fgd', 0), ('fgd', 1),
+                        ('ours_no_id', 0), ('ours_no_id', 1)]
+    assert p.data == str(tmp_path / 'data' / 'synthmot_quick')
+    assert p.splits == ['test']
+    assert p.record_path('ours', 1) == str(tmp_path / 'records' /
+                                           'ours__seed1.json')
+    assert p.final_ckpt('teacher', 0).endswith(
+        'work/teacher__seed0/epoch_6.pth')
+
+
+def test_schedule_and_estimate_from_the_preset(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      data=str(tmp_path / 'nodata'))
+    # no data yet: 6 sequences x 80 frames of the preset, batch 4
+    assert p.iters_per_epoch() == 120
+    assert p.epochs('teacher') == 12 and p.epochs('ours') == 4
+    c = p.preset
+    assert p.estimate_s('student') == pytest.approx(
+        c['startup_s'] + 480 * c['sec_per_iter'] + c['eval_s'])
+    assert p.estimate_s('ours') == pytest.approx(
+        c['startup_s'] + 480 * c['sec_per_iter'] * c['kd_factor'] +
+        c['eval_s'])
+    text = p.describe(lambda m, s: m == 'teacher')
+    assert re.search(r'^\s+teacher\s+seed 0 .* done ', text, re.M)
+    minutes = float(re.search(r'estimated time left: ([\d.]+) min',
+                              text).group(1))
+    expected = (p.estimate_s('student') + p.estimate_s('ours')) / 60
+    assert minutes == pytest.approx(expected, abs=0.05)
+    assert '2 student method(s) x 1 seeds + the teacher = 3 trainings' in \
+        text
+
+
+def test_scale_of_prefers_the_method_group(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'quick', 1, [], loss_scale={
+        'id': 0.5, 'ours.id': 0.2, 'only_feat.feat': 4.0})
+    assert p.scale_of('only_id', 'id') == 0.5
+    assert p.scale_of('ours', 'id') == 0.2
+    assert p.scale_of('ours_no_feat', 'id') == 0.2
+    assert p.scale_of('only_feat', 'feat') == 4.0
+    assert p.scale_of('ours', 'feat') == 1.0
+
+
+def test_parse_loss_scale_and_options():
+    assert parse_loss_scale(['id=0.3', 'resp=2']) == dict(id=0.3, resp=2.0)
+    for bad in (['id'], ['id=x']):
+        with pytest.raises(ValueError, match='LOSS=FACTOR'):
+            parse_loss_scale(bad)
+    assert parse_loss_options(['feat.normalize=True',
+                               'feat.temperature=0.25']) == dict(
+        feat=dict(normalize=True, temperature=0.25))
+    for bad in (['feat.normalize'], ['feat=1'], ['feat.x=not python']):
+        with pytest.raises(ValueError, match='LOSS.ARG=VALUE'):
+            parse_loss_options(bad)

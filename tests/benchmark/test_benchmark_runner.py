@@ -1,0 +1,127 @@
+"""mmtrack_kd.benchmark.runner: subprocesses, restart or resume, parallel
+jobs waiting for the teacher, evaluation of missing splits."""
+import json
+import threading
+import time
+
+import pytest
+
+from mmtrack_kd.benchmark import runner
+from mmtrack_kd.benchmark.runner import Benchmark
+
+
+@pytest.mark.parametrize('resume', [False, True])
+def test_half_finished_training_restarts_or_resumes(tmp_path, monkeypatch,
+                                                    resume):
+    bench = Benchmark(str(tmp_path), 'micro', 1, [],
+                      data=str(tmp_path / 'd'), resume=resume)
+    work = tmp_path / 'work' / 'student__seed0'
+    work.mkdir(parents=True)
+    (work / 'last_checkpoint').write_text(str(work / 'epoch_1.pth'))
+    (work / 'epoch_1.pth').write_text('half')
+    calls = []
+    monkeypatch.setattr(runner, 'run_cmd',
+                        lambda cmd, log, threads: calls.append(cmd) or
+                        (1.0, 1.0))
+    bench.train('student', 0, 'cfg.py')
+    assert ('--resume' in calls[0]) == resume
+    # restarting wipes the half-finished work dir; resuming keeps it
+    assert (work / 'epoch_1.pth').exists() == resume
+
+
+def test_jobs_wait_for_the_teacher_and_collect_failures(tmp_path,
+                                                        monkeypatch):
+    bench = Benchmark(str(tmp_path), 'micro', 2, ['only_feat', 'ours'],
+                      data=str(tmp_path / 'd'), jobs=2)
+    events, lock = [], threading.Lock()
+
+    def fake_run_one(method, seed):
+        with lock:
+            events.append(('start', method, seed))
+        time.sleep(0.3 if method == 'teacher' else 0.01)
+        with lock:
+            events.append(('end', method, seed))
+        if (method, seed) == ('ours', 1):
+            raise RuntimeError('boom')
+        return dict(metrics=dict(test=dict(IDF1=1.0)))
+
+    monkeypatch.setattr(bench, 'run_one', fake_run_one)
+    monkeypatch.setattr(bench, 'make_data', lambda: None)
+    monkeypatch.setattr(bench, 'summarize', lambda: {})
+    with pytest.raises(RuntimeError, match='1 run.*ours__seed1: boom'):
+        bench.run()
+    teacher_end = events.index(('end', 'teacher', 0))
+    for i, (what, method, seed) in enumerate(events):
+        if what == 'start' and method in ('only_feat', 'ours'):
+            assert i > teacher_end, events
+    # every run was tried although one failed; the students ran alongside
+    assert sum(e[0] == 'start' for e in events) == 7
+    assert events.index(('start', 'student', 0)) < teacher_end
+
+
+def test_kd_runs_fail_when_the_teacher_fails(tmp_path, monkeypatch):
+    bench = Benchmark(str(tmp_path), 'micro', 1, ['ours'],
+                      data=str(tmp_path / 'd'), jobs=1)
+
+    def fake_run_one(method, seed):
+        if method == 'teacher':
+            raise RuntimeError('no teacher')
+        return dict(metrics={})
+
+    monkeypatch.setattr(bench, 'run_one', fake_run_one)
+    failures = runner.execute(bench.tasks(), 1)
+    assert [name for name, _ in failures] == ['teacher__seed0',
+                                              'ours__seed0']
+    assert failures[1][1] == 'the teacher failed'
+
+
+def test_missing_splits_are_evaluated_without_retraining(tmp_path,
+                                                         monkeypatch):
+    src = tmp_path / 'src' / 'records'
+    src.mkdir(parents=True)
+    for name in ('teacher__seed0', 'student__seed0'):
+        (src / f'{name}.json').write_text(json.dumps(dict(
+            eval_config='c.py', checkpoint='m.pth',
+            metrics=dict(test=dict(IDF1=1.0)))))
+    bench = Benchmark(str(tmp_path / 'b'), 'micro', 1, [],
+                      data=str(tmp_path / 'd'), splits=['val'],
+                      teacher_from=str(tmp_path / 'src'))
+    tested = []
+    monkeypatch.setattr(bench, 'evaluate', lambda m, s, cfg, ckpt, split:
+                        tested.append((m, split)) or dict(IDF1=2.0))
+    monkeypatch.setattr(bench, 'run_one', lambda m, s: pytest.fail(
+        f'{m} retrained'))
+    monkeypatch.setattr(bench, 'make_data', lambda: None)
+    monkeypatch.setattr(bench, 'check_teacher_from', lambda: None)
+    monkeypatch.setattr(bench, 'summarize', lambda: {})
+    bench.run()
+    assert sorted(tested) == [('student', 'val'), ('teacher', 'val')]
+    rec = json.loads((tmp_path / 'b' / 'records' /
+                      'student__seed0.json').read_text())
+    assert rec['metrics'] == dict(test=dict(IDF1=1.0), val=dict(IDF1=2.0))
+    # the source folder is left as it was
+    assert 'val' not in json.loads(
+        (src / 'student__seed0.json').read_text())['metrics']
+
+
+def test_subprocesses_get_the_thread_count(tmp_path):
+    """Each training/test subprocess must see OMP_NUM_THREADS (two jobs of
+    two OpenMP threads each on two cores thrash)."""
+    log = tmp_path / 'env.log'
+    wall, cpu = runner.run_cmd(
+        ['-c', 'import os; print("OMP=" + os.environ["OMP_NUM_THREADS"], '
+         '"MKL=" + os.environ["MKL_NUM_THREADS"])'], str(log), 3)
+    assert 'OMP=3 MKL=3' in log.read_text()
+    assert wall > 0 and cpu >= 0
+    with pytest.raises(RuntimeError, match='see .*env.log'):
+        runner.run_cmd(['-c', 'raise SystemExit(3)'], str(log), 1)
+
+
+def test_run_benchmark_dry_run_trains_nothing(tmp_path, capsys):
+    bench = Benchmark(str(tmp_path / 'b'), 'full', 2, ['ours'],
+                      data=str(tmp_path / 'nodata'))
+    assert runner.run_benchmark(bench, dry_run=True) is None
+    out = capsys.readouterr().out
+    assert 'estimated time left' in out and 'ours' in out
+    assert not (tmp_path / 'b').exists()
+    assert not (tmp_path / 'nodata').exists()
