@@ -1,8 +1,8 @@
 from .batch import box_tensor, fold_video_inputs, video_frames
-from .config import count_identities, resolve_num_ids
+from .config import count_identities, load_config, resolve_num_ids
 from .io import atomic_write
 
 __all__ = [
     'atomic_write', 'box_tensor', 'count_identities', 'fold_video_inputs',
-    'resolve_num_ids', 'video_frames'
+    'load_config', 'resolve_num_ids', 'video_frames'
 ]

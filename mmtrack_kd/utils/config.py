@@ -1,9 +1,52 @@
-"""Config helpers shared by the command-line tools."""
+"""Config helpers shared by the command-line tools and the API."""
+import copy
 import json
 import os.path as osp
-from typing import Optional
+from typing import Optional, Union
 
 from mmengine.config import Config, ConfigDict
+
+
+def load_config(config: Union[str, Config],
+                cfg_options: Optional[dict] = None,
+                student: bool = False,
+                key: Optional[str] = None) -> Config:
+    """Read a config file (or copy a Config) and merge ``cfg_options``.
+
+    The one place a config is read: the tools, the API and the distiller's
+    teacher configs all go through it.
+
+    Args:
+        config: config file, or a Config (deep-copied, never changed).
+        cfg_options: overrides as ``--cfg-options`` gives them
+            (``{'model.test_cfg.score_thr': 0.3}``), merged last.
+        student: when the config is a distillation config
+            (``model.student`` is a model dict), make the student the
+            ``model`` before the overrides are merged (so they address it as
+            ``model.*``): the deployable model.
+        key: the config key or argument the path came from, named in the
+            error (e.g. ``'model.teacher'``).
+
+    Returns:
+        Config: the config.
+
+    Raises:
+        FileNotFoundError: ``'[<key>: ]config file not found: <path>'``.
+    """
+    if isinstance(config, Config):
+        cfg = copy.deepcopy(config)
+    else:
+        if not osp.isfile(config):
+            where = f'{key}: ' if key else ''
+            raise FileNotFoundError(f'{where}config file not found: {config}')
+        cfg = Config.fromfile(config)
+    if student:
+        stu = cfg.get('model', {}).get('student')
+        if isinstance(stu, (dict, ConfigDict)) and 'type' in stu:
+            cfg.model = stu
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    return cfg
 
 
 def _id_head_cfgs(model_cfg):
@@ -84,10 +127,7 @@ def teacher_model_cfg(teacher, teacher_ckpt: Optional[str],
     """
     tcfg = None
     if isinstance(teacher, str):
-        if not osp.isfile(teacher):
-            raise FileNotFoundError(
-                f'model.teacher: config file not found: {teacher}')
-        tcfg = Config.fromfile(teacher)
+        tcfg = load_config(teacher, key='model.teacher')
         if key not in tcfg:
             raise ValueError(f'teacher_cfg_key: {key!r} is not in {teacher}')
         teacher = tcfg[key]

@@ -63,3 +63,32 @@ def test_set_max_epochs_stretches_the_schedule():
     assert cosine.end == 3 and cosine.T_max == 3
     with pytest.raises(ValueError, match='--epochs'):
         set_max_epochs(cfg, 0)
+
+
+def test_load_config_reads_copies_and_merges(tmp_path):
+    from mmtrack_kd.utils.config import load_config
+    path = tmp_path / 'kd.py'
+    path.write_text(
+        "model = dict(type='MOTDistiller', student=dict(type='CSTrack', "
+        "test_cfg=dict(score_thr=0.5)), teacher='t.py')\n")
+    cfg = load_config(str(path), {'model.teacher': 'u.py'})
+    assert cfg.model.type == 'MOTDistiller' and cfg.model.teacher == 'u.py'
+    # the deployable student; options address it as model.*
+    stu = load_config(cfg, {'model.test_cfg.score_thr': 0.3}, student=True)
+    assert stu.model.type == 'CSTrack'
+    assert stu.model.test_cfg.score_thr == 0.3
+    assert cfg.model.type == 'MOTDistiller'  # a given Config is not changed
+    assert cfg.model.student.test_cfg.score_thr == 0.5
+    plain = Config(dict(model=dict(type='CSTrack')))
+    assert load_config(plain, student=True).model.type == 'CSTrack'
+
+
+def test_load_config_missing_file_names_the_key(tmp_path):
+    from mmtrack_kd.utils.config import load_config
+    missing = str(tmp_path / 'missing.py')
+    with pytest.raises(FileNotFoundError,
+                       match=r'^config file not found: .*missing\.py'):
+        load_config(missing)
+    with pytest.raises(FileNotFoundError,
+                       match=r'^model\.teacher: config file not found'):
+        load_config(missing, key='model.teacher')
