@@ -54,7 +54,9 @@ def test_tud_matches_devkit(tud_metrics, seq):
     for key, ref in [('IDF1', idf1), ('IDP', idp), ('IDR', idr),
                      ('recall', rec), ('precision', prec), ('MOTA', mota),
                      ('MOTP', 1 - motp_dist)]:
-        assert m[key] == pytest.approx(ref * 100, abs=1e-3 * 100), key
+        # the devkit values are rounded to 6 decimals (5e-5 points at most;
+        # the worst difference measured is 4.9e-5 points)
+        assert m[key] == pytest.approx(ref * 100, abs=1e-4), key
     for key, ref in [('GT_tracks', n_gt), ('MT', mt), ('PT', pt), ('ML', ml),
                      ('FP', fp), ('FN', fn), ('IDs', ids), ('Frag', frag)]:
         assert m[key] == ref, key

@@ -230,8 +230,9 @@ def test_predict_tracks_and_rescales(model):
 
 
 def test_predict_with_jde_tracker():
-    if 'JDETracker' not in MODELS.module_dict:
-        pytest.skip('JDETracker not registered yet')
+    # a broken registration must fail here, not skip
+    assert 'JDETracker' in MODELS.module_dict, \
+        'JDETracker is not registered (import mmtrack_kd.models.trackers)'
     cfg = _cfg('n', tracker=dict(type='JDETracker'))
     cfg['test_cfg'] = dict(score_thr=0.0, max_per_img=5)
     model = MODELS.build(copy.deepcopy(cfg)).eval()

@@ -1,3 +1,6 @@
+import math
+
+import numpy as np
 import pytest
 import torch
 
@@ -112,3 +115,196 @@ def test_list_of_levels_is_averaged_and_bad_input_named():
         loss_fn([s], [t, t], _boxes(), SHAPE)
     with pytest.raises(ValueError, match='tau'):
         IDResponseConsistencyLoss(tau=0)
+
+
+# ---------------------------------------------------------------------------
+# Reference values computed by hand (numpy, float64, independent of the
+# package): every term and weight of the loss is pinned, so a changed formula
+# fails here.
+# ---------------------------------------------------------------------------
+REF_SHAPE = (16, 24)  # input (H, W); a 2 x 3 map -> stride 8 in x and y
+
+
+def _np_unit(v):
+    return v / np.linalg.norm(v, axis=-1, keepdims=True)
+
+
+def _np_responses(emb, cells, tau):
+    """emb (D, H, W); cells: flat (row * W + col) index of each target.
+    Returns R (K, HW) with the own cell at 0, and Sim (K, K)."""
+    d = emb.shape[0]
+    flat = _np_unit(emb.reshape(d, -1).T)  # (HW, D)
+    e = flat[cells]
+    logits = e @ flat.T / tau
+    r = np.zeros_like(logits)
+    for i, own in enumerate(cells):
+        others = [p for p in range(flat.shape[0]) if p != own]
+        z = np.exp(logits[i, others] - logits[i, others].max())
+        r[i, others] = z / z.sum()
+    return r, e @ e.T
+
+
+def _np_kl(p, q):
+    """KL(p || q) of rows, 0 log 0 = 0."""
+    m = p > 0
+    return float((p[m] * np.log(p[m] / q[m])).sum())
+
+
+def _np_id_loss(s, t, cells, tau, lam, weight=1.0):
+    """Formula of the docstring: tau^2 * mean over targets of KL(R_T || R_S)
+    plus lambda * mean over ordered pairs i != j of (Sim_T - Sim_S)^2."""
+    kl, sq, n_targets, n_pairs = 0., 0., 0, 0
+    for s_map, t_map, c in zip(s, t, cells):
+        if not c:
+            continue
+        r_s, sim_s = _np_responses(s_map, c, tau)
+        r_t, sim_t = _np_responses(t_map, c, tau)
+        kl += _np_kl(r_t, r_s)
+        n_targets += len(c)
+        k = len(c)
+        off = ~np.eye(k, dtype=bool)
+        sq += ((sim_t - sim_s)[off]**2).sum()
+        n_pairs += k * (k - 1)
+    return weight * (tau**2 * kl / max(n_targets, 1) +
+                     lam * sq / max(n_pairs, 1))
+
+
+# Frame 0: targets at cells (0, 0) and (1, 2); frame 1: one target at (0, 1).
+REF_BOXES = [
+    torch.tensor([[1., 2., 7., 6.], [17., 9., 23., 15.]], dtype=torch.float64),
+    torch.tensor([[9., 1., 15., 7.]], dtype=torch.float64),
+]
+REF_CELLS = [[0, 5], [1]]
+# Teacher: D = 2, vectors of very different lengths (L2 normalisation
+# matters); student: D = 3 (a different width, no connector).
+REF_T = np.array([
+    [[[3., 1., -2.], [0.5, 2., 1.]], [[1., 2., 1.], [-1., 0.5, 4.]]],
+    [[[1., -1., 2.], [2., 0.5, -3.]], [[2., 3., 1.], [1., -2., 0.5]]],
+])
+REF_S = np.array([
+    [[[1., 2., -1.], [0.5, 1., 2.]], [[2., 0.5, 1.], [1., -1., 3.]],
+     [[0., 1., 2.], [1., 0., -1.]]],
+    [[[2., 1., 1.], [-1., 0.5, 2.]], [[1., 2., -1.], [0.5, 1., 1.]],
+     [[1., 0., 1.], [2., -1., 0.5]]],
+])
+
+
+def _ref_inputs():
+    return (torch.tensor(REF_S).requires_grad_(True),
+            torch.tensor(REF_T), [b.clone() for b in REF_BOXES])
+
+
+def test_reference_cells_are_the_box_centres():
+    for boxes, cells in zip(REF_BOXES, REF_CELLS):
+        cx = ((boxes[:, 0] + boxes[:, 2]) / 2 / 8).floor().long()
+        cy = ((boxes[:, 1] + boxes[:, 3]) / 2 / 8).floor().long()
+        assert (cy * 3 + cx).tolist() == cells
+
+
+@pytest.mark.parametrize('tau,lam,weight', [(0.5, 1.0, 1.0), (2.0, 0.3, 1.5),
+                                            (0.1, 2.0, 0.7)])
+def test_reference_value(tau, lam, weight):
+    s, t, boxes = _ref_inputs()
+    loss = IDResponseConsistencyLoss(tau=tau, lambda_sim=lam,
+                                     loss_weight=weight)(s, t, boxes,
+                                                         REF_SHAPE)
+    want = _np_id_loss(REF_S, REF_T, REF_CELLS, tau, lam, weight)
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(want, rel=1e-9, abs=1e-12)
+    # the value is a genuine mix of both terms
+    assert _np_id_loss(REF_S, REF_T, REF_CELLS, tau, 0.) > 1e-3
+    assert _np_id_loss(REF_S, REF_T, REF_CELLS, tau, lam) - \
+        _np_id_loss(REF_S, REF_T, REF_CELLS, tau, 0.) > 1e-3
+
+
+def test_reference_kl_direction_own_cell_and_normalisers():
+    """Each ingredient changes the value by far more than the tolerance, so
+    the reference above pins it: KL(R_T || R_S) (not R_S || R_T), the own
+    cell left out, the tau^2 factor, tau inside the softmax, the mean over
+    targets (3) and over ordered pairs (2), the square of the Sim gap."""
+    tau = 0.5
+    s, t, boxes = _ref_inputs()
+    got = IDResponseConsistencyLoss(tau=tau, lambda_sim=0.)(
+        s, t, boxes, REF_SHAPE).item()
+    kl_ts, kl_st, kl_own = 0., 0., 0.
+    for s_map, t_map, c in zip(REF_S, REF_T, REF_CELLS):
+        r_s, _ = _np_responses(s_map, c, tau)
+        r_t, _ = _np_responses(t_map, c, tau)
+        kl_ts += _np_kl(r_t, r_s)
+        kl_st += _np_kl(r_s, r_t)
+        # own cell kept: a plain softmax over all 6 positions
+        fs = _np_unit(s_map.reshape(3, -1).T)
+        ft = _np_unit(t_map.reshape(2, -1).T)
+        ls, lt = fs[c] @ fs.T / tau, ft[c] @ ft.T / tau
+        ps = np.exp(ls) / np.exp(ls).sum(1, keepdims=True)
+        pt = np.exp(lt) / np.exp(lt).sum(1, keepdims=True)
+        kl_own += _np_kl(pt, ps)
+    assert got == pytest.approx(tau**2 * kl_ts / 3, rel=1e-9)
+    for wrong in (tau**2 * kl_st / 3, tau**2 * kl_own / 3, kl_ts / 3,
+                  tau**2 * kl_ts / 2):
+        assert abs(got - wrong) > 1e-3 * got
+    # Sim term alone: mean of squared gaps over the 2 ordered pairs
+    only_sim = IDResponseConsistencyLoss(tau=tau, lambda_sim=1.)(
+        s, t, boxes, REF_SHAPE).item() - got
+    _, sim_s = _np_responses(REF_S[0], REF_CELLS[0], tau)
+    _, sim_t = _np_responses(REF_T[0], REF_CELLS[0], tau)
+    gap = sim_t[0, 1] - sim_s[0, 1]
+    assert only_sim == pytest.approx(gap**2, rel=1e-9)
+    assert abs(abs(gap) - gap**2) > 1e-2  # |gap| would differ
+
+
+def test_reference_closed_form_on_one_row():
+    """A 1 x 3 map, one target at the left cell. Teacher: the middle cell is
+    the target's twin, the right one orthogonal; the student has it the
+    other way round. R_T = (p, 1 - p), R_S = (1 - p, p) with p =
+    sigmoid(1 / tau), so KL = (2p - 1) / tau and L = tau (2p - 1)."""
+    shape = (8, 24)
+    box = [torch.tensor([[0., 0., 8., 8.]])]
+    t = torch.tensor([[[[1., 1., 0.]], [[0., 0., 1.]]]], dtype=torch.float64)
+    s = torch.tensor([[[[1., 0., 1.]], [[0., 1., 0.]]]], dtype=torch.float64)
+    for tau in (0.25, 1.0, 3.0):
+        p = 1 / (1 + math.exp(-1 / tau))
+        got = IDResponseConsistencyLoss(tau=tau)(s, t, box, shape).item()
+        assert got == pytest.approx(tau * (2 * p - 1), rel=1e-9)
+
+
+def test_invariant_to_scaling_the_teacher_map():
+    """Only cosines enter: scaling the teacher map, globally or by any
+    positive factor per position, changes nothing."""
+    s, t, boxes = _ref_inputs()
+    loss_fn = IDResponseConsistencyLoss(tau=0.5)
+    base = loss_fn(s, t, boxes, REF_SHAPE).item()
+    assert loss_fn(s, 7.5 * t, boxes, REF_SHAPE).item() == pytest.approx(
+        base, rel=1e-9)
+    per_pos = torch.tensor([[[[0.2, 5., 1.], [3., 0.7, 11.]]],
+                            [[[9., 0.1, 2.], [0.5, 4., 1.3]]]],
+                           dtype=torch.float64)
+    assert loss_fn(s, t * per_pos, boxes, REF_SHAPE).item() == \
+        pytest.approx(base, rel=1e-9)
+    assert loss_fn(s * per_pos, t, boxes, REF_SHAPE).item() == \
+        pytest.approx(base, rel=1e-9)
+
+
+def test_zero_only_when_the_responses_agree():
+    """Zero for a student equal to the teacher up to per-position scale;
+    positive as soon as one cosine differs."""
+    _, t, boxes = _ref_inputs()
+    # a 2-d student inside a 3-d space: same cosines as the teacher
+    s = torch.cat([t, torch.zeros_like(t[:, :1])], 1)
+    loss_fn = IDResponseConsistencyLoss(tau=0.5)
+    assert loss_fn(s, t, boxes, REF_SHAPE).item() == pytest.approx(
+        0., abs=1e-12)
+    s2 = s.clone()
+    s2[1, 2, 1, 2] = 5.  # one background position turns away
+    assert loss_fn(s2, t, boxes, REF_SHAPE).item() > 1e-4
+
+
+def test_one_sgd_step_lowers_the_loss():
+    s, t, boxes = _ref_inputs()
+    loss_fn = IDResponseConsistencyLoss(tau=0.5)
+    before = loss_fn(s, t, boxes, REF_SHAPE)
+    before.backward()
+    with torch.no_grad():
+        s2 = s - 0.05 * s.grad
+    after = loss_fn(s2, t, boxes, REF_SHAPE)
+    assert after.item() < before.item()

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -135,3 +136,215 @@ def test_normalize_ignores_per_channel_scale_and_shift():
     assert loss.item() > 0.1
     loss.backward()
     assert s2.grad.abs().sum() > 0
+
+
+# ---------------------------------------------------------------------------
+# Reference values computed by hand (numpy, float64, independent of the
+# package): attentions, box weights, fg/bg means, channel weighting, the
+# attention-transfer term, temperature and normalize are all pinned.
+# ---------------------------------------------------------------------------
+REF_SHAPE = (32, 32)  # input; 4 x 4 maps at stride 8, 2 x 2 at stride 16
+
+
+def _np_softmax(x):
+    z = np.exp(x - x.max())
+    return z / z.sum()
+
+
+def _np_attention(f, temp):
+    """f (C, H, W) -> spatial (H, W) and channel (C,) attention, mean 1."""
+    c, h, w = f.shape
+    a = np.abs(f)
+    sp = h * w * _np_softmax(a.mean(0).ravel() / temp).reshape(h, w)
+    ch = c * _np_softmax(a.mean((1, 2)) / temp)
+    return sp, ch
+
+
+def _np_box_masks(boxes, h, w, shape):
+    """Cells whose centre lies in the box (edges included); a box covering
+    no centre gets the cell of its own centre."""
+    sx, sy = shape[1] / w, shape[0] / h
+    xs, ys = (np.arange(w) + 0.5) * sx, (np.arange(h) + 0.5) * sy
+    out = []
+    for x1, y1, x2, y2 in boxes:
+        m = ((ys[:, None] >= y1) & (ys[:, None] <= y2) & (xs[None] >= x1) &
+             (xs[None] <= x2)).astype(float)
+        if m.sum() == 0:
+            m[int((y1 + y2) / 2 // sy), int((x1 + x2) / 2 // sx)] = 1.
+        out.append(m)
+    return out
+
+
+def _np_standardize(f):
+    mean = f.mean((1, 2), keepdims=True)
+    std = f.std((1, 2), ddof=1, keepdims=True)
+    return (f - mean) / (std + 1e-6)
+
+
+def _np_kf_level(s, t, boxes, temp=0.5, alpha=1., beta=0.5, gamma=0.1,
+                 normalize=False, spatial_from='T'):
+    fg_num = fg_den = bg_num = bg_den = 0.
+    sp_gap, ch_gap = [], []
+    for s_f, t_f, b in zip(s, t, boxes):
+        sp_t, ch_t = _np_attention(t_f, temp)
+        sp_s, ch_s = _np_attention(s_f, temp)
+        sp_w = sp_t if spatial_from == 'T' else sp_s
+        sp_gap.append(np.abs(sp_s - sp_t).ravel())
+        ch_gap.append(np.abs(ch_s - ch_t))
+        c, h, w = t_f.shape
+        if normalize:
+            s_f, t_f = _np_standardize(s_f), _np_standardize(t_f)
+        d = (ch_t[:, None, None] * (s_f - t_f)**2).mean(0)
+        covered = np.zeros((h, w), bool)
+        w_fg = np.zeros((h, w))
+        for m in _np_box_masks(b, h, w, REF_SHAPE):
+            w_fg += m * sp_w / (m * sp_w).sum()
+            covered |= m > 0
+        w_bg = np.where(covered, 0., sp_w)
+        fg_num += (w_fg * d).sum()
+        fg_den += w_fg.sum()
+        bg_num += (w_bg * d).sum()
+        bg_den += w_bg.sum()
+    loss = 0.
+    if fg_den > 0:
+        loss += alpha * fg_num / fg_den
+    if bg_den > 0:
+        loss += beta * bg_num / bg_den
+    at = np.concatenate(sp_gap).mean() + np.concatenate(ch_gap).mean()
+    return loss + gamma * at
+
+
+# frame 0: a 2 x 2-cell box and a tiny box (no cell centre inside, so its
+# centre cell (2, 2)); frame 1: two overlapping boxes sharing two cells.
+REF_BOXES = [[[0., 0., 16., 16.], [21., 21., 23., 23.]],
+             [[8., 0., 32., 8.], [16., 0., 32., 16.]]]
+_rng = np.random.default_rng(7)
+# teacher: small values with a strong peak at cell (1, 1) of frame 0 (inside
+# the first box) and a channel that dominates; student: its own peak at
+# (0, 0) of frame 0 and (3, 3) of frame 1.
+REF_T = _rng.normal(0, 0.3, (2, 3, 4, 4))
+REF_T[0, :, 1, 1] += 3.
+REF_T[:, 2] += 0.8
+REF_S = REF_T + _rng.normal(0, 0.4, (2, 3, 4, 4))
+REF_S[0, :, 0, 0] -= 2.5
+REF_S[1, 0, 3, 3] += 2.
+REF_T16 = _rng.normal(0, 1., (2, 3, 2, 2))
+REF_S16 = REF_T16 + _rng.normal(0, 0.5, (2, 3, 2, 2))
+
+
+def _t(x, grad=False):
+    return torch.tensor(x, dtype=torch.float64).requires_grad_(grad)
+
+
+def _ref_boxes():
+    return [torch.tensor(b, dtype=torch.float64) for b in REF_BOXES]
+
+
+def test_reference_masks_are_the_expected_cells():
+    m = _np_box_masks(REF_BOXES[0], 4, 4, REF_SHAPE)
+    assert np.argwhere(m[0]).tolist() == [[0, 0], [0, 1], [1, 0], [1, 1]]
+    assert np.argwhere(m[1]).tolist() == [[2, 2]]
+    m = _np_box_masks(REF_BOXES[1], 4, 4, REF_SHAPE)
+    assert np.argwhere(m[0]).tolist() == [[0, 1], [0, 2], [0, 3]]
+    assert np.argwhere(m[1]).tolist() == [[0, 2], [0, 3], [1, 2], [1, 3]]
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(),
+    dict(temperature=2.0),
+    dict(temperature=0.2, alpha_fg=0.7, beta_bg=1.3, gamma_at=0.5,
+         loss_weight=2.5),
+    dict(normalize=True),
+    dict(normalize=True, temperature=1.5, gamma_at=0.),
+])
+def test_reference_value(kwargs):
+    loss = KeyFeatureLoss(**kwargs)(_t(REF_S, True), _t(REF_T), _ref_boxes(),
+                                    REF_SHAPE)
+    weight = kwargs.pop('loss_weight', 1.)
+    args = dict(temp=kwargs.pop('temperature', 0.5),
+                alpha=kwargs.pop('alpha_fg', 1.), beta=kwargs.pop(
+                    'beta_bg', 0.5), gamma=kwargs.pop('gamma_at', 0.1),
+                normalize=kwargs.pop('normalize', False))
+    want = weight * _np_kf_level(REF_S, REF_T, REF_BOXES, **args)
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(want, rel=1e-9)
+
+
+def test_reference_levels_are_averaged():
+    loss = KeyFeatureLoss(gamma_at=0.3)([_t(REF_S), _t(REF_S16)],
+                                        [_t(REF_T), _t(REF_T16)],
+                                        _ref_boxes(), REF_SHAPE)
+    want = (_np_kf_level(REF_S, REF_T, REF_BOXES, gamma=0.3) +
+            _np_kf_level(REF_S16, REF_T16, REF_BOXES, gamma=0.3)) / 2
+    assert loss.item() == pytest.approx(want, rel=1e-9)
+
+
+def test_reference_each_term_matters():
+    """Every ingredient moves the reference value by far more than its
+    tolerance: the teacher's spatial attention (not the student's) weighs
+    the box cells, the teacher's channel attention weighs the channels, the
+    temperature, the square of the error, the attention-transfer term and
+    each term's weight."""
+    base = _np_kf_level(REF_S, REF_T, REF_BOXES)
+    got = KeyFeatureLoss()(_t(REF_S), _t(REF_T), _ref_boxes(),
+                           REF_SHAPE).item()
+    assert got == pytest.approx(base, rel=1e-9)
+    wrong = [
+        _np_kf_level(REF_S, REF_T, REF_BOXES, spatial_from='S'),
+        _np_kf_level(REF_S, REF_T, REF_BOXES, temp=1.0),
+        _np_kf_level(REF_S, REF_T, REF_BOXES, gamma=0.),
+        _np_kf_level(REF_S, REF_T, REF_BOXES, alpha=0.),
+        _np_kf_level(REF_S, REF_T, REF_BOXES, beta=0.),
+    ]
+    for value in wrong:
+        assert abs(value - base) > 1e-3 * base
+    # the teacher's peak is inside the first box: it takes most of that
+    # box's weight, the student's peak cell only a little
+    sp_t, _ = _np_attention(REF_T[0], 0.5)
+    assert sp_t[1, 1] / sp_t[:2, :2].sum() > 0.9
+    _, ch_t = _np_attention(REF_T[0], 0.5)
+    assert ch_t.max() / ch_t.min() > 2  # channel weights far from uniform
+
+
+def test_teacher_attention_picks_the_key_cell():
+    """An error at the teacher's peak cell costs (almost) the whole box
+    weight; the same error at a cell the student finds salient but the
+    teacher does not costs little."""
+    loss_fn = KeyFeatureLoss(alpha_fg=1., beta_bg=0., gamma_at=0.)
+    t = _t(REF_T[:1])
+    box = [_ref_boxes()[0][:1]]
+    at_peak, at_other = t.clone(), t.clone()
+    at_peak[0, :, 1, 1] += 1.
+    at_other[0, :, 0, 0] += 1.
+    hi = loss_fn(at_peak, t, box, REF_SHAPE).item()
+    lo = loss_fn(at_other, t, box, REF_SHAPE).item()
+    sp_t, ch_t = _np_attention(REF_T[0], 0.5)
+    w = sp_t[:2, :2] / sp_t[:2, :2].sum()
+    # D = mean_c A_c^T(c) * 1 = 1 at the changed cell; one box of weight 1
+    assert hi == pytest.approx(w[1, 1], rel=1e-9)
+    assert lo == pytest.approx(w[0, 0], rel=1e-9)
+    assert hi > 0.9 and lo < 0.1
+
+
+def test_zero_only_when_equal():
+    loss_fn = KeyFeatureLoss()
+    t = _t(REF_T)
+    assert loss_fn(t.clone(), t, _ref_boxes(), REF_SHAPE).item() == 0.
+    s = t.clone()
+    s[1, 0, 3, 0] += 1e-2  # one background value of one channel
+    assert loss_fn(s, t, _ref_boxes(), REF_SHAPE).item() > 1e-6
+    s = t.clone()
+    s[0, 1, 2, 2] += 1e-2  # inside the tiny box
+    assert loss_fn(s, t, _ref_boxes(), REF_SHAPE).item() > 1e-6
+
+
+def test_one_sgd_step_lowers_the_loss():
+    for normalize in (False, True):
+        loss_fn = KeyFeatureLoss(normalize=normalize)
+        s = _t(REF_S, True)
+        before = loss_fn(s, _t(REF_T), _ref_boxes(), REF_SHAPE)
+        before.backward()
+        with torch.no_grad():
+            s2 = s - 0.05 * s.grad
+        after = loss_fn(s2, _t(REF_T), _ref_boxes(), REF_SHAPE)
+        assert after.item() < before.item()

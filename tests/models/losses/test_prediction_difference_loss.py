@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -40,6 +41,16 @@ def test_zero_when_equal_and_grad_to_student_only():
     t = _clone(_v5_preds())
     s = _clone(t)
     assert loss_fn(s, t, SHAPE).item() == pytest.approx(0., abs=1e-5)
+    # different ID maps give the candidates a score > 0, so the weighted
+    # mean itself is computed (not the early return of an all-zero score)
+    # and is 0 because every per-sample term vanishes
+    g = torch.Generator().manual_seed(1)
+    emb_S = torch.randn(2, 8, 8, 8, generator=g)
+    emb_T = torch.randn(2, 8, 8, 8, generator=g)
+    *_, score, keep = loss_fn.select(s, t, SHAPE, emb_S, emb_T)
+    assert keep.any() and score[keep].min() > 0.1
+    assert loss_fn(s, t, SHAPE, emb_S, emb_T).item() == pytest.approx(
+        0., abs=1e-5)
     s2 = _clone(_v5_preds(seed=1))
     loss = loss_fn(s2, t, SHAPE)
     assert loss.item() > 1e-3
@@ -131,3 +142,331 @@ def test_yolox_decoder_and_config_errors():
         PredictionDifferenceLoss(dict(type='yolov8', strides=[8]))
     with pytest.raises(ValueError, match='anchors'):
         PredictionDifferenceLoss(dict(type='yolov5', strides=[8]))
+
+
+# ---------------------------------------------------------------------------
+# Reference values computed by hand (numpy, float64, independent of the
+# package): decoding, the candidate rule, the difference score and its
+# weights, top-k, the Bernoulli KL, GIoU and the weighted mean are pinned.
+# ---------------------------------------------------------------------------
+REF_SHAPE = (16, 16)  # input; one 2 x 2 level at stride 8
+REF_V5 = dict(type='yolov5', anchors=[[12, 20, 6, 10]], strides=[8],
+              num_classes=1)
+
+
+def _sig(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _np_decode_v5(pred, anchors, stride):
+    """pred (N, A*6, H, W) -> boxes (N, M, 4), objectness logits (N, M),
+    priors ordered anchor, row, column."""
+    n, _, h, w = pred.shape
+    a = len(anchors) // 2
+    p = pred.reshape(n, a, 6, h, w)
+    boxes = np.zeros((n, a, h, w, 4))
+    for k in range(a):
+        for r in range(h):
+            for c in range(w):
+                x, y, bw, bh = (_sig(p[:, k, i, r, c]) for i in range(4))
+                cx, cy = (2 * x - 0.5 + c) * stride, (2 * y - 0.5 + r) * stride
+                bw = (2 * bw)**2 * anchors[2 * k]
+                bh = (2 * bh)**2 * anchors[2 * k + 1]
+                boxes[:, k, r, c] = np.stack(
+                    [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], -1)
+    return boxes.reshape(n, -1, 4), p[:, :, 4].reshape(n, -1)
+
+
+def _np_iou_giou(b1, b2):
+    area = lambda b: (b[2] - b[0]) * (b[3] - b[1])  # noqa: E731
+    iw = max(0., min(b1[2], b2[2]) - max(b1[0], b2[0]))
+    ih = max(0., min(b1[3], b2[3]) - max(b1[1], b2[1]))
+    inter = iw * ih
+    union = area(b1) + area(b2) - inter
+    hull = (max(b1[2], b2[2]) - min(b1[0], b2[0])) * (
+        max(b1[3], b2[3]) - min(b1[1], b2[1]))
+    return inter / union, inter / union - (hull - union) / hull
+
+
+def _np_bern_kl(p, q):
+    """KL(Bern(p) || Bern(q))."""
+    return p * np.log(p / q) + (1 - p) * np.log((1 - p) / (1 - q))
+
+
+def _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=100, beta=1., thr=0.1,
+                weights=(1., 1., 1.), id_diff=None, weight=1.,
+                cand_rule=max, per_sample=None):
+    """Returns the loss and, per image, the kept prior indices and their
+    scores. ``id_diff``: (N, M) identity differences or None."""
+    p_s, p_t = _sig(obj_s), _sig(obj_t)
+    num = den = 0.
+    kept = []
+    for i in range(len(obj_s)):
+        cands = [k for k in range(obj_s.shape[1])
+                 if cand_rule(p_s[i, k], p_t[i, k]) > thr]
+        scores = {}
+        for k in cands:
+            iou, _ = _np_iou_giou(box_t[i, k], box_s[i, k])
+            scores[k] = weights[0] * abs(p_t[i, k] - p_s[i, k]) + \
+                weights[1] * (1 - iou)
+            if id_diff is not None:
+                scores[k] += weights[2] * id_diff[i, k]
+        top = sorted(cands, key=lambda k: -scores[k])[:topk]
+        kept.append({k: scores[k] for k in top})
+        for k in top:
+            _, giou = _np_iou_giou(box_s[i, k], box_t[i, k])
+            per = _np_bern_kl(p_t[i, k], p_s[i, k]) + beta * (1 - giou)
+            if per_sample is not None:
+                per = per_sample(p_t[i, k], p_s[i, k], box_s[i, k],
+                                 box_t[i, k])
+            num += scores[k] * per
+            den += scores[k]
+    return weight * num / den, kept
+
+
+def _ref_heads():
+    """Two frames, 2 anchors on a 2 x 2 map (8 priors per frame)."""
+    rng = np.random.default_rng(11)
+    t = rng.normal(0, 1., (2, 2, 6, 2, 2))
+    s = t + rng.normal(0, 0.6, (2, 2, 6, 2, 2))
+    t[:, :, 4], s[:, :, 4] = -6., -7.  # nobody confident ...
+    # frame 0: (anchor, row, col)
+    t[0, 0, 4, 0, 0], s[0, 0, 4, 0, 0] = 2.0, 0.5  # both confident
+    t[0, 1, 4, 0, 1], s[0, 1, 4, 0, 1] = 1.0, -4.  # only the teacher
+    t[0, 0, 4, 1, 1], s[0, 0, 4, 1, 1] = -4., 1.5  # only the student
+    t[0, 1, 4, 1, 0], s[0, 1, 4, 1, 0] = -2.5, -3.  # both below 0.1
+    # the student's box of (0, 0, 0) far to the right: no overlap
+    s[0, 0, 0, 0, 0], t[0, 0, 0, 0, 0] = 4., -4.
+    s[0, 0, 2, 0, 0], t[0, 0, 2, 0, 0] = -2., -1.
+    # frame 1: four candidates, top-3 keeps three
+    t[1, 0, 4, 0, 0], s[1, 0, 4, 0, 0] = 0.3, 0.2
+    t[1, 1, 4, 1, 1], s[1, 1, 4, 1, 1] = 3.0, -1.
+    t[1, 0, 4, 0, 1], s[1, 0, 4, 0, 1] = -3., 0.1
+    t[1, 1, 4, 1, 0], s[1, 1, 4, 1, 0] = 1.2, 2.4
+    return s.reshape(2, 12, 2, 2), t.reshape(2, 12, 2, 2)
+
+
+REF_PRED_S, REF_PRED_T = _ref_heads()
+
+
+def _ref_torch(grad=False):
+    return ([torch.tensor(REF_PRED_S).requires_grad_(grad)],
+            [torch.tensor(REF_PRED_T)])
+
+
+def _ref_decoded():
+    box_s, obj_s = _np_decode_v5(REF_PRED_S, REF_V5['anchors'][0], 8)
+    box_t, obj_t = _np_decode_v5(REF_PRED_T, REF_V5['anchors'][0], 8)
+    return box_s, obj_s, box_t, obj_t
+
+
+def test_reference_decoding_and_candidates():
+    box_s, obj_s, box_t, obj_t = _ref_decoded()
+    loss_fn = PredictionDifferenceLoss(REF_V5, topk=3)
+    got_bs, got_os, got_bt, got_ot, _, keep = loss_fn.select(
+        *_ref_torch(), REF_SHAPE)
+    np.testing.assert_allclose(got_bs.detach().numpy(), box_s, atol=1e-9)
+    np.testing.assert_allclose(got_bt.numpy(), box_t, atol=1e-9)
+    np.testing.assert_allclose(got_os.detach().numpy(), obj_s, atol=0)
+    # flat index = anchor * 4 + row * 2 + col
+    _, kept = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3)
+    assert sorted(kept[0]) == [0, 3, 5]  # teacher-only 5, student-only 3
+    assert len(kept[1]) == 3
+    assert [sorted(np.flatnonzero(k)) for k in keep.numpy()] == \
+        [sorted(k) for k in kept]
+    # the ingredients the reference must tell apart are present
+    iou, giou = _np_iou_giou(box_s[0, 0], box_t[0, 0])
+    assert iou == 0 and giou < -0.1
+    _, min_kept = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3,
+                              cand_rule=min)
+    assert sorted(min_kept[0]) == [0]
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(),
+    dict(topk=3, beta=0.7, loss_weight=1.3),
+    dict(score_weights=(0.3, 2.0, 0.), obj_thr=0.05),
+    dict(score_weights=(2.0, 0.1, 1.), topk=2),
+])
+def test_reference_value(kwargs):
+    box_s, obj_s, box_t, obj_t = _ref_decoded()
+    loss = PredictionDifferenceLoss(REF_V5, **kwargs)(*_ref_torch(True),
+                                                      REF_SHAPE)
+    want, _ = _np_pd_loss(
+        box_s, obj_s, box_t, obj_t, topk=kwargs.get('topk', 100),
+        beta=kwargs.get('beta', 1.), thr=kwargs.get('obj_thr', 0.1),
+        weights=kwargs.get('score_weights', (1., 1., 1.)),
+        weight=kwargs.get('loss_weight', 1.))
+    assert loss.dtype == torch.float64
+    assert loss.item() == pytest.approx(want, rel=1e-7)
+
+
+def test_reference_each_term_matters():
+    """The reference value moves by far more than its tolerance if any
+    ingredient changes: KL direction, the objectness term, GIoU vs IoU, the
+    difference weighting (vs a plain mean), the candidate rule."""
+    box_s, obj_s, box_t, obj_t = _ref_decoded()
+    got = PredictionDifferenceLoss(REF_V5, topk=3)(*_ref_torch(),
+                                                   REF_SHAPE).item()
+    base, kept = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3)
+    assert got == pytest.approx(base, rel=1e-7)
+
+    def giou_term(bs, bt):
+        return 1 - _np_iou_giou(bs, bt)[1]
+
+    wrong = [
+        # KL(S || T)
+        lambda pt, ps, bs, bt: _np_bern_kl(ps, pt) + giou_term(bs, bt),
+        # no objectness term
+        lambda pt, ps, bs, bt: giou_term(bs, bt),
+        # IoU instead of GIoU
+        lambda pt, ps, bs, bt: _np_bern_kl(pt, ps) + 1 - _np_iou_giou(
+            bs, bt)[0],
+    ]
+    for per in wrong:
+        value, _ = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3,
+                               per_sample=per)
+        assert abs(value - base) > 1e-3 * base
+    # a plain mean over the kept samples
+    pers = [_np_bern_kl(_sig(obj_t[i, k]), _sig(obj_s[i, k])) +
+            giou_term(box_s[i, k], box_t[i, k])
+            for i in range(2) for k in kept[i]]
+    assert abs(np.mean(pers) - base) > 1e-3 * base
+    value, _ = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3,
+                           cand_rule=min)
+    assert abs(value - base) > 1e-3 * base
+
+
+def _np_cell(k, emb_hw, grid=(2, 2), stride=8):
+    """Cell on the ID map of prior k (anchor, row, col) of the 2 x 2 grid."""
+    r, c = divmod(k % (grid[0] * grid[1]), grid[1])
+    sy, sx = REF_SHAPE[0] / emb_hw[0], REF_SHAPE[1] / emb_hw[1]
+    return int((r + 0.5) * stride // sy), int((c + 0.5) * stride // sx)
+
+
+def _np_id_diff(emb_s, emb_t, obj_t, cands, num_ref):
+    """Identity difference (N, M) of every prior, equal or different
+    widths."""
+    n, m = obj_t.shape
+    hw = emb_t.shape[-2:]
+    out = np.zeros((n, m))
+    for i in range(n):
+        unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
+        es = {k: unit(emb_s[i][(slice(None), ) + _np_cell(k, hw)])
+              for k in range(m)}
+        et = {k: unit(emb_t[i][(slice(None), ) + _np_cell(k, hw)])
+              for k in range(m)}
+        if emb_s.shape[1] == emb_t.shape[1]:
+            for k in range(m):
+                out[i, k] = 1 - es[k] @ et[k]
+            continue
+        refs = sorted(cands[i], key=lambda k: -obj_t[i, k])[:num_ref]
+        for k in range(m):
+            out[i, k] = np.mean([abs(es[k] @ es[j] - et[k] @ et[j])
+                                 for j in refs]) / 2
+    return out
+
+
+@pytest.mark.parametrize('ds,num_ref', [(5, 32), (3, 2), (7, 1)])
+def test_reference_value_with_identity_difference(ds, num_ref):
+    """Embeddings on a 4 x 4 ID map (stride 4): prior (row, col) reads cell
+    (2 row + 1, 2 col + 1). Equal widths: 1 - cos; different widths: the
+    relational form over the ``num_ref`` candidates the teacher is most
+    sure of."""
+    rng = np.random.default_rng(ds)
+    emb_t = rng.normal(0, 1, (2, 5, 4, 4))
+    emb_s = rng.normal(0, 1, (2, ds, 4, 4))
+    if ds == 5:
+        emb_s = emb_t + 0.8 * emb_s
+    box_s, obj_s, box_t, obj_t = _ref_decoded()
+    cands = [[k for k in range(8)
+              if max(_sig(obj_s[i, k]), _sig(obj_t[i, k])) > 0.1]
+             for i in range(2)]
+    id_diff = _np_id_diff(emb_s, emb_t, obj_t, cands, num_ref)
+    assert (id_diff[:, [0, 3, 5]] > 1e-3).sum() >= 4
+    weights = (0.5, 1.5, 2.0)
+    loss_fn = PredictionDifferenceLoss(REF_V5, topk=3, beta=0.8,
+                                       score_weights=weights,
+                                       num_ref=num_ref)
+    s, t = _ref_torch(True)
+    *_, score, keep = loss_fn.select(s, t, REF_SHAPE, torch.tensor(emb_s),
+                                     torch.tensor(emb_t))
+    want, kept = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3, beta=0.8,
+                             weights=weights, id_diff=id_diff)
+    for i in range(2):
+        for k, value in kept[i].items():
+            assert score[i, k].item() == pytest.approx(value, rel=1e-6)
+    loss = loss_fn(s, t, REF_SHAPE, torch.tensor(emb_s), torch.tensor(emb_t))
+    assert loss.item() == pytest.approx(want, rel=1e-6)
+    # without the identity term the value differs
+    plain, _ = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3, beta=0.8,
+                           weights=weights)
+    assert abs(plain - want) > 1e-3 * want
+
+
+def test_reference_value_yolox():
+    """YOLOX decoding: centre (d + col) * stride, size exp(log wh) * stride,
+    one prior per cell."""
+    rng = np.random.default_rng(5)
+    strides = [8, 16]
+    sizes = [(2, 2), (1, 1)]
+    t = [(rng.normal(0, 1, (2, 1) + hw), rng.normal(0, 0.4, (2, 4) + hw),
+          rng.normal(0, 2, (2, 1) + hw)) for hw in sizes]
+    s = [tuple(x + rng.normal(0, 0.5, x.shape) for x in lv) for lv in t]
+
+    def decode(head):
+        boxes, objs = [], []
+        for (_, reg, obj), stride, (h, w) in zip(head, strides, sizes):
+            for r in range(h):
+                for c in range(w):
+                    cx = (reg[:, 0, r, c] + c) * stride
+                    cy = (reg[:, 1, r, c] + r) * stride
+                    bw = np.exp(reg[:, 2, r, c]) * stride
+                    bh = np.exp(reg[:, 3, r, c]) * stride
+                    boxes.append(np.stack([cx - bw / 2, cy - bh / 2,
+                                           cx + bw / 2, cy + bh / 2], -1))
+                    objs.append(obj[:, 0, r, c])
+        return np.stack(boxes, 1), np.stack(objs, 1)
+
+    box_s, obj_s = decode(s)
+    box_t, obj_t = decode(t)
+    want, _ = _np_pd_loss(box_s, obj_s, box_t, obj_t, beta=1.2)
+
+    def as_torch(head):
+        return tuple([torch.tensor(lv[j]) for lv in head] for j in range(3))
+
+    loss = PredictionDifferenceLoss(
+        dict(type='yolox', strides=strides), beta=1.2)(as_torch(s),
+                                                       as_torch(t),
+                                                       REF_SHAPE)
+    assert loss.item() == pytest.approx(want, rel=1e-7)
+
+
+def test_zero_when_equal_reaches_the_formula():
+    """Equal heads but different ID maps: the candidates score > 0 (identity
+    difference), so the weighted mean is computed, and it is 0 because every
+    per-sample term (KL, 1 - GIoU) vanishes."""
+    s, t = _ref_torch(True)
+    s = [torch.tensor(REF_PRED_T).requires_grad_(True)]
+    rng = np.random.default_rng(2)
+    emb_t = torch.tensor(rng.normal(0, 1, (2, 5, 4, 4)))
+    emb_s = torch.tensor(rng.normal(0, 1, (2, 5, 4, 4)))
+    loss_fn = PredictionDifferenceLoss(REF_V5)
+    *_, score, keep = loss_fn.select(s, t, REF_SHAPE, emb_s, emb_t)
+    assert keep.any() and score[keep].min() > 1e-3
+    loss = loss_fn(s, t, REF_SHAPE, emb_s, emb_t)
+    assert loss.item() == pytest.approx(0., abs=1e-6)
+    loss.backward()
+    assert s[0].grad.abs().max() < 1e-5
+
+
+def test_one_sgd_step_lowers_the_loss():
+    for kwargs in (dict(), dict(topk=3, beta=0.5)):
+        loss_fn = PredictionDifferenceLoss(REF_V5, **kwargs)
+        s, t = _ref_torch(True)
+        before = loss_fn(s, t, REF_SHAPE)
+        before.backward()
+        with torch.no_grad():
+            s2 = [s[0] - 0.05 * s[0].grad]
+        after = loss_fn(s2, t, REF_SHAPE)
+        assert after.item() < before.item()
