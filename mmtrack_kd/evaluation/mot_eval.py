@@ -163,8 +163,8 @@ def preprocess_sequence(
         results: np.ndarray,
         distractor_filter: bool = True,
         seq: str = 'sequence',
-        distractor_classes: Sequence[int] = DISTRACTOR_CLASSES) -> Tuple[List[int], Dict[int, np.ndarray],
-                                        Dict[int, np.ndarray]]:
+        distractor_classes: Sequence[int] = DISTRACTOR_CLASSES
+) -> Tuple[List[int], Dict[int, np.ndarray], Dict[int, np.ndarray]]:
     """Apply the MOTChallenge ground-truth / tracker preprocessing.
 
     Args:
@@ -383,7 +383,8 @@ def list_gt_sequences(gt_root: str, filename: str = 'gt.txt') -> List[str]:
         list[str]: sorted sequence names.
 
     Raises:
-        FileNotFoundError: ``gt_root`` is missing or holds no ``SEQ/gt/gt.txt``.
+        FileNotFoundError: ``gt_root`` is missing or holds no
+            ``SEQ/gt/gt.txt``.
     """
     if not osp.isdir(gt_root):
         raise FileNotFoundError(f'ground-truth root {gt_root} is not a '

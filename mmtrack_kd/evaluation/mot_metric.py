@@ -10,9 +10,16 @@ from mmdet.registry import METRICS
 from mmengine.logging import MMLogger
 
 from ..datasets.mot_io import write_mot_txt
-from .mot_eval import (ALLOWED_METRICS, DISTRACTOR_CLASSES, METRIC_KEYS,
-                       MOT20_DISTRACTOR_CLASSES, OVERALL, evaluate_mot,
-                       format_table, load_mot_gt)
+from .mot_eval import (
+    ALLOWED_METRICS,
+    DISTRACTOR_CLASSES,
+    METRIC_KEYS,
+    MOT20_DISTRACTOR_CLASSES,
+    OVERALL,
+    evaluate_mot,
+    format_table,
+    load_mot_gt,
+)
 
 #: benchmark -> distractor classes of its preprocessing (None: no
 #: preprocessing, the class column is ignored).

@@ -6,8 +6,11 @@ import re
 import pytest
 from mmengine.registry import init_default_scope
 
-from mmtrack_kd.datasets import (MOTAnnotationError, MOTKDDataset,
-                                 generate_synthmot)
+from mmtrack_kd.datasets import (
+    MOTAnnotationError,
+    MOTKDDataset,
+    generate_synthmot,
+)
 
 NUM_FRAMES = 6
 EMPTY_START = 2

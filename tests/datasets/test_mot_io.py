@@ -2,8 +2,11 @@
 import numpy as np
 import pytest
 
-from mmtrack_kd.datasets.mot_io import (MOTFormatError, read_mot_txt,
-                                        write_mot_txt)
+from mmtrack_kd.datasets.mot_io import (
+    MOTFormatError,
+    read_mot_txt,
+    write_mot_txt,
+)
 
 GOOD = '1,3,10.5,20,30,60,1,1,0.8\n'
 

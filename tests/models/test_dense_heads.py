@@ -4,8 +4,12 @@ import math
 import pytest
 import torch
 
-from mmtrack_kd.models.dense_heads import (CSTrackIDHead, YOLOv5Head,
-                                           bbox_ciou, gather_embeddings)
+from mmtrack_kd.models.dense_heads import (
+    CSTrackIDHead,
+    YOLOv5Head,
+    bbox_ciou,
+    gather_embeddings,
+)
 from mmtrack_kd.models.task_modules.yolo_decode import decode_yolov5
 
 CHANNELS = [16, 32, 64]

@@ -4,8 +4,11 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmtrack_kd.utils.config import (resolve_num_ids, set_max_epochs,
-                                     teacher_model_cfg)
+from mmtrack_kd.utils.config import (
+    resolve_num_ids,
+    set_max_epochs,
+    teacher_model_cfg,
+)
 
 
 def write_teacher(tmp_path, ann=None):

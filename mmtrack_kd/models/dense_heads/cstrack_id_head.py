@@ -65,9 +65,10 @@ class CSTrackIDHead(nn.Module):
         if num_ids in (None, 'auto'):
             raise ValueError(
                 "id_head.num_ids is 'auto': tools/train.py and tools/test.py "
-                'count the identities of the train annotations; when building '
-                'the model yourself call mmtrack_kd.utils.resolve_num_ids(cfg) '
-                'first or set an integer')
+                'count the identities of the train annotations; when '
+                'building the model yourself call '
+                'mmtrack_kd.utils.resolve_num_ids(cfg) first or set an '
+                'integer')
         if int(num_ids) < 1:
             raise ValueError(f'id_head.num_ids must be >= 1, got {num_ids}')
         self.in_channels = [int(c) for c in in_channels]

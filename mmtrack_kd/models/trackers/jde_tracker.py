@@ -6,8 +6,11 @@ import torch
 import torch.nn.functional as F
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import (bbox_cxcyah_to_xyxy, bbox_overlaps,
-                                   bbox_xyxy_to_cxcyah)
+from mmdet.structures.bbox import (
+    bbox_cxcyah_to_xyxy,
+    bbox_overlaps,
+    bbox_xyxy_to_cxcyah,
+)
 from mmengine.structures import InstanceData
 
 from .jde_track import LOST, TENTATIVE, TRACKED, JDETrack
