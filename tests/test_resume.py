@@ -1,39 +1,30 @@
 """Resuming an interrupted training with ``tools/train.py --resume`` reaches
 the same weights as the uninterrupted run (CPU, deterministic, num_workers=0).
 """
-import importlib.util
 import os.path as osp
 
 import pytest
 import torch
 
+from mmtrack_kd.apis import train_model
+from mmtrack_kd.utils.tools import parse_cfg_options
 from test_e2e_train_test import data_opts, tiny_model_opts
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 CFG = 'configs/cstrack/cstrack_yolov5n_synthmot.py'
 
 
-def load_train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmtrack_kd_train_tool', osp.join(ROOT, 'tools/train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def train(data_root, work_dir, max_epochs, resume=False, extra=()):
-    argv = [osp.join(ROOT, CFG), '--work-dir', str(work_dir)]
-    if resume:
-        argv.append('--resume')
-    argv += [
-        '--cfg-options', f'train_cfg.max_epochs={max_epochs}',
-        'train_cfg.val_interval=100', 'train_dataloader.batch_size=2',
-        'train_dataloader.num_workers=0',
+    opts = parse_cfg_options([
+        f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=100',
+        'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False', 'randomness.seed=0',
         'randomness.deterministic=True',
         f'experiment_name=resume_{osp.basename(str(work_dir))}_{max_epochs}'
-    ] + data_opts(data_root) + tiny_model_opts() + list(extra)
-    load_train_tool().main(argv)
+    ] + data_opts(data_root) + tiny_model_opts() + list(extra))
+    # ``tools/train.py --resume``: from the work dir's latest checkpoint
+    train_model(osp.join(ROOT, CFG), work_dir=str(work_dir),
+                cfg_options=opts, resume='auto' if resume else None)
     return torch.load(
         str(work_dir / f'epoch_{max_epochs}.pth'), map_location='cpu',
         weights_only=False)

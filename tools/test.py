@@ -5,15 +5,10 @@ Example:
         work_dirs/cstrack_yolov5n_synthmot/epoch_12.pth --out metrics.json
 """
 import argparse
-import json
-import os.path as osp
 import sys
 
-from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-from mmtrack_kd.utils.tools import add_common_args, load_config, parse_common
+from mmtrack_kd.apis.evaluate import evaluate_checkpoint
+from mmtrack_kd.utils.tools import add_common_args, parse_common
 
 
 def parse_args(argv=None):
@@ -34,43 +29,12 @@ def parse_args(argv=None):
     return parse_common(parser, argv)
 
 
-def build_cfg(args) -> Config:
-    # the cheap check first: loading the config may already read data
-    if not osp.isfile(args.checkpoint):
-        raise FileNotFoundError(
-            f'checkpoint file not found: {args.checkpoint}')
-    cfg = load_config(args)  # checks the config file
-    if args.split == 'val':
-        cfg.test_dataloader = cfg.val_dataloader
-        cfg.test_evaluator = cfg.val_evaluator
-    if args.results_dir is not None:
-        evaluators = cfg.test_evaluator if isinstance(
-            cfg.test_evaluator, list) else [cfg.test_evaluator]
-        for ev in evaluators:
-            ev['outfile_prefix'] = args.results_dir
-    cfg.load_from = args.checkpoint
-    # time every test iteration (model + tracker) to report FPS
-    custom_hooks = list(cfg.get('custom_hooks', []))
-    if not any(h.get('type') == 'TrackFPSHook' for h in custom_hooks):
-        custom_hooks.append(dict(type='TrackFPSHook'))
-    cfg.custom_hooks = custom_hooks
-    return cfg
-
-
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_cfg(args)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    metrics = runner.test()
-    metrics = dict(metrics or {})
-    if args.out and runner.rank == 0:
-        from mmtrack_kd.utils.io import atomic_write
-        with atomic_write(args.out) as f:
-            json.dump(metrics, f, indent=2, default=float)
-        print(f'metrics written to {args.out}')
+    evaluate_checkpoint(
+        args.config, args.checkpoint, out=args.out, work_dir=args.work_dir,
+        cfg_options=args.cfg_options, launcher=args.launcher,
+        split=args.split, results_dir=args.results_dir)
     return 0
 
 

@@ -6,15 +6,10 @@ Example:
     torchrun --nproc_per_node=2 tools/train.py CONFIG --launcher pytorch
 """
 import argparse
-import os.path as osp
 import sys
 
-from mmengine.config import Config
-from mmengine.registry import RUNNERS
-from mmengine.runner import Runner
-
-from mmtrack_kd.utils.config import set_max_epochs
-from mmtrack_kd.utils.tools import add_common_args, load_config, parse_common
+from mmtrack_kd.apis.train import train_model
+from mmtrack_kd.utils.tools import add_common_args, parse_common
 
 
 def parse_args(argv=None):
@@ -38,33 +33,11 @@ def parse_args(argv=None):
     return parse_common(parser, argv)
 
 
-def build_cfg(args) -> Config:
-    cfg = load_config(args)
-    if args.epochs is not None:
-        set_max_epochs(cfg, args.epochs)
-    if args.amp:
-        cfg.optim_wrapper.type = 'AmpOptimWrapper'
-        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
-    if args.resume == 'auto':
-        cfg.resume = True
-        cfg.load_from = None
-    elif args.resume is not None:
-        if not osp.isfile(args.resume):
-            raise FileNotFoundError(
-                f'--resume checkpoint not found: {args.resume}')
-        cfg.resume = True
-        cfg.load_from = args.resume
-    return cfg
-
-
 def main(argv=None):
     args = parse_args(argv)
-    cfg = build_cfg(args)
-    if 'runner_type' not in cfg:
-        runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
-    runner.train()
+    train_model(args.config, work_dir=args.work_dir,
+                cfg_options=args.cfg_options, launcher=args.launcher,
+                resume=args.resume, epochs=args.epochs, amp=args.amp)
 
 
 if __name__ == '__main__':

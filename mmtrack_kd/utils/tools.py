@@ -3,6 +3,7 @@ and loading a config the same way for training and testing."""
 import argparse
 import os
 import os.path as osp
+from typing import List, Optional
 
 from mmengine.config import Config, DictAction
 
@@ -24,29 +25,64 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_common(parser: argparse.ArgumentParser, argv=None):
+    """Parse ``argv``; set ``LOCAL_RANK`` from ``--local-rank`` unless the
+    launcher already did."""
     args = parser.parse_args(argv)
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
 
 
-def load_config(args) -> Config:
-    """Load ``args.config``; apply the launcher and ``--cfg-options``;
-    resolve ``num_ids='auto'``; set up CPU distributed training when there
-    is no CUDA; choose the work dir (CLI > config > ./work_dirs/NAME)."""
+def parse_cfg_options(pairs: List[str]) -> dict:
+    """``['key=value', ...]`` as ``--cfg-options`` reads them (numbers,
+    booleans, lists and tuples converted by mmengine's ``DictAction``).
+
+    Args:
+        pairs (list[str]): ``key=value`` strings.
+
+    Returns:
+        dict: {key: value}.
+    """
+    parser = argparse.ArgumentParser()
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args(['--cfg-options'] + list(pairs)).cfg_options
+
+
+def load_run_config(config: str,
+                    work_dir: Optional[str] = None,
+                    cfg_options: Optional[dict] = None,
+                    launcher: str = 'none') -> Config:
+    """Load a training or testing config the way the tools do.
+
+    Applies the launcher and ``cfg_options``; resolves ``num_ids='auto'``;
+    sets up CPU distributed training when there is no CUDA; chooses the
+    work dir (``work_dir`` > config > ``./work_dirs/NAME``).
+
+    Args:
+        config (str): Config file.
+        work_dir (str, optional): Folder for logs and outputs.
+        cfg_options (dict, optional): Config overrides (``--cfg-options``).
+        launcher (str): ``'none'``, ``'pytorch'``, ``'slurm'`` or ``'mpi'``.
+
+    Returns:
+        Config: the config.
+
+    Raises:
+        FileNotFoundError: ``config`` does not exist.
+    """
     from mmtrack_kd.engine import auto_dist_backend
     from .config import resolve_num_ids
-    if not osp.isfile(args.config):
-        raise FileNotFoundError(f'config file not found: {args.config}')
-    cfg = Config.fromfile(args.config)
-    cfg.launcher = args.launcher
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    if not osp.isfile(config):
+        raise FileNotFoundError(f'config file not found: {config}')
+    cfg = Config.fromfile(config)
+    cfg.launcher = launcher
+    if cfg_options is not None:
+        cfg.merge_from_dict(cfg_options)
     resolve_num_ids(cfg)
     auto_dist_backend(cfg)
-    if args.work_dir is not None:
-        cfg.work_dir = args.work_dir
+    if work_dir is not None:
+        cfg.work_dir = work_dir
     elif cfg.get('work_dir', None) is None:
         cfg.work_dir = osp.join('./work_dirs',
-                                osp.splitext(osp.basename(args.config))[0])
+                                osp.splitext(osp.basename(config))[0])
     return cfg

@@ -1,13 +1,11 @@
-"""Test launcher: ``tools/train.py`` with
-``mmtrack_kd.engine.auto_dist_backend`` applied to the config before the
-runner is built (what tools/train.py itself should do; this wrapper is
-harmless once it does, the function being idempotent).
+"""Test launcher: what ``tools/train.py`` does (``train_model``, whose
+config loading applies ``mmtrack_kd.engine.auto_dist_backend``), with
+``DumpTeacherStateHook`` registered for the distillation test.
 
-It also registers ``DumpTeacherStateHook`` for the distillation test.
-
-Usage: torchrun --nproc_per_node=2 tests/engine/dist_train.py CONFIG ...
+Usage: torchrun --nproc_per_node=2 tests/engine/dist_train.py CONFIG \
+    --launcher pytorch [--work-dir DIR] [--cfg-options k=v ...]
 """
-import importlib.util
+import argparse
 import os.path as osp
 import sys
 
@@ -17,7 +15,8 @@ from mmengine.dist import get_rank
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from mmtrack_kd.apis.train import train_model
+from mmtrack_kd.utils.tools import add_common_args, parse_common
 
 
 @HOOKS.register_module()
@@ -55,20 +54,12 @@ class DumpTeacherStateHook(Hook):
 
 
 def main():
-    spec = importlib.util.spec_from_file_location(
-        'mmtrack_kd_train_tool', osp.join(ROOT, 'tools/train.py'))
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
-    from mmtrack_kd.engine import auto_dist_backend
-    build_cfg = train.build_cfg
-
-    def build_cfg_with_backend(args):
-        cfg = build_cfg(args)
-        auto_dist_backend(cfg)
-        return cfg
-
-    train.build_cfg = build_cfg_with_backend
-    return train.main()
+    parser = argparse.ArgumentParser(description='Train (test launcher)')
+    parser.add_argument('config', help='train config file path')
+    add_common_args(parser)
+    args = parse_common(parser)
+    train_model(args.config, work_dir=args.work_dir,
+                cfg_options=args.cfg_options, launcher=args.launcher)
 
 
 if __name__ == '__main__':

@@ -1,36 +1,31 @@
 """A NaN/Inf loss stops training with a clear error, before the update, and
 leaves the last checkpoint untouched."""
-import importlib.util
 import math
 import os.path as osp
 
 import pytest
 import torch
 
+from mmtrack_kd.apis import train_model
 from mmtrack_kd.engine import NonFiniteLossError, non_finite_terms
+from mmtrack_kd.utils.tools import parse_cfg_options
 from test_e2e_train_test import data_opts, tiny_model_opts
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = 'configs/cstrack/cstrack_yolov5n_synthmot.py'
 
 
-def load_train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmtrack_kd_train_tool', osp.join(ROOT, 'tools/train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def tiny_train_argv(data_root, work_dir, max_epochs):
-    return [
-        osp.join(ROOT, CFG), '--work-dir', str(work_dir), '--cfg-options',
+def tiny_train(data_root, work_dir, max_epochs):
+    """Train the tiny CSTrack as ``tools/train.py`` would."""
+    opts = parse_cfg_options([
         f'train_cfg.max_epochs={max_epochs}', 'train_cfg.val_interval=100',
         'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False',
         'default_hooks.logger.interval=1',
         f'experiment_name=nonfinite_{id(work_dir)}'
-    ] + data_opts(data_root) + tiny_model_opts()
+    ] + data_opts(data_root) + tiny_model_opts())
+    return train_model(osp.join(ROOT, CFG), work_dir=str(work_dir),
+                       cfg_options=opts)
 
 
 def test_non_finite_terms():
@@ -69,9 +64,8 @@ def test_nan_loss_stops_training_keeps_checkpoint(tiny_synthmot, tmp_path,
         return losses
 
     monkeypatch.setattr(CSTrack, 'loss', loss)
-    train = load_train_tool()
     with pytest.raises(NonFiniteLossError) as err:
-        train.main(tiny_train_argv(tiny_synthmot, work, max_epochs=2))
+        tiny_train(tiny_synthmot, work, max_epochs=2)
     msg = str(err.value)
     assert isinstance(err.value, FloatingPointError)
     assert 'loss_id=' + str(bad_value) in msg, msg

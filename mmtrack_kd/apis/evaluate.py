@@ -1,0 +1,85 @@
+"""Tracking and scoring a trained model (``tools/test.py``)."""
+import json
+import os.path as osp
+from typing import Dict, Optional
+
+from mmengine.config import Config
+
+from mmtrack_kd.utils.tools import load_run_config
+from .train import build_runner
+
+__all__ = ['build_test_config', 'evaluate_checkpoint']
+
+
+def build_test_config(config: str,
+                      checkpoint: str,
+                      work_dir: Optional[str] = None,
+                      cfg_options: Optional[dict] = None,
+                      launcher: str = 'none',
+                      split: str = 'test',
+                      results_dir: Optional[str] = None) -> Config:
+    """The test config of ``config`` that tracks with ``checkpoint``.
+
+    Args:
+        config (str): Test config file.
+        checkpoint (str): Checkpoint file (``load_from``).
+        work_dir (str, optional): Folder for logs.
+        cfg_options (dict, optional): Config overrides.
+        launcher (str): Job launcher.
+        split (str): ``'test'``, or ``'val'`` to run the val dataloader and
+            evaluator instead.
+        results_dir (str, optional): Every evaluator writes one
+            MOTChallenge ``SEQ.txt`` per sequence to this folder.
+
+    Returns:
+        Config: the config, with a ``TrackFPSHook`` that times every test
+        iteration (model + tracker).
+
+    Raises:
+        FileNotFoundError: the checkpoint or the config is missing.
+    """
+    # the cheap check first: loading the config may already read data
+    if not osp.isfile(checkpoint):
+        raise FileNotFoundError(f'checkpoint file not found: {checkpoint}')
+    cfg = load_run_config(config, work_dir, cfg_options, launcher)
+    if split == 'val':
+        cfg.test_dataloader = cfg.val_dataloader
+        cfg.test_evaluator = cfg.val_evaluator
+    if results_dir is not None:
+        evaluators = cfg.test_evaluator if isinstance(
+            cfg.test_evaluator, list) else [cfg.test_evaluator]
+        for ev in evaluators:
+            ev['outfile_prefix'] = results_dir
+    cfg.load_from = checkpoint
+    # time every test iteration (model + tracker) to report FPS
+    custom_hooks = list(cfg.get('custom_hooks', []))
+    if not any(h.get('type') == 'TrackFPSHook' for h in custom_hooks):
+        custom_hooks.append(dict(type='TrackFPSHook'))
+    cfg.custom_hooks = custom_hooks
+    return cfg
+
+
+def evaluate_checkpoint(config: str,
+                        checkpoint: str,
+                        out: Optional[str] = None,
+                        **kwargs) -> Dict[str, float]:
+    """Track the test (or val) split with ``checkpoint`` and score it.
+
+    Args:
+        config (str): Test config file.
+        checkpoint (str): Checkpoint file.
+        out (str, optional): Write the metrics (and ``FPS``) as JSON to
+            this file (rank 0 only).
+        **kwargs: As :func:`build_test_config`.
+
+    Returns:
+        dict: the metrics, ``FPS`` included.
+    """
+    runner = build_runner(build_test_config(config, checkpoint, **kwargs))
+    metrics = dict(runner.test() or {})
+    if out and runner.rank == 0:
+        from mmtrack_kd.utils.io import atomic_write
+        with atomic_write(out) as f:
+            json.dump(metrics, f, indent=2, default=float)
+        print(f'metrics written to {out}')
+    return metrics
