@@ -22,3 +22,5 @@ model = dict(
     teacher_ckpt=teacher_ckpt,
     distill_cfgs=[_base_.kd_key_feature, _base_.kd_pred_diff],
     dry_run_input_shape=(1, 3, 192, 320))
+# applies model.distill_stop_iter / distill_stop_epoch when they are set
+custom_hooks = _base_.custom_hooks + [dict(type='DistillStopHook')]

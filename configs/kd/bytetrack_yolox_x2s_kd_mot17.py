@@ -63,7 +63,8 @@ model = dict(
     dry_run_input_shape=(1, 3, 128, 224))
 
 # mmdet's hooks (MOTDistiller.detector is the student's detector, so
-# YOLOXModeSwitchHook switches the student), plus the non-finite loss stop.
+# YOLOXModeSwitchHook switches the student), plus the non-finite loss stop
+# and DistillStopHook (applies model.distill_stop_iter/epoch when set).
 custom_hooks = [
     dict(type='YOLOXModeSwitchHook', num_last_epochs=10, priority=48),
     dict(type='SyncNormHook', priority=48),
@@ -74,4 +75,5 @@ custom_hooks = [
         update_buffers=True,
         priority=49),
     dict(type='NonFiniteLossHook'),
+    dict(type='DistillStopHook'),
 ]

@@ -20,3 +20,5 @@ model = dict(
     distill_cfgs=[
         _base_.kd_id_response, _base_.kd_key_feature, _base_.kd_pred_diff
     ])
+# applies model.distill_stop_iter / distill_stop_epoch when they are set
+custom_hooks = _base_.custom_hooks + [dict(type='DistillStopHook')]

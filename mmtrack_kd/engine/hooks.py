@@ -50,3 +50,77 @@ class TrackFPSHook(Hook):
                 'frames (model + tracker, batch 1)')
             if metrics is not None:
                 metrics['FPS'] = round(self.fps, 3)
+
+
+@HOOKS.register_module()
+class DistillStopHook(Hook):
+    """Stop distillation at an iteration or epoch (0-based): from then on
+    the distiller skips the teacher and logs its losses as zeros.
+
+    The hook sets ``distill_stopped`` on the model (a ``MOTDistiller``)
+    before each training iteration and epoch, from the runner's counters,
+    so a run resumed after the stop stays stopped (the counters are in the
+    checkpoint); the flag is also written to the checkpoint's ``meta``.
+    Stop points not given here are read from the model's
+    ``distill_stop_iter``/``distill_stop_epoch``; with none, the hook does
+    nothing (the KD configs always add it, so that those model keys work).
+
+    Args:
+        stop_iter (int, optional): First iteration without distillation.
+        stop_epoch (int, optional): First epoch without distillation.
+    """
+    priority = 'LOW'
+
+    def __init__(self, stop_iter: Optional[int] = None,
+                 stop_epoch: Optional[int] = None) -> None:
+        for key, value in (('stop_iter', stop_iter),
+                           ('stop_epoch', stop_epoch)):
+            if value is not None and (not isinstance(value, int)
+                                      or value < 0):
+                raise ValueError(f'DistillStopHook.{key}: expected an int '
+                                 f'>= 0 or None, got {value!r}')
+        self.stop_iter = stop_iter
+        self.stop_epoch = stop_epoch
+
+    @staticmethod
+    def _distiller(runner):
+        model = runner.model
+        model = getattr(model, 'module', model)  # (MM)DistributedDataParallel
+        if not hasattr(model, 'distill_stopped'):
+            raise TypeError(
+                f'custom_hooks: DistillStopHook needs a MOTDistiller model, '
+                f'got {type(model).__name__}')
+        return model
+
+    def before_train(self, runner) -> None:
+        model = self._distiller(runner)
+        if self.stop_iter is None:
+            self.stop_iter = model.distill_stop_iter
+        if self.stop_epoch is None:
+            self.stop_epoch = model.distill_stop_epoch
+        model.stop_hook_attached = True
+        self._update(runner)
+
+    def _update(self, runner) -> None:
+        model = self._distiller(runner)
+        if (self.stop_iter is not None and runner.iter >= self.stop_iter) or \
+                (self.stop_epoch is not None
+                 and runner.epoch >= self.stop_epoch):
+            model.distill_stopped = True
+
+    def before_train_epoch(self, runner) -> None:
+        self._update(runner)
+
+    def before_train_iter(self, runner, batch_idx: int,
+                          data_batch=None) -> None:
+        self._update(runner)
+
+    def before_save_checkpoint(self, runner, checkpoint: dict) -> None:
+        if self.stop_iter is None and self.stop_epoch is None:
+            return
+        checkpoint.setdefault('meta', {})['distill_stopped'] = bool(
+            self._distiller(runner).distill_stopped)
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if checkpoint.get('meta', {}).get('distill_stopped'):
+            self._distiller(runner).distill_stopped = True

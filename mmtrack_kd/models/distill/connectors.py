@@ -5,11 +5,16 @@ Every connector takes ``in_channels`` and ``out_channels``. In a
 fills them in from one no-grad dry run of student and teacher before it
 builds the connector.
 """
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
+
+from .errors import DistillConfigError
+
+if TYPE_CHECKING:
+    from .mappings import ArgSpec
 
 
 def _require(value: Optional[int], name: str, cls: str) -> int:
@@ -105,3 +110,39 @@ class MLPConnector(nn.Module):
         y = x.movedim(1, -1)
         y = self.fc2(self.act(self.fc1(y)))
         return y.movedim(-1, 1)
+
+
+def apply_connectors(connectors: nn.ModuleDict, spec: 'ArgSpec',
+                     value: Any) -> Any:
+    """Apply an argument's connector(s) to its recorded value.
+
+    Args:
+        connectors (nn.ModuleDict): The distiller's connectors.
+        spec (ArgSpec): The argument; no connector returns ``value``, one
+            maps a Tensor, several map a list element-wise.
+        value (Any): The recorded value.
+
+    Returns:
+        Any: The mapped Tensor or list of Tensors.
+
+    Raises:
+        DistillConfigError: naming ``<spec.key>.connector``.
+    """
+    if not spec.connectors:
+        return value
+    try:
+        if len(spec.connectors) == 1:
+            if not isinstance(value, torch.Tensor):
+                raise TypeError(
+                    f'connector {spec.connectors[0]!r} needs a Tensor, got '
+                    f'a {type(value).__name__}; use data_idx or a list of '
+                    f'connectors, one per element')
+            return connectors[spec.connectors[0]](value)
+        if not isinstance(value, (list, tuple)) or \
+                len(value) != len(spec.connectors):
+            raise TypeError(
+                f'{len(spec.connectors)} connectors need a list of as many '
+                f'tensors, got {type(value).__name__}')
+        return [connectors[c](v) for c, v in zip(spec.connectors, value)]
+    except (TypeError, RuntimeError) as err:
+        raise DistillConfigError(f'{spec.key}.connector: {err}') from err

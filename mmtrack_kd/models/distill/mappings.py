@@ -63,11 +63,6 @@ class ArgSpec:
     connectors: Tuple[str, ...] = ()
     allow_channel_mismatch: bool = False
 
-    @property
-    def side(self) -> str:
-        """str: ``'student'`` or ``'teacher'``."""
-        return 'student' if self.from_student else 'teacher'
-
 
 def parse_arg_spec(key: str, arg: str, spec: Any,
                    student_recorders: Iterable[str],
@@ -238,6 +233,79 @@ def pair_student_teacher(
             teacher.remove(match[0])
     pairs.extend(zip(student, teacher))
     return pairs
+
+
+def recorded_value(spec: ArgSpec, student_recorders: Any,
+                   teacher_recorders: Any) -> Any:
+    """The value recorded for a student/teacher argument (no connector).
+
+    Args:
+        spec (ArgSpec): A recorded argument (``from_data`` None).
+        student_recorders, teacher_recorders (RecorderManager): The two
+            sides' recorders.
+
+    Raises:
+        RuntimeError: naming ``spec.key`` when nothing (or not that element)
+            was recorded.
+    """
+    manager = student_recorders if spec.from_student else teacher_recorders
+    rec = manager.get_recorder(spec.recorder)
+    try:
+        return rec.get_record_data(spec.record_idx, spec.data_idx)
+    except (RuntimeError, IndexError, TypeError) as err:
+        raise RuntimeError(f'{spec.key}: {err}') from err
+
+
+def check_connectors_used(loss_specs: Dict[str, Dict[str, ArgSpec]],
+                          connector_names: Iterable[str]) -> None:
+    """Every connector must feed some argument (an unused one breaks DDP).
+
+    Raises:
+        DistillConfigError: naming ``connectors.<name>``.
+    """
+    used = {c for specs in loss_specs.values() for s in specs.values()
+            for c in s.connectors}
+    for name in connector_names:
+        if name not in used:
+            raise DistillConfigError(
+                f'connectors.{name}: not used by any loss_forward_mappings '
+                f'entry (an unused connector breaks DDP)')
+
+
+def loss_log_names(loss_names: Iterable[str],
+                   student_losses: Iterable[str]) -> Dict[str, str]:
+    """The log name of each distillation loss: its name when it starts with
+    ``loss``, else ``loss_<name>``.
+
+    Args:
+        loss_names (iterable of str): Keys of ``distill_losses``.
+        student_losses (iterable of str): Names the student's ``loss``
+            returns.
+
+    Returns:
+        dict: ``loss name -> log name``.
+
+    Raises:
+        DistillConfigError: naming ``distill_losses.<name>`` when its log
+            name is also a student loss.
+    """
+    student_losses = set(student_losses)
+    out = {}
+    for name in loss_names:
+        log_name = name if name.startswith('loss') else f'loss_{name}'
+        if log_name in student_losses:
+            raise log_name_clash(name, log_name)
+        out[name] = log_name
+    return out
+
+
+def log_name_clash(name: str, log_name: str) -> DistillConfigError:
+    """The error for a distillation loss logged under a student loss's
+    name."""
+    return DistillConfigError(
+        f'distill_losses.{name}: log key {log_name!r} is also a student '
+        f'loss; rename the distillation loss '
+        f'(e.g. kd_{name.replace("loss_", "", 1)})')
 
 
 def _frames(data_samples: Sequence[Any]) -> List[Any]:

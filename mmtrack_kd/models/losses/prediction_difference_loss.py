@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._utils import (YOLODecoder, box_iou_giou, detach_preds, map_stride,
-                     zero_with_grad)
+from ..task_modules.response_decoders import build_response_decoder
+from ._utils import box_iou_giou, detach_preds, map_stride, zero_with_grad
 
 
 def bernoulli_kl_with_logits(logit_S: Tensor, logit_T: Tensor) -> Tensor:
@@ -60,8 +60,10 @@ class PredictionDifferenceLoss(nn.Module):
     score; the relational identity score when widths differ.
 
     Args:
-        decoder (dict): ``dict(type='yolov5', anchors, strides,
-            num_classes=1)`` or ``dict(type='yolox', strides)``.
+        decoder (dict): a response decoder of ``TASK_UTILS`` (see
+            :mod:`mmtrack_kd.models.task_modules.response_decoders`):
+            ``dict(type='yolov5', anchors, strides, num_classes=1)`` or
+            ``dict(type='yolox', strides)``.
         topk (int): samples kept per image. Default 100.
         beta (float): weight of the GIoU term. Default 1.0.
         obj_thr (float): confidence threshold on sigma(o) defining the
@@ -86,7 +88,8 @@ class PredictionDifferenceLoss(nn.Module):
                  num_ref: int = 32,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
-        self.decoder = YOLODecoder(decoder, 'PredictionDifferenceLoss')
+        self.decoder = build_response_decoder(decoder,
+                                              'PredictionDifferenceLoss')
         if topk < 1:
             raise ValueError(f'PredictionDifferenceLoss: topk must be >= 1, '
                              f'got {topk}')

@@ -1,3 +1,10 @@
-from .yolo_decode import decode_yolov5, decode_yolox, flatten_levels
+from .response_decoders import (BaseResponseDecoder, YOLOv5ResponseDecoder,
+                                YOLOXResponseDecoder, build_response_decoder,
+                                response_decoder_class)
+from .yolo_decode import decode_yolov5, decode_yolox
 
-__all__ = ['decode_yolov5', 'decode_yolox', 'flatten_levels']
+__all__ = [
+    'decode_yolov5', 'decode_yolox', 'BaseResponseDecoder',
+    'YOLOv5ResponseDecoder', 'YOLOXResponseDecoder', 'build_response_decoder',
+    'response_decoder_class'
+]

@@ -4,7 +4,7 @@ One function per head family; the CSTrack head, the tracker and the
 response-distillation losses all use these, so that teacher and student are
 decoded identically.
 """
-from typing import List, Sequence, Tuple
+from typing import Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -88,7 +88,3 @@ def decode_yolox(cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
         clss.append(cls.permute(0, 2, 3, 1).reshape(n, -1, c))
     return torch.cat(boxes, 1), torch.cat(objs, 1), torch.cat(clss, 1)
 
-
-def flatten_levels(maps: List[Tensor]) -> Tensor:
-    """(N, C, H_l, W_l) per level -> (N, sum H_l W_l, C)."""
-    return torch.cat([m.flatten(2).transpose(1, 2) for m in maps], dim=1)

@@ -1,18 +1,22 @@
 """MOTDistiller: frozen teacher, losses, stop, state dict, DDP."""
 import copy
 import os
+import random
 import socket
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
 from distill_toys import ToyNet, make_track_batch
 from mmdet.registry import MODELS
-from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper
 
 import mmtrack_kd.models.distill  # noqa: F401  (registers the distiller)
-from mmtrack_kd.models.distill import DistillConfigError, MOTDistiller
+from mmtrack_kd.engine import DistillStopHook
+from mmtrack_kd.models.distill import (DistillConfigError, MOTDistiller,
+                                       student_loss_names)
 
 STUDENT = dict(type='DistillTestToyNet', width=8)
 TEACHER = dict(type='DistillTestToyNet', width=16)
@@ -25,14 +29,6 @@ def teacher_ckpt(tmp_path):
     torch.save(dict(meta=dict(epoch=3), state_dict=ToyNet(16).state_dict()),
                path)
     return path
-
-
-@pytest.fixture(autouse=True)
-def fresh_message_hub(request):
-    hub = MessageHub.get_instance(f'distill-test-{request.node.name}')
-    yield hub
-    hub.update_info('iter', 0)
-    hub.update_info('epoch', 0)
 
 
 def kd_cfg(teacher_ckpt, **overrides):
@@ -238,15 +234,23 @@ def test_bad_recorder_path_lists_candidates(teacher_ckpt):
     assert "'neck.lateal'" in msg and 'neck.lateral' in msg
 
 
-def test_distill_stop_iter(teacher_ckpt, fresh_message_hub):
+def fake_runner(model, iter=0, epoch=0):
+    return SimpleNamespace(model=model, iter=iter, epoch=epoch)
+
+
+def test_distill_stop_iter(teacher_ckpt):
     model = build(kd_cfg(teacher_ckpt, distill_stop_iter=5))
+    hook = DistillStopHook()
     calls = []
     model.teacher.neck.register_forward_hook(lambda *a: calls.append(1))
     inputs, samples = make_track_batch()
-    fresh_message_hub.update_info('iter', 4)
+    runner = fake_runner(model, iter=4)
+    hook.before_train(runner)
+    hook.before_train_iter(runner, 0)
     losses = model.loss(inputs, samples)
     assert len(calls) == 1 and losses['loss_fm'] > 0
-    fresh_message_hub.update_info('iter', 5)
+    runner.iter = 5
+    hook.before_train_iter(runner, 1)
     losses = model.loss(inputs, samples)
     assert len(calls) == 1  # teacher not run
     assert losses['loss_fm'] == 0 and losses['loss_head'] == 0
@@ -256,13 +260,64 @@ def test_distill_stop_iter(teacher_ckpt, fresh_message_hub):
     assert model.connectors['neck_s0'].conv.weight.grad is not None
 
 
-def test_distill_stop_epoch(teacher_ckpt, fresh_message_hub):
+def test_distill_stop_epoch(teacher_ckpt):
     model = build(kd_cfg(teacher_ckpt, distill_stop_epoch=2))
+    hook = DistillStopHook()
     inputs, samples = make_track_batch()
-    fresh_message_hub.update_info('epoch', 1)
+    runner = fake_runner(model, epoch=1)
+    hook.before_train(runner)
+    hook.before_train_epoch(runner)
     assert model.loss(inputs, samples)['loss_head'] > 0
-    fresh_message_hub.update_info('epoch', 2)
+    runner.epoch = 2
+    hook.before_train_epoch(runner)
     assert model.loss(inputs, samples)['loss_head'] == 0
+
+
+def test_stop_hook_own_stop_points_and_errors(teacher_ckpt):
+    model = build(kd_cfg(teacher_ckpt))
+    runner = fake_runner(model, iter=3)
+    hook = DistillStopHook(stop_iter=3)
+    hook.before_train(runner)  # resumed past the stop: stopped at once
+    assert not model.distill_active()
+    free = build(kd_cfg(teacher_ckpt))  # no stop point: nothing stops
+    hook = DistillStopHook()
+    hook.before_train(fake_runner(free, iter=10**6, epoch=10**3))
+    assert free.distill_active()
+    with pytest.raises(TypeError, match='needs a MOTDistiller'):
+        DistillStopHook(stop_iter=1).before_train(fake_runner(
+            torch.nn.Linear(1, 1)))
+    with pytest.raises(ValueError, match='stop_iter'):
+        DistillStopHook(stop_iter=-1)
+
+
+def test_stop_key_without_hook_is_an_error(teacher_ckpt):
+    model = build(kd_cfg(teacher_ckpt, distill_stop_iter=5))
+    inputs, samples = make_track_batch()
+    with pytest.raises(DistillConfigError,
+                       match="model.distill_stop_iter: set, but no "
+                       "DistillStopHook"):
+        model.loss(inputs, samples)
+
+
+def test_stop_survives_resume(teacher_ckpt):
+    """The stop is in the checkpoint (runner counters and meta): a resumed
+    run stays stopped."""
+    model = build(kd_cfg(teacher_ckpt, distill_stop_iter=2))
+    hook = DistillStopHook()
+    runner = fake_runner(model, iter=2)
+    hook.before_train(runner)
+    ckpt = dict(meta=dict(), state_dict=model.state_dict())
+    hook.before_save_checkpoint(runner, ckpt)
+    assert ckpt['meta']['distill_stopped'] is True
+    # a fresh process: new model and hook, checkpoint loaded, then resumed
+    fresh = build(kd_cfg(teacher_ckpt, distill_stop_iter=2))
+    fresh.load_state_dict(ckpt['state_dict'])
+    hook = DistillStopHook()
+    runner = fake_runner(fresh, iter=2)
+    hook.after_load_checkpoint(runner, ckpt)
+    hook.before_train(runner)
+    inputs, samples = make_track_batch()
+    assert fresh.loss(inputs, samples)['loss_fm'] == 0
 
 
 def test_batch_data_and_5d_inputs(teacher_ckpt):
@@ -347,11 +402,14 @@ def test_ddp_train_step(teacher_ckpt):
     try:
         model = build(kd_cfg(teacher_ckpt, distill_stop_iter=2))
         ddp = MMDistributedDataParallel(module=model)
+        hook = DistillStopHook()
+        runner = fake_runner(ddp)
+        hook.before_train(runner)
         teacher_before = copy.deepcopy(model.teacher.state_dict())
         optim = OptimWrapper(torch.optim.SGD(ddp.parameters(), lr=0.1))
-        hub = MessageHub.get_current_instance()
         for step in range(3):  # the last step is after distill_stop_iter
-            hub.update_info('iter', step)
+            runner.iter = step
+            hook.before_train_iter(runner, step)
             inputs, samples = make_track_batch(seed=step)
             log = ddp.train_step(dict(inputs=inputs, data_samples=samples),
                                  optim)
@@ -377,16 +435,31 @@ def test_runner_style_checkpoint_with_objects(tmp_path):
 
 
 def test_student_loss_name_collision(teacher_ckpt):
+    """Found at build: the student's loss names come from a dry run of its
+    loss, which changes nothing (weights, BN statistics, random state)."""
     cfg = kd_cfg(teacher_ckpt)
     cfg['distill_losses']['toy'] = cfg['distill_losses'].pop('head')
     cfg['loss_forward_mappings']['toy'] = cfg['loss_forward_mappings'].pop(
         'head')
-    model = build(cfg)
-    inputs, samples = make_track_batch()
     with pytest.raises(DistillConfigError,
                        match="distill_losses.toy: log key 'loss_toy'"):
-        model.loss(inputs, samples)
-    assert not model.student.neck._forward_hooks  # hooks gone after error
+        build(cfg)
+    student = MODELS.build(STUDENT).train()
+    before = copy.deepcopy(student.state_dict())
+    rng = torch.get_rng_state(), random.getstate(), np.random.get_state()
+    assert student_loss_names(student, (2, 3, 16, 16)) == ['loss_toy']
+    assert torch.equal(torch.get_rng_state(), rng[0])
+    assert random.getstate() == rng[1]
+    assert np.array_equal(np.random.get_state()[1], rng[2][1])
+    assert all(m.training for m in student.modules())
+    for k, v in student.state_dict().items():
+        assert torch.equal(before[k], v), k
+
+
+def test_failed_dry_run_is_an_error_naming_the_key(teacher_ckpt):
+    with pytest.raises(DistillConfigError,
+                       match=r'dry_run_input_shape: .*student'):
+        build(kd_cfg(teacher_ckpt, dry_run_input_shape=(1, 4, 16, 16)))
 
 
 def test_teacher_input_normalisation_reconciled(teacher_ckpt):

@@ -9,7 +9,9 @@ from mmdet.registry import MODELS
 from mmtrack_kd.models.distill import (DistillConfigError,
                                        check_loss_forward_mappings,
                                        collect_batch_data)
-from mmtrack_kd.models.distill.mappings import pair_student_teacher
+from mmtrack_kd.models.distill.mappings import (check_connectors_used,
+                                                loss_log_names,
+                                                pair_student_teacher)
 
 LOSSES = dict(
     kd=MODELS.build(dict(type='DistillTestMSELoss')),
@@ -97,3 +99,20 @@ def test_collect_batch_data_from_det_samples():
     # no samples: the shape comes from the inputs
     assert collect_batch_data(inputs, [], ['batch_input_shape']) == dict(
         batch_input_shape=(24, 24))
+
+
+def test_log_names_and_clash_with_student_losses():
+    assert loss_log_names(['kd_feat', 'loss_fm'], ['loss_box']) == dict(
+        kd_feat='loss_kd_feat', loss_fm='loss_fm')
+    with pytest.raises(DistillConfigError,
+                       match="distill_losses.box: log key 'loss_box' is also "
+                       'a student loss; rename the distillation loss '
+                       r'\(e.g. kd_box\)'):
+        loss_log_names(['kd_feat', 'box'], ['loss_box', 'loss_id'])
+
+
+def test_every_connector_must_be_used():
+    specs = check(GOOD)
+    check_connectors_used(specs, ['c0'])
+    with pytest.raises(DistillConfigError, match='connectors.spare: not used'):
+        check_connectors_used(specs, ['c0', 'spare'])
