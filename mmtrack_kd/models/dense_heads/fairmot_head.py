@@ -17,6 +17,8 @@ from mmdet.models.utils import gaussian_radius, gen_gaussian_target
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ..task_modules.grid import map_stride
+
 
 def _branch(in_channels: int, head_conv: int, out_channels: int) -> nn.Module:
     """3x3 conv + ReLU + 1x1 conv (a 1x1 conv alone when head_conv is 0)."""
@@ -70,12 +72,6 @@ def centre_cells(bboxes: Tensor, feat_hw: Sequence[int],
     index = cell[:, 1] * w + cell[:, 0]
     return dict(boxes=boxes, centre=centre, cell=cell, index=index,
                 valid=valid)
-
-
-def map_stride(feat_hw: Sequence[int],
-               batch_input_shape: Sequence[int]) -> float:
-    """Input pixels per cell of a map (from the heights)."""
-    return float(batch_input_shape[0]) / float(feat_hw[0])
 
 
 @MODELS.register_module()
@@ -224,7 +220,7 @@ class FairMOTDetHead(nn.Module):
         heatmap, wh, offset = preds
         feat_hw = heatmap.shape[-2:]
         t = self.get_targets(gt_bboxes, gt_labels, feat_hw,
-                             map_stride(feat_hw, batch_input_shape))
+                             map_stride(feat_hw, batch_input_shape)[1])
         num_pos = t['index'].numel()
         prob = heatmap.sigmoid().clamp(1e-4, 1 - 1e-4)
         loss_heatmap = self.loss_heatmap(
@@ -331,7 +327,7 @@ class FairMOTIDHead(nn.Module):
             ValueError: an id >= num_ids.
         """
         feat_hw = id_map.shape[-2:]
-        stride = map_stride(feat_hw, batch_input_shape)
+        stride = map_stride(feat_hw, batch_input_shape)[1]
         embeds: List[Tensor] = []
         labels: List[Tensor] = []
         for emb_map, boxes, ids in zip(id_map, gt_bboxes, gt_ids):

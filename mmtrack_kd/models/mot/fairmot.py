@@ -15,8 +15,8 @@ from torch import Tensor
 from ...utils.batch import box_tensor, fold_video_inputs, video_frames
 from .. import backbones, necks  # noqa: F401  (register DLA, DLAUpNeck)
 from ..dense_heads import fairmot_head  # noqa: F401  (register the heads)
-from ..dense_heads.fairmot_head import map_stride
 from ..task_modules.centernet_decode import decode_centernet, gather_cells
+from ..task_modules.grid import map_stride
 
 DEFAULT_TEST_CFG = dict(score_thr=0.4, max_per_img=500, nms_kernel=3)
 
@@ -203,7 +203,8 @@ class FairMOT(BaseMOTModel):
             score, scores above ``test_cfg.score_thr``.
         """
         heatmap = outs['heatmap']
-        stride = map_stride(heatmap.shape[-2:], batch_input_shape)
+        # input pixels per heatmap cell (from the heights, as FairMOT)
+        stride = map_stride(heatmap.shape[-2:], batch_input_shape)[1]
         bboxes, scores, labels, inds = decode_centernet(
             heatmap, outs['wh'], outs['offset'], stride,
             k=self.test_cfg['max_per_img'], ltrb=self.bbox_head.ltrb,
