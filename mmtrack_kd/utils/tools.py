@@ -71,13 +71,11 @@ def load_run_config(config: str,
         FileNotFoundError: ``config`` does not exist.
     """
     from mmtrack_kd.engine import auto_dist_backend
-    from .config import resolve_num_ids
-    if not osp.isfile(config):
-        raise FileNotFoundError(f'config file not found: {config}')
-    cfg = Config.fromfile(config)
-    cfg.launcher = launcher
-    if cfg_options is not None:
-        cfg.merge_from_dict(cfg_options)
+
+    from .config import load_config, resolve_num_ids
+
+    # the launcher goes in first, so that cfg_options may override it
+    cfg = load_config(config, {'launcher': launcher, **(cfg_options or {})})
     resolve_num_ids(cfg)
     auto_dist_backend(cfg)
     if work_dir is not None:
