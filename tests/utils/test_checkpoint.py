@@ -4,9 +4,12 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmtrack_kd.utils.checkpoint import (CheckpointError, load_strict,
-                                         model_state_from_checkpoint,
-                                         read_checkpoint)
+from mmtrack_kd.utils.checkpoint import (
+    CheckpointError,
+    load_strict,
+    model_state_from_checkpoint,
+    read_checkpoint,
+)
 
 
 def net():
