@@ -244,8 +244,8 @@ def test_configs_build(name):
 
 
 def test_kd_config_builds(tmp_path):
-    """Teacher DLA, student ResNet-18 (both tiny here): the ID and
-    key-feature losses run on a training batch."""
+    """Teacher DLA, student ResNet-18 (both tiny here): the ID,
+    key-feature and response losses run on a training batch."""
     from mmtrack_kd.utils import resolve_num_ids
     kd = Config.fromfile(
         osp.join(ROOT, 'configs/kd/fairmot_dla34_to_r18_kd_synthmot.py'))
@@ -265,6 +265,7 @@ def test_kd_config_builds(tmp_path):
         torch.randn(2, 1, 3, 64, 96),
         [_frame([[10, 10, 30, 50], [50, 5, 70, 60]], [1, 3]),
          _frame([[20, 8, 44, 60]], [2])])
-    assert {'loss_kd_id', 'loss_kd_feat', 'loss_id'} <= set(losses)
+    assert {'loss_kd_id', 'loss_kd_feat', 'loss_kd_resp',
+            'loss_id'} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()

@@ -15,6 +15,7 @@ from torch import Tensor
 from ...utils.batch import box_tensor, fold_video_inputs, video_frames
 from .. import backbones, necks  # noqa: F401  (register DLA, DLAUpNeck)
 from ..dense_heads import fairmot_head  # noqa: F401  (register the heads)
+from ..task_modules import centernet_decoder  # noqa: F401  ('centernet')
 from ..task_modules.centernet_decode import decode_centernet, gather_cells
 from ..task_modules.grid import map_stride
 
