@@ -7,7 +7,7 @@ from .rng_state import RNGStateHook, get_rng_state, set_rng_state
 
 __all__ = [
     'TrackFPSHook', 'DistillStopHook', 'AtomicCheckpointHook', 'AtomicRunner',
-    'is_local_path', 'save_atomically', 'auto_dist_backend', 'NonFiniteLossError',
-    'NonFiniteLossHook', 'non_finite_terms', 'RNGStateHook', 'get_rng_state',
-    'set_rng_state'
+    'is_local_path', 'save_atomically', 'auto_dist_backend',
+    'NonFiniteLossError', 'NonFiniteLossHook', 'non_finite_terms',
+    'RNGStateHook', 'get_rng_state', 'set_rng_state'
 ]

@@ -74,20 +74,16 @@ __all__ = ['MOTDistiller', 'tensor_forward', 'fill_decoders',
 class MOTDistiller(BaseModel):
     """Knowledge distillation from a frozen teacher into a student tracker.
 
-    ``loss`` returns the student's own losses plus one ``loss_<name>`` per
-    distillation loss. The teacher runs under ``torch.no_grad()`` through its
-    tensor forward only (see :func:`tensor_forward`); recorders (forward
-    hooks by module path) pick the tensors the losses need, connectors map
-    student features to the teacher's width, and ``loss_forward_mappings``
-    say which tensor or batch datum feeds which loss argument (see
-    :mod:`mmtrack_kd.models.distill.mappings`). Everything is checked here,
-    at build time, with errors that name the config key.
-
-    The teacher is not a sub-module: it is frozen (``requires_grad=False``),
-    always in eval mode, and absent from ``state_dict()`` (which holds
-    ``student.*``, ``connectors.*`` and learnable ``distill_losses.*``), from
-    ``parameters()`` and from DDP. ``.to()``/``.cuda()`` still move it.
-    ``predict`` and ``_forward`` are the student's.
+    ``loss`` returns the student's losses plus one ``loss_<name>`` per
+    distillation loss. The teacher runs without gradients through its tensor
+    forward only; recorders (forward hooks by module path) pick the tensors
+    the losses need, connectors map student features to the teacher's width,
+    and ``loss_forward_mappings`` say which tensor or batch datum feeds which
+    loss argument. All of it is checked at build, with errors that name the
+    config key. The teacher is frozen, always in eval mode and not a
+    sub-module (absent from ``state_dict()``, ``parameters()`` and DDP;
+    ``.to()`` still moves it). ``predict`` and ``_forward`` are the
+    student's.
 
     Args:
         student (dict): Student model config (its ``data_preprocessor`` is
@@ -217,10 +213,6 @@ class MOTDistiller(BaseModel):
         return recorded_value(spec, self.student_recorders,
                               self.teacher_recorders)
 
-    def _connect(self, spec: ArgSpec, value: Any) -> Any:
-        """Apply the argument's connector(s) to its recorded value."""
-        return apply_connectors(self.connectors, spec, value)
-
     # ------------------------------------------------------------- nn.Module
     def train(self, mode: bool = True) -> 'MOTDistiller':
         """Set train/eval on the student side; the teacher stays eval."""
@@ -262,11 +254,8 @@ class MOTDistiller(BaseModel):
         return self.student._forward(inputs, data_samples, **kwargs)
 
     def distill_active(self) -> bool:
-        """bool: False once ``DistillStopHook`` stopped distillation.
-
-        Raises:
-            DistillConfigError: a stop is set but no ``DistillStopHook``.
-        """
+        """bool: False once ``DistillStopHook`` stopped distillation (an
+        error when a stop is set but no such hook applies it)."""
         for key in ('distill_stop_iter', 'distill_stop_epoch'):
             if getattr(self, key) is not None and \
                     not self.stop_hook_attached:
@@ -302,7 +291,8 @@ class MOTDistiller(BaseModel):
                 if active:
                     out = self.distill_losses[name](**{
                         arg: data[s.from_data] if s.from_data else
-                        self._connect(s, self._recorded(s))
+                        apply_connectors(self.connectors, s,
+                                         self._recorded(s))
                         for arg, s in specs.items()
                     })
                 else:

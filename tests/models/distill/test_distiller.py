@@ -15,8 +15,7 @@ from mmengine.optim import OptimWrapper
 
 import mmtrack_kd.models.distill  # noqa: F401  (registers the distiller)
 from mmtrack_kd.engine import DistillStopHook
-from mmtrack_kd.models.distill import (DistillConfigError, MOTDistiller,
-                                       student_loss_names)
+from mmtrack_kd.models.distill import DistillConfigError, student_loss_names
 
 STUDENT = dict(type='DistillTestToyNet', width=8)
 TEACHER = dict(type='DistillTestToyNet', width=16)
