@@ -1,4 +1,5 @@
 import math
+import re
 
 import numpy as np
 import pytest
@@ -308,3 +309,84 @@ def test_one_sgd_step_lowers_the_loss():
         s2 = s - 0.05 * s.grad
     after = loss_fn(s2, t, boxes, REF_SHAPE)
     assert after.item() < before.item()
+
+
+def _cell_boxes(cells, w=3):
+    """A small box centred in each flat cell of a map of width ``w``."""
+    return torch.tensor([[8. * (c % w) + 1, 8. * (c // w) + 1,
+                          8. * (c % w) + 7, 8. * (c // w) + 7]
+                         for c in cells], dtype=torch.float64).view(-1, 4)
+
+
+@pytest.mark.parametrize('cells', [
+    [[0, 4, 5], [1, 3]],  # 6 + 2 ordered pairs, 5 targets
+    [[2, 3, 1], [0, 5, 4]],  # 6 + 6 ordered pairs
+    [[], [1, 3]],  # an empty first frame
+    [[0], [5]],  # no pair at all: no Sim term
+])
+def test_reference_value_crowded_and_empty_frames(cells):
+    boxes = [_cell_boxes(c) for c in cells]
+    loss = IDResponseConsistencyLoss(tau=0.7, lambda_sim=1.3)(
+        torch.tensor(REF_S), torch.tensor(REF_T), boxes, REF_SHAPE)
+    want = _np_id_loss(REF_S, REF_T, cells, 0.7, 1.3)
+    assert want > 1e-3
+    assert loss.item() == pytest.approx(want, rel=1e-9)
+
+
+def test_defaults():
+    loss_fn = IDResponseConsistencyLoss()
+    assert (loss_fn.tau, loss_fn.lambda_sim, loss_fn.loss_weight) == \
+        (0.1, 1.0, 1.0)
+    s, t, boxes = _ref_inputs()
+    assert loss_fn(s, t, boxes, REF_SHAPE).item() == pytest.approx(
+        _np_id_loss(REF_S, REF_T, REF_CELLS, 0.1, 1.0), rel=1e-9)
+
+
+def test_maps_with_one_and_two_cells():
+    """A 1-cell map has no environment: the frame is skipped (no nan). On a
+    2-cell map (2 x 1) each target's environment is the other cell (R = 1
+    for both models, KL = 0) and the Sim term still counts."""
+    t1 = torch.tensor(REF_T[:, :, :1, :1])
+    s1 = torch.tensor(REF_S[:, :, :1, :1])
+    boxes = [torch.tensor([[0., 0., 8., 8.]])] * 2
+    loss = IDResponseConsistencyLoss()(s1, t1, boxes, (8, 8))
+    assert torch.isfinite(loss) and loss.item() == 0
+    t2 = torch.tensor(REF_T[:, :, :, 2:])  # (2, 2, 2, 1)
+    s2 = torch.tensor(REF_S[:, :, :, 2:])
+    boxes = [torch.tensor([[0., 0., 8., 8.], [0., 8., 8., 16.]])] * 2
+    loss = IDResponseConsistencyLoss(tau=0.5)(s2, t2, boxes, (16, 8))
+    want = _np_id_loss(REF_S[..., 2:], REF_T[..., 2:], [[0, 1]] * 2, 0.5, 1.)
+    assert want > 1e-3
+    assert loss.item() == pytest.approx(want, rel=1e-9)
+
+
+def _raises(msg):
+    return pytest.raises(ValueError, match='^' + re.escape(msg) + '$')
+
+
+def test_errors_name_the_loss_and_the_shapes():
+    loss_fn = IDResponseConsistencyLoss()
+    s, t = torch.zeros(2, 3, 2, 3), torch.zeros(3, 5, 2, 3)
+    box = torch.tensor([[1., 1., 7., 7.]])
+    bad_dim = ('IDResponseConsistencyLoss: preds_S and preds_T must be '
+               '(N, D, H, W) embedding maps')
+    with _raises(bad_dim):
+        loss_fn(s[0], t[:2], [box] * 2, REF_SHAPE)
+    with _raises(bad_dim):
+        loss_fn(s, t[0], [box] * 2, REF_SHAPE)
+    with _raises('IDResponseConsistencyLoss: batch sizes differ: preds_S 2, '
+                 'preds_T 3, gt_bboxes 2'):
+        loss_fn(s, t, [box] * 2, REF_SHAPE)
+    with _raises('IDResponseConsistencyLoss: batch sizes differ: preds_S 2, '
+                 'preds_T 2, gt_bboxes 1'):
+        loss_fn(s, t[:2], [box], REF_SHAPE)
+    with _raises('IDResponseConsistencyLoss: student and teacher ID maps '
+                 'must have the same H, W: (2, 3) vs (2, 4)'):
+        loss_fn(s, torch.zeros(2, 5, 2, 4), [box] * 2, REF_SHAPE)
+    with pytest.raises(ValueError,
+                       match='^IDResponseConsistencyLoss: preds_S has 1 '):
+        loss_fn([s], [t, t], [box] * 2, REF_SHAPE)
+    for tau in (0., -1.):
+        with _raises(f'IDResponseConsistencyLoss: tau must be > 0, got '
+                     f'{tau}'):
+            IDResponseConsistencyLoss(tau=tau)

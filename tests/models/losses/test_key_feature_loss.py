@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -258,6 +260,7 @@ def test_reference_masks_are_the_expected_cells():
     dict(normalize=True, temperature=1.5, gamma_at=0.),
 ])
 def test_reference_value(kwargs):
+    kwargs = dict(kwargs)  # popped below; the parameter is shared
     loss = KeyFeatureLoss(**kwargs)(_t(REF_S, True), _t(REF_T), _ref_boxes(),
                                     REF_SHAPE)
     weight = kwargs.pop('loss_weight', 1.)
@@ -348,3 +351,45 @@ def test_one_sgd_step_lowers_the_loss():
             s2 = s - 0.05 * s.grad
         after = loss_fn(s2, _t(REF_T), _ref_boxes(), REF_SHAPE)
         assert after.item() < before.item()
+
+
+@pytest.mark.parametrize('boxes', [
+    # an empty first frame
+    [[], REF_BOXES[1]],
+    # every cell covered: no background term at all
+    [[[0., 0., 32., 32.]], [[0., 0., 32., 16.], [0., 16., 32., 32.]]],
+    # all but cell (3, 3) of frame 0 covered: the background weight sums to
+    # less than 1 and still counts
+    [[[0., 0., 32., 24.], [0., 24., 24., 32.]], [[0., 0., 32., 32.]]],
+])
+def test_reference_value_empty_and_fully_covered_frames(boxes):
+    loss = KeyFeatureLoss(gamma_at=0.2)(
+        _t(REF_S), _t(REF_T),
+        [torch.tensor(b, dtype=torch.float64).view(-1, 4) for b in boxes],
+        REF_SHAPE)
+    want = _np_kf_level(REF_S, REF_T, boxes, gamma=0.2)
+    assert torch.isfinite(loss)
+    assert loss.item() == pytest.approx(want, rel=1e-9)
+    if len(boxes[0]) == 2:
+        sp_t, _ = _np_attention(REF_T[0], 0.5)
+        assert 0 < sp_t[3, 3] < 1
+        no_bg = _np_kf_level(REF_S, REF_T, boxes, gamma=0.2, beta=0.)
+        assert abs(no_bg - want) > 1e-3 * want
+
+
+def _raises(msg):
+    return pytest.raises(ValueError, match='^' + re.escape(msg) + '$')
+
+
+def test_errors_name_the_loss():
+    loss_fn = KeyFeatureLoss()
+    s, t = _t(REF_S), _t(REF_T)
+    with _raises('KeyFeatureLoss: 1 gt_bboxes for a batch of 2'):
+        loss_fn(s, t, _ref_boxes()[:1], REF_SHAPE)
+    with pytest.raises(ValueError, match='^KeyFeatureLoss: student map '):
+        loss_fn(s[:, :2], t, _ref_boxes(), REF_SHAPE)
+    with pytest.raises(ValueError, match='^KeyFeatureLoss: preds_S has 1 '):
+        loss_fn([s], [t, t], _ref_boxes(), REF_SHAPE)
+    for temp in (0., -0.5):
+        with _raises(f'KeyFeatureLoss: temperature must be > 0, got {temp}'):
+            KeyFeatureLoss(temperature=temp)

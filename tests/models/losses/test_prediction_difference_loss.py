@@ -1,3 +1,5 @@
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -337,14 +339,16 @@ def test_reference_each_term_matters():
     assert abs(value - base) > 1e-3 * base
 
 
-def _np_cell(k, emb_hw, grid=(2, 2), stride=8):
-    """Cell on the ID map of prior k (anchor, row, col) of the 2 x 2 grid."""
+def _np_cell(k, emb_hw, shape, grid=(2, 2), stride=8):
+    """Cell on the ID map of prior k (anchor, row, col) of the 2 x 2 grid:
+    the one holding the prior's cell centre, clamped into the map."""
     r, c = divmod(k % (grid[0] * grid[1]), grid[1])
-    sy, sx = REF_SHAPE[0] / emb_hw[0], REF_SHAPE[1] / emb_hw[1]
-    return int((r + 0.5) * stride // sy), int((c + 0.5) * stride // sx)
+    sy, sx = shape[0] / emb_hw[0], shape[1] / emb_hw[1]
+    return (min(int((r + 0.5) * stride // sy), emb_hw[0] - 1),
+            min(int((c + 0.5) * stride // sx), emb_hw[1] - 1))
 
 
-def _np_id_diff(emb_s, emb_t, obj_t, cands, num_ref):
+def _np_id_diff(emb_s, emb_t, obj_t, cands, num_ref, shape):
     """Identity difference (N, M) of every prior, equal or different
     widths."""
     n, m = obj_t.shape
@@ -352,9 +356,9 @@ def _np_id_diff(emb_s, emb_t, obj_t, cands, num_ref):
     out = np.zeros((n, m))
     for i in range(n):
         unit = lambda v: v / np.linalg.norm(v)  # noqa: E731
-        es = {k: unit(emb_s[i][(slice(None), ) + _np_cell(k, hw)])
+        es = {k: unit(emb_s[i][(slice(None), ) + _np_cell(k, hw, shape)])
               for k in range(m)}
-        et = {k: unit(emb_t[i][(slice(None), ) + _np_cell(k, hw)])
+        et = {k: unit(emb_t[i][(slice(None), ) + _np_cell(k, hw, shape)])
               for k in range(m)}
         if emb_s.shape[1] == emb_t.shape[1]:
             for k in range(m):
@@ -363,40 +367,59 @@ def _np_id_diff(emb_s, emb_t, obj_t, cands, num_ref):
         refs = sorted(cands[i], key=lambda k: -obj_t[i, k])[:num_ref]
         for k in range(m):
             out[i, k] = np.mean([abs(es[k] @ es[j] - et[k] @ et[j])
-                                 for j in refs]) / 2
+                                 for j in refs]) / 2 if refs else 0.
     return out
 
 
-@pytest.mark.parametrize('ds,num_ref', [(5, 32), (3, 2), (7, 1)])
-def test_reference_value_with_identity_difference(ds, num_ref):
-    """Embeddings on a 4 x 4 ID map (stride 4): prior (row, col) reads cell
-    (2 row + 1, 2 col + 1). Equal widths: 1 - cos; different widths: the
-    relational form over the ``num_ref`` candidates the teacher is most
-    sure of."""
+@pytest.mark.parametrize('ds,num_ref,emb_hw,shape,quiet_first', [
+    (5, 32, (4, 4), REF_SHAPE, False),
+    (3, 2, (4, 4), REF_SHAPE, False),
+    (7, 1, (4, 4), REF_SHAPE, False),
+    # ID map at the head's own stride: prior (row, col) reads (row, col)
+    (5, 32, (2, 2), REF_SHAPE, False),
+    (3, 32, (2, 2), REF_SHAPE, False),
+    # a 12 x 12 input, the head grid padded to 16 x 16: the last prior
+    # centre (12) falls off the 3 x 3 ID map and is clamped onto it
+    (5, 32, (3, 3), (12, 12), False),
+    (3, 4, (3, 3), (12, 12), False),
+    # no candidate at all in the first frame
+    (3, 32, (4, 4), REF_SHAPE, True),
+])
+def test_reference_value_with_identity_difference(ds, num_ref, emb_hw,
+                                                  shape, quiet_first):
+    """Equal widths: 1 - cos; different widths: the relational form over
+    the ``num_ref`` candidates the teacher is most sure of."""
     rng = np.random.default_rng(ds)
-    emb_t = rng.normal(0, 1, (2, 5, 4, 4))
-    emb_s = rng.normal(0, 1, (2, ds, 4, 4))
+    emb_t = rng.normal(0, 1, (2, 5) + emb_hw)
+    emb_s = rng.normal(0, 1, (2, ds) + emb_hw)
     if ds == 5:
         emb_s = emb_t + 0.8 * emb_s
-    box_s, obj_s, box_t, obj_t = _ref_decoded()
+    pred_s, pred_t = REF_PRED_S.copy(), REF_PRED_T.copy()
+    if quiet_first:
+        pred_s.reshape(2, 2, 6, 2, 2)[0, :, 4] = -6.
+        pred_t.reshape(2, 2, 6, 2, 2)[0, :, 4] = -6.
+    box_s, obj_s = _np_decode_v5(pred_s, REF_V5['anchors'][0], 8)
+    box_t, obj_t = _np_decode_v5(pred_t, REF_V5['anchors'][0], 8)
     cands = [[k for k in range(8)
               if max(_sig(obj_s[i, k]), _sig(obj_t[i, k])) > 0.1]
              for i in range(2)]
-    id_diff = _np_id_diff(emb_s, emb_t, obj_t, cands, num_ref)
-    assert (id_diff[:, [0, 3, 5]] > 1e-3).sum() >= 4
+    assert bool(cands[0]) != quiet_first
+    id_diff = _np_id_diff(emb_s, emb_t, obj_t, cands, num_ref, shape)
+    assert (id_diff[1] > 1e-3).sum() >= 4
     weights = (0.5, 1.5, 2.0)
     loss_fn = PredictionDifferenceLoss(REF_V5, topk=3, beta=0.8,
                                        score_weights=weights,
                                        num_ref=num_ref)
-    s, t = _ref_torch(True)
-    *_, score, keep = loss_fn.select(s, t, REF_SHAPE, torch.tensor(emb_s),
+    s = [torch.tensor(pred_s).requires_grad_(True)]
+    t = [torch.tensor(pred_t)]
+    *_, score, keep = loss_fn.select(s, t, shape, torch.tensor(emb_s),
                                      torch.tensor(emb_t))
     want, kept = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3, beta=0.8,
                              weights=weights, id_diff=id_diff)
     for i in range(2):
         for k, value in kept[i].items():
             assert score[i, k].item() == pytest.approx(value, rel=1e-6)
-    loss = loss_fn(s, t, REF_SHAPE, torch.tensor(emb_s), torch.tensor(emb_t))
+    loss = loss_fn(s, t, shape, torch.tensor(emb_s), torch.tensor(emb_t))
     assert loss.item() == pytest.approx(want, rel=1e-6)
     # without the identity term the value differs
     plain, _ = _np_pd_loss(box_s, obj_s, box_t, obj_t, topk=3, beta=0.8,
@@ -470,3 +493,101 @@ def test_one_sgd_step_lowers_the_loss():
             s2 = [s[0] - 0.05 * s[0].grad]
         after = loss_fn(s2, t, REF_SHAPE)
         assert after.item() < before.item()
+
+
+def test_defaults():
+    loss_fn = PredictionDifferenceLoss(REF_V5)
+    assert (loss_fn.topk, loss_fn.beta, loss_fn.obj_thr, loss_fn.num_ref,
+            loss_fn.loss_weight) == (100, 1.0, 0.1, 32, 1.0)
+    assert loss_fn.score_weights == (1.0, 1.0, 1.0)
+
+
+def test_candidate_threshold_is_strict():
+    """A prior where both models sit exactly at ``obj_thr`` (logit 0,
+    sigmoid 0.5) is not a candidate."""
+    pred_s, pred_t = REF_PRED_S.copy(), REF_PRED_T.copy()
+    # frame 1, anchor 1, row 0, col 0 (flat prior 4)
+    pred_s.reshape(2, 2, 6, 2, 2)[1, 1, 4, 0, 0] = 0.
+    pred_t.reshape(2, 2, 6, 2, 2)[1, 1, 4, 0, 0] = 0.
+    box_s, obj_s = _np_decode_v5(pred_s, REF_V5['anchors'][0], 8)
+    box_t, obj_t = _np_decode_v5(pred_t, REF_V5['anchors'][0], 8)
+    want, kept = _np_pd_loss(box_s, obj_s, box_t, obj_t, thr=0.5)
+    assert 4 not in kept[1] and kept[0] and kept[1]
+    at_thr, _ = _np_pd_loss(box_s, obj_s, box_t, obj_t, thr=0.5,
+                            cand_rule=lambda a, b: max(a, b) + 1e-12)
+    assert abs(at_thr - want) > 1e-3 * want
+    loss = PredictionDifferenceLoss(REF_V5, obj_thr=0.5)(
+        [torch.tensor(pred_s)], [torch.tensor(pred_t)], REF_SHAPE)
+    assert loss.item() == pytest.approx(want, rel=1e-7)
+
+
+def test_small_total_weight_still_counts():
+    """One disagreeing prior with a score well below 1 (every other
+    candidate agrees): the loss is its own per-sample term, not 0."""
+    pred_t = REF_PRED_T.copy()
+    pred_s = pred_t.copy()
+    pred_s.reshape(2, 2, 6, 2, 2)[1, 1, 4, 1, 1] += 0.3  # p 0.953 -> 0.964
+    box_s, obj_s = _np_decode_v5(pred_s, REF_V5['anchors'][0], 8)
+    box_t, obj_t = _np_decode_v5(pred_t, REF_V5['anchors'][0], 8)
+    want, kept = _np_pd_loss(box_s, obj_s, box_t, obj_t)
+    assert sum(sum(k.values()) for k in kept) < 0.1
+    kl = _np_bern_kl(_sig(obj_t[1, 7]), _sig(obj_s[1, 7]))
+    assert want == pytest.approx(kl, rel=1e-4) and want > 1e-4
+    loss = PredictionDifferenceLoss(REF_V5)([torch.tensor(pred_s)],
+                                            [torch.tensor(pred_t)],
+                                            REF_SHAPE)
+    # the agreeing candidates keep a score of about 1e-9 (the IoU's eps),
+    # against about 0.01 for the disagreeing one
+    assert loss.item() == pytest.approx(want, rel=1e-5)
+
+
+def test_student_embedding_alone_is_ignored():
+    s, t = _ref_torch()
+    loss_fn = PredictionDifferenceLoss(REF_V5)
+    emb = torch.randn(2, 5, 4, 4, dtype=torch.float64)
+    assert loss_fn(s, t, REF_SHAPE, emb_S=emb).item() == \
+        loss_fn(s, t, REF_SHAPE).item()
+
+
+def test_no_candidate_keeps_every_head_output_in_the_graph():
+    """YOLOX: boxes and objectness come from different tensors; the zero
+    returned without candidates reaches both."""
+    hw = (2, 2)
+    cls = [torch.zeros(2, 1, *hw, requires_grad=True)]
+    reg = [torch.zeros(2, 4, *hw, requires_grad=True)]
+    obj = [torch.full((2, 1, *hw), -9., requires_grad=True)]
+    loss_fn = PredictionDifferenceLoss(dict(type='yolox', strides=[8]))
+    loss = loss_fn((cls, reg, obj), ([torch.zeros(2, 1, *hw)],
+                                     [torch.zeros(2, 4, *hw)],
+                                     [torch.full((2, 1, *hw), -9.)]),
+                   REF_SHAPE)
+    assert loss.item() == 0
+    loss.backward()
+    assert reg[0].grad is not None and obj[0].grad is not None
+
+
+def _raises(msg):
+    return pytest.raises(ValueError, match='^' + re.escape(msg) + '$')
+
+
+def test_errors_name_the_loss():
+    with _raises('PredictionDifferenceLoss: topk must be >= 1, got 0'):
+        PredictionDifferenceLoss(REF_V5, topk=0)
+    with _raises('PredictionDifferenceLoss: score_weights must be (w_obj, '
+                 'w_loc, w_id), got (1, 1)'):
+        PredictionDifferenceLoss(REF_V5, score_weights=(1, 1))
+    with pytest.raises(ValueError, match='^PredictionDifferenceLoss: '):
+        PredictionDifferenceLoss(dict(type='yolov8', strides=[8]))
+    loss_fn = PredictionDifferenceLoss(REF_V5)
+    s, t = _ref_torch()
+    with _raises('PredictionDifferenceLoss: student and teacher decode to '
+                 '(2, 18, 4) and (2, 8, 4) priors; heads must match'):
+        loss_fn([torch.zeros(2, 12, 3, 3, dtype=torch.float64)], t,
+                REF_SHAPE)
+    emb = torch.zeros(2, 5, 4, 4)
+    with _raises('PredictionDifferenceLoss: emb_S (1, 5, 4, 4) and emb_T '
+                 '(2, 5, 4, 4) must share N, H, W'):
+        loss_fn(s, t, REF_SHAPE, emb[:1], emb)
+    with _raises('PredictionDifferenceLoss: emb_S (2, 5, 4, 4) and emb_T '
+                 '(2, 5, 4, 3) must share N, H, W'):
+        loss_fn(s, t, REF_SHAPE, emb, emb[..., :3])
