@@ -2,7 +2,8 @@
 
 Example:
     python tools/train.py configs/cstrack/cstrack_yolov5n_synthmot.py
-    python tools/train.py configs/kd/cstrack_yolov5s_kd.py --work-dir work_dirs/kd
+    python tools/train.py configs/kd/cstrack_yolov5s_kd.py \
+        --work-dir work_dirs/kd
     torchrun --nproc_per_node=2 tools/train.py CONFIG --launcher pytorch
 """
 import argparse

@@ -7,14 +7,32 @@ OpenCV, and ``onnx``/``onnxruntime`` when the ONNX functions are called.
 """
 from .evaluate import build_test_config, evaluate_checkpoint
 from .extract import extract_student
-from .inference import (FrameTracks, build_frame_pipeline, draw_tracks,
-                        forward_backend, id_colour, init_tracker, load_config,
-                        read_state_dict, track_frames, tracks_to_mot_rows)
-from .onnx_backend import (ExportableAdaptiveAvgPool2d, ONNXInputError,
-                           ORTBackend, export_onnx, make_exportable,
-                           output_names)
-from .speed import (format_fps_report, format_step_overhead,
-                    measure_kd_step_overhead, measure_tracking_fps)
+from .inference import (
+    FrameTracks,
+    build_frame_pipeline,
+    draw_tracks,
+    forward_backend,
+    id_colour,
+    init_tracker,
+    load_config,
+    read_state_dict,
+    track_frames,
+    tracks_to_mot_rows,
+)
+from .onnx_backend import (
+    ExportableAdaptiveAvgPool2d,
+    ONNXInputError,
+    ORTBackend,
+    export_onnx,
+    make_exportable,
+    output_names,
+)
+from .speed import (
+    format_fps_report,
+    format_step_overhead,
+    measure_kd_step_overhead,
+    measure_tracking_fps,
+)
 from .train import build_runner, build_train_config, train_model
 from .video_io import FrameSource, VideoReadError, VideoWriter
 

@@ -78,8 +78,13 @@ def track_video(video: str,
     from tqdm import tqdm
 
     from mmtrack_kd.datasets.mot_io import write_mot_txt
-    from .inference import (draw_tracks, init_tracker, track_frames,
-                            tracks_to_mot_rows)
+
+    from .inference import (
+        draw_tracks,
+        init_tracker,
+        track_frames,
+        tracks_to_mot_rows,
+    )
     from .onnx_backend import ORTBackend
     from .video_io import FrameSource, VideoWriter
     source = FrameSource(video, fps=fps)

@@ -6,6 +6,7 @@ from typing import Dict, Optional
 from mmengine.config import Config
 
 from mmtrack_kd.utils.tools import load_run_config
+
 from .train import build_runner
 
 __all__ = ['build_test_config', 'evaluate_checkpoint']

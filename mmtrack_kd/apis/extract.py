@@ -28,7 +28,9 @@ def extract_student(kd_ckpt: str, out: str) -> int:
         ValueError: ``kd_ckpt`` has no ``student.`` keys.
     """
     from mmtrack_kd.models.distill.checkpoint import (
-        model_state_from_checkpoint, read_checkpoint)
+        model_state_from_checkpoint,
+        read_checkpoint,
+    )
     from mmtrack_kd.utils.io import atomic_write
     ckpt = read_checkpoint(kd_ckpt, key='KD_CKPT')
     state = ckpt.get('state_dict', ckpt)

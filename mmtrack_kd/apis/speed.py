@@ -50,8 +50,11 @@ def render_clip(width: int, height: int, frames: int,
     """``frames`` BGR uint8 (H, W, 3) SynthMOT frames of one sequence."""
     import cv2
 
-    from mmtrack_kd.datasets.synthmot import (generate_sequence,
-                                              resolve_knobs, sequence_rng)
+    from mmtrack_kd.datasets.synthmot import (
+        generate_sequence,
+        resolve_knobs,
+        sequence_rng,
+    )
     knobs = resolve_knobs('quick', width=width, height=height,
                           num_frames=frames)
     with tempfile.TemporaryDirectory() as tmp:

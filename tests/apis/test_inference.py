@@ -3,10 +3,18 @@ import pytest
 import torch
 from mmengine.config import Config
 
-from mmtrack_kd.apis import (FrameSource, FrameTracks, build_frame_pipeline,
-                             draw_tracks, forward_backend, id_colour,
-                             init_tracker, read_state_dict, track_frames,
-                             tracks_to_mot_rows)
+from mmtrack_kd.apis import (
+    FrameSource,
+    FrameTracks,
+    build_frame_pipeline,
+    draw_tracks,
+    forward_backend,
+    id_colour,
+    init_tracker,
+    read_state_dict,
+    track_frames,
+    tracks_to_mot_rows,
+)
 
 
 def test_frame_pipeline_resizes_like_the_test_pipeline(config_path):

@@ -10,12 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from mmtrack_kd.datasets import read_mot_txt
-from mmtrack_kd.datasets import synthmot
-from mmtrack_kd.datasets.synthmot import (KNOBS, FrameObject,
-                                          generate_sequence, generate_synthmot,
-                                          render_frame, resolve_knobs,
-                                          sequence_rng)
+from mmtrack_kd.datasets import read_mot_txt, synthmot
+from mmtrack_kd.datasets.synthmot import (
+    KNOBS,
+    FrameObject,
+    generate_sequence,
+    generate_synthmot,
+    render_frame,
+    resolve_knobs,
+    sequence_rng,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 # a tiny scene: 3 splits x 1-2 sequences x 8 frames of 128x96

@@ -5,11 +5,11 @@ import os.path as osp
 
 import pytest
 import torch
+from test_e2e_train_test import data_opts, tiny_model_opts
 
 from mmtrack_kd.apis import train_model
 from mmtrack_kd.engine import NonFiniteLossError, non_finite_terms
 from mmtrack_kd.utils.tools import parse_cfg_options
-from test_e2e_train_test import data_opts, tiny_model_opts
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CFG = 'configs/cstrack/cstrack_yolov5n_synthmot.py'

@@ -12,10 +12,12 @@ import pytest
 pytest.importorskip('motmetrics')
 pytest.importorskip('trackeval')
 
-from mmtrack_kd.datasets.mot_io import (MOTFormatError,  # noqa: E402
-                                        write_mot_txt)
-from mmtrack_kd.evaluation import (evaluate_mot_files,  # noqa: E402
-                                   format_table, metrics_to_json)
+from mmtrack_kd.datasets.mot_io import MOTFormatError, write_mot_txt  # noqa: E402
+from mmtrack_kd.evaluation import (  # noqa: E402
+    evaluate_mot_files,
+    format_table,
+    metrics_to_json,
+)
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 SCRIPT = osp.join(REPO, 'tools', 'analysis', 'eval_mot.py')

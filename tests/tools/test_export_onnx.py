@@ -9,8 +9,11 @@ import pytest
 import torch
 
 from mmtrack_kd.apis import ORTBackend, init_tracker
-from mmtrack_kd.apis.export import (default_input_size, export_tracker_onnx,
-                                    format_export_report)
+from mmtrack_kd.apis.export import (
+    default_input_size,
+    export_tracker_onnx,
+    format_export_report,
+)
 
 onnx = pytest.importorskip('onnx')
 pytest.importorskip('onnxruntime')

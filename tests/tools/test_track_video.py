@@ -10,8 +10,13 @@ import numpy as np
 import pytest
 import torch
 
-from mmtrack_kd.apis import (FrameSource, VideoReadError, VideoWriter,
-                             export_onnx, init_tracker)
+from mmtrack_kd.apis import (
+    FrameSource,
+    VideoReadError,
+    VideoWriter,
+    export_onnx,
+    init_tracker,
+)
 from mmtrack_kd.apis.demo import track_video
 from mmtrack_kd.datasets.mot_io import read_mot_txt
 

@@ -23,9 +23,12 @@ import sys
 from typing import List, Optional
 
 from mmtrack_kd.datasets.mot_io import MOTFormatError
-from mmtrack_kd.evaluation.mot_eval import (ALLOWED_METRICS,
-                                            evaluate_mot_files, format_table,
-                                            metrics_to_json)
+from mmtrack_kd.evaluation.mot_eval import (
+    ALLOWED_METRICS,
+    evaluate_mot_files,
+    format_table,
+    metrics_to_json,
+)
 from mmtrack_kd.utils.io import atomic_write
 
 

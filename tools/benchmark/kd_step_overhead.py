@@ -18,8 +18,10 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmtrack_kd.apis.speed import (format_step_overhead,
-                                   measure_kd_step_overhead)
+from mmtrack_kd.apis.speed import (
+    format_step_overhead,
+    measure_kd_step_overhead,
+)
 
 
 def parse_args(argv=None):

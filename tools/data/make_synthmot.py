@@ -70,8 +70,12 @@ def parse_knobs(parser: argparse.ArgumentParser, args: argparse.Namespace,
 
 def main(argv: Optional[List[str]] = None) -> dict:
     """Parse ``argv``, generate, print a summary; returns the meta dict."""
-    from mmtrack_kd.datasets.synthmot import (KNOBS, PRESETS, check_knob,
-                                              generate_synthmot)
+    from mmtrack_kd.datasets.synthmot import (
+        KNOBS,
+        PRESETS,
+        check_knob,
+        generate_synthmot,
+    )
     parser = build_parser(KNOBS, PRESETS)
     args = parser.parse_args(argv)
     values = parse_knobs(parser, args, KNOBS, check_knob)

@@ -58,8 +58,10 @@ def main(argv=None):
     except ImportError:
         parser.error('the onnx package is needed: pip install onnx '
                      'onnxruntime')
-    from mmtrack_kd.apis.export import (export_tracker_onnx,
-                                        format_export_report)
+    from mmtrack_kd.apis.export import (
+        export_tracker_onnx,
+        format_export_report,
+    )
     try:
         result = export_tracker_onnx(
             args.config, args.checkpoint, args.out, args.input_size,
