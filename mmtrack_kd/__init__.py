@@ -10,4 +10,4 @@ from .utils.compat import apply_patches  # noqa: E402
 
 apply_patches()
 
-from . import datasets, engine, evaluation, models  # noqa: F401,E402
+from . import datasets, engine, evaluation, models, registry  # noqa: F401,E402,E501

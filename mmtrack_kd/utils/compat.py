@@ -22,6 +22,13 @@ Patches:
   14 % of ``tools/test.py`` time and 7 % of a training step on the small
   SynthMOT models. The replacement stores the same field and raises the
   same errors for bad values.
+- ``config_scope`` (mmengine 0.10.x): mmengine reads ``_base_`` entries of
+  the form ``PACKAGE::PATH`` only for the packages of its fixed
+  ``MODULE2PACKAGE`` table. The patch adds ``mmtrack_kd`` to it, so a
+  user's config anywhere can inherit ours as
+  ``mmtrack_kd::_base_/distill/id_response.py`` (read from the package's
+  ``.mim/configs``, as mmdet ships its own); the scope's registries are in
+  :mod:`mmtrack_kd.registry`.
 """
 import warnings
 from dataclasses import dataclass
@@ -154,6 +161,22 @@ def fast_track_data_sample_setter() -> None:
                                                   prop.fdel, prop.__doc__)
 
 
+# ------------------------------------------------ mmtrack_kd:: config paths
+def _config_scope_skip_reason() -> Optional[str]:
+    import mmengine
+    if not mmengine.__version__.startswith('0.10.'):
+        return (f'written for mmengine 0.10.x, found {mmengine.__version__}; '
+                '"mmtrack_kd::" config paths may not resolve')
+    return None
+
+
+def register_config_scope() -> None:
+    """Let mmengine read ``mmtrack_kd::PATH`` config paths (from
+    ``mmtrack_kd/.mim/configs``). Idempotent."""
+    from mmengine.config import utils as config_utils
+    config_utils.MODULE2PACKAGE.setdefault('mmtrack_kd', 'mmtrack_kd')
+
+
 #: Every patch, by name.
 PATCHES: Dict[str, Patch] = {
     p.name: p
@@ -177,6 +200,15 @@ PATCHES: Dict[str, Patch] = {
             versions='mmdet 3.3.0',
             skip_reason=_setter_skip_reason,
             apply=fast_track_data_sample_setter),
+        Patch(
+            name='config_scope',
+            target='mmengine.config.utils.MODULE2PACKAGE (one entry added)',
+            why='mmengine resolves PACKAGE::PATH config paths only for the '
+            'packages of its own table',
+            versions='mmengine 0.10.x',
+            skip_reason=_config_scope_skip_reason,
+            apply=register_config_scope,
+            warn_on_skip=True),
     )
 }
 

@@ -21,6 +21,7 @@ def test_every_patch_applies_to_the_pinned_versions():
     assert compat.patch_status() == {
         'torch_safe_globals': compat.APPLIED,
         'track_data_sample_setter': compat.APPLIED,
+        'config_scope': compat.APPLIED,
     }
     for patch in compat.PATCHES.values():
         assert patch.why and patch.versions and patch.target
@@ -133,3 +134,25 @@ def test_mmengine_message_hub_loads_with_weights_only():
     assert loaded['message_hub']['log_scalars']['loss'].mean() == 2.25
     assert loaded['meta']['arr'].tolist() == [0, 1, 2]
     assert loaded['meta']['lr'] == 0.5 and loaded['meta']['step'] == 7
+
+
+def test_config_scope_reads_package_configs(tmp_path):
+    """A config outside the repository inherits ours through
+    ``mmtrack_kd::`` and its dicts build in the mmtrack_kd scope, which
+    falls back to mmdet's registries."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import DefaultScope
+    cfg_file = tmp_path / 'my_kd.py'
+    cfg_file.write_text(
+        "_base_ = ['mmtrack_kd::_base_/distill/id_response.py']\n")
+    cfg = Config.fromfile(str(cfg_file))
+    loss_cfg = cfg.kd_id_response.distill_losses.kd_id
+    assert loss_cfg['_scope_'] == 'mmtrack_kd'
+    DefaultScope.get_instance('test-config-scope', scope_name='mmdet')
+    loss = MODELS.build(loss_cfg)
+    assert type(loss).__name__ == 'IDResponseConsistencyLoss'
+    with pytest.raises(FileNotFoundError):
+        bad = tmp_path / 'bad.py'
+        bad.write_text("_base_ = ['mmtrack_kd::_base_/distill/nope.py']\n")
+        Config.fromfile(str(bad))
