@@ -7,6 +7,24 @@ from typing import Optional, Union
 from mmengine.config import Config, ConfigDict
 
 
+def package_config_path(path: str, key: Optional[str] = None) -> str:
+    """The file behind ``PACKAGE::PATH`` (a config shipped in an installed
+    OpenMMLab package, e.g. ``mmtrack_kd::cstrack/cstrack_yolov5n_synthmot.py``
+    or ``mmdet::bytetrack/...``), resolved as mmengine resolves ``_base_``.
+
+    Raises:
+        FileNotFoundError: naming ``key`` and the path.
+    """
+    try:
+        resolved, _ = Config._get_cfg_path(path, '')
+    except (FileNotFoundError, ValueError, AssertionError,
+            ModuleNotFoundError) as e:
+        where = f'{key}: ' if key else ''
+        raise FileNotFoundError(
+            f'{where}config file not found: {path} ({e})') from e
+    return resolved
+
+
 def load_config(config: Union[str, Config],
                 cfg_options: Optional[dict] = None,
                 student: bool = False,
@@ -17,7 +35,8 @@ def load_config(config: Union[str, Config],
     teacher configs all go through it.
 
     Args:
-        config: config file, or a Config (deep-copied, never changed).
+        config: config file (``PACKAGE::PATH`` for a config shipped in an
+            installed package), or a Config (deep-copied, never changed).
         cfg_options: overrides as ``--cfg-options`` gives them
             (``{'model.test_cfg.score_thr': 0.3}``), merged last.
         student: when the config is a distillation config
@@ -36,6 +55,8 @@ def load_config(config: Union[str, Config],
     if isinstance(config, Config):
         cfg = copy.deepcopy(config)
     else:
+        if '::' in config:  # a config shipped in a package: mmtrack_kd::PATH
+            config = package_config_path(config, key)
         if not osp.isfile(config):
             where = f'{key}: ' if key else ''
             raise FileNotFoundError(f'{where}config file not found: {config}')

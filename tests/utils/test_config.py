@@ -95,3 +95,12 @@ def test_load_config_missing_file_names_the_key(tmp_path):
     with pytest.raises(FileNotFoundError,
                        match=r'^model\.teacher: config file not found'):
         load_config(missing, key='model.teacher')
+
+
+def test_load_config_reads_package_paths():
+    from mmtrack_kd.utils.config import load_config
+    cfg = load_config('mmtrack_kd::cstrack/cstrack_yolov5s_synthmot.py')
+    assert cfg.model.type == 'CSTrack'
+    with pytest.raises(FileNotFoundError, match=r'^model\.teacher: config '
+                       r'file not found: mmtrack_kd::cstrack/nope\.py'):
+        load_config('mmtrack_kd::cstrack/nope.py', key='model.teacher')
