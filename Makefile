@@ -12,7 +12,7 @@ TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 # Any change to these files re-runs the install.
 INSTALL_INPUTS := setup.py Makefile requirements/runtime.txt requirements/tests.txt
 
-.PHONY: install demo test clean-venv
+.PHONY: install demo test lint clean-venv
 
 install: $(STAMP)
 
@@ -39,6 +39,9 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -q tests
+
+lint: install
+	$(BIN)/ruff check .
 
 clean-venv:
 	rm -rf $(VENV)
