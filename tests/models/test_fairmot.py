@@ -169,10 +169,29 @@ def test_loss_finite_and_backward(model):
         _frame([[10, 10, 30, 50], [50, 5, 70, 60]], [1, 3]),
         _frame([], [])  # a frame without people trains too
     ]
-    losses = model.loss(torch.randn(2, 1, 3, 64, 96), samples)
+    x = torch.randn(2, 1, 3, 64, 96)
+    losses = model.loss(x, samples)
     assert set(losses) == {'loss_heatmap', 'loss_wh', 'loss_offset',
                            'loss_id', 'loss_uncertainty'}
     assert all(torch.isfinite(v) for v in losses.values())
+    # uncertainty balancing: 0.5 * (exp(-s_det) L_det + exp(-s_id) L_id
+    # + s_det + s_id), s_det = -1.85 and s_id = -1.05 at the start
+    with torch.no_grad():
+        outs = model._forward(x)
+        gts = [s[0].gt_instances for s in samples]
+        raw_id = model.id_head.loss(outs['id_map'], [g.bboxes for g in gts],
+                                    [g.instances_ids for g in gts],
+                                    (64, 96))['loss_id']
+        raw_det = model.bbox_head.loss(
+            (outs['heatmap'], outs['wh'], outs['offset']),
+            [g.bboxes for g in gts], [g.labels for g in gts], (64, 96))
+    assert torch.allclose(losses['loss_id'],
+                          0.5 * torch.exp(torch.tensor(1.05)) * raw_id)
+    assert torch.allclose(
+        losses['loss_wh'], 0.5 * torch.exp(torch.tensor(1.85)) *
+        raw_det['loss_wh'])
+    assert torch.allclose(losses['loss_uncertainty'],
+                          torch.tensor(0.5 * (-1.85 - 1.05)))
     sum(losses.values()).backward()
     assert model.s_det.grad is not None and model.s_id.grad is not None
     assert model.id_head.classifier.weight.grad.abs().sum() > 0
