@@ -13,7 +13,7 @@ from mmtrack_kd.benchmark import METHODS, Benchmark
 from mmtrack_kd.benchmark.configs import model_cfg
 
 
-def run_tool(root, args, timeout=300, rc=0):
+def run_tool(root, args, timeout=900, rc=0):
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     proc = subprocess.run([sys.executable] + args, cwd=root, env=env,
                           capture_output=True, text=True, timeout=timeout)
