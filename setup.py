@@ -10,7 +10,10 @@ setup(
     # `.mim/`, so that a user's config anywhere can inherit them with
     # `_base_ = ['mmtrack_kd::_base_/distill/id_response.py']`.
     # `mmtrack_kd/.mim/configs` is a link to the repository's `configs/`.
-    package_data={'mmtrack_kd': ['.mim/configs/**/*.py']},
+    package_data={
+        'mmtrack_kd': ['.mim/configs/**/*.py', '.mim/model-index.yml'],
+        'mmtrack_kd.benchmark': ['presets.yaml'],
+    },
     include_package_data=True,
     python_requires='>=3.8',
     install_requires=[
