@@ -27,7 +27,7 @@ def extract_student(kd_ckpt: str, out: str) -> int:
         FileNotFoundError: ``kd_ckpt`` does not exist.
         ValueError: ``kd_ckpt`` has no ``student.`` keys.
     """
-    from mmtrack_kd.models.distill.checkpoint import (
+    from mmtrack_kd.utils.checkpoint import (
         model_state_from_checkpoint,
         read_checkpoint,
     )

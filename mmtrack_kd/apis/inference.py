@@ -11,7 +11,6 @@ the model's own.
 import colorsys
 import contextlib
 import copy
-import os.path as osp
 from dataclasses import dataclass
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Union
 
@@ -24,8 +23,13 @@ from mmengine.dataset import Compose
 from mmengine.registry import init_default_scope
 
 from ..utils import resolve_num_ids
-from ..utils.checkpoint import (checkpoint_error, is_distiller_state,
-                                model_state_from_checkpoint, read_checkpoint)
+from ..utils.checkpoint import (
+    checkpoint_error,
+    is_distiller_state,
+    model_state_from_checkpoint,
+    read_checkpoint,
+)
+from ..utils.config import load_config as read_config
 
 # transforms of a test pipeline that read files; frames come from memory
 _FILE_LOADERS = ('LoadImageFromFile', 'mmdet.LoadImageFromFile')
@@ -76,25 +80,10 @@ def read_state_dict(checkpoint: str) -> Dict[str, torch.Tensor]:
 
 def load_config(config: Union[str, Config],
                 cfg_options: Optional[dict] = None) -> Config:
-    """Read a config file (or copy a Config) and merge ``cfg_options``.
-
-    The ``student`` of a distillation config (``model.student``) replaces
-    ``model`` before the options are merged.
-    """
-    if isinstance(config, Config):
-        cfg = copy.deepcopy(config)
-    else:
-        if not osp.isfile(config):
-            raise FileNotFoundError(f'config file not found: {config}')
-        cfg = Config.fromfile(config)
-    student = cfg.model.get('student')
-    if isinstance(student, (dict, ConfigDict)) and 'type' in student:
-        # a distillation config: the deployable model is its student (so
-        # cfg_options address it as ``model.*``)
-        cfg.model = student
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
-    return cfg
+    """The deployable model's config: :func:`mmtrack_kd.utils.config.
+    load_config` with ``student=True`` (the ``student`` of a distillation
+    config becomes ``model`` before ``cfg_options`` are merged)."""
+    return read_config(config, cfg_options, student=True)
 
 
 def _fill_num_ids(cfg: Config, state: Optional[dict]) -> None:

@@ -74,13 +74,16 @@ def build_model(config: str, checkpoint: str) -> torch.nn.Module:
     untrained heads give unusual box counts).
     """
     from mmdet.registry import MODELS
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import load_checkpoint
 
     import mmtrack_kd  # noqa: F401  (registers everything)
-    from mmtrack_kd.utils.config import ckpt_num_ids, resolve_num_ids
-    cfg = Config.fromfile(config)
+    from mmtrack_kd.utils.config import (
+        ckpt_num_ids,
+        load_config,
+        resolve_num_ids,
+    )
+    cfg = load_config(config)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     head = cfg.model.get('id_head', {})
     if head.get('num_ids', 'auto') in (None, 'auto'):
@@ -355,15 +358,12 @@ def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
         tuple: ``(model, inputs, data_samples)``; ``inputs`` is (N, 3, H, W).
     """
     from mmdet.registry import MODELS
-    from mmengine.config import Config
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner
 
     import mmtrack_kd  # noqa: F401
-    from mmtrack_kd.utils import resolve_num_ids
-    cfg = Config.fromfile(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    from mmtrack_kd.utils import load_config, resolve_num_ids
+    cfg = load_config(config, cfg_options)
     if cfg.model.get('type') != 'MOTDistiller':
         raise ValueError(f'{config}: model.type must be MOTDistiller, got '
                          f'{cfg.model.get("type")!r}')

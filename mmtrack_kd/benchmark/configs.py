@@ -25,8 +25,8 @@ def load_var(path: str, var: str) -> dict:
     Raises:
         KeyError: the file has no such variable (names file and variable).
     """
-    from mmengine.config import Config
-    cfg = Config.fromfile(path)
+    from mmtrack_kd.utils.config import load_config
+    cfg = load_config(path)
     if var not in cfg:
         raise KeyError(f'{path}: no variable {var!r}')
     value = cfg[var]

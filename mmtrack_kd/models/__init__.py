@@ -1,2 +1,11 @@
-from . import (dense_heads, distill, layers, losses, mot,  # noqa: F401
-               task_modules, trackers)
+from . import (  # noqa: F401
+               backbones,
+               dense_heads,
+               distill,
+               layers,
+               losses,
+               mot,
+               necks,
+               task_modules,
+               trackers,
+)

@@ -56,13 +56,19 @@ from mmdet.registry import MODELS
 from mmengine.model import BaseModel
 
 from .channels import build_checked_connectors, dry_run, student_loss_names
+from .connectors import apply_connectors
 from .errors import DistillConfigError
 from .families import fill_decoders, tensor_forward
 from .fragments import build_distill_losses, merge_distill_cfgs
-from .connectors import apply_connectors
-from .mappings import (ArgSpec, check_connectors_used,
-                       check_loss_forward_mappings, collect_batch_data,
-                       log_name_clash, loss_log_names, recorded_value)
+from .mappings import (
+    ArgSpec,
+    check_connectors_used,
+    check_loss_forward_mappings,
+    collect_batch_data,
+    log_name_clash,
+    loss_log_names,
+    recorded_value,
+)
 from .recorders import RecorderManager
 from .teacher import TeacherBox, TeacherInputs, build_frozen_teacher
 

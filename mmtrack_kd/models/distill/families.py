@@ -20,6 +20,8 @@ import torch.nn as nn
 from mmdet.structures import DetDataSample, TrackDataSample
 from mmengine.structures import InstanceData
 
+from mmtrack_kd.utils.batch import fold_video_inputs
+
 from ..task_modules.response_decoders import response_decoder_class
 from .errors import DistillConfigError
 
@@ -38,8 +40,7 @@ def tensor_forward(model: nn.Module, inputs: torch.Tensor) -> Any:
     Returns:
         Any: Whatever the tensor forward returns.
     """
-    if inputs.dim() == 5:
-        inputs = inputs.flatten(0, 1)
+    inputs = fold_video_inputs(inputs, 'tensor_forward inputs')
     detector = getattr(model, 'detector', None)
     if isinstance(detector, nn.Module):
         head = getattr(detector, 'bbox_head', None)

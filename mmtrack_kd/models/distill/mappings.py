@@ -28,6 +28,8 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 
+from mmtrack_kd.utils.batch import box_tensor, video_frames
+
 from .errors import DistillConfigError
 
 #: Batch data a loss can ask for with ``from_data``.
@@ -308,18 +310,6 @@ def log_name_clash(name: str, log_name: str) -> DistillConfigError:
         f'(e.g. kd_{name.replace("loss_", "", 1)})')
 
 
-def _frames(data_samples: Sequence[Any]) -> List[Any]:
-    """Flatten TrackDataSamples into their frames (N-major, as inputs are
-    folded (N, T) -> N*T); DetDataSamples are kept as they are."""
-    frames = []
-    for sample in data_samples:
-        if hasattr(sample, 'video_data_samples'):
-            frames.extend(sample.video_data_samples)
-        else:
-            frames.append(sample)
-    return frames
-
-
 def collect_batch_data(inputs: torch.Tensor, data_samples: Sequence[Any],
                        keys: Iterable[str]) -> Dict[str, Any]:
     """Compute the requested :data:`DATA_KEYS` from a batch.
@@ -338,7 +328,7 @@ def collect_batch_data(inputs: torch.Tensor, data_samples: Sequence[Any],
     out: Dict[str, Any] = {}
     if not keys:
         return out
-    frames = _frames(data_samples or [])
+    frames = video_frames(data_samples or [])
     if 'batch_input_shape' in keys:
         shape = None
         if frames:
@@ -358,10 +348,6 @@ def collect_batch_data(inputs: torch.Tensor, data_samples: Sequence[Any],
                 raise KeyError(
                     f'{data_key}: frame {i} of the batch has no '
                     f'gt_instances.{inst_key}')
-            value = inst.get(inst_key)
-            if hasattr(value, 'tensor') and not isinstance(
-                    value, torch.Tensor):
-                value = value.tensor  # mmdet box types
-            values.append(value)
+            values.append(box_tensor(inst.get(inst_key)))
         out[data_key] = values
     return out

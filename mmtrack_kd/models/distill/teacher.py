@@ -6,7 +6,9 @@ import torch
 import torch.nn as nn
 from mmdet.registry import MODELS
 
+from mmtrack_kd.utils.batch import fold_video_inputs
 from mmtrack_kd.utils.checkpoint import CheckpointError, load_strict
+
 from .errors import DistillConfigError
 
 
@@ -126,7 +128,7 @@ class TeacherInputs(nn.Module):
         inputs ((N*T, C, H, W) when changed; ``inputs`` itself when not)."""
         if not self.renorm and not self.flip:
             return inputs
-        x = inputs.flatten(0, 1) if inputs.dim() == 5 else inputs
+        x = fold_video_inputs(inputs, 'teacher inputs')
         if self.renorm:
             x = x * self.s_std + self.s_mean
         if self.flip:

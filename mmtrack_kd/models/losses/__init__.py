@@ -12,8 +12,10 @@ from .key_feature_loss import KeyFeatureLoss, spatial_channel_attention
 from .mgd_loss import MGDLoss
 from .objectness_kd_loss import ObjectnessKDLoss
 from .pkd_loss import PKDLoss, standardise_channels
-from .prediction_difference_loss import (PredictionDifferenceLoss,
-                                         bernoulli_kl_with_logits)
+from .prediction_difference_loss import (
+                                         PredictionDifferenceLoss,
+                                         bernoulli_kl_with_logits,
+)
 
 __all__ = [
     'IDResponseConsistencyLoss', 'KeyFeatureLoss', 'PredictionDifferenceLoss',

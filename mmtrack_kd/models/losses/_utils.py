@@ -9,8 +9,8 @@ from typing import List, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ..task_modules.grid import centre_cells, map_stride
-from ..task_modules.yolo_decode import _grid, decode_yolov5, decode_yolox
+from ..task_modules.grid import cell_grid, centre_cells, map_stride
+from ..task_modules.yolo_decode import decode_yolov5, decode_yolox
 
 Maps = Union[Tensor, Sequence[Tensor]]
 
@@ -169,7 +169,7 @@ class YOLODecoder:
         for lvl, (pred, stride) in enumerate(
                 zip(self._levels(preds), self.strides)):
             h, w = pred.shape[-2:]
-            xs, ys = _grid(h, w, pred.device, torch.float32)
+            xs, ys = cell_grid(h, w, pred.device, torch.float32)
             c = torch.stack([(xs + 0.5) * stride, (ys + 0.5) * stride],
                             -1).view(-1, 2)
             if self.type == 'yolov5':

@@ -7,8 +7,12 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._utils import (as_level_list, box_cell_masks, check_same_shape,
-                     zero_with_grad)
+from ._utils import (
+    as_level_list,
+    box_cell_masks,
+    check_same_shape,
+    zero_with_grad,
+)
 
 
 def spatial_channel_attention(feat: Tensor,

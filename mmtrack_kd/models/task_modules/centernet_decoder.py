@@ -11,8 +11,8 @@ import torch
 from mmdet.registry import TASK_UTILS
 from torch import Tensor
 
+from .grid import cell_grid
 from .response_decoders import BaseResponseDecoder
-from .yolo_decode import _grid
 
 
 @TASK_UTILS.register_module(name=['CenterNetResponseDecoder', 'centernet'])
@@ -58,7 +58,7 @@ class CenterNetResponseDecoder(BaseResponseDecoder):
             raise ValueError(
                 f'{self.owner}: wh has {wh.shape[1]} channels, decoder.ltrb='
                 f'{self.ltrb} needs {size_channels}')
-        xs, ys = _grid(h, w, heatmap.device, offset.dtype)
+        xs, ys = cell_grid(h, w, heatmap.device, offset.dtype)
         centre = torch.stack([xs, ys], 0)[None] + offset  # (N, 2, H, W)
         centre = centre.flatten(2).transpose(1, 2)
         size = wh.flatten(2).transpose(1, 2)

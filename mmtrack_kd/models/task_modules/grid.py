@@ -6,7 +6,22 @@ distillation losses all read maps through these, so they pick the same cell.
 """
 from typing import Sequence, Tuple
 
+import torch
 from torch import Tensor
+
+
+def cell_grid(h: int, w: int, device=None,
+              dtype=torch.float32) -> Tuple[Tensor, Tensor]:
+    """Column and row index of every cell of an (h, w) map.
+
+    Returns:
+        tuple: xs, ys, each (h, w): ``xs[i, j] == j``, ``ys[i, j] == i``.
+    """
+    ys, xs = torch.meshgrid(
+        torch.arange(h, device=device, dtype=dtype),
+        torch.arange(w, device=device, dtype=dtype),
+        indexing='ij')
+    return xs, ys
 
 
 def map_stride(feat_hw: Sequence[int],

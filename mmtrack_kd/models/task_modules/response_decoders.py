@@ -26,7 +26,8 @@ import torch
 from mmdet.registry import TASK_UTILS
 from torch import Tensor
 
-from .yolo_decode import _grid, decode_yolov5, decode_yolox
+from .grid import cell_grid
+from .yolo_decode import decode_yolov5, decode_yolox
 
 
 class BaseResponseDecoder:
@@ -97,7 +98,7 @@ class BaseResponseDecoder:
         for lvl, (pred, stride) in enumerate(
                 zip(self.levels(preds), self.strides)):
             h, w = pred.shape[-2:]
-            xs, ys = _grid(h, w, pred.device, torch.float32)
+            xs, ys = cell_grid(h, w, pred.device, torch.float32)
             c = torch.stack([(xs + 0.5) * stride, (ys + 0.5) * stride],
                             -1).view(-1, 2)
             if self.priors_per_cell(lvl) != 1:

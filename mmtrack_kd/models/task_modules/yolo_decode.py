@@ -9,13 +9,7 @@ from typing import Sequence, Tuple
 import torch
 from torch import Tensor
 
-
-def _grid(h: int, w: int, device, dtype) -> Tuple[Tensor, Tensor]:
-    ys, xs = torch.meshgrid(
-        torch.arange(h, device=device, dtype=dtype),
-        torch.arange(w, device=device, dtype=dtype),
-        indexing='ij')
-    return xs, ys
+from .grid import cell_grid
 
 
 def decode_yolov5(preds: Sequence[Tensor],
@@ -43,7 +37,7 @@ def decode_yolov5(preds: Sequence[Tensor],
         anc_t = pred.new_tensor(anc).view(-1, 2)
         a = anc_t.shape[0]
         p = pred.view(n, a, 5 + num_classes, h, w)
-        xs, ys = _grid(h, w, pred.device, pred.dtype)
+        xs, ys = cell_grid(h, w, pred.device, pred.dtype)
         cx = (p[:, :, 0].sigmoid() * 2 - 0.5 + xs) * stride
         cy = (p[:, :, 1].sigmoid() * 2 - 0.5 + ys) * stride
         bw = (p[:, :, 2].sigmoid() * 2)**2 * anc_t[:, 0].view(1, a, 1, 1)
@@ -76,7 +70,7 @@ def decode_yolox(cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],
     for cls, reg, obj, stride in zip(cls_scores, bbox_preds, objectnesses,
                                      strides):
         n, c, h, w = cls.shape
-        xs, ys = _grid(h, w, reg.device, reg.dtype)
+        xs, ys = cell_grid(h, w, reg.device, reg.dtype)
         cx = reg[:, 0] * stride + xs * stride
         cy = reg[:, 1] * stride + ys * stride
         bw = reg[:, 2].exp() * stride
