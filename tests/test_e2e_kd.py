@@ -6,7 +6,6 @@ import json
 import os.path as osp
 
 import torch
-
 from test_e2e_train_test import ROOT, run_tool
 
 TINY = """

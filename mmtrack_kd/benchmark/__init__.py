@@ -10,8 +10,15 @@ kd_benchmark.py`` and ``kd_search.py`` are its command lines).
 - :mod:`.plots`: the PNG plots (matplotlib imported when plotting).
 - :mod:`.search`: the val-split loss-weight search.
 """
-from .plan import (FRAGMENTS, METHODS, TEACHER_SEED, BenchmarkPlan,
-                   load_benchmark_data, parse_loss_options, parse_loss_scale)
+from .plan import (
+                   FRAGMENTS,
+                   METHODS,
+                   TEACHER_SEED,
+                   BenchmarkPlan,
+                   load_benchmark_data,
+                   parse_loss_options,
+                   parse_loss_scale,
+)
 from .runner import Benchmark, execute, run_benchmark
 from .search import Search, parse_scales
 

@@ -6,8 +6,14 @@ import math
 import os.path as osp
 from typing import Dict, List, Optional, Tuple
 
-from .plan import (FRAGMENTS, METHODS, METRIC_KEYS, SPLITS, BenchmarkPlan,
-                   load_benchmark_data)
+from .plan import (
+    FRAGMENTS,
+    METHODS,
+    METRIC_KEYS,
+    SPLITS,
+    BenchmarkPlan,
+    load_benchmark_data,
+)
 from .records import json_dump
 from .stats import aggregate, gap_recovered, paired_comparisons
 

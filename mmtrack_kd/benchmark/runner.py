@@ -10,8 +10,7 @@ import time
 from typing import List, Optional, Sequence, Tuple
 
 from . import configs, records
-from .plan import (FRAGMENTS, METHODS, REPO_ROOT, TEACHER_SEED,
-                   BenchmarkPlan)
+from .plan import FRAGMENTS, METHODS, REPO_ROOT, TEACHER_SEED, BenchmarkPlan
 
 # (benchmark, method, seed, eval_only)
 Task = Tuple['Benchmark', str, int, bool]

@@ -1,5 +1,9 @@
-from .checkpoint import (AtomicCheckpointHook, AtomicRunner, is_local_path,
-                         save_atomically)
+from .checkpoint import (
+                         AtomicCheckpointHook,
+                         AtomicRunner,
+                         is_local_path,
+                         save_atomically,
+)
 from .dist import auto_dist_backend
 from .hooks import DistillStopHook, TrackFPSHook
 from .nonfinite import NonFiniteLossError, NonFiniteLossHook, non_finite_terms

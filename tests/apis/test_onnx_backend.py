@@ -3,9 +3,14 @@ import pytest
 import torch
 import torch.nn as nn
 
-from mmtrack_kd.apis import (ExportableAdaptiveAvgPool2d, FrameSource,
-                             ORTBackend, export_onnx, make_exportable,
-                             track_frames)
+from mmtrack_kd.apis import (
+    ExportableAdaptiveAvgPool2d,
+    FrameSource,
+    ORTBackend,
+    export_onnx,
+    make_exportable,
+    track_frames,
+)
 
 # requirements/runtime.txt should list onnx and onnxruntime
 onnx = pytest.importorskip('onnx')

@@ -5,9 +5,14 @@ import re
 import pytest
 
 from mmtrack_kd.benchmark import plan
-from mmtrack_kd.benchmark.plan import (METHODS, BenchmarkPlan,
-                                       load_benchmark_data, model_overrides,
-                                       parse_loss_options, parse_loss_scale)
+from mmtrack_kd.benchmark.plan import (
+    METHODS,
+    BenchmarkPlan,
+    load_benchmark_data,
+    model_overrides,
+    parse_loss_options,
+    parse_loss_scale,
+)
 
 
 def test_presets_come_from_the_data_file():

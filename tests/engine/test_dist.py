@@ -17,9 +17,9 @@ import pytest
 import torch
 import torch.distributed as dist
 from mmengine.config import Config
+from test_e2e_train_test import data_opts, run_tool, tiny_model_opts
 
 from mmtrack_kd.engine import auto_dist_backend
-from test_e2e_train_test import data_opts, run_tool, tiny_model_opts
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 HERE = osp.dirname(osp.abspath(__file__))

@@ -9,13 +9,21 @@ import pytest
 motmetrics = pytest.importorskip('motmetrics')
 trackeval = pytest.importorskip('trackeval')
 
-from mmtrack_kd.datasets.mot_io import (MOTFormatError,  # noqa: E402
-                                        read_mot_txt, write_mot_txt)
-from mmtrack_kd.evaluation.mot_eval import (MOT20_DISTRACTOR_CLASSES,  # noqa
-                                            OVERALL,
-                                            box_iou_xywh, evaluate_mot,
-                                            format_table, iou_distance,
-                                            load_mot_gt, load_mot_results)
+from mmtrack_kd.datasets.mot_io import (  # noqa: E402
+    MOTFormatError,
+    read_mot_txt,
+    write_mot_txt,
+)
+from mmtrack_kd.evaluation.mot_eval import (  # noqa
+    MOT20_DISTRACTOR_CLASSES,
+    OVERALL,
+    box_iou_xywh,
+    evaluate_mot,
+    format_table,
+    iou_distance,
+    load_mot_gt,
+    load_mot_results,
+)
 
 TUD_DIR = osp.join(osp.dirname(motmetrics.__file__), 'data')
 TUD_SEQS = ('TUD-Campus', 'TUD-Stadtmitte')

@@ -6,11 +6,14 @@ from mmdet.registry import TASK_UTILS
 
 import mmtrack_kd.models  # noqa: F401  (registers the decoders)
 from mmtrack_kd.models.distill import DistillConfigError, fill_decoders
-from mmtrack_kd.models.task_modules import (BaseResponseDecoder,
-                                            YOLOv5ResponseDecoder,
-                                            YOLOXResponseDecoder,
-                                            build_response_decoder,
-                                            decode_yolov5, decode_yolox)
+from mmtrack_kd.models.task_modules import (
+    BaseResponseDecoder,
+    YOLOv5ResponseDecoder,
+    YOLOXResponseDecoder,
+    build_response_decoder,
+    decode_yolov5,
+    decode_yolox,
+)
 
 ANCHORS = [[8, 24, 11, 34], [32, 96, 45, 135]]
 

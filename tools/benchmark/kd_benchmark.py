@@ -20,9 +20,14 @@ checkpoint with ``--resume``.
 import argparse
 import sys
 
-from mmtrack_kd.benchmark import (FRAGMENTS, METHODS, Benchmark,
-                                  parse_loss_options, parse_loss_scale,
-                                  run_benchmark)
+from mmtrack_kd.benchmark import (
+    FRAGMENTS,
+    METHODS,
+    Benchmark,
+    parse_loss_options,
+    parse_loss_scale,
+    run_benchmark,
+)
 from mmtrack_kd.benchmark.plan import default_methods, preset_names
 
 

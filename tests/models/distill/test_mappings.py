@@ -6,12 +6,16 @@ import torch
 from distill_toys import make_track_batch
 from mmdet.registry import MODELS
 
-from mmtrack_kd.models.distill import (DistillConfigError,
-                                       check_loss_forward_mappings,
-                                       collect_batch_data)
-from mmtrack_kd.models.distill.mappings import (check_connectors_used,
-                                                loss_log_names,
-                                                pair_student_teacher)
+from mmtrack_kd.models.distill import (
+    DistillConfigError,
+    check_loss_forward_mappings,
+    collect_batch_data,
+)
+from mmtrack_kd.models.distill.mappings import (
+    check_connectors_used,
+    loss_log_names,
+    pair_student_teacher,
+)
 
 LOSSES = dict(
     kd=MODELS.build(dict(type='DistillTestMSELoss')),

@@ -4,9 +4,12 @@ import torch
 import torch.nn as nn
 from distill_toys import ToyNet
 
-from mmtrack_kd.models.distill import (DistillConfigError,
-                                       ModuleInputsRecorder,
-                                       ModuleOutputsRecorder, RecorderManager)
+from mmtrack_kd.models.distill import (
+    DistillConfigError,
+    ModuleInputsRecorder,
+    ModuleOutputsRecorder,
+    RecorderManager,
+)
 
 
 def test_outputs_recorded_only_inside_context_and_hooks_removed():
