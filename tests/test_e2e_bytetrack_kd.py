@@ -12,12 +12,14 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.structures import InstanceData
+from test_e2e_train_test import ROOT, run_tool
 
 import mmtrack_kd  # noqa: F401  (registers the distiller)
-from mmtrack_kd.models.distill.distiller import (fill_decoders,
-                                                 merge_distill_cfgs)
+from mmtrack_kd.models.distill.distiller import (
+    fill_decoders,
+    merge_distill_cfgs,
+)
 from mmtrack_kd.models.distill.recorders import find_module
-from test_e2e_train_test import ROOT, run_tool
 
 register_all_modules(init_default_scope=True)
 
@@ -72,7 +74,8 @@ def test_bytetrack_kd_end_to_end(tiny_synthmot, tmp_path):
     kd_cfg = write(tmp_path / 'kd.py', (
         f"_base_ = ['{ROOT}/configs/kd/bytetrack_yolox_kd_synthmot.py']\n"
         + tiny + f"model = dict(teacher='{teacher_cfg}', "
-        f"teacher_ckpt='{t_ckpt}', distill_cfgs=[_base_.kd_key_feature, _base_.kd_pred_diff], "
+        f"teacher_ckpt='{t_ckpt}', "
+        'distill_cfgs=[_base_.kd_key_feature, _base_.kd_pred_diff], '
         f'student=dict(detector={STUDENT_DET!r}))\n'))
     run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
     kd_ckpt = tmp_path / 'kd' / 'epoch_1.pth'
@@ -158,7 +161,8 @@ def det_batch(n=2, h=64, w=96):
             scale_factor=(1.0, 1.0)))
         k = i + 1  # 1 and 2 people
         s.gt_instances = InstanceData(
-            bboxes=torch.tensor([[10., 8., 30., 56.], [50., 4., 70., 60.]])[:k],
+            bboxes=torch.tensor([[10., 8., 30., 56.],
+                                 [50., 4., 70., 60.]])[:k],
             labels=torch.zeros(k, dtype=torch.long))
         samples.append(s)
     return inputs, samples

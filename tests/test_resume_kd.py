@@ -13,14 +13,14 @@ import torch
 from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
-
 from test_e2e_train_test import data_opts
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STOP_ITER = 7  # iterations 0-6 distil; 5 per epoch, so the stop is in epoch 2
 KD_LOSSES = ('loss_kd_id', 'loss_kd_feat', 'loss_kd_resp')
 
-TEACHER_CFG = """_base_ = ['{root}/configs/cstrack/cstrack_yolov5s_synthmot.py']
+TEACHER_CFG = """
+_base_ = ['{root}/configs/cstrack/cstrack_yolov5s_synthmot.py']
 model = dict(backbone=dict(widen_factor=0.25), neck=dict(out_channels=64),
              id_head=dict(embed_channels=64, saan=dict(mid_channels=32),
                           num_ids=8))

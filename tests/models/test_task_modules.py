@@ -3,10 +3,15 @@ import math
 
 import torch
 
-from mmtrack_kd.models.task_modules.grid import (centre_cells, map_stride,
-                                                 point_cells)
-from mmtrack_kd.models.task_modules.yolo_decode import (decode_yolov5,
-                                                        decode_yolox)
+from mmtrack_kd.models.task_modules.grid import (
+    centre_cells,
+    map_stride,
+    point_cells,
+)
+from mmtrack_kd.models.task_modules.yolo_decode import (
+    decode_yolov5,
+    decode_yolox,
+)
 
 
 def test_stride_follows_input_and_map_sizes():

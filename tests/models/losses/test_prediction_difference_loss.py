@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from mmtrack_kd.models.losses import PredictionDifferenceLoss
-from mmtrack_kd.models.losses.prediction_difference_loss import \
-    bernoulli_kl_with_logits
+from mmtrack_kd.models.losses.prediction_difference_loss import (
+    bernoulli_kl_with_logits,
+)
 
 SHAPE = (64, 64)
 V5 = dict(type='yolov5', anchors=[[8, 24, 11, 34], [32, 96, 45, 135]],
