@@ -64,10 +64,10 @@ def user_dir(tmp_path, tiny_synthmot, monkeypatch):
 
 
 def test_readme_kd_example_builds_and_trains(user_dir):
+    from mmdet.registry import MODELS
     from mmengine.config import Config
     from mmengine.registry import init_default_scope
 
-    from mmdet.registry import MODELS
     from mmtrack_kd.utils.config import load_config, resolve_num_ids
     blocks = code_blocks(readme_section('Add distillation to your tracker'),
                          'python')
