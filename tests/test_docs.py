@@ -170,3 +170,27 @@ def test_readme_links_resolve():
                and not osp.exists(osp.join(ROOT, ln))]
     assert not missing, missing
 
+
+
+def test_losses_doc_weight_options_apply():
+    """docs/losses.md sets the searched weights with --cfg-options: the
+    options address the fragments' losses of the config it names."""
+    import shlex
+
+    from mmtrack_kd.utils.config import load_config
+    from mmtrack_kd.utils.tools import parse_cfg_options
+    with open(osp.join(ROOT, 'docs', 'losses.md')) as f:
+        text = f.read()
+    cmd = [b for b in code_blocks(text, 'bash') if 'tools/train.py' in b]
+    assert cmd
+    words = shlex.split(cmd[0].replace('\\\n', ' '))
+    config = words[words.index('tools/train.py') + 1]
+    opts = words[words.index('--cfg-options') + 1:]
+    cfg = load_config(osp.join(ROOT, config), parse_cfg_options(opts))
+    losses = {}
+    for frag in cfg.model.distill_cfgs:
+        losses.update(frag.distill_losses)
+    assert losses['kd_id'].loss_weight == 3
+    assert losses['kd_feat'].loss_weight == 3
+    assert losses['kd_feat'].normalize is True
+    assert losses['kd_resp'].loss_weight == 10
