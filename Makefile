@@ -12,7 +12,7 @@ TORCH_INDEX_ARG := $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX),)
 # Any change to these files re-runs the install.
 INSTALL_INPUTS := setup.py Makefile requirements/runtime.txt requirements/tests.txt
 
-.PHONY: install demo test lint clean-venv
+.PHONY: install demo test lint mutation clean-venv
 
 install: $(STAMP)
 
@@ -42,6 +42,12 @@ test: install
 
 lint: install
 	$(BIN)/ruff check .
+
+# Mutation testing of the three loss files (docs/testing.md); not part of
+# `make test`: about 2-4 minutes on one core.
+mutation: install
+	$(PIP) install -q "mutmut==3.8.1"
+	VENV=$(VENV) tools/dev/mutation.sh
 
 clean-venv:
 	rm -rf $(VENV)
