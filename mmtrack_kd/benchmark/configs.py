@@ -63,7 +63,12 @@ def scheduler(plan: BenchmarkPlan, method: str) -> list:
 
 def common_overrides(plan: BenchmarkPlan, seed: int, method: str) -> dict:
     """Overrides shared by every generated config (data, schedule, seed,
-    hooks); no validation inside training (evaluated afterwards)."""
+    hooks); no validation inside training (evaluated afterwards).
+
+    Every method of one seed gets the same ``randomness.seed``, which
+    mmengine also gives the train sampler (``TrackImgSampler`` shuffles
+    with ``seed + epoch``): the same data order; students also start from
+    the same weights (``load_from``, see :func:`model_cfg`)."""
     p = plan.preset
     root = plan.data.rstrip('/') + '/'
     loader = dict(num_workers=0, persistent_workers=False)
@@ -111,9 +116,12 @@ def write_config(plan: BenchmarkPlan, name: str, bases: List[str],
 
 def model_cfg(plan: BenchmarkPlan, role: str, seed: int) -> str:
     """Write the plain teacher or student config of ``seed``; return its
-    path."""
+    path. The student starts from the seed's initial weights
+    (``load_from`` = ``plan.init_path(seed)``)."""
     over = common_overrides(plan, seed, role)
     over['model'] = plan.preset[role]
+    if role == 'student':
+        over['load_from'] = plan.init_path(seed)
     base = TEACHER_CFG if role == 'teacher' else STUDENT_CFG
     return write_config(
         plan, f'{role}__seed{seed}', [base], over,
@@ -143,13 +151,16 @@ def distill_cfgs(plan: BenchmarkPlan, method: str) -> List[dict]:
 def kd_cfg(plan: BenchmarkPlan, method: str, seed: int, teacher_cfg: str,
            teacher_ckpt: str) -> str:
     """Write the distiller config of a KD method and seed; return its
-    path."""
+    path. The student starts from the same weights as the plain student of
+    the seed (``load_from`` = ``plan.init_path(seed, kd=True)``: the same
+    tensors under ``student.``)."""
     over = common_overrides(plan, seed, method)
     over['model'] = dict(
         student=plan.preset['student'],
         teacher=teacher_cfg,
         teacher_ckpt=teacher_ckpt,
         distill_cfgs=distill_cfgs(plan, method))
+    over['load_from'] = plan.init_path(seed, kd=True)
     frags = ', '.join(osp.join('configs/_base_/distill', FRAGMENTS[k][0])
                       for k in METHODS[method][1])
     return write_config(

@@ -110,6 +110,7 @@ def load_benchmark_data(path: str = PRESETS_FILE) -> dict:
         for role in ('teacher', 'student'):
             preset[role] = model_overrides(preset[role])
         preset['eval_splits'] = tuple(preset['eval_splits'])
+        preset.setdefault('tune_thresholds', False)
         preset.update(data['costs'][name])
         presets[name] = preset
     data['presets'] = presets
@@ -199,6 +200,8 @@ class BenchmarkPlan:
         loss_options (dict, optional): fragment key -> dict of arguments
             set on that fragment's losses (e.g. ``{'feat': {'normalize':
             True}}``).
+        allow_stale (bool): keep and report records made with other code,
+            config or data (``--allow-stale``) instead of refusing them.
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -211,7 +214,8 @@ class BenchmarkPlan:
                  loss_scale: Optional[Dict[str, float]] = None,
                  splits: Optional[Sequence[str]] = None,
                  teacher_from: Optional[str] = None,
-                 loss_options: Optional[Dict[str, dict]] = None) -> None:
+                 loss_options: Optional[Dict[str, dict]] = None,
+                 allow_stale: bool = False) -> None:
         self.preset = get_preset(preset)
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
@@ -255,6 +259,8 @@ class BenchmarkPlan:
         self.jobs = jobs
         self.teacher_from = (osp.abspath(teacher_from)
                              if teacher_from else None)
+        self.allow_stale = allow_stale
+        self.tune_thresholds = bool(self.preset['tune_thresholds'])
 
     # ................................................................. runs
     def runs(self) -> List[Tuple[str, int]]:
@@ -314,6 +320,21 @@ class BenchmarkPlan:
         return osp.join(self.work_dir(method, seed),
                         f'epoch_{self.epochs(method)}.pth')
 
+    def init_path(self, seed: int, kd: bool = False) -> str:
+        """The initial student weights of ``seed``
+        (``OUT/init/[kd_]student__seedS.pth``, see
+        :mod:`mmtrack_kd.benchmark.init_state`)."""
+        from .init_state import init_path
+        return init_path(self.out, seed, kd)
+
+    def threshold_candidates(self) -> List[Dict[str, float]]:
+        """The val-split threshold candidates (``thresholds`` of
+        ``presets.yaml``); empty unless the preset tunes them."""
+        if not self.tune_thresholds:
+            return []
+        from .thresholds import candidates, grid_spec
+        return candidates(grid_spec(load_benchmark_data()))
+
     def log_path(self, method: str, seed: int, what: str) -> str:
         """``OUT/logs/METHOD__seedS.WHAT.log`` (WHAT: train or a split)."""
         return osp.join(self.out, 'logs',
@@ -327,8 +348,9 @@ class BenchmarkPlan:
         # a KD step also runs the teacher forward and the losses
         factor = dict(kd=p['kd_factor'], teacher=p['teacher_factor']).get(
             METHODS[method][0], 1.0)
+        evals = len(self.splits) + len(self.threshold_candidates())
         return p['startup_s'] + iters * p['sec_per_iter'] * factor + \
-            len(self.splits) * p['eval_s']
+            evals * p['eval_s']
 
     def describe(self, is_done: Callable[[str, int], bool]) -> str:
         """The plan as printed before a run (and by ``--dry-run``).
@@ -348,7 +370,10 @@ class BenchmarkPlan:
                  f'{self.preset["student"]["backbone"]}, evaluated on '
                  f'{"+".join(self.splits)}'
                  + (f', loss scale {self.loss_scale}'
-                    if self.loss_scale else ''),
+                    if self.loss_scale else '')
+                 + (f', thresholds picked on val from '
+                    f'{len(self.threshold_candidates())} candidates'
+                    if self.tune_thresholds else ''),
                  f'{len(self.methods) - 1} student method(s) x '
                  f'{len(self.seeds)} seeds + the teacher = '
                  f'{len(self.runs())} trainings']

@@ -1,13 +1,20 @@
 """The per-run records of the KD benchmark
-(``OUT/records/METHOD__seedS.json``) and what goes into them: the data
-fingerprint, the parameter count and the loss curve."""
+(``OUT/records/METHOD__seedS.json``) and what goes into them: the parameter
+count and the loss curve (the data fingerprint, config hash and code
+version: :mod:`mmtrack_kd.benchmark.provenance`)."""
 import glob
-import hashlib
 import json
 import os.path as osp
 from typing import Dict, List, Optional
 
 from .plan import METHODS, TEACHER_SEED, BenchmarkPlan
+from .provenance import data_fingerprint
+
+__all__ = [
+    'json_dump', 'data_fingerprint', 'param_count', 'loss_curve',
+    'record_file', 'load_record', 'write_record', 'missing_splits',
+    'check_teacher_data', 'check_teacher_from', 'collect_records'
+]
 
 
 def json_dump(obj, path: str) -> None:
@@ -15,17 +22,6 @@ def json_dump(obj, path: str) -> None:
     from mmtrack_kd.utils.io import atomic_write
     with atomic_write(path) as f:
         json.dump(obj, f, indent=2, default=float, allow_nan=True)
-
-
-def data_fingerprint(data: str) -> str:
-    """sha1 of the three annotation files of a SynthMOT folder (records of
-    different data must not be compared)."""
-    digest = hashlib.sha1()
-    for split in ('train', 'val', 'test'):
-        with open(osp.join(data, 'annotations', f'{split}_cocoformat.json'),
-                  'rb') as f:
-            digest.update(f.read())
-    return digest.hexdigest()
 
 
 def param_count(ckpt: str) -> int:
@@ -55,14 +51,24 @@ def loss_curve(work: str) -> List[List[float]]:
     return [[k, points[k]] for k in sorted(points)]
 
 
-def load_record(plan: BenchmarkPlan, method: str,
-                seed: int) -> Optional[dict]:
-    """The record of (method, seed) in the run folder, else, for a teacher
-    or plain student, in ``plan.teacher_from``; None when there is none."""
+def record_file(plan: BenchmarkPlan, method: str, seed: int) -> str:
+    """The file the record of (method, seed) is read from: the run
+    folder's, else, for a teacher or plain student, that of
+    ``plan.teacher_from`` when it exists there."""
     path = plan.record_path(method, seed)
     if not osp.isfile(path) and METHODS[method][0] != 'kd' and \
             plan.teacher_from:
-        path = osp.join(plan.teacher_from, 'records', osp.basename(path))
+        other = osp.join(plan.teacher_from, 'records', osp.basename(path))
+        if osp.isfile(other):
+            return other
+    return path
+
+
+def load_record(plan: BenchmarkPlan, method: str,
+                seed: int) -> Optional[dict]:
+    """The record of (method, seed) (see :func:`record_file`); None when
+    there is none."""
+    path = record_file(plan, method, seed)
     if not osp.isfile(path):
         return None
     with open(path) as f:
@@ -79,7 +85,39 @@ def missing_splits(plan: BenchmarkPlan, rec: dict) -> List[str]:
     return [x for x in plan.splits if x not in rec['metrics']]
 
 
-def check_teacher_from(plan: BenchmarkPlan) -> None:
+def check_teacher_data(plan: BenchmarkPlan,
+                       fingerprint: Optional[str] = None) -> None:
+    """A recorded teacher (of the run folder or ``--teacher-from``) must
+    have been trained on the plan's data, as it is now; checked on every
+    run, before any KD training uses it.
+
+    Args:
+        plan (BenchmarkPlan): the run folder.
+        fingerprint (str, optional): the data fingerprint taken before
+            training (default: taken now).
+
+    Raises:
+        RuntimeError: the teacher's record names other data (names the
+            record file).
+    """
+    rec = load_record(plan, 'teacher', TEACHER_SEED)
+    if rec is None:
+        return
+    fingerprint = fingerprint or data_fingerprint(plan.data)
+    if rec.get('data_fingerprint') != fingerprint:
+        where = ('--teacher-from: the teacher of ' + plan.teacher_from
+                 if plan.teacher_from and not osp.isfile(
+                     plan.record_path('teacher', TEACHER_SEED)) else
+                 'the teacher')
+        raise RuntimeError(
+            f'{where} was trained on other data than {plan.data} '
+            f'(data_fingerprint of '
+            f'{record_file(plan, "teacher", TEACHER_SEED)}); its KD '
+            'students would learn from a teacher of other data')
+
+
+def check_teacher_from(plan: BenchmarkPlan,
+                       fingerprint: Optional[str] = None) -> None:
     """The reused teacher (``--teacher-from``) must exist and be trained on
     the plan's data.
 
@@ -88,14 +126,10 @@ def check_teacher_from(plan: BenchmarkPlan) -> None:
     """
     if not plan.teacher_from:
         return
-    rec = load_record(plan, 'teacher', TEACHER_SEED)
-    if rec is None:
+    if load_record(plan, 'teacher', TEACHER_SEED) is None:
         raise RuntimeError(f'--teacher-from: no teacher record in '
                            f'{plan.teacher_from}/records')
-    if rec.get('data_fingerprint') != data_fingerprint(plan.data):
-        raise RuntimeError(f'--teacher-from: the teacher of '
-                           f'{plan.teacher_from} was trained on other '
-                           f'data than {plan.data}')
+    check_teacher_data(plan, fingerprint)
 
 
 def collect_records(plan: BenchmarkPlan) -> Dict[str, Dict[str, dict]]:

@@ -35,9 +35,18 @@ def comparison_pairs(results: dict) -> List[Tuple[str, str]]:
 
 
 def build_results(plan: BenchmarkPlan,
-                  records: Dict[str, Dict[str, dict]]) -> dict:
+                  records: Dict[str, Dict[str, dict]],
+                  stale: Optional[List[dict]] = None) -> dict:
     """results.json of the plan from its records
-    (:func:`mmtrack_kd.benchmark.records.collect_records`)."""
+    (:func:`mmtrack_kd.benchmark.records.collect_records`).
+
+    Args:
+        plan (BenchmarkPlan): the run folder.
+        records (dict): ``{method: {str(seed): record}}``.
+        stale (list[dict], optional): the records kept with
+            ``--allow-stale`` (``record``, ``reasons``), listed in
+            ``stale``.
+    """
     prints = {r.get('data_fingerprint') for recs in records.values()
               for r in recs.values()}
     if len(prints) > 1:
@@ -62,6 +71,9 @@ def build_results(plan: BenchmarkPlan,
         loss_options=plan.loss_options,
         splits=plan.splits,
         data_fingerprints=sorted(p or '' for p in prints),
+        tune_thresholds=plan.tune_thresholds,
+        stale=[dict(record=x['record'], reasons=list(x['reasons']))
+               for x in stale or []],
         methods={})
     for method in plan.methods:
         per_seed = {}
@@ -71,7 +83,11 @@ def build_results(plan: BenchmarkPlan,
                 train_time_s=rec['train_time_s'],
                 train_cpu_s=rec.get('train_cpu_s'),
                 params=rec['params'],
-                checkpoint=rec['checkpoint'])
+                checkpoint=rec['checkpoint'],
+                thresholds=rec.get('thresholds'),
+                config_hash=rec.get('config_hash'),
+                code_version=(rec.get('code_version') or {}).get('hash'),
+                data_fingerprint=rec.get('data_fingerprint'))
         results['methods'][method] = dict(
             kind=METHODS[method][0],
             description=METHODS[method][2],
@@ -192,6 +208,48 @@ def comparison_lines(results: dict) -> List[str]:
     return lines + ['']
 
 
+def stale_lines(results: dict) -> List[str]:
+    """The note on the records kept with ``--allow-stale`` (empty without
+    any)."""
+    stale = results.get('stale') or []
+    if not stale:
+        return []
+    lines = [f'**{len(stale)} stale record(s)** (kept with '
+             '`--allow-stale`: made with other code, config or data than '
+             'this run; their numbers are not comparable):', '']
+    lines += [f'- `{s["record"]}`: {"; ".join(s["reasons"])}'
+              for s in stale]
+    return lines + ['']
+
+
+def threshold_lines(results: dict) -> List[str]:
+    """The thresholds picked on val, per method and seed, with the val
+    metric of every candidate (empty when none were picked)."""
+    rows = [(name, seed, r['thresholds'])
+            for name, m in results['methods'].items()
+            for seed, r in sorted(m['seeds'].items(),
+                                  key=lambda x: int(x[0]))
+            if r.get('thresholds')]
+    if not rows:
+        return []
+    metric = rows[0][2]['metric']
+    grid = rows[0][2]['grid']
+    lines = ['## Thresholds picked on val', '',
+             f'Per model, the candidate of the highest val {metric} '
+             f'({rows[0][2]["tie_break"]} breaks ties), the same grid for '
+             'every method; the other splits are scored with it. Val '
+             f'{metric} of each candidate:', '',
+             '| method | seed | chosen | ' + ' | '.join(
+                 f'`{g}`' for g in grid) + ' |',
+             '|' + '---|' * (3 + len(grid))]
+    for name, seed, t in rows:
+        vals = [t['val'].get(g, {}).get(metric) for g in grid]
+        cells = ['n/a' if v is None else _num(v, '.2f') for v in vals]
+        lines.append(f'| {name} | {seed} | `{t["chosen"]}` | '
+                     + ' | '.join(cells) + ' |')
+    return lines + ['']
+
+
 def markdown(results: dict) -> str:
     """results.md: per split (test first) mean ± std over seeds, Δ against
     the student, gap recovered, train time and params; then the paired
@@ -202,7 +260,11 @@ def markdown(results: dict) -> str:
              f'{results["torch_threads"]}.', '',
              'Mean ± std over seeds. Δ = difference of means against the '
              'student without KD; gap recovered = 100 (IDF1_KD - '
-             'IDF1_student) / (IDF1_teacher - IDF1_student).', '']
+             'IDF1_student) / (IDF1_teacher - IDF1_student).'
+             + (' Detection and tracker thresholds picked on val per '
+                'model (see below).' if results.get('tune_thresholds')
+                else ''), '']
+    lines += stale_lines(results)
     for split in ('test', 'val'):
         if not any(m['summary'].get(split, {}).get('IDF1')
                    for m in results['methods'].values()):
@@ -235,6 +297,7 @@ def markdown(results: dict) -> str:
                        if s.get('params') else '')
             lines.append('| ' + ' | '.join(row) + ' |')
         lines.append('')
+    lines += threshold_lines(results)
     lines += comparison_lines(results)
     lines += target_lines(results)
     return '\n'.join(lines)

@@ -7,20 +7,47 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from . import configs, records
-from .plan import FRAGMENTS, METHODS, REPO_ROOT, TEACHER_SEED, BenchmarkPlan
+from . import configs, provenance, records
+from . import thresholds as thr
+from .init_state import make_initial_students
+from .plan import (
+    FRAGMENTS,
+    METHODS,
+    REPO_ROOT,
+    TEACHER_SEED,
+    BenchmarkPlan,
+    load_benchmark_data,
+)
 
 # (benchmark, method, seed, eval_only)
 Task = Tuple['Benchmark', str, int, bool]
 
 
-def children_cpu_s() -> float:
-    """User + system CPU seconds of the finished child processes."""
-    import resource
-    use = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return use.ru_utime + use.ru_stime
+def wait_child(proc: subprocess.Popen) -> Tuple[int, float]:
+    """Wait for ``proc`` with ``os.wait4``, which returns the resource use
+    of that child alone (and of the descendants it waited for), not of
+    the other jobs' children as ``RUSAGE_CHILDREN`` deltas would when
+    several jobs run at once.
+
+    Returns:
+        tuple[int, float]: the exit code (negative: killed by that signal)
+        and the child's user + system CPU seconds.
+    """
+    try:
+        _, status, use = os.wait4(proc.pid, 0)
+    except BaseException:  # interrupted: do not leave the child behind
+        proc.kill()
+        proc.wait()
+        raise
+    if hasattr(os, 'waitstatus_to_exitcode'):
+        code = os.waitstatus_to_exitcode(status)
+    else:  # Python 3.8
+        code = (-os.WTERMSIG(status) if os.WIFSIGNALED(status) else
+                os.WEXITSTATUS(status))
+    proc.returncode = code  # reaped here: Popen must not wait again
+    return code, use.ru_utime + use.ru_stime
 
 
 def run_cmd(cmd: List[str], log: str, threads: int) -> Tuple[float, float]:
@@ -28,8 +55,9 @@ def run_cmd(cmd: List[str], log: str, threads: int) -> Tuple[float, float]:
     ``log`` and ``threads`` OpenMP/MKL threads.
 
     Returns:
-        tuple[float, float]: wall and CPU (user + system) seconds. The CPU
-        time is what a loaded machine does not inflate much.
+        tuple[float, float]: wall and CPU (user + system) seconds of this
+        process alone (:func:`wait_child`). The CPU time is what a loaded
+        machine does not inflate much.
 
     Raises:
         RuntimeError: a non-zero exit, naming the log.
@@ -38,22 +66,34 @@ def run_cmd(cmd: List[str], log: str, threads: int) -> Tuple[float, float]:
                MKL_NUM_THREADS=str(threads))
     env['PYTHONPATH'] = REPO_ROOT + os.pathsep + env.get('PYTHONPATH', '')
     os.makedirs(osp.dirname(log), exist_ok=True)
-    start, cpu = time.time(), children_cpu_s()
+    start = time.time()
     with open(log, 'a') as f:
         f.write(f'\n$ {" ".join(cmd)}\n')
         f.flush()
-        proc = subprocess.run([sys.executable] + cmd, cwd=REPO_ROOT, env=env,
-                              stdout=f, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
+        proc = subprocess.Popen([sys.executable] + cmd, cwd=REPO_ROOT,
+                                env=env, stdout=f, stderr=subprocess.STDOUT)
+        code, cpu = wait_child(proc)
+    if code != 0:
         raise RuntimeError(f'{" ".join(cmd[:2])} failed (exit '
-                           f'{proc.returncode}); see {log}')
-    return time.time() - start, children_cpu_s() - cpu
+                           f'{code}); see {log}')
+    return time.time() - start, cpu
 
 
 class Benchmark(BenchmarkPlan):
     """One benchmark run folder: the plan (see
     :class:`~mmtrack_kd.benchmark.plan.BenchmarkPlan` for the arguments)
-    and its execution."""
+    and its execution.
+
+    Before any training (:meth:`prepare`) the data fingerprint is taken,
+    the teacher's data checked, records of other code, config or data
+    refused (unless ``allow_stale``) and the initial student weights of
+    every seed written.
+    """
+
+    # the data fingerprint taken by prepare(), before any training
+    data_print: Optional[str] = None
+    # [{'record': file, 'reasons': [...]}] found by prepare()
+    stale: List[dict] = []
 
     # .............................................................. records
     def load_record(self, method: str, seed: int) -> Optional[dict]:
@@ -66,7 +106,105 @@ class Benchmark(BenchmarkPlan):
         return self.describe(self.is_done)
 
     def check_teacher_from(self) -> None:
-        records.check_teacher_from(self)
+        records.check_teacher_from(self, self.data_print)
+
+    # ........................................................... provenance
+    def code(self) -> dict:
+        """:func:`~mmtrack_kd.benchmark.provenance.code_version`, taken
+        once per run."""
+        if getattr(self, '_code', None) is None:
+            self._code = provenance.code_version()
+        return self._code
+
+    def fingerprint(self) -> str:
+        """The data fingerprint, taken once, before any training."""
+        if self.data_print is None:
+            self.data_print = records.data_fingerprint(self.data)
+        return self.data_print
+
+    def config_hash(self, cfg: str) -> str:
+        """:func:`~mmtrack_kd.benchmark.provenance.config_hash` with the
+        data, run-folder and ``--teacher-from`` paths normalised."""
+        return provenance.config_hash(cfg, {
+            '<data>': self.data, '<out>': self.out,
+            '<teacher_from>': self.teacher_from})
+
+    def configs_of(self, method: str, seed: int) -> Tuple[str, str]:
+        """Write the training and the evaluation config of (method, seed)
+        (a KD student is scored with the plain student config); return
+        their paths.
+
+        Raises:
+            RuntimeError: a KD method whose teacher is not recorded.
+        """
+        kind = METHODS[method][0]
+        if kind in ('teacher', 'student'):
+            cfg = configs.model_cfg(self, kind, seed)
+            return cfg, cfg
+        teacher_rec = self.load_record('teacher', TEACHER_SEED)
+        if teacher_rec is None:
+            raise RuntimeError(f'{method} seed {seed}: the teacher is not '
+                               'trained')
+        cfg = configs.kd_cfg(self, method, seed, teacher_rec['config'],
+                             teacher_rec['checkpoint'])
+        return cfg, configs.model_cfg(self, 'student', seed)
+
+    def stale_reasons(self, method: str, seed: int, rec: dict) -> List[str]:
+        """Why the record of (method, seed) cannot be compared with this
+        run: other code, config (the config this run would train it with
+        is regenerated and hashed), data, teacher checkpoint or threshold
+        choice. Empty when it is current."""
+        try:
+            cfg_hash = self.config_hash(self.configs_of(method, seed)[0])
+        except RuntimeError as err:
+            cfg_hash, extra = None, [str(err)]
+        else:
+            extra = []
+        reasons = provenance.stale_reasons(
+            rec, cfg_hash, self.code()['hash'], self.fingerprint()) + extra
+        if METHODS[method][0] == 'kd' and not extra:
+            ckpt = self.load_record('teacher', TEACHER_SEED)['checkpoint']
+            if not osp.isfile(ckpt):
+                reasons.append(f'the teacher checkpoint {ckpt} is missing')
+            elif rec.get('teacher_ckpt_sha1') != file_sha1(ckpt):
+                reasons.append('trained with another teacher checkpoint')
+        grid = [thr.label(c) for c in self.threshold_candidates()]
+        tuned = rec.get('thresholds') or {}
+        if grid != tuned.get('grid', []):
+            reasons.append('thresholds: ' + (
+                f'not picked on val from {grid}' if grid else
+                'picked on val, this run uses the configs\' thresholds'))
+        return reasons
+
+    def find_stale(self) -> List[dict]:
+        """``[{'record': file, 'reasons': [...]}]`` of every recorded run
+        of the plan that :meth:`stale_reasons` finds stale."""
+        out = []
+        for method, seed in self.runs():
+            rec = self.load_record(method, seed)
+            if rec is None:
+                continue
+            reasons = self.stale_reasons(method, seed, rec)
+            if reasons:
+                out.append(dict(record=records.record_file(self, method,
+                                                           seed),
+                                method=method, seed=seed, reasons=reasons))
+        return out
+
+    def check_stale(self) -> None:
+        """Find the stale records (:attr:`stale`); refuse them unless
+        ``allow_stale``.
+
+        Raises:
+            StaleRecordsError: naming each record file and why.
+        """
+        self.stale = self.find_stale()
+        if self.stale and not self.allow_stale:
+            raise provenance.StaleRecordsError(
+                provenance.stale_message(self.stale))
+        for s in self.stale:
+            print(f'WARNING (--allow-stale): {s["record"]}: '
+                  f'{"; ".join(s["reasons"])}', flush=True)
 
     # ................................................................. data
     def make_data(self) -> None:
@@ -81,6 +219,29 @@ class Benchmark(BenchmarkPlan):
         generate_synthmot(self.data, preset=self.preset['data_preset'],
                           seed=0, overwrite=True, show_progress=False,
                           **self.preset['data_knobs'])
+
+    def make_init(self, seed: int) -> str:
+        """Write the initial student weights of ``seed`` (plain and KD
+        keys) unless they exist; return their sha1."""
+        return make_initial_students(
+            self.out, configs.model_cfg(self, 'student', seed), seed,
+            source=self.teacher_from)
+
+    def prepare(self, tasks: Sequence[Task]) -> None:
+        """What comes before any training: make the data and take its
+        fingerprint, check the (reused) teacher's data when KD runs are
+        left, refuse stale records (:meth:`check_stale`), and write the
+        initial student weights of the seeds left to train."""
+        self.make_data()
+        self.data_print = records.data_fingerprint(self.data)
+        self.check_teacher_from()
+        trainings = [(m, s) for _, m, s, eval_only in tasks if not eval_only]
+        if any(METHODS[m][0] == 'kd' for m, _ in trainings):
+            records.check_teacher_data(self, self.data_print)
+        self.check_stale()
+        for seed in sorted({s for m, s in trainings
+                            if METHODS[m][0] != 'teacher'}):
+            self.make_init(seed)
 
     # ............................................................ execution
     def train(self, method: str, seed: int, cfg: str) -> Tuple[float, float]:
@@ -100,36 +261,91 @@ class Benchmark(BenchmarkPlan):
         return run_cmd(cmd, log, self.threads)
 
     def evaluate(self, method: str, seed: int, cfg: str, ckpt: str,
-                 split: str) -> dict:
-        """``tools/test.py --split SPLIT``; its metrics without the
-        ``mot/`` prefix."""
+                 split: str, options: Optional[Dict[str, float]] = None,
+                 tag: str = '') -> dict:
+        """``tools/test.py --split SPLIT [--cfg-options ...]``; its metrics
+        without the ``mot/`` prefix (``METRICS/NAME.SPLIT[TAG].json``)."""
         import json
         out = osp.join(self.out, 'metrics',
-                       f'{self.name(method, seed)}.{split}.json')
+                       f'{self.name(method, seed)}.{split}{tag}.json')
         run_cmd(['tools/test.py', cfg, ckpt, '--split', split, '--out', out,
-                 '--work-dir', osp.join(self.work_dir(method, seed), 'test')],
+                 '--work-dir', osp.join(self.work_dir(method, seed), 'test')]
+                + thr.cfg_option_args(options),
                 self.log_path(method, seed, split), self.threads)
         with open(out) as f:
             raw = json.load(f)
         return {k.split('/', 1)[-1]: v for k, v in raw.items()}
 
+    def pick_thresholds(self, method: str, seed: int, cfg: str,
+                        ckpt: str) -> Tuple[Optional[dict], dict]:
+        """Evaluate every threshold candidate on val and keep the best
+        (:mod:`~mmtrack_kd.benchmark.thresholds`).
+
+        Returns:
+            tuple: the record's ``thresholds`` (``metric``,
+            ``tie_break``, ``grid`` (labels), ``chosen`` (label),
+            ``options`` (config key -> value), ``val`` (label -> IDF1,
+            MOTA, HOTA)), None when the preset does not tune them; and the
+            chosen candidate's val metrics ({} for none).
+        """
+        cands = self.threshold_candidates()
+        if not cands:
+            return None, {}
+        spec = thr.grid_spec(load_benchmark_data())
+        val = {thr.label(c): self.evaluate(method, seed, cfg, ckpt, 'val',
+                                           c, tag=f'.t{i}')
+               for i, c in enumerate(cands)}
+        best = thr.choose(val, spec['metric'], spec['tie_break'])
+        tuned = dict(
+            metric=spec['metric'], tie_break=spec['tie_break'],
+            grid=list(val), chosen=best,
+            options=cands[list(val).index(best)],
+            val={k: {m: v.get(m) for m in ('IDF1', 'MOTA', 'HOTA')}
+                 for k, v in val.items()})
+        return tuned, val[best]
+
+    def score(self, method: str, seed: int, cfg: str, ckpt: str,
+              splits: Sequence[str],
+              tuned: Optional[dict] = None) -> Tuple[Optional[dict], dict]:
+        """Metrics of every split of ``splits``, with the thresholds picked
+        on val (picked now unless ``tuned``, a record's ``thresholds``, is
+        given).
+
+        Returns:
+            tuple: ``thresholds`` (see :meth:`pick_thresholds`) and
+            ``{split: metrics}``.
+        """
+        metrics = {}
+        if tuned is None:
+            tuned, val = self.pick_thresholds(method, seed, cfg, ckpt)
+            if val and 'val' in splits:
+                metrics['val'] = val
+        options = (tuned or {}).get('options')
+        for split in splits:
+            if split not in metrics:
+                metrics[split] = self.evaluate(method, seed, cfg, ckpt,
+                                               split, options)
+        return tuned, metrics
+
     def run_one(self, method: str, seed: int) -> dict:
-        """Train, (KD: extract the student,) evaluate on every split and
-        record one (method, seed); return the record."""
+        """Train, (KD: extract the student,) pick the thresholds on val,
+        evaluate on every split and record one (method, seed); return the
+        record.
+
+        Raises:
+            RuntimeError: the data changed during the run (no record is
+                written), or a step failed.
+        """
         kind = METHODS[method][0]
-        teacher_rec = None
+        cfg, eval_cfg = self.configs_of(method, seed)
+        data_print = self.fingerprint()  # taken by prepare()
+        extra = {}
         if kind == 'kd':
-            teacher_rec = self.load_record('teacher', TEACHER_SEED)
-            if teacher_rec is None:
-                raise RuntimeError(f'{method} seed {seed}: the teacher is '
-                                   'not trained')
-        if kind in ('teacher', 'student'):
-            cfg = configs.model_cfg(self, kind, seed)
-            eval_cfg = cfg
-        else:
-            cfg = configs.kd_cfg(self, method, seed, teacher_rec['config'],
-                                 teacher_rec['checkpoint'])
-            eval_cfg = configs.model_cfg(self, 'student', seed)
+            teacher = self.load_record('teacher', TEACHER_SEED)
+            extra['teacher_ckpt_sha1'] = file_sha1(teacher['checkpoint'])
+        if kind != 'teacher':
+            extra['init_sha1'] = self.make_init(seed)
+        cfg_hash = self.config_hash(cfg)
         train_s, train_cpu_s = self.train(method, seed, cfg)
         ckpt = self.final_ckpt(method, seed)
         if not osp.isfile(ckpt):
@@ -145,30 +361,38 @@ class Benchmark(BenchmarkPlan):
                    description=METHODS[method][2],
                    fragments=[FRAGMENTS[k][0] for k in METHODS[method][1]],
                    config=cfg, eval_config=eval_cfg, checkpoint=ckpt,
+                   config_hash=cfg_hash, code_version=self.code(),
                    train_time_s=round(train_s, 2),
                    train_cpu_s=round(train_cpu_s, 2),
                    params=records.param_count(ckpt), metrics={},
-                   data_fingerprint=records.data_fingerprint(self.data))
+                   data_fingerprint=data_print, **extra)
         rec['loss_scale'] = {k: self.scale_of(method, k)
                              for k in METHODS[method][1]}
         rec['loss_options'] = {k: v for k, v in self.loss_options.items()
                                if k in METHODS[method][1]}
-        for split in self.splits:
-            rec['metrics'][split] = self.evaluate(method, seed, eval_cfg,
-                                                  ckpt, split)
+        rec['thresholds'], rec['metrics'] = self.score(
+            method, seed, eval_cfg, ckpt, self.splits)
         rec['loss_curve'] = records.loss_curve(self.work_dir(method, seed))
+        after = records.data_fingerprint(self.data)
+        if after != data_print:
+            raise RuntimeError(
+                f'{self.data} changed while {self.name(method, seed)} ran '
+                f'(data_fingerprint {data_print[:10]} before, {after[:10]} '
+                'after); its record is not written')
         records.json_dump(rec, self.record_path(method, seed))
         return rec
 
     def complete(self, method: str, seed: int) -> dict:
         """Evaluate a recorded model on the splits its record lacks (e.g.
-        val, for a search that reuses the models of a test-only run) and
-        write the completed record into this run folder."""
+        val, for a search that reuses the models of a test-only run), with
+        the thresholds the record chose, and write the completed record
+        into this run folder."""
         rec = self.load_record(method, seed)
-        for split in records.missing_splits(self, rec):
-            rec['metrics'][split] = self.evaluate(method, seed,
-                                                  rec['eval_config'],
-                                                  rec['checkpoint'], split)
+        tuned = rec.get('thresholds') or {}
+        _, metrics = self.score(method, seed, rec['eval_config'],
+                                rec['checkpoint'],
+                                records.missing_splits(self, rec), tuned)
+        rec['metrics'].update(metrics)
         records.json_dump(rec, self.record_path(method, seed))
         return rec
 
@@ -180,10 +404,13 @@ class Benchmark(BenchmarkPlan):
         rec = (self.complete if eval_only else self.run_one)(method, seed)
         split = self.splits[-1]
         m = rec['metrics'].get(split, {})
+        chosen = (rec.get('thresholds') or {}).get('chosen')
         print(f'  {self.name(method, seed)} done in {time.time() - t0:.0f} '
               f's: {split} IDF1 {m.get("IDF1", float("nan")):.2f}, MOTA '
               f'{m.get("MOTA", float("nan")):.2f}, FPS '
-              f'{m.get("FPS", float("nan")):.1f}', flush=True)
+              f'{m.get("FPS", float("nan")):.1f}'
+              + (f' (thresholds {chosen}, picked on val)' if chosen else ''),
+              flush=True)
 
     def tasks(self) -> List[Task]:
         """``(self, method, seed, eval_only)`` of every run left to do."""
@@ -200,13 +427,14 @@ class Benchmark(BenchmarkPlan):
         return todo
 
     def run(self) -> dict:
-        """Train and evaluate every unrecorded run, ``jobs`` at a time (KD
-        runs wait for the teacher). A failed run does not stop the others;
-        the failures are raised together at the end, after the summary."""
+        """Prepare (:meth:`prepare`), then train and evaluate every
+        unrecorded run, ``jobs`` at a time (KD runs wait for the teacher).
+        A failed run does not stop the others; the failures are raised
+        together at the end, after the summary."""
         start = time.time()
-        self.make_data()
-        self.check_teacher_from()
-        failures = execute(self.tasks(), self.jobs)
+        tasks = self.tasks()
+        self.prepare(tasks)
+        failures = execute(tasks, self.jobs)
         results = self.summarize()
         raise_failures(failures)
         print(f'benchmark finished in {time.time() - start:.0f} s; see '
@@ -216,14 +444,25 @@ class Benchmark(BenchmarkPlan):
     # .............................................................. outputs
     def summarize(self) -> dict:
         """Rewrite results.json, results.md and the plots from every
-        record; return the results."""
+        record (the stale ones of :attr:`stale` noted); return the
+        results."""
         from .plots import plot
         from .report import build_results, write_reports
         recs = records.collect_records(self)
-        results = build_results(self, recs)
+        results = build_results(self, recs, stale=self.stale)
         write_reports(self.out, results)
         plot(results, recs, self.out)
         return results
+
+
+def file_sha1(path: str) -> str:
+    """sha1 of a file's bytes."""
+    import hashlib
+    digest = hashlib.sha1()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def raise_failures(failures: Sequence[Tuple[str, object]]) -> None:
@@ -287,11 +526,21 @@ def run_benchmark(bench: Benchmark, dry_run: bool = False,
 
     Raises:
         RuntimeError: runs failed (after the summary was written).
+        StaleRecordsError: records of other code, config or data, without
+            ``allow_stale`` (nothing is trained or written).
+        FileNotFoundError: ``report_only`` without the data the records
+            are checked against.
     """
     print(bench.plan_text(), flush=True)
     if dry_run:
         return None
     if report_only:
+        if not osp.isfile(osp.join(bench.data, 'annotations',
+                                   'test_cocoformat.json')):
+            raise FileNotFoundError(
+                f'--report-only: no data in {bench.data} to check the '
+                'records against (--data)')
+        bench.check_stale()
         results = bench.summarize()
         print(f'wrote {osp.join(bench.out, "results.md")}')
         return results

@@ -88,6 +88,8 @@ class Search:
             ``ours``.
         jobs (int): trainings at once.
         threads (int): torch threads of each subprocess.
+        allow_stale (bool): keep records of other code, config or data
+            (``--allow-stale``) instead of refusing them.
 
     Raises:
         ValueError: empty or non-positive factors, or ``reuse`` without a
@@ -96,7 +98,8 @@ class Search:
 
     def __init__(self, reuse: str, out: str, preset: str, seeds: int,
                  scales: Dict[str, List[float]], combine: Sequence[float],
-                 jobs: int, threads: int = 1) -> None:
+                 jobs: int, threads: int = 1,
+                 allow_stale: bool = False) -> None:
         factors = [x for grid in scales.values() for x in grid]
         if not all(scales.get(k) for k in OURS) or not combine:
             raise ValueError('--scales and --combine need a factor each')
@@ -108,6 +111,7 @@ class Search:
                              '(run kd_benchmark.py with it first)')
         self.reuse, self.out, self.preset = reuse, osp.abspath(out), preset
         self.seeds, self.jobs, self.threads = seeds, jobs, threads
+        self.allow_stale = allow_stale
         self.scales = {k: list(scales[k]) for k in OURS}
         self.combine = list(combine)
         self.data = ref.data
@@ -118,13 +122,18 @@ class Search:
         return Benchmark(osp.join(self.out, name), self.preset, self.seeds,
                          methods, data=self.data, threads=self.threads,
                          jobs=self.jobs, loss_scale=scale, splits=['val'],
-                         teacher_from=self.reuse)
+                         teacher_from=self.reuse,
+                         allow_stale=self.allow_stale)
 
     def execute(self, benches: List[Benchmark]) -> None:
-        """Run the candidates together, then summarize each."""
+        """Prepare each candidate (data fingerprint, teacher data, stale
+        records, initial weights), run them together, then summarize
+        each."""
+        tasks = []
         for bench in benches:
-            bench.check_teacher_from()
-        tasks = [t for b in benches for t in b.tasks()]
+            todo = bench.tasks()
+            bench.prepare(todo)
+            tasks += todo
         failures = runner.execute(tasks, self.jobs)
         for bench in benches:
             bench.summarize()

@@ -85,11 +85,14 @@ def test_schedule_and_estimate_from_the_preset(tmp_path):
     assert p.iters_per_epoch() == 120
     assert p.epochs('teacher') == 12 and p.epochs('ours') == 4
     c = p.preset
+    # the test split, plus the val evaluations of the threshold candidates
+    assert p.tune_thresholds and len(p.threshold_candidates()) == 3
+    evals = 1 + 3
     assert p.estimate_s('student') == pytest.approx(
-        c['startup_s'] + 480 * c['sec_per_iter'] + c['eval_s'])
+        c['startup_s'] + 480 * c['sec_per_iter'] + evals * c['eval_s'])
     assert p.estimate_s('ours') == pytest.approx(
         c['startup_s'] + 480 * c['sec_per_iter'] * c['kd_factor'] +
-        c['eval_s'])
+        evals * c['eval_s'])
     text = p.describe(lambda m, s: m == 'teacher')
     assert re.search(r'^\s+teacher\s+seed 0 .* done ', text, re.M)
     minutes = float(re.search(r'estimated time left: ([\d.]+) min',

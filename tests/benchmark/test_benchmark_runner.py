@@ -46,7 +46,7 @@ def test_jobs_wait_for_the_teacher_and_collect_failures(tmp_path,
         return dict(metrics=dict(test=dict(IDF1=1.0)))
 
     monkeypatch.setattr(bench, 'run_one', fake_run_one)
-    monkeypatch.setattr(bench, 'make_data', lambda: None)
+    monkeypatch.setattr(bench, 'prepare', lambda tasks: None)
     monkeypatch.setattr(bench, 'summarize', lambda: {})
     with pytest.raises(RuntimeError, match='1 run.*ours__seed1: boom'):
         bench.run()
@@ -87,12 +87,12 @@ def test_missing_splits_are_evaluated_without_retraining(tmp_path,
                       data=str(tmp_path / 'd'), splits=['val'],
                       teacher_from=str(tmp_path / 'src'))
     tested = []
-    monkeypatch.setattr(bench, 'evaluate', lambda m, s, cfg, ckpt, split:
+    monkeypatch.setattr(bench, 'evaluate',
+                        lambda m, s, cfg, ckpt, split, options=None:
                         tested.append((m, split)) or dict(IDF1=2.0))
     monkeypatch.setattr(bench, 'run_one', lambda m, s: pytest.fail(
         f'{m} retrained'))
-    monkeypatch.setattr(bench, 'make_data', lambda: None)
-    monkeypatch.setattr(bench, 'check_teacher_from', lambda: None)
+    monkeypatch.setattr(bench, 'prepare', lambda tasks: None)
     monkeypatch.setattr(bench, 'summarize', lambda: {})
     bench.run()
     assert sorted(tested) == [('student', 'val'), ('teacher', 'val')]

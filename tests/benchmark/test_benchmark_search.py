@@ -41,7 +41,7 @@ def test_search_picks_best_val_factors(tmp_path, monkeypatch):
                                data_fingerprint='x'),
                           ref.record_path(method, 0))
     monkeypatch.setattr(runner, 'execute', fake_execute)
-    monkeypatch.setattr(Benchmark, 'check_teacher_from', lambda self: None)
+    monkeypatch.setattr(Benchmark, 'prepare', lambda self, tasks: None)
     monkeypatch.setattr(Benchmark, 'summarize', lambda self: {})
     s = search.Search(str(reuse), str(tmp_path / 's'), 'micro', 1,
                       scales=search.parse_scales(

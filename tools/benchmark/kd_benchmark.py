@@ -15,7 +15,9 @@ Example:
 Every finished (method, seed) is recorded atomically in
 ``OUT/records/METHOD__seedS.json`` and skipped on a rerun; a training that
 was killed half-way restarts from scratch, or resumes from its last
-checkpoint with ``--resume``.
+checkpoint with ``--resume``. Records made with other code, config or data
+than the current run are refused (exit 2, naming each record file) unless
+``--allow-stale`` is given.
 """
 import argparse
 import sys
@@ -29,6 +31,7 @@ from mmtrack_kd.benchmark import (
     run_benchmark,
 )
 from mmtrack_kd.benchmark.plan import default_methods, preset_names
+from mmtrack_kd.benchmark.provenance import StaleRecordsError
 
 
 def parse_args(argv=None):
@@ -67,6 +70,10 @@ def parse_args(argv=None):
     parser.add_argument('--teacher-from', default=None, metavar='DIR',
                         help='reuse the teacher and the plain students of '
                         'another run folder (same preset and data)')
+    parser.add_argument('--allow-stale', action='store_true',
+                        help='keep and report records made with other code, '
+                        'config or data (noted in results.md) instead of '
+                        'refusing them')
     parser.add_argument('--resume', action='store_true',
                         help='resume half-finished trainings from their '
                         'last checkpoint instead of restarting them')
@@ -89,11 +96,17 @@ def main(argv=None) -> int:
             args.threads, args.resume, jobs=args.jobs,
             loss_scale=parse_loss_scale(args.loss_scale), splits=args.splits,
             teacher_from=args.teacher_from,
-            loss_options=parse_loss_options(args.loss_option))
+            loss_options=parse_loss_options(args.loss_option),
+            allow_stale=args.allow_stale)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
-    run_benchmark(bench, dry_run=args.dry_run, report_only=args.report_only)
+    try:
+        run_benchmark(bench, dry_run=args.dry_run,
+                      report_only=args.report_only)
+    except (StaleRecordsError, FileNotFoundError) as err:
+        print(f'kd_benchmark: {err}', file=sys.stderr)
+        return 2
     return 0
 
 

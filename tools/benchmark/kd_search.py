@@ -27,6 +27,7 @@ import os.path as osp
 import sys
 
 from mmtrack_kd.benchmark.plan import preset_names
+from mmtrack_kd.benchmark.provenance import StaleRecordsError
 from mmtrack_kd.benchmark.search import Search, markdown, parse_scales
 
 
@@ -48,6 +49,9 @@ def parse_args(argv=None):
                         help='factors on the best ones, tried for ours')
     parser.add_argument('--jobs', type=int, default=2)
     parser.add_argument('--threads', type=int, default=1)
+    parser.add_argument('--allow-stale', action='store_true',
+                        help='use records made with other code, config or '
+                        'data instead of refusing them')
     return parser.parse_args(argv)
 
 
@@ -56,11 +60,15 @@ def main(argv=None) -> int:
     try:
         search = Search(args.reuse, args.out, args.preset, args.seeds,
                         parse_scales(args.scales), args.combine, args.jobs,
-                        args.threads)
+                        args.threads, allow_stale=args.allow_stale)
     except ValueError as err:
         print(f'kd_search: {err}', file=sys.stderr)
         return 2
-    result = search.run()
+    try:
+        result = search.run()
+    except StaleRecordsError as err:
+        print(f'kd_search: {err}', file=sys.stderr)
+        return 2
     print(markdown(result))
     print(f'wrote {osp.join(search.out, "search.md")}')
     return 0
