@@ -22,7 +22,15 @@ of each:
 - ``teacher``: the teacher's tensor forward under ``no_grad`` alone.
 
 The optimizer update is left out (equal for both, apart from the connector
-parameters).
+parameters). The overhead beyond the teacher is ``(kd - teacher - student)
+/ student``. :func:`time_components` then times the parts of the KD step
+beyond the student and the teacher, each alone on the recorded tensors:
+the recorders' hooks, the batch data, every connector and every loss,
+forward and backward.
+
+Both tools print their report and, with ``--out FILE``, write it as JSON
+(:func:`step_overhead_json`, :func:`fps_json`), atomically, with the date
+(UTC), the command line and the torch threads.
 """
 import contextlib
 import copy
@@ -30,7 +38,7 @@ import os.path as osp
 import statistics
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -38,7 +46,9 @@ import torch
 __all__ = [
     'render_clip', 'build_model', 'Timed', 'measure', 'ort_backend',
     'measure_tracking_fps', 'format_fps_report', 'build_distiller_batch',
-    'time_steps', 'measure_kd_step_overhead', 'format_step_overhead'
+    'time_steps', 'time_components', 'measure_kd_step_overhead',
+    'format_step_overhead', 'step_overhead_json', 'fps_json', 'write_json',
+    'report_kd_step_overhead', 'report_tracking_fps'
 ]
 
 
@@ -351,6 +361,137 @@ def time_steps(model, inputs: torch.Tensor, data_samples,
     return times
 
 
+def _grad_leaf(value: Any) -> Any:
+    """``value`` detached as a leaf that requires grad (Tensors inside
+    lists/tuples too)."""
+    if isinstance(value, torch.Tensor):
+        if value.is_floating_point():
+            return value.detach().requires_grad_()
+        return value
+    if isinstance(value, (list, tuple)):
+        return type(value)(_grad_leaf(v) for v in value)
+    return value
+
+
+def _loss_sum(out: Any) -> torch.Tensor:
+    if isinstance(out, dict):
+        return sum(v.sum() for v in out.values())
+    return out.sum()
+
+
+def _timed_hook(hook: Callable, acc: List[float]) -> Callable:
+    def timed(*args):
+        t0 = time.perf_counter()
+        hook(*args)
+        acc[0] += time.perf_counter() - t0
+    return timed
+
+
+def time_components(model, inputs: torch.Tensor, data_samples,
+                    iters: int) -> Dict[str, List[float]]:
+    """Seconds per call of each part of a KD step beyond the student step,
+    ``iters`` times, after one untimed warm-up.
+
+    Each iteration runs the student's loss forward under its recorders and
+    the teacher's forward under its own, then times every part of the
+    distillation on the recorded tensors, in isolation: a connector or a
+    loss gets its inputs detached (student side: leaves that require grad),
+    so its backward is its own.
+
+    Returns:
+        dict[str, list[float]]: ``teacher_forward`` (the teacher forward
+        inside the KD step, recorders on), ``recorders.student`` /
+        ``recorders.teacher`` (time spent in the recorders' hooks),
+        ``batch_data`` (the ``from_data`` values), ``connector.NAME.forward``
+        / ``.backward`` and ``loss.NAME.forward`` / ``.backward``.
+    """
+    from mmtrack_kd.models.distill.distiller import tensor_forward
+    from mmtrack_kd.models.distill.mappings import collect_batch_data
+    model.train()
+    hook_time = {}
+    saved = []
+    for side in ('student', 'teacher'):
+        acc = hook_time[side] = [0.0]
+        for rec in getattr(model, f'{side}_recorders').recorders.values():
+            saved.append(rec)
+            rec._hook = _timed_hook(rec._hook, acc)
+    times: Dict[str, List[float]] = {}
+
+    def add(key: str, seconds: float) -> None:
+        times.setdefault(key, []).append(seconds)
+
+    try:
+        for it in range(iters + 1):
+            step: Dict[str, float] = {}
+
+            def tick(key, seconds, step=step):
+                step[key] = step.get(key, 0.0) + seconds
+
+            for acc in hook_time.values():
+                acc[0] = 0.0
+            try:
+                with model.student_recorders:
+                    model.student.loss(inputs, data_samples)
+                t0 = time.perf_counter()
+                with torch.no_grad(), model.teacher_recorders:
+                    tensor_forward(model.teacher,
+                                   model._teacher_inputs(inputs))
+                tick('teacher_forward', time.perf_counter() - t0)
+                for side, acc in hook_time.items():
+                    tick(f'recorders.{side}', acc[0])
+                t0 = time.perf_counter()
+                data = collect_batch_data(inputs, data_samples,
+                                          model._data_keys)
+                tick('batch_data', time.perf_counter() - t0)
+                for name, specs in model.loss_specs.items():
+                    kwargs = {}
+                    for arg, spec in specs.items():
+                        if spec.from_data:
+                            kwargs[arg] = data[spec.from_data]
+                            continue
+                        value = model._recorded(spec)
+                        if not spec.from_student:
+                            kwargs[arg] = value
+                            continue
+                        if not spec.connectors:
+                            kwargs[arg] = _grad_leaf(value)
+                            continue
+                        single = len(spec.connectors) == 1
+                        values = [value] if single else list(value)
+                        mapped = []
+                        for c, v in zip(spec.connectors, values):
+                            x = _grad_leaf(v)
+                            t0 = time.perf_counter()
+                            y = model.connectors[c](x)
+                            tick(f'connector.{c}.forward',
+                                 time.perf_counter() - t0)
+                            t0 = time.perf_counter()
+                            y.backward(torch.ones_like(y))
+                            tick(f'connector.{c}.backward',
+                                 time.perf_counter() - t0)
+                            mapped.append(_grad_leaf(y))
+                        kwargs[arg] = mapped[0] if single else mapped
+                    t0 = time.perf_counter()
+                    out = _loss_sum(model.distill_losses[name](**kwargs))
+                    tick(f'loss.{name}.forward', time.perf_counter() - t0)
+                    t0 = time.perf_counter()
+                    if out.requires_grad:
+                        out.backward()
+                    tick(f'loss.{name}.backward', time.perf_counter() - t0)
+            finally:
+                model.student_recorders.reset_data()
+                model.teacher_recorders.reset_data()
+                for p in model.parameters():
+                    p.grad = None
+            if it > 0:  # the first one is the warm-up
+                for key, seconds in step.items():
+                    add(key, seconds)
+    finally:
+        for rec in saved:
+            del rec._hook  # back to the class's method
+    return times
+
+
 def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
     """The distiller of ``config`` and one pre-processed training batch.
 
@@ -359,7 +500,7 @@ def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
     """
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
-    from mmengine.runner import Runner
+    from mmengine.runner import Runner, set_random_seed
 
     import mmtrack_kd  # noqa: F401
     from mmtrack_kd.utils import load_config, resolve_num_ids
@@ -369,6 +510,7 @@ def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
                          f'{cfg.model.get("type")!r}')
     resolve_num_ids(cfg)
     init_default_scope(cfg.get('default_scope', 'mmdet'))
+    set_random_seed(0)  # the same weights and batch on every run
     model = MODELS.build(cfg.model)
     loader_cfg = cfg.train_dataloader.copy()
     loader_cfg.update(num_workers=0, persistent_workers=False)
@@ -381,34 +523,45 @@ def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
 def measure_kd_step_overhead(config: str,
                              iters: int = 10,
                              cfg_options: Optional[dict] = None,
-                             threads: Optional[int] = None) -> dict:
+                             threads: Optional[int] = None,
+                             components: bool = True) -> dict:
     """Median times of the student, KD and teacher steps of a
-    ``MOTDistiller`` config on one of its training batches.
+    ``MOTDistiller`` config on one of its training batches, and of the
+    parts of the KD step beyond the student and the teacher.
 
     Args:
         config (str): A ``MOTDistiller`` config.
         iters (int): Timed calls of each step.
         cfg_options (dict, optional): Config overrides.
         threads (int, optional): torch threads (default: torch's own).
+        components (bool): Also time the parts (:func:`time_components`).
 
     Returns:
-        dict: ``times`` (seconds per call of each step), ``median``
-        (their medians), ``threads``, ``batch_shape`` and ``iters``.
+        dict: ``config``, ``times`` (seconds per call of each step),
+        ``median`` (their medians), ``overhead_beyond_teacher``
+        (``(kd - teacher - student) / student``), ``components`` (part ->
+        seconds per call; empty without ``components``), ``threads``,
+        ``batch_shape`` and ``iters``.
     """
     if threads:
         torch.set_num_threads(threads)
     model, inputs, samples = build_distiller_batch(config, cfg_options)
     times = time_steps(model, inputs, samples, iters)
-    return dict(times=times,
-                median={k: statistics.median(v) for k, v in times.items()},
-                threads=torch.get_num_threads(),
+    parts = time_components(model, inputs, samples, iters) \
+        if components else {}
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return dict(config=config, times=times, median=med,
+                overhead_beyond_teacher=(med['kd'] - med['teacher'] -
+                                         med['student']) / med['student'],
+                components=parts, threads=torch.get_num_threads(),
                 batch_shape=tuple(inputs.shape), iters=iters)
 
 
 def format_step_overhead(result: dict) -> str:
-    """The printed report of :func:`measure_kd_step_overhead`: the medians
-    and the ratios ``kd / student``, ``teacher / student`` and
-    ``(kd - teacher) / student``."""
+    """The printed report of :func:`measure_kd_step_overhead`: the medians,
+    the ratios ``kd / student``, ``teacher / student`` and
+    ``(kd - teacher) / student``, then the parts of the KD step beyond the
+    student and the teacher, each as a share of the student step."""
     med = result['median']
     lines = [f'torch threads: {result["threads"]}; batch '
              f'{result["batch_shape"]}; {result["iters"]} iterations, '
@@ -422,5 +575,128 @@ def format_step_overhead(result: dict) -> str:
     lines.append(f'ratio (kd - teacher) / student: '
                  f'{beyond / med["student"]:.3f} '
                  f'(overhead beyond the teacher forward: '
-                 f'{(beyond - med["student"]) / med["student"]:+.3f})')
+                 f'{result["overhead_beyond_teacher"]:+.3f})')
+    if result.get('components'):
+        lines.append('parts of the KD step, each timed alone (medians; '
+                     'share of the student step):')
+        total = 0.0
+        for name, seconds in result['components'].items():
+            m = statistics.median(seconds)
+            if name != 'teacher_forward':
+                total += m
+            lines.append(f'  {name:<32} {1e3 * m:8.2f} ms '
+                         f'{100 * m / med["student"]:6.2f} %')
+        lines.append(f'  {"sum beyond the teacher forward":<32} '
+                     f'{1e3 * total:8.2f} ms '
+                     f'{100 * total / med["student"]:6.2f} %')
     return '\n'.join(lines)
+
+
+# --------------------------------------------------------------------------
+# JSON reports
+# --------------------------------------------------------------------------
+def _run_info(command: Optional[Sequence[str]]) -> dict:
+    import datetime
+    import platform
+    import shlex
+    return dict(
+        date=datetime.datetime.now(datetime.timezone.utc).isoformat(
+            timespec='seconds'),
+        command=shlex.join(command) if command else None,
+        torch_version=torch.__version__, machine=platform.machine(),
+        processor=platform.processor() or None)
+
+
+def step_overhead_json(result: dict,
+                       command: Optional[Sequence[str]] = None) -> dict:
+    """The JSON document of a :func:`measure_kd_step_overhead` result.
+
+    Returns:
+        dict: ``overhead_beyond_teacher`` (a fraction of a student step),
+        ``median_ms`` (student, kd, teacher), ``ratios``, ``components``
+        (part -> ``dict(median_ms, share_of_student)``), ``torch_threads``,
+        ``batch_shape``, ``iters``, ``config``, ``date`` (UTC, ISO 8601),
+        ``command`` and the torch version.
+    """
+    med = result['median']
+    parts = {
+        name: dict(median_ms=1e3 * statistics.median(v),
+                   share_of_student=statistics.median(v) / med['student'])
+        for name, v in result.get('components', {}).items()}
+    return dict(
+        overhead_beyond_teacher=result['overhead_beyond_teacher'],
+        median_ms={k: 1e3 * v for k, v in med.items()},
+        ratios=dict(kd_over_student=med['kd'] / med['student'],
+                    teacher_over_student=med['teacher'] / med['student']),
+        components=parts,
+        components_note='each part timed alone on the recorded tensors '
+        '(inputs detached); recorders: time inside their hooks',
+        torch_threads=result['threads'],
+        batch_shape=list(result['batch_shape']), iters=result['iters'],
+        config=result.get('config'), **_run_info(command))
+
+
+def fps_json(result: dict, command: Optional[Sequence[str]] = None) -> dict:
+    """The JSON document of a :func:`measure_tracking_fps` result.
+
+    Returns:
+        dict: ``models`` (per model ``dict(name, fps, model_ms, tracker_ms,
+        model_fps, frames)``), ``speedup`` (each later model's FPS over the
+        first's; absent with one model), ``model_speedup`` (same, model
+        alone), ``input_size``, ``warmup``, ``torch_threads``, ``onnx``,
+        ``date``, ``command`` and the torch version.
+    """
+    stats = result['stats']
+    models = [dict(name=n, **s) for n, s in zip(result['names'], stats)]
+    doc = dict(models=models, input_size=list(result['input_size']),
+               warmup=result['warmup'], torch_threads=result['threads'],
+               onnx=result['onnx'])
+    if len(stats) > 1:
+        first = stats[0]
+        speedup = {n: s['fps'] / first['fps']
+                   for n, s in zip(result['names'][1:], stats[1:])}
+        model_speedup = {n: s['model_fps'] / first['model_fps']
+                         for n, s in zip(result['names'][1:], stats[1:])}
+        # one compared model: plain numbers
+        doc['speedup'] = next(iter(speedup.values())) \
+            if len(speedup) == 1 else speedup
+        doc['model_speedup'] = next(iter(model_speedup.values())) \
+            if len(model_speedup) == 1 else model_speedup
+    doc.update(_run_info(command))
+    return doc
+
+
+def write_json(doc: dict, path: str) -> None:
+    """Write ``doc`` to ``path`` atomically (indented, keys in order)."""
+    import json
+
+    from mmtrack_kd.utils.io import atomic_write
+    with atomic_write(path) as f:
+        json.dump(doc, f, indent=2)
+        f.write('\n')
+
+
+def report_kd_step_overhead(config: str, iters: int = 10,
+                            cfg_options: Optional[dict] = None,
+                            threads: Optional[int] = None,
+                            out: Optional[str] = None,
+                            command: Optional[Sequence[str]] = None) -> str:
+    """Measure (:func:`measure_kd_step_overhead`), write the JSON to
+    ``out`` when given, and return the printed report."""
+    result = measure_kd_step_overhead(config, iters, cfg_options, threads)
+    if out:
+        write_json(step_overhead_json(result, command), out)
+    return format_step_overhead(result)
+
+
+def report_tracking_fps(config: str, checkpoint: str,
+                        input_size: Tuple[int, int],
+                        out: Optional[str] = None,
+                        command: Optional[Sequence[str]] = None,
+                        **kwargs) -> str:
+    """Measure (:func:`measure_tracking_fps`, ``kwargs`` passed on), write
+    the JSON to ``out`` when given, and return the printed report."""
+    result = measure_tracking_fps(config, checkpoint, input_size, **kwargs)
+    if out:
+        write_json(fps_json(result, command), out)
+    return format_fps_report(result)

@@ -11,7 +11,9 @@ Example:
 The clip is one SynthMOT sequence rendered at the input size (seed 0); each
 frame is timed as model + tracker. With ``--compare`` the two models run
 interleaved frame by frame in the same process and the speed ratio is
-printed. ``CHECKPOINT`` may be ``none`` (random weights: only for testing
+printed; ``--out FILE`` also writes the figures as JSON (per model FPS,
+model and tracker ms; ``speedup``: the compared model's FPS over the
+first's). ``CHECKPOINT`` may be ``none`` (random weights: only for testing
 the tool). With ``--onnx`` the first model also runs with its network in
 ONNX Runtime on the CPU, interleaved with the PyTorch run; without a path
 the model is first exported (at ``--input-size``) to a temporary file. See
@@ -21,7 +23,7 @@ import argparse
 import os.path as osp
 import sys
 
-from mmtrack_kd.apis.speed import format_fps_report, measure_tracking_fps
+from mmtrack_kd.apis.speed import report_tracking_fps
 
 
 def parse_args(argv=None):
@@ -44,6 +46,8 @@ def parse_args(argv=None):
                         help='also time the first model in ONNX Runtime '
                         '(CPU); without a path it is exported to a '
                         'temporary file first')
+    parser.add_argument('--out', metavar='FILE.json',
+                        help='also write the figures as JSON')
     return parser.parse_args(argv)
 
 
@@ -66,12 +70,13 @@ def main(argv=None) -> int:
     if problem:
         print(f'fps: {problem}', file=sys.stderr)
         return 2
-    result = measure_tracking_fps(
-        args.config, args.checkpoint, tuple(args.input_size),
-        frames=args.frames, warmup=args.warmup,
+    command = ['python', 'tools/benchmark/fps.py'] + list(
+        sys.argv[1:] if argv is None else argv)
+    print(report_tracking_fps(
+        args.config, args.checkpoint, tuple(args.input_size), out=args.out,
+        command=command, frames=args.frames, warmup=args.warmup,
         compare=tuple(args.compare) if args.compare else None,
-        onnx=args.onnx, threads=args.threads)
-    print(format_fps_report(result))
+        onnx=args.onnx, threads=args.threads))
     return 0
 
 

@@ -10,7 +10,11 @@ one untimed warm-up of each: ``student`` (``student.loss`` + backward),
 ``kd`` (``MOTDistiller.loss`` + backward) and ``teacher`` (the teacher's
 tensor forward under ``no_grad``). Prints the median times and the ratios
 ``kd / student`` and ``(kd - teacher) / student`` (the overhead beyond the
-teacher's forward). See :mod:`mmtrack_kd.apis.speed`.
+teacher's forward), then the parts of the KD step (recorders, batch data,
+each connector and each loss, forward and backward) timed alone. With
+``--out FILE`` the report is also written as JSON (key
+``overhead_beyond_teacher``: a fraction of a student step). See
+:mod:`mmtrack_kd.apis.speed`.
 """
 import argparse
 import os.path as osp
@@ -18,10 +22,7 @@ import sys
 
 from mmengine.config import DictAction
 
-from mmtrack_kd.apis.speed import (
-    format_step_overhead,
-    measure_kd_step_overhead,
-)
+from mmtrack_kd.apis.speed import report_kd_step_overhead
 
 
 def parse_args(argv=None):
@@ -31,6 +32,8 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--threads', type=int, default=None)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    parser.add_argument('--out', metavar='FILE.json',
+                        help='also write the report as JSON')
     return parser.parse_args(argv)
 
 
@@ -43,9 +46,10 @@ def main(argv=None) -> int:
     if args.iters < 1:
         print('kd_step_overhead: --iters must be >= 1', file=sys.stderr)
         return 2
-    result = measure_kd_step_overhead(args.config, args.iters,
-                                      args.cfg_options, args.threads)
-    print(format_step_overhead(result))
+    command = ['python', 'tools/benchmark/kd_step_overhead.py'] + list(
+        sys.argv[1:] if argv is None else argv)
+    print(report_kd_step_overhead(args.config, args.iters, args.cfg_options,
+                                  args.threads, args.out, command))
     return 0
 
 

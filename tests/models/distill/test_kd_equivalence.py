@@ -34,7 +34,8 @@ def _sized(model: dict, widen: float, channels: int) -> dict:
     return model
 
 
-def _batch():
+def tiny_batch():
+    """(2, 1, 3, H, W) inputs and 2 TrackDataSamples, 5 people each."""
     gen = torch.Generator().manual_seed(7)
     inputs = torch.randn(2, 1, 3, H, W, generator=gen)
     samples = []
@@ -56,9 +57,9 @@ def _batch():
     return inputs, samples
 
 
-def run_kd_steps(repo_root: str, tmp_dir: str, steps: int = 3) -> list:
-    """Loss values (name -> float) of ``steps`` SGD steps of the tiny KD
-    setup."""
+def build_tiny_distiller(repo_root: str, tmp_dir: str):
+    """The distiller of ``KD_CFG`` at tiny widths, with a random teacher
+    saved (seed 0) to ``tmp_dir``; built with seed 1, in train mode."""
     import os.path as osp
     teacher = _sized(load_config(osp.join(repo_root, TEACHER_CFG)).model,
                      0.125, 32)
@@ -71,10 +72,16 @@ def run_kd_steps(repo_root: str, tmp_dir: str, steps: int = 3) -> list:
     cfg.model.teacher_ckpt = ckpt
     cfg.model.dry_run_input_shape = (1, 3, H, W)
     torch.manual_seed(1)
-    model = MODELS.build(cfg.model).train()
+    return MODELS.build(cfg.model).train()
+
+
+def run_kd_steps(repo_root: str, tmp_dir: str, steps: int = 3) -> list:
+    """Loss values (name -> float) and gradient norms of ``steps`` SGD
+    steps of the tiny KD setup."""
+    model = build_tiny_distiller(repo_root, tmp_dir)
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.SGD(params, lr=1e-3)
-    inputs, samples = _batch()
+    inputs, samples = tiny_batch()
     history = []
     for _ in range(steps):
         losses = model.loss(inputs, samples)
@@ -144,3 +151,31 @@ def test_kd_steps_match_recorded_values(repo_root, tmp_path, one_thread):
         rel = 1e-5 if step == 0 else 1e-3
         for k in want:
             assert got[k] == pytest.approx(want[k], rel=rel), (step, k)
+
+
+def test_time_components_times_every_part_and_leaves_no_trace(
+        repo_root, tmp_path, one_thread):
+    from mmtrack_kd.apis.speed import time_components
+    model = build_tiny_distiller(repo_root, str(tmp_path))
+    inputs, samples = tiny_batch()
+    times = time_components(model, inputs, samples, iters=2)
+    expected = {'teacher_forward', 'recorders.student', 'recorders.teacher',
+                'batch_data'}
+    for name in model.distill_losses:
+        expected |= {f'loss.{name}.forward', f'loss.{name}.backward'}
+    for name in model.connectors:
+        expected |= {f'connector.{name}.forward',
+                     f'connector.{name}.backward'}
+    assert set(times) == expected
+    assert all(len(v) == 2 and min(v) >= 0 for v in times.values())
+    assert times['recorders.student'][0] > 0
+    # hooks back to the class's, nothing recorded, no gradient left
+    for manager in (model.student_recorders, model.teacher_recorders):
+        for rec in manager.recorders.values():
+            assert '_hook' not in vars(rec) and not rec.data_buffer
+    assert all(p.grad is None for p in model.parameters())
+    # the model still computes the recorded step
+    model.train()
+    losses = model.loss(inputs, samples)
+    assert float(losses['loss_kd_feat']) == pytest.approx(
+        REFERENCE[0]['loss_kd_feat'], rel=1e-2)

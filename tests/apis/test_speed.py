@@ -1,0 +1,146 @@
+"""The JSON reports of the speed tools (tools/benchmark/fps.py and
+kd_step_overhead.py, over mmtrack_kd.apis.speed)."""
+import importlib.util
+import json
+import os.path as osp
+
+import pytest
+import torch
+
+from mmtrack_kd.apis.speed import fps_json, step_overhead_json, write_json
+
+
+def load_tool(repo_root, name):
+    path = osp.join(repo_root, 'tools', 'benchmark', name + '.py')
+    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def fps_result():
+    stat = dict(frames=4, fps=10.0, model_ms=80.0, tracker_ms=20.0,
+                model_fps=12.5)
+    return dict(names=['a.py', 'b.py'],
+                stats=[stat, dict(stat, fps=25.0, model_fps=40.0,
+                                  model_ms=25.0, tracker_ms=15.0)],
+                threads=1, input_size=(128, 96), warmup=1, compare=True,
+                onnx=None)
+
+
+def test_fps_json_has_speedup_date_and_command():
+    doc = fps_json(fps_result(), ['python', 'tools/benchmark/fps.py', 'a b'])
+    assert [m['name'] for m in doc['models']] == ['a.py', 'b.py']
+    assert doc['models'][1]['tracker_ms'] == 15.0
+    assert doc['speedup'] == pytest.approx(2.5)
+    assert doc['model_speedup'] == pytest.approx(3.2)
+    assert doc['command'] == "python tools/benchmark/fps.py 'a b'"
+    assert doc['torch_threads'] == 1 and doc['input_size'] == [128, 96]
+    assert doc['date'].endswith('+00:00')
+    one = dict(fps_result(), names=['a.py'], stats=fps_result()['stats'][:1])
+    assert 'speedup' not in fps_json(one)
+
+
+def test_step_overhead_json_fractions():
+    result = dict(
+        config='kd.py', median=dict(student=0.1, kd=0.25, teacher=0.14),
+        times={}, overhead_beyond_teacher=0.1, threads=1,
+        batch_shape=(4, 1, 3, 64, 96), iters=3,
+        components={'loss.x.forward': [0.002, 0.004, 0.003]})
+    doc = step_overhead_json(result, ['python', 'tool.py'])
+    assert doc['overhead_beyond_teacher'] == 0.1
+    assert doc['median_ms'] == pytest.approx(
+        dict(student=100., kd=250., teacher=140.))
+    assert doc['ratios']['kd_over_student'] == pytest.approx(2.5)
+    part = doc['components']['loss.x.forward']
+    assert part['median_ms'] == pytest.approx(3.)
+    assert part['share_of_student'] == pytest.approx(0.03)
+    assert doc['torch_threads'] == 1 and doc['command'] == 'python tool.py'
+
+
+def test_write_json_is_atomic(tmp_path):
+    path = tmp_path / 'sub' / 'r.json'
+    write_json({'a': 1}, str(path))
+    assert json.loads(path.read_text()) == {'a': 1}
+    with pytest.raises(TypeError):
+        write_json({'a': object()}, str(path))
+    assert json.loads(path.read_text()) == {'a': 1}  # left untouched
+    assert [p.name for p in path.parent.iterdir()] == ['r.json']
+
+
+def test_fps_tool_writes_json(repo_root, tmp_path):
+    tool = load_tool(repo_root, 'fps')
+    out = tmp_path / 'fps.json'
+    threads = torch.get_num_threads()
+    try:
+        rc = tool.main([
+            osp.join(repo_root, 'configs/cstrack/cstrack_yolov5n_synthmot.py'),
+            'none', '--input-size', '128', '96', '--frames', '3',
+            '--warmup', '1', '--threads', '1', '--compare',
+            osp.join(repo_root, 'configs/cstrack/cstrack_yolov5s_synthmot.py'),
+            'none', '--out', str(out)])
+    finally:
+        torch.set_num_threads(threads)
+    assert rc == 0
+    doc = json.loads(out.read_text())
+    assert [m['name'] for m in doc['models']] == [
+        'cstrack_yolov5n_synthmot.py', 'cstrack_yolov5s_synthmot.py']
+    for m in doc['models']:
+        assert m['fps'] == pytest.approx(
+            1e3 / (m['model_ms'] + m['tracker_ms']), rel=1e-6)
+    assert doc['speedup'] == pytest.approx(
+        doc['models'][1]['fps'] / doc['models'][0]['fps'])
+    assert doc['command'].startswith('python tools/benchmark/fps.py ')
+    assert '--out' in doc['command'] and doc['torch_threads'] == 1
+
+
+TINY = """
+data_root = '{data}/'
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root))
+"""
+
+
+def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
+                                           tmp_path):
+    from mmdet.registry import MODELS
+
+    from mmtrack_kd.utils.config import load_config, resolve_num_ids
+    tiny = TINY.format(data=tiny_synthmot.rstrip('/'))
+    teacher_cfg = tmp_path / 'teacher.py'
+    teacher_cfg.write_text(
+        f"_base_ = ['{repo_root}/configs/cstrack/cstrack_yolov5s_synthmot"
+        ".py']\n" + tiny + "model = dict(backbone=dict(widen_factor=0.125),"
+        " neck=dict(out_channels=32), id_head=dict(embed_channels=32))\n")
+    cfg = load_config(str(teacher_cfg))
+    resolve_num_ids(cfg)
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save({'state_dict': MODELS.build(cfg.model).state_dict()}, ckpt)
+    kd_cfg = tmp_path / 'kd.py'
+    kd_cfg.write_text(
+        f"_base_ = ['{repo_root}/configs/kd/cstrack_s2n_kd_synthmot.py']\n"
+        + tiny + f"model = dict(teacher='{teacher_cfg}', "
+        f"teacher_ckpt='{ckpt}', student=dict("
+        "backbone=dict(widen_factor=0.0625), neck=dict(out_channels=16), "
+        "id_head=dict(embed_channels=16)))\n")
+    tool = load_tool(repo_root, 'kd_step_overhead')
+    out = tmp_path / 'kd.json'
+    threads = torch.get_num_threads()
+    try:
+        assert tool.main([str(kd_cfg), '--iters', '1', '--threads', '1',
+                          '--out', str(out)]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    doc = json.loads(out.read_text())
+    med = doc['median_ms']
+    assert doc['overhead_beyond_teacher'] == pytest.approx(
+        (med['kd'] - med['teacher'] - med['student']) / med['student'])
+    for loss in ('kd_id', 'kd_feat', 'kd_resp'):
+        for part in ('forward', 'backward'):
+            assert f'loss.{loss}.{part}' in doc['components']
+    for c in ('neck_c0', 'neck_c1', 'neck_c2'):
+        assert f'connector.{c}.forward' in doc['components']
+    assert {'recorders.student', 'recorders.teacher', 'teacher_forward',
+            'batch_data'} <= set(doc['components'])
+    assert doc['torch_threads'] == 1 and doc['iters'] == 1
+    assert doc['date'] and '--out' in doc['command']
