@@ -1,0 +1,143 @@
+"""mmtrack_kd.benchmark.thresholds: the detection and tracker thresholds of
+every model are picked on val from the grid of presets.yaml, then the other
+splits are scored with them."""
+import math
+
+import pytest
+
+from mmtrack_kd.benchmark import configs, records
+from mmtrack_kd.benchmark import thresholds as thr
+from mmtrack_kd.benchmark.plan import load_benchmark_data
+from mmtrack_kd.benchmark.report import markdown, threshold_lines
+from mmtrack_kd.benchmark.runner import Benchmark
+from mmtrack_kd.utils.tools import load_run_config, parse_cfg_options
+
+
+def test_grid_of_the_data_file():
+    spec = thr.grid_spec(load_benchmark_data())
+    cands = thr.candidates(spec)
+    assert [c['model.test_cfg.score_thr'] for c in cands] == [0.3, 0.4, 0.5]
+    # the tracker's thresholds follow the detection threshold
+    for c in cands:
+        assert len(set(c.values())) == 1
+        assert set(c) == {'model.test_cfg.score_thr',
+                          'model.tracker.obj_score_thr',
+                          'model.tracker.init_track_thr'}
+    presets = load_benchmark_data()['presets']
+    assert presets['full']['tune_thresholds'] is True
+    assert presets['micro']['tune_thresholds'] is False
+
+
+def test_candidates_are_the_product_of_the_entries():
+    spec = dict(grid=dict(
+        det=dict(keys=['a', 'b'], values=[0.3, 0.5]),
+        match=dict(keys=['c'], values=[0.1, 0.2, 0.4])))
+    cands = thr.candidates(spec)
+    assert len(cands) == 6
+    assert cands[0] == dict(a=0.3, b=0.3, c=0.1)
+    assert cands[-1] == dict(a=0.5, b=0.5, c=0.4)
+    assert thr.label(cands[1]) == 'a=0.3,b=0.3,c=0.2'
+    assert thr.cfg_option_args(cands[1]) == [
+        '--cfg-options', 'a=0.3', 'b=0.3', 'c=0.2']
+    assert thr.cfg_option_args(None) == []
+    with pytest.raises(KeyError, match='thresholds.grid.det needs'):
+        thr.grid_spec(dict(thresholds=dict(
+            metric='IDF1', tie_break='MOTA', grid=dict(det=dict(keys=[])))))
+
+
+def test_choose_best_metric_then_tie_break_then_order():
+    res = {'x': dict(IDF1=50.0, MOTA=10.0), 'y': dict(IDF1=52.0, MOTA=1.0),
+           'z': dict(IDF1=52.0, MOTA=3.0), 'w': dict(IDF1=52.0, MOTA=3.0),
+           'n': dict(IDF1=math.nan, MOTA=99.0), 'f': None}
+    assert thr.choose(res, 'IDF1', 'MOTA') == 'z'
+    with pytest.raises(RuntimeError, match='no candidate'):
+        thr.choose({'f': None}, 'IDF1', 'MOTA')
+
+
+def test_options_reach_the_generated_config(tmp_path, tiny_synthmot):
+    bench = Benchmark(str(tmp_path), 'micro', 1, [], data=tiny_synthmot)
+    cand = thr.candidates(thr.grid_spec(load_benchmark_data()))[0]
+    options = parse_cfg_options(thr.cfg_option_args(cand)[1:])
+    cfg = load_run_config(configs.model_cfg(bench, 'student', 0),
+                          cfg_options=options)
+    assert cfg.model.test_cfg.score_thr == 0.3
+    assert cfg.model.tracker.obj_score_thr == 0.3
+    assert cfg.model.tracker.init_track_thr == 0.3
+    assert cfg.model.test_cfg.max_per_img == 10  # the rest stays
+
+
+def fake_evaluate(calls):
+    """val IDF1 peaks at score_thr 0.4; test would prefer 0.3 (it must not
+    be read for the choice)."""
+    def evaluate(method, seed, cfg, ckpt, split, options=None, tag=''):
+        calls.append((split, dict(options or {}), tag))
+        t = (options or {}).get('model.test_cfg.score_thr', 0.5)
+        if split == 'val':
+            return dict(IDF1=60 - 100 * abs(t - 0.4), MOTA=40.0, HOTA=1.0)
+        return dict(IDF1=60 - 100 * abs(t - 0.3), MOTA=40.0, HOTA=1.0)
+    return evaluate
+
+
+@pytest.mark.parametrize('splits', [['test'], ['val', 'test']])
+def test_score_picks_on_val_and_scores_test_with_it(tmp_path, monkeypatch,
+                                                    splits):
+    bench = Benchmark(str(tmp_path), 'micro', 1, [], splits=splits)
+    bench.tune_thresholds = True
+    calls = []
+    monkeypatch.setattr(bench, 'evaluate', fake_evaluate(calls))
+    tuned, metrics = bench.score('student', 0, 'c.py', 'm.pth', splits)
+    assert tuned['chosen'] == ('model.test_cfg.score_thr=0.4,'
+                               'model.tracker.obj_score_thr=0.4,'
+                               'model.tracker.init_track_thr=0.4')
+    assert tuned['options']['model.tracker.init_track_thr'] == 0.4
+    assert tuned['grid'] == [thr.label(c) for c in
+                             bench.threshold_candidates()]
+    assert tuned['val'][tuned['chosen']]['IDF1'] == pytest.approx(60.0)
+    # three val candidates, then each other split once, with the choice
+    assert [c[0] for c in calls] == ['val'] * 3 + ['test']
+    assert calls[-1][1] == tuned['options']
+    assert len({c[2] for c in calls[:3]}) == 3  # one metrics file each
+    assert metrics['test']['IDF1'] == pytest.approx(50.0)
+    if 'val' in splits:
+        assert metrics['val']['IDF1'] == pytest.approx(60.0)
+    # untuned presets evaluate with the configs' thresholds
+    plain = Benchmark(str(tmp_path), 'micro', 1, [], splits=splits)
+    calls.clear()
+    monkeypatch.setattr(plain, 'evaluate', fake_evaluate(calls))
+    tuned, metrics = plain.score('student', 0, 'c.py', 'm.pth', splits)
+    assert tuned is None and [c[1] for c in calls] == [{}] * len(splits)
+
+
+def test_complete_uses_the_recorded_choice(tmp_path, monkeypatch):
+    bench = Benchmark(str(tmp_path), 'micro', 1, [],
+                      splits=['val', 'test'])
+    bench.tune_thresholds = True
+    options = {'model.test_cfg.score_thr': 0.3}
+    records.json_dump(dict(method='student', seed=0, eval_config='c.py',
+                           checkpoint='m.pth', thresholds=dict(
+                               chosen='x', options=options),
+                           metrics=dict(val=dict(IDF1=1.0))),
+                      bench.record_path('student', 0))
+    calls = []
+    monkeypatch.setattr(bench, 'evaluate', fake_evaluate(calls))
+    rec = bench.complete('student', 0)
+    assert calls == [('test', options, '')]
+    assert set(rec['metrics']) == {'val', 'test'}
+
+
+def test_results_md_shows_the_chosen_thresholds():
+    grid = ['t=0.3', 't=0.4']
+    t = dict(metric='IDF1', tie_break='MOTA', grid=grid, chosen='t=0.4',
+             options=dict(t=0.4), val={'t=0.3': dict(IDF1=50.0),
+                                       't=0.4': dict(IDF1=55.5)})
+    results = dict(preset='full', data='/d', seeds=[0], sizes={},
+                   torch_threads=1, tune_thresholds=True,
+                   methods=dict(student=dict(
+                       kind='student', summary={},
+                       seeds={'0': dict(thresholds=t)})))
+    lines = threshold_lines(results)
+    assert '## Thresholds picked on val' in lines
+    assert '| student | 0 | `t=0.4` | 50.00 | 55.50 |' in lines
+    assert 'picked on val per model' in markdown(results)
+    results['methods']['student']['seeds']['0']['thresholds'] = None
+    assert threshold_lines(results) == []
