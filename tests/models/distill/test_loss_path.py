@@ -301,10 +301,6 @@ def test_log_names_keep_the_order_of_the_losses():
 def stopped_model(teacher_ckpt, **overrides):
     cfg = loss_path_cfg(teacher_ckpt, distill_stop_iter=2, **overrides)
     cfg['distill_losses']['loss_head'] = dict(type='LossPathFrozenPartLoss')
-    cfg['distill_losses']['kd'] = dict(type='LossPathDictLoss')
-    cfg['loss_forward_mappings']['kd'] = dict(
-        preds_S=dict(from_student=True, recorder='head'),
-        preds_T=dict(from_student=False, recorder='head'))
     model = build(cfg)
     hook = DistillStopHook()
     runner = SimpleNamespace(model=model, iter=2, epoch=0)
@@ -322,9 +318,8 @@ def test_after_the_stop_every_distillation_loss_is_a_connected_zero(
     inputs, samples = make_track_batch(seed=8)
     losses = model.loss(inputs, samples)
     assert calls == [] and spy.last is None  # neither teacher nor loss ran
-    assert list(losses) == ['loss_toy', 'loss_fm', 'loss_head', 'loss_spy',
-                            'loss_kd']
-    for key in ('loss_fm', 'loss_head', 'loss_spy', 'loss_kd'):
+    assert list(losses) == ['loss_toy', 'loss_fm', 'loss_head', 'loss_spy']
+    for key in ('loss_fm', 'loss_head', 'loss_spy'):
         value = losses[key]
         assert value.shape == () and value.dtype == inputs.dtype, key
         assert value.item() == 0.0, key
