@@ -4,7 +4,12 @@ kd_benchmark.py`` and ``kd_search.py`` are its command lines).
 - :mod:`.plan`: presets (``presets.yaml``), methods, the run plan.
 - :mod:`.configs`: the generated config of each (method, seed).
 - :mod:`.runner`: trainings and evaluations in subprocesses, parallel jobs.
-- :mod:`.records`: per-run records, data fingerprints, loss curves.
+- :mod:`.records`: per-run records, parameter counts, loss curves.
+- :mod:`.provenance`: data fingerprints, config hashes, code versions, the
+  stale-record check.
+- :mod:`.init_state`: the initial student weights of each seed.
+- :mod:`.thresholds`: the val-split choice of the detection and tracker
+  thresholds.
 - :mod:`.stats`: mean/std over seeds, gap recovered, paired comparisons.
 - :mod:`.report`: results.json, results.md, the targets table.
 - :mod:`.plots`: the PNG plots (matplotlib imported when plotting).
