@@ -41,6 +41,42 @@ def check_same_shape(s: Tensor, t: Tensor, name: str) -> None:
             f'{tuple(t.shape)} differ; put a connector on the student')
 
 
+def unit_vectors(x: Tensor, dim: int = 1, eps: float = 1e-12) -> Tensor:
+    """``x`` divided by its L2 norm along ``dim`` (at least ``eps``), as
+    ``F.normalize``; several times faster than it when ``dim`` is not the
+    innermost one (the channels of (N, C, H*W) maps).
+
+    Args:
+        x: any shape.
+        dim: the dimension of the vectors.
+        eps: the smallest norm divided by.
+
+    Returns:
+        Tensor: of the shape of ``x``.
+    """
+    return x / x.pow(2).sum(dim, keepdim=True).sqrt().clamp_min(eps)
+
+
+def frame_index(gt_bboxes: Sequence[Tensor],
+                device: torch.device) -> Tuple[Tensor, Tensor]:
+    """All frames' boxes in one tensor, and the frame of each.
+
+    Args:
+        gt_bboxes: per frame (K_i, 4) boxes.
+        device: where the outputs go.
+
+    Returns:
+        tuple: boxes (K, 4) float, K = sum K_i, frame by frame; frame
+        (K,) long, the index i of each box's frame.
+    """
+    counts = torch.tensor([len(b) for b in gt_bboxes], device=device)
+    boxes = [b.to(device).float().reshape(-1, 4) for b in gt_bboxes]
+    boxes = torch.cat(boxes) if boxes else torch.zeros(0, 4, device=device)
+    frame = torch.repeat_interleave(
+        torch.arange(len(gt_bboxes), device=device), counts)
+    return boxes, frame
+
+
 def zero_with_grad(*tensors: Tensor) -> Tensor:
     """A scalar 0 that stays in the graph of the given (student) tensors."""
     out = tensors[0].sum() * 0

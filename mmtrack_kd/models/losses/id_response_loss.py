@@ -7,7 +7,13 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ._utils import as_level_list, centre_cells, zero_with_grad
+from ._utils import (
+    as_level_list,
+    centre_cells,
+    frame_index,
+    unit_vectors,
+    zero_with_grad,
+)
 
 
 @MODELS.register_module()
@@ -78,13 +84,45 @@ class IDResponseConsistencyLoss(nn.Module):
             excluded: -inf), Sim (K, K) cosine matrix, and the (K, H*W) bool
             mask of the own cells.
         """
-        d, h, w = emb_map.shape
-        flat = F.normalize(emb_map.reshape(d, h * w).t(), dim=1)  # (HW, D)
+        frame = torch.zeros(len(bboxes), dtype=torch.long,
+                            device=emb_map.device)
+        return self.batch_responses(emb_map[None], bboxes, frame,
+                                    batch_input_shape)
+
+    def batch_responses(self, emb_maps: Tensor, bboxes: Tensor,
+                        frame: Tensor, batch_input_shape: Sequence[int]):
+        """Responses of the targets of all frames at once.
+
+        Args:
+            emb_maps: (N, D, H, W) embedding maps.
+            bboxes: (K, 4) GT boxes of all frames, in input pixels.
+            frame: (K,) the frame of each box.
+            batch_input_shape: (H_in, W_in).
+
+        Returns:
+            tuple: log R (K, H*W) log-softmax over the positions of each
+            target's own frame (its own cell excluded: -inf), Sim (K, K)
+            cosine matrix of all targets (pairs of different frames
+            included; the caller keeps those of one frame), and the
+            (K, H*W) bool mask of the own cells.
+        """
+        n, d, h, w = emb_maps.shape
+        flat = unit_vectors(emb_maps.reshape(n, d, h * w), 1)  # (N, D, HW)
         idx = centre_cells(bboxes, (h, w), batch_input_shape)
-        e = flat[idx]  # (K, D)
-        logits = e @ flat.t() / self.tau  # (K, HW)
+        # the targets of each frame in slots 0..K_i-1 of (N, K_max): one
+        # batched product instead of one per frame
+        counts = torch.bincount(frame, minlength=n)
+        starts = torch.cumsum(counts, 0) - counts
+        rows = torch.arange(len(idx), device=idx.device)
+        slot = rows - starts[frame]
+        cells = idx.new_zeros(n, max(int(counts.max()), 1))
+        cells[frame, slot] = idx
+        e_pad = flat.gather(2, cells[:, None].expand(-1, d, -1))
+        e_pad = e_pad.transpose(1, 2)  # (N, K_max, D)
+        logits = torch.bmm(e_pad, flat)[frame, slot] / self.tau  # (K, HW)
+        e = e_pad[frame, slot]  # (K, D)
         own = torch.zeros_like(logits, dtype=torch.bool)
-        own[torch.arange(len(idx), device=idx.device), idx] = True
+        own[rows, idx] = True
         logits = logits.masked_fill(own, float('-inf'))
         log_r = F.log_softmax(logits, dim=1)
         return log_r, e @ e.t(), own
@@ -102,32 +140,29 @@ class IDResponseConsistencyLoss(nn.Module):
                 f'{preds_S.shape[0]}, preds_T {preds_T.shape[0]}, gt_bboxes '
                 f'{len(gt_bboxes)}')
         preds_T = preds_T.detach()
-        kl_sum = zero_with_grad(preds_S)
-        sim_sum = zero_with_grad(preds_S)
-        n_targets, n_pairs = 0, 0
-        for s_map, t_map, boxes in zip(preds_S, preds_T, gt_bboxes):
-            k = len(boxes)
-            if k == 0 or s_map.shape[-2:].numel() < 2:
-                continue
-            boxes = boxes.to(s_map.device).float()
-            log_rs, sim_s, own = self.responses(s_map, boxes,
+        zero = zero_with_grad(preds_S)
+        boxes, frame = frame_index(gt_bboxes, preds_S.device)
+        if len(boxes) == 0 or preds_S.shape[-2:].numel() < 2:
+            return self.tau**2 * zero + self.lambda_sim * zero
+        if preds_S.shape[-2:].numel() != preds_T.shape[-2:].numel():
+            raise ValueError(
+                'IDResponseConsistencyLoss: student and teacher ID maps '
+                f'must have the same H, W: {tuple(preds_S.shape[2:])} vs '
+                f'{tuple(preds_T.shape[2:])}')
+        log_rs, sim_s, own = self.batch_responses(preds_S, boxes, frame,
+                                                  batch_input_shape)
+        log_rt, sim_t, _ = self.batch_responses(preds_T, boxes, frame,
                                                 batch_input_shape)
-            log_rt, sim_t, _ = self.responses(t_map, boxes, batch_input_shape)
-            if log_rs.shape[1] != log_rt.shape[1]:
-                raise ValueError(
-                    'IDResponseConsistencyLoss: student and teacher ID maps '
-                    f'must have the same H, W: {tuple(s_map.shape[1:])} vs '
-                    f'{tuple(t_map.shape[1:])}')
-            r_t = log_rt.exp()
-            kl = r_t * (log_rt - log_rs)
-            kl = kl.masked_fill(own, 0.)  # 0 * (-inf - -inf) is nan
-            kl_sum = kl_sum + kl.sum()
-            n_targets += k
-            if k > 1:
-                off = ~torch.eye(k, dtype=torch.bool, device=sim_s.device)
-                sim_sum = sim_sum + ((sim_t - sim_s)[off]**2).sum()
-                n_pairs += k * (k - 1)
-        loss = self.tau**2 * kl_sum / max(n_targets, 1)
+        r_t = log_rt.exp()
+        kl = r_t * (log_rt - log_rs)
+        kl = kl.masked_fill(own, 0.)  # 0 * (-inf - -inf) is nan
+        kl_sum = zero + kl.sum()
+        # pairs of distinct targets of one frame
+        pairs = (frame[:, None] == frame[None, :]) & ~torch.eye(
+            len(frame), dtype=torch.bool, device=frame.device)
+        sim_sum = zero + ((sim_t - sim_s)[pairs]**2).sum()
+        n_pairs = int(pairs.sum())
+        loss = self.tau**2 * kl_sum / len(boxes)
         loss = loss + self.lambda_sim * sim_sum / max(n_pairs, 1)
         return loss
 

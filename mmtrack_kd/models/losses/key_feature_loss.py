@@ -11,6 +11,7 @@ from ._utils import (
     as_level_list,
     box_cell_masks,
     check_same_shape,
+    frame_index,
     zero_with_grad,
 )
 
@@ -125,18 +126,16 @@ class KeyFeatureLoss(nn.Module):
         """
         n, h, w = spatial_T.shape
         w_fg = torch.zeros_like(spatial_T)
-        covered = torch.zeros_like(spatial_T, dtype=torch.bool)
-        for i, boxes in enumerate(gt_bboxes):
-            if len(boxes) == 0:
-                continue
-            masks = box_cell_masks(
-                boxes.to(spatial_T.device), (h, w),
-                batch_input_shape).to(spatial_T.dtype)  # (K, H, W)
-            att = masks * spatial_T[i][None]
+        covered = torch.zeros_like(spatial_T)
+        boxes, frame = frame_index(gt_bboxes, spatial_T.device)
+        if len(boxes):  # every box of the batch at once
+            masks = box_cell_masks(boxes, (h, w), batch_input_shape).to(
+                spatial_T.dtype)  # (K, H, W)
+            att = masks * spatial_T[frame]
             att = att / att.flatten(1).sum(1).clamp(min=1e-12)[:, None, None]
-            w_fg[i] = att.sum(0)
-            covered[i] = masks.sum(0) > 0
-        w_bg = spatial_T.masked_fill(covered, 0.)
+            w_fg.index_add_(0, frame, att)
+            covered.index_add_(0, frame, masks)
+        w_bg = spatial_T.masked_fill(covered > 0, 0.)
         return w_fg, w_bg
 
     def _single_level(self, preds_S: Tensor, preds_T: Tensor,

@@ -9,7 +9,13 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ..task_modules.response_decoders import build_response_decoder
-from ._utils import box_iou_giou, detach_preds, map_stride, zero_with_grad
+from ._utils import (
+    box_iou_giou,
+    detach_preds,
+    map_stride,
+    unit_vectors,
+    zero_with_grad,
+)
 
 
 def bernoulli_kl_with_logits(logit_S: Tensor, logit_T: Tensor) -> Tensor:
@@ -119,23 +125,31 @@ class PredictionDifferenceLoss(nn.Module):
             raise ValueError('PredictionDifferenceLoss: emb_S '
                              f'{tuple(emb_S.shape)} and emb_T '
                              f'{tuple(emb_T.shape)} must share N, H, W')
-        s = F.normalize(emb_S.detach().flatten(2), dim=1)  # (N, Ds, hw)
-        t = F.normalize(emb_T.detach().flatten(2), dim=1)
+        s = unit_vectors(emb_S.detach().flatten(2), 1)  # (N, Ds, hw)
+        t = unit_vectors(emb_T.detach().flatten(2), 1)
+        n = len(s)
+        index = cell_idx[None].expand(n, -1)
         if s.shape[1] == t.shape[1]:
             cell_diff = 1 - (s * t).sum(1)  # (N, hw)
-            return cell_diff.gather(1, cell_idx[None].expand(len(s), -1))
-        out = obj_T.new_zeros(obj_T.shape)
-        for i in range(len(s)):
-            score = obj_T[i].masked_fill(~cand[i], float('-inf'))
-            n_ref = min(self.num_ref, int(cand[i].sum()))
-            if n_ref == 0:
-                continue
-            ref_cells = cell_idx[score.topk(n_ref).indices]
-            rel_S = s[i].t() @ s[i][:, ref_cells]  # (hw, R)
-            rel_T = t[i].t() @ t[i][:, ref_cells]
-            cell_diff = (rel_S - rel_T).abs().mean(1) / 2
-            out[i] = cell_diff[cell_idx]
-        return out
+            return cell_diff.gather(1, index)
+        # each image's num_ref most confident candidates (fewer when it has
+        # fewer), all images in one batched product
+        n_ref = cand.sum(1).clamp(max=self.num_ref)  # (N,)
+        r = int(n_ref.max()) if n else 0
+        if r == 0:
+            return obj_T.new_zeros(obj_T.shape)
+        score = obj_T.masked_fill(~cand, float('-inf'))
+        ref_cells = cell_idx[score.topk(r, dim=1).indices]  # (N, R)
+        valid = (torch.arange(r, device=s.device)[None] <
+                 n_ref[:, None]).to(s.dtype)  # (N, R)
+
+        def relations(x: Tensor) -> Tensor:  # (N, hw, R) cosines
+            ref = x.gather(2, ref_cells[:, None].expand(-1, x.shape[1], -1))
+            return torch.bmm(x.transpose(1, 2), ref)
+
+        gap = (relations(s) - relations(t)).abs() * valid[:, None]
+        cell_diff = gap.sum(2) / n_ref.clamp(min=1)[:, None] / 2  # (N, hw)
+        return cell_diff.gather(1, index)
 
     def select(self,
                preds_S,
