@@ -72,7 +72,8 @@ def build_results(plan: BenchmarkPlan,
         splits=plan.splits,
         data_fingerprints=sorted(p or '' for p in prints),
         tune_thresholds=plan.tune_thresholds,
-        stale=[dict(record=x['record'], reasons=list(x['reasons']))
+        stale=[dict(record=x['record'], method=x.get('method'),
+                    seed=x.get('seed'), reasons=list(x['reasons']))
                for x in stale or []],
         methods={})
     for method in plan.methods:
@@ -276,12 +277,14 @@ def markdown(results: dict) -> str:
                   '|' + '---|' * 14]
         base = results['methods'].get('student', {}).get('summary', {}).get(
             split, {})
+        stale = {x.get('method') for x in results.get('stale') or []}
         for name, m in results['methods'].items():
             s = m['summary'].get(split, {})
             if not s.get('IDF1'):
                 lines.append(f'| {name} | (not run) |' + ' |' * 13)
                 continue
-            row = [name] + [fmt_stat(s.get(k)) for k in METRIC_KEYS[:5]]
+            row = [name + (' (stale)' if name in stale else '')]
+            row += [fmt_stat(s.get(k)) for k in METRIC_KEYS[:5]]
             row += [fmt_stat(s.get('IDs'), 1), fmt_stat(s.get('FPS'), 1)]
             for key in ('MOTA', 'IDF1'):
                 if m['kind'] in ('kd', ) and base.get(key, {}).get('n'):

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from mmtrack_kd.benchmark import METHODS, Benchmark
+from mmtrack_kd.benchmark import METHODS, Benchmark, provenance
 from mmtrack_kd.benchmark.configs import model_cfg
 
 
@@ -85,8 +85,26 @@ def test_micro_run_writes_results_and_skips_finished(tmp_path, repo_root):
         assert (out / png).stat().st_size > 1000, png
     rec = json.loads((out / 'records' / 'student__seed0.json').read_text())
     assert rec['loss_curve'] and all(len(p) == 2 for p in rec['loss_curve'])
+    # provenance: config hash, code version, data taken before training,
+    # the seed's initial weights shared by the plain and the KD student
+    kd = json.loads((out / 'records' / 'only_feat__seed0.json').read_text())
+    for r in (rec, kd):
+        assert len(r['config_hash']) == 40
+        assert len(r['code_version']['hash']) == 40
+        assert len(r['data_fingerprint']) == 40
+        assert r['train_cpu_s'] > 0 and r['thresholds'] is None
+    assert rec['init_sha1'] == kd['init_sha1']
+    assert len(kd['teacher_ckpt_sha1']) == 40
+    assert (out / 'init' / 'student__seed0.pth').is_file()
+    assert (out / 'init' / 'kd_student__seed0.pth').is_file()
+    assert 'load_from' in (out / 'configs' /
+                           'only_feat__seed0.py').read_text()
 
-    # a second invocation trains nothing
+    # a second invocation trains nothing. Edits of the package by another
+    # process meanwhile make every record stale by code (rightly): the
+    # skipping is then checked with --allow-stale
+    if provenance.code_version()['hash'] != rec['code_version']['hash']:
+        args = args + ['--allow-stale']
     before = sorted(os.listdir(out / 'logs'))
     log = run_tool(repo_root, args).stdout
     for name in ('teacher', 'student', 'only_feat'):
@@ -97,6 +115,16 @@ def test_micro_run_writes_results_and_skips_finished(tmp_path, repo_root):
     (out / 'results.md').unlink()
     log = run_tool(repo_root, args + ['--report-only']).stdout
     assert 'wrote' in log and (out / 'results.md').is_file()
+    # a record of another config is refused, or noted with --allow-stale
+    path = out / 'records' / 'student__seed0.json'
+    path.write_text(json.dumps(dict(rec, config_hash='0' * 40)))
+    plain = [a for a in args if a != '--allow-stale']
+    proc = run_tool(repo_root, plain, rc=2)
+    assert f'{path}: config differs' in proc.stderr
+    run_tool(repo_root, plain + ['--report-only', '--allow-stale'])
+    assert 'student__seed0.json`: config differs' in (
+        out / 'results.md').read_text()
+    path.write_text(json.dumps(rec))
 
     # the KD step-overhead tool on the generated KD config and teacher
     log = run_tool(repo_root, [

@@ -144,6 +144,7 @@ def test_stale_records_are_refused_unless_allowed(tmp_path, monkeypatch):
     assert results['stale'][0]['record'] == bench.record_path('student', 1)
     md = (tmp_path / 'b' / 'results.md').read_text()
     assert '1 stale record(s)' in md and 'student__seed1.json' in md
+    assert '| student (stale) |' in md
     assert '1 stale record(s)' not in markdown(dict(results, stale=[]))
 
 
