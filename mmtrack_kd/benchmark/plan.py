@@ -327,11 +327,12 @@ class BenchmarkPlan:
         from .init_state import init_path
         return init_path(self.out, seed, kd)
 
-    def threshold_candidates(self) -> List[Dict[str, float]]:
+    def threshold_candidates(self) -> Dict[str, Dict[str, float]]:
         """The val-split threshold candidates (``thresholds`` of
-        ``presets.yaml``); empty unless the preset tunes them."""
+        ``presets.yaml``), label -> config options; empty unless the preset
+        tunes them."""
         if not self.tune_thresholds:
-            return []
+            return {}
         from .thresholds import candidates, grid_spec
         return candidates(grid_spec(load_benchmark_data()))
 

@@ -168,7 +168,7 @@ class Benchmark(BenchmarkPlan):
                 reasons.append(f'the teacher checkpoint {ckpt} is missing')
             elif rec.get('teacher_ckpt_sha1') != file_sha1(ckpt):
                 reasons.append('trained with another teacher checkpoint')
-        grid = [thr.label(c) for c in self.threshold_candidates()]
+        grid = list(self.threshold_candidates())
         tuned = rec.get('thresholds') or {}
         if grid != tuned.get('grid', []):
             reasons.append('thresholds: ' + (
@@ -292,14 +292,14 @@ class Benchmark(BenchmarkPlan):
         if not cands:
             return None, {}
         spec = thr.grid_spec(load_benchmark_data())
-        val = {thr.label(c): self.evaluate(method, seed, cfg, ckpt, 'val',
-                                           c, tag=f'.t{i}')
-               for i, c in enumerate(cands)}
+        val = {label: self.evaluate(method, seed, cfg, ckpt, 'val', c,
+                                    tag=f'.t{i}')
+               for i, (label, c) in enumerate(cands.items())}
         best = thr.choose(val, spec['metric'], spec['tie_break'])
         tuned = dict(
             metric=spec['metric'], tie_break=spec['tie_break'],
             grid=list(val), chosen=best,
-            options=cands[list(val).index(best)],
+            options=cands[best],
             val={k: {m: v.get(m) for m in ('IDF1', 'MOTA', 'HOTA')}
                  for k, v in val.items()})
         return tuned, val[best]

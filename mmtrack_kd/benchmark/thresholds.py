@@ -30,29 +30,27 @@ def grid_spec(data: dict) -> dict:
     return spec
 
 
-def candidates(spec: dict) -> List[Candidate]:
-    """The product of the grid's entries, each as config options: an
-    entry sets every key it names to each of its values in turn.
+def candidates(spec: dict) -> Dict[str, Candidate]:
+    """The product of the grid's entries, in order: label (``ENTRY=VALUE,
+    ...``, the candidate's name in records and reports) -> config options
+    (an entry sets every key it names to each of its values in turn).
 
     Example:
         >>> candidates(dict(grid=dict(score=dict(
         ...     keys=['a.thr', 'b.thr'], values=[0.3, 0.5]))))
-        [{'a.thr': 0.3, 'b.thr': 0.3}, {'a.thr': 0.5, 'b.thr': 0.5}]
-    """
+        {'score=0.3': {'a.thr': 0.3, 'b.thr': 0.3}, 'score=0.5': {'a.thr': 0.5, 'b.thr': 0.5}}
+    """  # noqa: E501
+    names = list(spec['grid'])
     entries = list(spec['grid'].values())
-    out = []
+    out = {}
     for values in itertools.product(*(e['values'] for e in entries)):
         cand = {}
         for entry, value in zip(entries, values):
             for key in entry['keys']:
                 cand[key] = float(value)
-        out.append(cand)
+        label = ','.join(f'{n}={float(v):g}' for n, v in zip(names, values))
+        out[label] = cand
     return out
-
-
-def label(cand: Candidate) -> str:
-    """``KEY=VALUE,...``: a candidate's name in records and reports."""
-    return ','.join(f'{k}={v:g}' for k, v in cand.items())
 
 
 def cfg_option_args(cand: Optional[Candidate]) -> List[str]:

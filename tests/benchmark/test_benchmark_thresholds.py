@@ -16,9 +16,12 @@ from mmtrack_kd.utils.tools import load_run_config, parse_cfg_options
 def test_grid_of_the_data_file():
     spec = thr.grid_spec(load_benchmark_data())
     cands = thr.candidates(spec)
-    assert [c['model.test_cfg.score_thr'] for c in cands] == [0.3, 0.4, 0.5]
+    assert list(cands) == ['score_thr=0.3', 'score_thr=0.4',
+                           'score_thr=0.5']
+    assert [c['model.test_cfg.score_thr'] for c in cands.values()] == [
+        0.3, 0.4, 0.5]
     # the tracker's thresholds follow the detection threshold
-    for c in cands:
+    for c in cands.values():
         assert len(set(c.values())) == 1
         assert set(c) == {'model.test_cfg.score_thr',
                           'model.tracker.obj_score_thr',
@@ -34,10 +37,10 @@ def test_candidates_are_the_product_of_the_entries():
         match=dict(keys=['c'], values=[0.1, 0.2, 0.4])))
     cands = thr.candidates(spec)
     assert len(cands) == 6
-    assert cands[0] == dict(a=0.3, b=0.3, c=0.1)
-    assert cands[-1] == dict(a=0.5, b=0.5, c=0.4)
-    assert thr.label(cands[1]) == 'a=0.3,b=0.3,c=0.2'
-    assert thr.cfg_option_args(cands[1]) == [
+    assert cands['det=0.3,match=0.1'] == dict(a=0.3, b=0.3, c=0.1)
+    assert list(cands)[-1] == 'det=0.5,match=0.4'
+    assert cands['det=0.5,match=0.4'] == dict(a=0.5, b=0.5, c=0.4)
+    assert thr.cfg_option_args(cands['det=0.3,match=0.2']) == [
         '--cfg-options', 'a=0.3', 'b=0.3', 'c=0.2']
     assert thr.cfg_option_args(None) == []
     with pytest.raises(KeyError, match='thresholds.grid.det needs'):
@@ -56,7 +59,8 @@ def test_choose_best_metric_then_tie_break_then_order():
 
 def test_options_reach_the_generated_config(tmp_path, tiny_synthmot):
     bench = Benchmark(str(tmp_path), 'micro', 1, [], data=tiny_synthmot)
-    cand = thr.candidates(thr.grid_spec(load_benchmark_data()))[0]
+    cand = thr.candidates(thr.grid_spec(load_benchmark_data()))[
+        'score_thr=0.3']
     options = parse_cfg_options(thr.cfg_option_args(cand)[1:])
     cfg = load_run_config(configs.model_cfg(bench, 'student', 0),
                           cfg_options=options)
@@ -86,12 +90,9 @@ def test_score_picks_on_val_and_scores_test_with_it(tmp_path, monkeypatch,
     calls = []
     monkeypatch.setattr(bench, 'evaluate', fake_evaluate(calls))
     tuned, metrics = bench.score('student', 0, 'c.py', 'm.pth', splits)
-    assert tuned['chosen'] == ('model.test_cfg.score_thr=0.4,'
-                               'model.tracker.obj_score_thr=0.4,'
-                               'model.tracker.init_track_thr=0.4')
+    assert tuned['chosen'] == 'score_thr=0.4'
     assert tuned['options']['model.tracker.init_track_thr'] == 0.4
-    assert tuned['grid'] == [thr.label(c) for c in
-                             bench.threshold_candidates()]
+    assert tuned['grid'] == list(bench.threshold_candidates())
     assert tuned['val'][tuned['chosen']]['IDF1'] == pytest.approx(60.0)
     # three val candidates, then each other split once, with the choice
     assert [c[0] for c in calls] == ['val'] * 3 + ['test']
