@@ -220,6 +220,32 @@ class Benchmark(BenchmarkPlan):
                           seed=0, overwrite=True, show_progress=False,
                           **self.preset['data_knobs'])
 
+    def data_mismatch(self) -> List[str]:
+        """How the data's ``meta.json`` differs from what the preset would
+        generate (generator version, preset, seed 0, knobs); empty when it
+        matches or the folder has no ``meta.json`` (other data)."""
+        import json
+
+        from mmtrack_kd.datasets.synthmot import (
+            SYNTHMOT_VERSION,
+            resolve_knobs,
+        )
+        path = osp.join(self.data, 'meta.json')
+        if not osp.isfile(path):
+            return []
+        with open(path) as f:
+            meta = json.load(f)
+        want = dict(version=SYNTHMOT_VERSION,
+                    preset=self.preset['data_preset'], seed=0)
+        out = [f'{k} {meta.get(k)!r} (the preset makes {v!r})'
+               for k, v in want.items() if meta.get(k) != v]
+        knobs = resolve_knobs(self.preset['data_preset'],
+                              **self.preset['data_knobs'])
+        out += [f'knob {k} {meta.get("knobs", {}).get(k)!r} (the preset '
+                f'makes {v!r})' for k, v in knobs.items()
+                if meta.get('knobs', {}).get(k) != v]
+        return out
+
     def make_init(self, seed: int) -> str:
         """Write the initial student weights of ``seed`` (plain and KD
         keys) unless they exist; return their sha1."""
@@ -234,6 +260,11 @@ class Benchmark(BenchmarkPlan):
         initial student weights of the seeds left to train."""
         self.make_data()
         self.data_print = records.data_fingerprint(self.data)
+        mismatch = self.data_mismatch()
+        if mismatch:
+            print(f'WARNING: {self.data} is not the data of the '
+                  f'{self.preset_name} preset: {"; ".join(mismatch)}',
+                  flush=True)
         self.check_teacher_from()
         trainings = [(m, s) for _, m, s, eval_only in tasks if not eval_only]
         if any(METHODS[m][0] == 'kd' for m, _ in trainings):

@@ -223,3 +223,15 @@ def test_cpu_seconds_are_those_of_one_child(tmp_path):
     assert out['busy'][1] >= 0.9
     assert out['idle'][1] < 0.5, out
     assert out['idle'][0] >= 1.4
+
+
+def test_data_of_other_knobs_is_reported(tmp_path, tiny_synthmot):
+    bench = Benchmark(str(tmp_path), 'micro', 1, [], data=tiny_synthmot)
+    found = bench.data_mismatch()
+    # the fixture: seed 3, 10 frames, up to 4 people (micro: 0, 6, 3)
+    assert 'seed 3 (the preset makes 0)' in found
+    assert 'knob num_frames 10 (the preset makes 6)' in found
+    assert 'knob max_people 4 (the preset makes 3)' in found
+    assert not any('version' in x for x in found)
+    assert Benchmark(str(tmp_path), 'micro', 1, [],
+                     data=str(tmp_path)).data_mismatch() == []
