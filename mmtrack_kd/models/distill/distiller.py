@@ -286,13 +286,15 @@ class MOTDistiller(BaseModel):
         """
         active = self.distill_active()
         try:
-            with self.student_recorders:
-                losses = dict(self.student.loss(inputs, data_samples))
             if active:
+                # the teacher first: its activations are freed before the
+                # student's graph is built, so the two never share memory
                 with torch.no_grad(), self.teacher_recorders:
                     tensor_forward(self.teacher, self._teacher_inputs(inputs))
                 data = collect_batch_data(inputs, data_samples,
                                           self._data_keys)
+            with self.student_recorders:
+                losses = dict(self.student.loss(inputs, data_samples))
             for name, specs in self.loss_specs.items():
                 if active:
                     out = self.distill_losses[name](**{

@@ -112,7 +112,8 @@ class PredictionDifferenceLoss(nn.Module):
     def _identity_difference(self, emb_S: Tensor, emb_T: Tensor,
                              cell_idx: Tensor, cand: Tensor,
                              obj_T: Tensor) -> Tensor:
-        """Identity difference (N, M) of every prior.
+        """Identity difference (N, M) of every prior (equal widths) or of
+        every candidate prior, 0 elsewhere (different widths).
 
         Args:
             emb_S, emb_T: (N, Ds, h, w) and (N, Dt, h, w) ID maps.
@@ -128,28 +129,30 @@ class PredictionDifferenceLoss(nn.Module):
         s = unit_vectors(emb_S.detach().flatten(2), 1)  # (N, Ds, hw)
         t = unit_vectors(emb_T.detach().flatten(2), 1)
         n = len(s)
-        index = cell_idx[None].expand(n, -1)
         if s.shape[1] == t.shape[1]:
             cell_diff = 1 - (s * t).sum(1)  # (N, hw)
-            return cell_diff.gather(1, index)
+            return cell_diff.gather(1, cell_idx[None].expand(n, -1))
         # each image's num_ref most confident candidates (fewer when it has
-        # fewer), all images in one batched product
+        # fewer) are its references; the score is computed at the candidate
+        # priors only (the caller zeroes it everywhere else)
+        out = obj_T.new_zeros(obj_T.shape)
         n_ref = cand.sum(1).clamp(max=self.num_ref)  # (N,)
         r = int(n_ref.max()) if n else 0
         if r == 0:
-            return obj_T.new_zeros(obj_T.shape)
+            return out
         score = obj_T.masked_fill(~cand, float('-inf'))
         ref_cells = cell_idx[score.topk(r, dim=1).indices]  # (N, R)
-        valid = (torch.arange(r, device=s.device)[None] <
-                 n_ref[:, None]).to(s.dtype)  # (N, R)
+        img, prior = cand.nonzero(as_tuple=True)  # (P,) each
+        cells = cell_idx[prior]
 
-        def relations(x: Tensor) -> Tensor:  # (N, hw, R) cosines
+        def relations(x: Tensor) -> Tensor:  # (P, R) cosines
             ref = x.gather(2, ref_cells[:, None].expand(-1, x.shape[1], -1))
-            return torch.bmm(x.transpose(1, 2), ref)
+            return torch.bmm(x[img, :, cells][:, None], ref[img])[:, 0]
 
-        gap = (relations(s) - relations(t)).abs() * valid[:, None]
-        cell_diff = gap.sum(2) / n_ref.clamp(min=1)[:, None] / 2  # (N, hw)
-        return cell_diff.gather(1, index)
+        valid = torch.arange(r, device=s.device)[None] < n_ref[img, None]
+        gap = (relations(s) - relations(t)).abs() * valid
+        out[img, prior] = gap.sum(1) / n_ref[img] / 2
+        return out
 
     def select(self,
                preds_S,
