@@ -310,6 +310,14 @@ def format_fps_report(result: dict) -> str:
 # --------------------------------------------------------------------------
 # KD training-step overhead
 # --------------------------------------------------------------------------
+#: ``wall``: elapsed time; ``cpu``: CPU time of the process (all its threads),
+#: which leaves out the time other processes hold the cores: steadier on a
+#: shared machine, and equal to the wall time with one torch thread on an
+#: idle core.
+CLOCKS: Dict[str, Callable[[], float]] = dict(wall=time.perf_counter,
+                                              cpu=time.process_time)
+
+
 def _loss_step(fn: Callable[[], Dict[str, torch.Tensor]],
                params: List[torch.nn.Parameter]) -> None:
     losses = fn()
@@ -320,8 +328,8 @@ def _loss_step(fn: Callable[[], Dict[str, torch.Tensor]],
         p.grad = None
 
 
-def time_steps(model, inputs: torch.Tensor, data_samples,
-               iters: int) -> Dict[str, List[float]]:
+def time_steps(model, inputs: torch.Tensor, data_samples, iters: int,
+               clock: str = 'wall') -> Dict[str, List[float]]:
     """Seconds per call of the ``student``, ``kd`` and ``teacher`` steps
     (see the module docstring), ``iters`` times each, interleaved, after
     one untimed warm-up of each.
@@ -331,10 +339,12 @@ def time_steps(model, inputs: torch.Tensor, data_samples,
         inputs (Tensor): (N, 3, H, W) pre-processed batch.
         data_samples (list): Its data samples.
         iters (int): Timed calls of each step.
+        clock (str): A key of :data:`CLOCKS`.
 
     Returns:
         dict[str, list[float]]: seconds per call of each step.
     """
+    now = CLOCKS[clock]
     from mmtrack_kd.models.distill.distiller import tensor_forward
     params = [p for p in model.parameters() if p.requires_grad]
     model.train()
@@ -355,9 +365,9 @@ def time_steps(model, inputs: torch.Tensor, data_samples,
     times = {k: [] for k in steps}
     for _ in range(iters):
         for name, fn in steps.items():
-            t0 = time.perf_counter()
+            t0 = now()
             fn()
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(now() - t0)
     return times
 
 
@@ -379,16 +389,17 @@ def _loss_sum(out: Any) -> torch.Tensor:
     return out.sum()
 
 
-def _timed_hook(hook: Callable, acc: List[float]) -> Callable:
+def _timed_hook(hook: Callable, acc: List[float],
+                now: Callable[[], float]) -> Callable:
     def timed(*args):
-        t0 = time.perf_counter()
+        t0 = now()
         hook(*args)
-        acc[0] += time.perf_counter() - t0
+        acc[0] += now() - t0
     return timed
 
 
-def time_components(model, inputs: torch.Tensor, data_samples,
-                    iters: int) -> Dict[str, List[float]]:
+def time_components(model, inputs: torch.Tensor, data_samples, iters: int,
+                    clock: str = 'wall') -> Dict[str, List[float]]:
     """Seconds per call of each part of a KD step beyond the student step,
     ``iters`` times, after one untimed warm-up.
 
@@ -396,7 +407,7 @@ def time_components(model, inputs: torch.Tensor, data_samples,
     the teacher's forward under its own, then times every part of the
     distillation on the recorded tensors, in isolation: a connector or a
     loss gets its inputs detached (student side: leaves that require grad),
-    so its backward is its own.
+    so its backward is its own. ``clock`` is a key of :data:`CLOCKS`.
 
     Returns:
         dict[str, list[float]]: ``teacher_forward`` (the teacher forward
@@ -407,6 +418,7 @@ def time_components(model, inputs: torch.Tensor, data_samples,
     """
     from mmtrack_kd.models.distill.distiller import tensor_forward
     from mmtrack_kd.models.distill.mappings import collect_batch_data
+    now = CLOCKS[clock]
     model.train()
     hook_time = {}
     saved = []
@@ -414,7 +426,7 @@ def time_components(model, inputs: torch.Tensor, data_samples,
         acc = hook_time[side] = [0.0]
         for rec in getattr(model, f'{side}_recorders').recorders.values():
             saved.append(rec)
-            rec._hook = _timed_hook(rec._hook, acc)
+            rec._hook = _timed_hook(rec._hook, acc, now)
     times: Dict[str, List[float]] = {}
 
     def add(key: str, seconds: float) -> None:
@@ -432,17 +444,17 @@ def time_components(model, inputs: torch.Tensor, data_samples,
             try:
                 with model.student_recorders:
                     model.student.loss(inputs, data_samples)
-                t0 = time.perf_counter()
+                t0 = now()
                 with torch.no_grad(), model.teacher_recorders:
                     tensor_forward(model.teacher,
                                    model._teacher_inputs(inputs))
-                tick('teacher_forward', time.perf_counter() - t0)
+                tick('teacher_forward', now() - t0)
                 for side, acc in hook_time.items():
                     tick(f'recorders.{side}', acc[0])
-                t0 = time.perf_counter()
+                t0 = now()
                 data = collect_batch_data(inputs, data_samples,
                                           model._data_keys)
-                tick('batch_data', time.perf_counter() - t0)
+                tick('batch_data', now() - t0)
                 for name, specs in model.loss_specs.items():
                     kwargs = {}
                     for arg, spec in specs.items():
@@ -461,23 +473,23 @@ def time_components(model, inputs: torch.Tensor, data_samples,
                         mapped = []
                         for c, v in zip(spec.connectors, values):
                             x = _grad_leaf(v)
-                            t0 = time.perf_counter()
+                            t0 = now()
                             y = model.connectors[c](x)
                             tick(f'connector.{c}.forward',
-                                 time.perf_counter() - t0)
-                            t0 = time.perf_counter()
+                                 now() - t0)
+                            t0 = now()
                             y.backward(torch.ones_like(y))
                             tick(f'connector.{c}.backward',
-                                 time.perf_counter() - t0)
+                                 now() - t0)
                             mapped.append(_grad_leaf(y))
                         kwargs[arg] = mapped[0] if single else mapped
-                    t0 = time.perf_counter()
+                    t0 = now()
                     out = _loss_sum(model.distill_losses[name](**kwargs))
-                    tick(f'loss.{name}.forward', time.perf_counter() - t0)
-                    t0 = time.perf_counter()
+                    tick(f'loss.{name}.forward', now() - t0)
+                    t0 = now()
                     if out.requires_grad:
                         out.backward()
-                    tick(f'loss.{name}.backward', time.perf_counter() - t0)
+                    tick(f'loss.{name}.backward', now() - t0)
             finally:
                 model.student_recorders.reset_data()
                 model.teacher_recorders.reset_data()
@@ -524,7 +536,8 @@ def measure_kd_step_overhead(config: str,
                              iters: int = 10,
                              cfg_options: Optional[dict] = None,
                              threads: Optional[int] = None,
-                             components: bool = True) -> dict:
+                             components: bool = True,
+                             clock: str = 'wall') -> dict:
     """Median times of the student, KD and teacher steps of a
     ``MOTDistiller`` config on one of its training batches, and of the
     parts of the KD step beyond the student and the teacher.
@@ -535,26 +548,30 @@ def measure_kd_step_overhead(config: str,
         cfg_options (dict, optional): Config overrides.
         threads (int, optional): torch threads (default: torch's own).
         components (bool): Also time the parts (:func:`time_components`).
+        clock (str): ``'wall'`` or ``'cpu'`` (see :data:`CLOCKS`).
 
     Returns:
         dict: ``config``, ``times`` (seconds per call of each step),
         ``median`` (their medians), ``overhead_beyond_teacher``
         (``(kd - teacher - student) / student``), ``components`` (part ->
         seconds per call; empty without ``components``), ``threads``,
-        ``batch_shape`` and ``iters``.
+        ``batch_shape``, ``iters`` and ``clock``.
     """
+    if clock not in CLOCKS:
+        raise ValueError(f'clock must be one of {sorted(CLOCKS)}, got '
+                         f'{clock!r}')
     if threads:
         torch.set_num_threads(threads)
     model, inputs, samples = build_distiller_batch(config, cfg_options)
-    times = time_steps(model, inputs, samples, iters)
-    parts = time_components(model, inputs, samples, iters) \
+    times = time_steps(model, inputs, samples, iters, clock)
+    parts = time_components(model, inputs, samples, iters, clock) \
         if components else {}
     med = {k: statistics.median(v) for k, v in times.items()}
     return dict(config=config, times=times, median=med,
                 overhead_beyond_teacher=(med['kd'] - med['teacher'] -
                                          med['student']) / med['student'],
                 components=parts, threads=torch.get_num_threads(),
-                batch_shape=tuple(inputs.shape), iters=iters)
+                batch_shape=tuple(inputs.shape), iters=iters, clock=clock)
 
 
 def format_step_overhead(result: dict) -> str:
@@ -565,7 +582,7 @@ def format_step_overhead(result: dict) -> str:
     med = result['median']
     lines = [f'torch threads: {result["threads"]}; batch '
              f'{result["batch_shape"]}; {result["iters"]} iterations, '
-             'medians']
+             f'medians of {result.get("clock", "wall")} time']
     for k in ('student', 'kd', 'teacher'):
         lines.append(f'{k:>8}: {1e3 * med[k]:.1f} ms')
     lines.append(f'ratio kd / student: {med["kd"] / med["student"]:.3f}')
@@ -631,7 +648,7 @@ def step_overhead_json(result: dict,
         components=parts,
         components_note='each part timed alone on the recorded tensors '
         '(inputs detached); recorders: time inside their hooks',
-        torch_threads=result['threads'],
+        torch_threads=result['threads'], clock=result.get('clock', 'wall'),
         batch_shape=list(result['batch_shape']), iters=result['iters'],
         config=result.get('config'), **_run_info(command))
 
@@ -680,10 +697,12 @@ def report_kd_step_overhead(config: str, iters: int = 10,
                             cfg_options: Optional[dict] = None,
                             threads: Optional[int] = None,
                             out: Optional[str] = None,
-                            command: Optional[Sequence[str]] = None) -> str:
+                            command: Optional[Sequence[str]] = None,
+                            clock: str = 'wall') -> str:
     """Measure (:func:`measure_kd_step_overhead`), write the JSON to
     ``out`` when given, and return the printed report."""
-    result = measure_kd_step_overhead(config, iters, cfg_options, threads)
+    result = measure_kd_step_overhead(config, iters, cfg_options, threads,
+                                      clock=clock)
     if out:
         write_json(step_overhead_json(result, command), out)
     return format_step_overhead(result)

@@ -128,7 +128,7 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
     threads = torch.get_num_threads()
     try:
         assert tool.main([str(kd_cfg), '--iters', '1', '--threads', '1',
-                          '--out', str(out)]) == 0
+                          '--clock', 'cpu', '--out', str(out)]) == 0
     finally:
         torch.set_num_threads(threads)
     doc = json.loads(out.read_text())
@@ -143,4 +143,12 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
     assert {'recorders.student', 'recorders.teacher', 'teacher_forward',
             'batch_data'} <= set(doc['components'])
     assert doc['torch_threads'] == 1 and doc['iters'] == 1
+    assert doc['clock'] == 'cpu'
     assert doc['date'] and '--out' in doc['command']
+
+
+def test_unknown_clock_is_refused():
+    from mmtrack_kd.apis.speed import CLOCKS, measure_kd_step_overhead
+    assert set(CLOCKS) == {'wall', 'cpu'}
+    with pytest.raises(ValueError, match='clock'):
+        measure_kd_step_overhead('nonexistent.py', clock='gpu')

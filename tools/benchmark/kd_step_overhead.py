@@ -34,6 +34,9 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--out', metavar='FILE.json',
                         help='also write the report as JSON')
+    parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
+                        help='wall: elapsed time (default); cpu: CPU time '
+                        'of the process, steadier on a shared machine')
     return parser.parse_args(argv)
 
 
@@ -49,7 +52,8 @@ def main(argv=None) -> int:
     command = ['python', 'tools/benchmark/kd_step_overhead.py'] + list(
         sys.argv[1:] if argv is None else argv)
     print(report_kd_step_overhead(args.config, args.iters, args.cfg_options,
-                                  args.threads, args.out, command))
+                                  args.threads, args.out, command,
+                                  args.clock))
     return 0
 
 
