@@ -5,7 +5,6 @@ frozen teacher is rebuilt from ``teacher_ckpt`` (it is not in the
 checkpoint), and ``distill_stop_iter`` counts the iterations of the whole
 run across the restart."""
 import hashlib
-import importlib.util
 import os.path as osp
 
 import pytest
@@ -14,6 +13,9 @@ from mmdet.registry import HOOKS
 from mmengine.hooks import Hook
 from mmengine.model import is_model_wrapper
 from test_e2e_train_test import data_opts
+
+from mmtrack_kd.apis.train import train_model
+from mmtrack_kd.utils.tools import parse_cfg_options
 
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 STOP_ITER = 7  # iterations 0-6 distil; 5 per epoch, so the stop is in epoch 2
@@ -34,14 +36,6 @@ model = dict(
                  id_head=dict(embed_channels=32, saan=dict(mid_channels=32))))
 custom_hooks = _base_.custom_hooks + [dict(type='KDProbeHook')]
 """
-
-
-def load_train_tool():
-    spec = importlib.util.spec_from_file_location(
-        'mmtrack_kd_train_tool', osp.join(ROOT, 'tools/train.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def assert_same_state(a: dict, b: dict, what: str) -> None:
@@ -102,11 +96,8 @@ def kd_config(tmp_path_factory):
 
 
 def train_kd(cfg, data_root, work_dir, max_epochs, resume=False):
-    argv = [cfg, '--work-dir', str(work_dir)]
-    if resume:
-        argv.append('--resume')
-    argv += [
-        '--cfg-options', f'train_cfg.max_epochs={max_epochs}',
+    options = [
+        f'train_cfg.max_epochs={max_epochs}',
         'train_cfg.val_interval=100', 'train_dataloader.batch_size=2',
         'train_dataloader.num_workers=0',
         'train_dataloader.persistent_workers=False', 'randomness.seed=0',
@@ -116,7 +107,9 @@ def train_kd(cfg, data_root, work_dir, max_epochs, resume=False):
     ] + data_opts(data_root)
     KDProbeHook.teachers.clear()
     KDProbeHook.kd_losses.clear()
-    load_train_tool().main(argv)
+    train_model(cfg, work_dir=str(work_dir),
+                cfg_options=parse_cfg_options(options),
+                resume='auto' if resume else None)
     ckpt = torch.load(
         str(work_dir / f'epoch_{max_epochs}.pth'), map_location='cpu',
         weights_only=False)
