@@ -2,8 +2,10 @@
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
+import scipy.linalg
 import torch
 import torch.nn.functional as F
+from mmdet.models.task_modules import KalmanFilter
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample
 from mmdet.structures.bbox import (
@@ -165,6 +167,10 @@ class JDETracker:
                                 f'a Kalman filter with `{attr}()`, got '
                                 f'{type(motion).__name__}')
         self.motion = motion
+        # mmdet's own filter is run on all tracks at once (same numbers);
+        # any other filter one track at a time, through its methods
+        self.batch_kalman = type(motion) is KalmanFilter and not getattr(
+            motion, 'use_nsa', False)
         self.obj_score_thr = _check_unit('obj_score_thr', obj_score_thr)
         self.init_track_thr = _check_unit('init_track_thr', init_track_thr)
         self.embed_weight = _check_unit('embed_weight', embed_weight)
@@ -218,15 +224,95 @@ class JDETracker:
 
     def _update_track(self, track: JDETrack, bbox: torch.Tensor,
                       score: torch.Tensor, label: torch.Tensor,
-                      embed: torch.Tensor, xyah: np.ndarray,
+                      embed: Optional[torch.Tensor], xyah: np.ndarray,
                       frame_id: int) -> None:
-        """Correct a matched track with its detection of this frame."""
+        """Correct a matched track with its detection of this frame (its
+        embedding too unless ``embed`` is None: see
+        :meth:`_update_embeds`)."""
         track.mean, track.covariance = self.motion.update(
             track.mean, track.covariance, xyah)
-        track.update_embed(embed, self.embed_alpha)
+        if embed is not None:
+            track.update_embed(embed, self.embed_alpha)
         if not track.confirmed:
             self._confirm(track)
         track.record(bbox, score, label, frame_id, TRACKED)
+
+    # ---------------------------------------------------------------- kalman
+    def _predict_all(self) -> None:
+        """Predict every track to this frame; a lost track keeps its
+        position velocity but not its height velocity."""
+        tracks = list(self.tracks.values())
+        for track in tracks:
+            if track.state == LOST:
+                track.mean[7] = 0.0
+        if not self.batch_kalman or not tracks:
+            for track in tracks:
+                track.mean, track.covariance = self.motion.predict(
+                    track.mean, track.covariance)
+            return
+        # KalmanFilter.predict on the stacked states: every entry is the
+        # same sum of the same two terms, so the numbers are identical
+        kf = self.motion
+        mean = np.stack([t.mean for t in tracks])  # (T, 8)
+        cov = np.stack([t.covariance for t in tracks])  # (T, 8, 8)
+        h = mean[:, 3]
+        wp, wv = kf._std_weight_position, kf._std_weight_velocity
+        std = np.stack([
+            wp * h, wp * h, np.full_like(h, 1e-2), wp * h, wv * h, wv * h,
+            np.full_like(h, 1e-5), wv * h
+        ], 1)
+        motion = kf._motion_mat
+        mean = mean @ motion.T
+        cov = motion @ (cov @ motion.T)  # multi_dot's order for 8x8x8
+        diag = np.arange(8)
+        cov[:, diag, diag] += np.square(std)
+        for i, track in enumerate(tracks):
+            track.mean, track.covariance = mean[i], cov[i]
+
+    def _gating_distances(self, keys: List[int],
+                          xyah: np.ndarray) -> np.ndarray:
+        """Squared Mahalanobis distances (len(keys), K) of the detections
+        ``xyah`` (K, 4) to the tracks, as ``motion.gating_distance``."""
+        center_only = bool(getattr(self.motion, 'center_only', False))
+        if not self.batch_kalman:
+            return np.stack([
+                self.motion.gating_distance(self.tracks[k].mean,
+                                            self.tracks[k].covariance, xyah,
+                                            center_only) for k in keys
+            ])
+        kf = self.motion
+        mean = np.stack([self.tracks[k].mean for k in keys])  # (P, 8)
+        cov = np.stack([self.tracks[k].covariance for k in keys])
+        # KalmanFilter.project (the update matrix picks the first 4 rows)
+        h = mean[:, 3]
+        wp = kf._std_weight_position
+        std = np.stack([wp * h, wp * h, np.full_like(h, 1e-1), wp * h], 1)
+        proj_mean = mean[:, :4]
+        proj_cov = cov[:, :4, :4].copy()
+        diag = np.arange(4)
+        proj_cov[:, diag, diag] += np.square(std)
+        meas = xyah
+        if center_only:
+            proj_mean, proj_cov = proj_mean[:, :2], proj_cov[:, :2, :2]
+            meas = xyah[:, :2]
+        chol = np.linalg.cholesky(proj_cov)
+        d = meas[None] - proj_mean[:, None]  # (P, K, dim)
+        z = scipy.linalg.solve_triangular(
+            chol, d.transpose(0, 2, 1), lower=True, check_finite=False)
+        return np.sum(z * z, axis=1)
+
+    def _update_embeds(self, matched: List[Tuple[JDETrack, int]],
+                       embeds: torch.Tensor) -> None:
+        """:meth:`JDETrack.update_embed` of every matched track with its
+        detection's embedding, all in one go."""
+        if not matched:
+            return
+        old = torch.stack([t.embed for t, _ in matched])
+        new = embeds[torch.tensor([d for _, d in matched])]
+        alpha = self.embed_alpha
+        smoothed = F.normalize(alpha * old + (1.0 - alpha) * new, dim=1)
+        for (track, _), embed in zip(matched, smoothed):
+            track.embed = embed
 
     # ------------------------------------------------------------------ costs
     def _predicted_bboxes(self, keys: List[int]) -> torch.Tensor:
@@ -250,12 +336,7 @@ class JDETracker:
         track_embeds = torch.stack([self.tracks[k].embed for k in keys])
         cos_dist = (1.0 - track_embeds @ embeds.t()).clamp(min=0.0)
         cost = cos_dist.double().numpy()
-        center_only = bool(getattr(self.motion, 'center_only', False))
-        maha = np.stack([
-            self.motion.gating_distance(self.tracks[k].mean,
-                                        self.tracks[k].covariance, xyah,
-                                        center_only) for k in keys
-        ])
+        maha = self._gating_distances(keys, xyah)
         cost = self.embed_weight * cost + (1.0 - self.embed_weight) * maha
         cost[maha > self._gating_threshold] = np.inf
         cost[self._label_mask(keys, labels)] = np.inf
@@ -320,17 +401,16 @@ class JDETracker:
         embeds = F.normalize(embeds[keep], dim=1)
         xyah = bbox_xyxy_to_cxcyah(bboxes.double()).numpy()
 
-        # Predict every track to this frame; a lost track keeps its position
-        # velocity but not its height velocity.
-        for track in self.tracks.values():
-            if track.state == LOST:
-                track.mean[7] = 0.0
-            track.mean, track.covariance = self.motion.predict(
-                track.mean, track.covariance)
+        self._predict_all()
+        # embeddings are only read in step 1: matched tracks update theirs
+        # together, before the new tracks start
+        matched: List[Tuple[JDETrack, int]] = []
 
         def update(key: int, det: int) -> None:
-            self._update_track(self.tracks[key], bboxes[det], scores[det],
-                               labels[det], embeds[det], xyah[det], frame_id)
+            track = self.tracks[key]
+            self._update_track(track, bboxes[det], scores[det], labels[det],
+                               None, xyah[det], frame_id)
+            matched.append((track, det))
 
         # 1. confirmed tracks vs detections: embedding + Kalman gating.
         pool = self._keys(TRACKED, LOST)
@@ -364,6 +444,7 @@ class JDETracker:
         for t in left_tracks:
             self.tracks.pop(pool[t])
         left_dets = left_dets[left]
+        self._update_embeds(matched, embeds)
 
         # 4. new tracks.
         for d in left_dets.tolist():
