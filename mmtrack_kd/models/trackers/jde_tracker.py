@@ -222,20 +222,43 @@ class JDETracker:
         self.tracks[self._num_keys] = track
         self._num_keys += 1
 
-    def _update_track(self, track: JDETrack, bbox: torch.Tensor,
-                      score: torch.Tensor, label: torch.Tensor,
-                      embed: Optional[torch.Tensor], xyah: np.ndarray,
-                      frame_id: int) -> None:
-        """Correct a matched track with its detection of this frame (its
-        embedding too unless ``embed`` is None: see
-        :meth:`_update_embeds`)."""
-        track.mean, track.covariance = self.motion.update(
-            track.mean, track.covariance, xyah)
-        if embed is not None:
-            track.update_embed(embed, self.embed_alpha)
-        if not track.confirmed:
-            self._confirm(track)
-        track.record(bbox, score, label, frame_id, TRACKED)
+    def _correct(self, matched: List[Tuple[JDETrack, int]], xyah: np.ndarray,
+                 embeds: torch.Tensor) -> None:
+        """Correct the Kalman state of every matched track with its
+        detection ``xyah[det]`` (all at once for mmdet's filter: the same
+        products in the same order as ``KalmanFilter.update``), then update
+        their embeddings (:meth:`_update_embeds`)."""
+        if not matched:
+            return
+        if not self.batch_kalman:
+            for track, det in matched:
+                track.mean, track.covariance = self.motion.update(
+                    track.mean, track.covariance, xyah[det])
+        else:
+            kf = self.motion
+            mean = np.stack([t.mean for t, _ in matched])  # (T, 8)
+            cov = np.stack([t.covariance for t, _ in matched])
+            meas = xyah[[d for _, d in matched]]  # (T, 4)
+            h = mean[:, 3]
+            wp = kf._std_weight_position
+            std = np.stack([wp * h, wp * h, np.full_like(h, 1e-1), wp * h],
+                           1)
+            proj_mean = mean[:, :4]
+            proj_cov = cov[:, :4, :4].copy()
+            diag = np.arange(4)
+            proj_cov[:, diag, diag] += np.square(std)
+            chol = scipy.linalg.cho_factor(proj_cov, lower=True,
+                                           check_finite=False)
+            gain = scipy.linalg.cho_solve(
+                chol, cov[:, :, :4].transpose(0, 2, 1),
+                check_finite=False).transpose(0, 2, 1)  # (T, 8, 4)
+            innovation = (meas - proj_mean)[:, None]  # (T, 1, 4)
+            mean = mean + (innovation @ gain.transpose(0, 2, 1))[:, 0]
+            # multi_dot's order for (8, 4) x (4, 4) x (4, 8)
+            cov = cov - gain @ (proj_cov @ gain.transpose(0, 2, 1))
+            for i, (track, _) in enumerate(matched):
+                track.mean, track.covariance = mean[i], cov[i]
+        self._update_embeds(matched, embeds)
 
     # ---------------------------------------------------------------- kalman
     def _predict_all(self) -> None:
@@ -402,14 +425,16 @@ class JDETracker:
         xyah = bbox_xyxy_to_cxcyah(bboxes.double()).numpy()
 
         self._predict_all()
-        # embeddings are only read in step 1: matched tracks update theirs
-        # together, before the new tracks start
+        # a matched track's Kalman state and embedding are not read again on
+        # this frame: they are corrected together after the 3 steps
         matched: List[Tuple[JDETrack, int]] = []
 
         def update(key: int, det: int) -> None:
             track = self.tracks[key]
-            self._update_track(track, bboxes[det], scores[det], labels[det],
-                               None, xyah[det], frame_id)
+            if not track.confirmed:
+                self._confirm(track)
+            track.record(bboxes[det], scores[det], labels[det], frame_id,
+                         TRACKED)
             matched.append((track, det))
 
         # 1. confirmed tracks vs detections: embedding + Kalman gating.
@@ -444,7 +469,7 @@ class JDETracker:
         for t in left_tracks:
             self.tracks.pop(pool[t])
         left_dets = left_dets[left]
-        self._update_embeds(matched, embeds)
+        self._correct(matched, xyah, embeds)
 
         # 4. new tracks.
         for d in left_dets.tolist():
