@@ -4,6 +4,8 @@ Ours: ``IDResponseConsistencyLoss``, ``KeyFeatureLoss``,
 ``PredictionDifferenceLoss``. Baselines: ``FitNetsLoss``, ``CWDLoss``,
 ``PKDLoss``, ``MGDLoss``, ``FGDLoss``, ``ObjectnessKDLoss``.
 """
+from .attention_guided_kd_loss import AttentionGuidedKDLoss
+from .cross_model_feature_loss import CrossModelFeatureLoss
 from .cwd_loss import CWDLoss
 from .fgd_loss import FGDLoss, GlobalContextRelation
 from .fitnets_loss import FitNetsLoss
@@ -21,5 +23,6 @@ __all__ = [
     'IDResponseConsistencyLoss', 'KeyFeatureLoss', 'PredictionDifferenceLoss',
     'FitNetsLoss', 'CWDLoss', 'PKDLoss', 'MGDLoss', 'FGDLoss',
     'ObjectnessKDLoss', 'GlobalContextRelation', 'spatial_channel_attention',
-    'standardise_channels', 'bernoulli_kl_with_logits'
+    'standardise_channels', 'bernoulli_kl_with_logits',
+    'AttentionGuidedKDLoss', 'CrossModelFeatureLoss'
 ]
