@@ -403,9 +403,10 @@ def time_components(model, inputs: torch.Tensor, data_samples, iters: int,
     """Seconds per call of each part of a KD step beyond the student step,
     ``iters`` times, after one untimed warm-up.
 
-    Each iteration runs the student's loss forward under its recorders and
-    the teacher's forward under its own, then times every part of the
-    distillation on the recorded tensors, in isolation: a connector or a
+    Each iteration runs the teacher's forward under its recorders and the
+    student's loss forward under its own (as :meth:`MOTDistiller.loss`
+    does), then times every part of the distillation on the recorded
+    tensors, in isolation: a connector or a
     loss gets its inputs detached (student side: leaves that require grad),
     so its backward is its own. ``clock`` is a key of :data:`CLOCKS`.
 
@@ -442,13 +443,14 @@ def time_components(model, inputs: torch.Tensor, data_samples, iters: int,
             for acc in hook_time.values():
                 acc[0] = 0.0
             try:
-                with model.student_recorders:
-                    model.student.loss(inputs, data_samples)
+                # in the order of MOTDistiller.loss
                 t0 = now()
                 with torch.no_grad(), model.teacher_recorders:
                     tensor_forward(model.teacher,
                                    model._teacher_inputs(inputs))
                 tick('teacher_forward', now() - t0)
+                with model.student_recorders:
+                    model.student.loss(inputs, data_samples)
                 for side, acc in hook_time.items():
                     tick(f'recorders.{side}', acc[0])
                 t0 = now()
