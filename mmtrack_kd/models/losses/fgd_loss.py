@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ._levels import check_level_reduction, reduce_levels
 from ._utils import as_level_list, box_cell_masks, check_same_shape
 from .key_feature_loss import spatial_channel_attention
 
@@ -63,7 +64,17 @@ class FGDLoss(nn.Module):
         \quad L_{gl} = \frac{1}{N}\sum (G_S(F_S) - G_T(F_T))^2
 
     .. math::
-        L = w(\alpha L_{fg} + \beta L_{bg} + \gamma L_{at} + \lambda L_{gl})
+        L = w \sum_l (\alpha L^l_{fg} + \beta L^l_{bg} + \gamma L^l_{at}
+            + \lambda L^l_{gl})
+
+    The paper computes these on every FPN level and adds them up (its
+    configs put one FGD loss on each level, the losses adding up), so the
+    default reduction over levels is ``'sum'``. The attentions keep the
+    paper's scale (spatial: H W times the softmax, channel: C times the
+    softmax, mean 1). Defaults are the paper's RetinaNet-family values
+    (one-stage, as CSTrack's YOLO head): temperature 0.5,
+    :math:`\alpha = 10^{-3}`, :math:`\beta = 5 \times 10^{-4}`,
+    :math:`\gamma = 10^{-3}`, :math:`\lambda = 5 \times 10^{-6}`.
 
     G_S and G_T are two learnable GcBlock relations
     (:class:`GlobalContextRelation`), one per level, kept inside this
@@ -79,6 +90,7 @@ class FGDLoss(nn.Module):
         gamma_fgd (float): attention weight. Default 1e-3.
         lambda_fgd (float): global weight. Default 5e-6.
         loss_weight (float): overall weight. Default 1.0.
+        reduction (str): over levels, ``'sum'`` (paper) or ``'mean'``.
     """
 
     def __init__(self,
@@ -88,7 +100,8 @@ class FGDLoss(nn.Module):
                  beta_fgd: float = 5e-4,
                  gamma_fgd: float = 1e-3,
                  lambda_fgd: float = 5e-6,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 reduction: str = 'sum') -> None:
         super().__init__()
         chans = [channels] if isinstance(channels, int) else list(channels)
         if not chans or any(int(c) < 1 for c in chans):
@@ -108,6 +121,7 @@ class FGDLoss(nn.Module):
         self.gamma_fgd = float(gamma_fgd)
         self.lambda_fgd = float(lambda_fgd)
         self.loss_weight = float(loss_weight)
+        self.reduction = check_level_reduction(reduction, 'FGDLoss')
 
     @staticmethod
     def masks(gt_bboxes: Sequence[Tensor], n: int, h: int, w: int,
@@ -159,19 +173,20 @@ class FGDLoss(nn.Module):
 
         Args:
             preds_S: (N, C, H, W) student map(s) after the connector, one per
-                level (averaged over levels).
+                level.
             preds_T: teacher map(s) of the same shapes; detached here.
             gt_bboxes: per frame (K_i, 4) x1, y1, x2, y2 in input pixels.
             batch_input_shape: (H_in, W_in) of the padded batch.
 
         Returns:
-            Tensor: scalar loss.
+            Tensor: scalar loss, levels reduced by ``reduction``.
         """
         levels_S, levels_T = as_level_list(preds_S, preds_T, 'FGDLoss')
         if len(levels_S) != len(self.channels):
             raise ValueError(f'FGDLoss: got {len(levels_S)} levels but '
                              f'channels lists {len(self.channels)}')
-        total = sum(
+        per_level = [
             self._single_level(s, t, i, gt_bboxes, batch_input_shape)
-            for i, (s, t) in enumerate(zip(levels_S, levels_T)))
-        return self.loss_weight * total / len(levels_S)
+            for i, (s, t) in enumerate(zip(levels_S, levels_T))
+        ]
+        return self.loss_weight * reduce_levels(per_level, self.reduction)

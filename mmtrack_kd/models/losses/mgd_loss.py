@@ -6,6 +6,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ._levels import check_level_reduction, reduce_levels
 from ._utils import as_level_list, check_same_shape
 
 
@@ -19,8 +20,16 @@ class MGDLoss(nn.Module):
     G = conv3x3-ReLU-conv3x3 must rebuild the teacher's full map from the
     rest:
 
-    .. math:: L = w\,\alpha \frac{1}{N} \sum (G(S \odot M) - T)^2
+    .. math:: L_l = \frac{1}{N} \sum_{n,c,h,w} (G_l(S_l \odot M) - T_l)^2,
+              \qquad L = w\,\alpha \sum_l L_l
 
+    The paper sums the squared error over every element of every level
+    (its distillation loss is one sum over the FPN levels, scaled by
+    :math:`\alpha`), and so does the reference (mmrazor's ``MGDLoss``,
+    one per level, adding up); its detection defaults are
+    :math:`\alpha = 2 \times 10^{-5}` and :math:`\lambda = 0.65`, the
+    values of ``configs/_base_/distill/baselines/mgd.py``. The mask drops
+    whole positions (all channels of a cell at once), as the paper's.
     The paper's 1x1 alignment conv is the distiller's connector, so
     ``preds_S`` has the teacher's channels; the generator lives here and is
     trained through this loss (its parameters must reach the optimizer,
@@ -35,6 +44,8 @@ class MGDLoss(nn.Module):
         seed (int, optional): seed of the mask generator, for reproducible
             masks. Default None (torch's global RNG).
         loss_weight (float): weight. Default 1.0.
+        reduction (str): over levels, ``'sum'`` (paper and reference) or
+            ``'mean'``.
     """
 
     def __init__(self,
@@ -42,7 +53,8 @@ class MGDLoss(nn.Module):
                  alpha_mgd: float = 2e-5,
                  lambda_mgd: float = 0.65,
                  seed: Optional[int] = None,
-                 loss_weight: float = 1.0) -> None:
+                 loss_weight: float = 1.0,
+                 reduction: str = 'sum') -> None:
         super().__init__()
         chans = [channels] if isinstance(channels, int) else list(channels)
         if not chans or any(int(c) < 1 for c in chans):
@@ -59,6 +71,7 @@ class MGDLoss(nn.Module):
         self.alpha_mgd = float(alpha_mgd)
         self.lambda_mgd = float(lambda_mgd)
         self.loss_weight = float(loss_weight)
+        self.reduction = check_level_reduction(reduction, 'MGDLoss')
         self._rng = None
         if seed is not None:
             self._rng = torch.Generator().manual_seed(int(seed))
@@ -70,17 +83,21 @@ class MGDLoss(nn.Module):
 
     def forward(self, preds_S: Union[Tensor, List[Tensor]],
                 preds_T: Union[Tensor, List[Tensor]]) -> Tensor:
-        """Args: preds_S, preds_T: (N, C, H, W) maps of equal shape or lists
-        of them (averaged over levels); preds_T is detached here.
+        """Compute the loss.
+
+        Args:
+            preds_S: (N, C, H, W) student map(s) after the connector, one per
+                level (one generator each).
+            preds_T: teacher map(s) of the same shapes; detached here.
 
         Returns:
-            Tensor: scalar loss.
+            Tensor: scalar loss, levels reduced by ``reduction``.
         """
         levels_S, levels_T = as_level_list(preds_S, preds_T, 'MGDLoss')
         if len(levels_S) != len(self.generators):
             raise ValueError(f'MGDLoss: got {len(levels_S)} levels but '
                              f'channels lists {len(self.generators)}')
-        total = 0.
+        per_level = []
         for s, t, gen, c in zip(levels_S, levels_T, self.generators,
                                 self.channels):
             check_same_shape(s, t, 'MGDLoss')
@@ -89,5 +106,6 @@ class MGDLoss(nn.Module):
                                  f'config channels says {c}')
             n, _, h, w = s.shape
             rebuilt = gen(s * self.random_mask(n, h, w, s.device))
-            total = total + ((rebuilt - t.detach())**2).sum() / n
-        return self.loss_weight * self.alpha_mgd * total / len(levels_S)
+            per_level.append(((rebuilt - t.detach())**2).sum() / n)
+        return self.loss_weight * self.alpha_mgd * reduce_levels(
+            per_level, self.reduction)

@@ -46,3 +46,21 @@ def test_fgd_finite_without_gt_and_levels():
     assert all(torch.isfinite(x.grad).all() for x in s)
     with pytest.raises(ValueError, match='levels'):
         loss_fn(s[:1], t[:1], _boxes(), SHAPE)
+
+
+def test_fgd_two_levels_summed_by_hand():
+    """No boxes (background mask 1 / HW), T = 0 and S = c everywhere: both
+    attentions are uniform (L_at = 0), the global blocks start as the
+    identity, so a level costs beta * C c^2 + lambda * C H W c^2.
+    Level 1: C 4, 2 x 2, c 1 -> 0.5 * 4 + 0.25 * 16 = 6; level 2: C 4,
+    1 x 1, c 2 -> 0.5 * 16 + 0.25 * 16 = 12."""
+    kw = dict(alpha_fgd=7., beta_fgd=0.5, gamma_fgd=3., lambda_fgd=0.25)
+    t = [torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 1, 1)]
+    s = [torch.ones(1, 4, 2, 2), 2 * torch.ones(1, 4, 1, 1)]
+    no_gt = [torch.zeros(0, 4)]
+    assert FGDLoss([4, 4], **kw)(s, t, no_gt, (16, 16)).item() == \
+        pytest.approx(18., rel=1e-5)
+    assert FGDLoss([4, 4], reduction='mean', **kw)(
+        s, t, no_gt, (16, 16)).item() == pytest.approx(9., rel=1e-5)
+    with pytest.raises(ValueError, match='reduction'):
+        FGDLoss(4, reduction='none')

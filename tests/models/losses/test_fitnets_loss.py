@@ -13,9 +13,17 @@ def test_fitnets_value_zero_and_grads():
     assert loss.item() == pytest.approx(2 * 0.5 * 1.)
     loss.backward()
     assert t.grad is None and s.grad is not None
-    # levels are averaged
+    # levels are summed by default (each hint pair is its own loss):
+    # 2 * (0.5 * 1 + 0.5 * 9)
     s2 = t.detach() + 3.
     lv = loss_fn([s, s2], [t, t])
-    assert lv.item() == pytest.approx((1. + 9.) / 2)
+    assert lv.item() == pytest.approx(2 * (0.5 + 4.5))
+    mean = FitNetsLoss(loss_weight=2., reduction='mean')
+    assert mean([s, s2], [t, t]).item() == pytest.approx(2 * 5. / 2)
     with pytest.raises(ValueError, match='connector'):
         loss_fn(torch.randn(2, 3, 5, 6), t)
+
+
+def test_fitnets_reduction_key_checked():
+    with pytest.raises(ValueError, match='reduction'):
+        FitNetsLoss(reduction='none')

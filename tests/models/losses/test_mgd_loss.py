@@ -44,3 +44,21 @@ def test_mgd_config_errors():
         MGDLoss(0)
     with pytest.raises(ValueError, match='channels'):
         MGDLoss(4)(torch.randn(1, 3, 4, 4), torch.randn(1, 3, 4, 4))
+
+
+def test_mgd_two_levels_summed_by_hand():
+    """No mask (lambda 0) and a zeroed generator rebuild 0, so each level
+    costs sum(T^2) / N: level 1 ones(2, 2, 2, 2) -> 16 / 2 = 8, level 2
+    2 * ones(2, 2, 1, 1) -> 16 / 2 = 8; alpha 0.5 -> 0.5 * (8 + 8)."""
+    def zeroed(**kw):
+        loss_fn = MGDLoss([2, 2], alpha_mgd=0.5, lambda_mgd=0., **kw)
+        for p in loss_fn.parameters():
+            torch.nn.init.zeros_(p)
+        return loss_fn
+
+    t = [torch.ones(2, 2, 2, 2), 2 * torch.ones(2, 2, 1, 1)]
+    s = [torch.randn(2, 2, 2, 2), torch.randn(2, 2, 1, 1)]
+    assert zeroed()(s, t).item() == pytest.approx(8.)
+    assert zeroed(reduction='mean')(s, t).item() == pytest.approx(4.)
+    with pytest.raises(ValueError, match='reduction'):
+        MGDLoss(2, reduction='none')

@@ -2,6 +2,9 @@
 # three neck levels, with the ground-truth boxes as foreground. ``channels``
 # are the teacher's neck channels (CSTrack-S: 128 per level);
 # tools/benchmark/kd_benchmark.py sets them from the teacher.
+# Values of the paper's RetinaNet configs (one-stage, like CSTrack's head):
+# temperature 0.5, alpha 1e-3 (fg), beta 5e-4 (bg), gamma 1e-3 (attention),
+# lambda 5e-6 (global); one loss per level, the levels summed.
 kd_fgd = dict(
     student_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='neck')),
@@ -20,7 +23,8 @@ kd_fgd = dict(
             beta_fgd=5e-4,
             gamma_fgd=1e-3,
             lambda_fgd=5e-6,
-            loss_weight=1.0)),
+            loss_weight=1.0,
+            reduction='sum')),
     loss_forward_mappings=dict(
         kd_fgd=dict(
             preds_S=dict(

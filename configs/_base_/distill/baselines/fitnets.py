@@ -1,5 +1,9 @@
 # Baseline: FitNets (Romero et al., ICLR 2015), an MSE hint on the three neck
-# levels; ConvBNConnector maps the student's channels to the teacher's.
+# levels; ConvBNConnector maps the student's channels to the teacher's (the
+# paper's regressor). One hint pair per level, 0.5 * mean squared error each
+# (the paper: 0.5 * squared L2 norm, trained in a stage of its own, so it
+# gives no weight; here the element mean keeps the scale of a jointly trained
+# loss), the levels summed as separate hint losses add up.
 kd_fitnets = dict(
     student_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='neck')),
@@ -10,7 +14,8 @@ kd_fitnets = dict(
         fitnets_c1=dict(type='ConvBNConnector'),
         fitnets_c2=dict(type='ConvBNConnector')),
     distill_losses=dict(
-        kd_fitnets=dict(type='FitNetsLoss', loss_weight=1.0)),
+        kd_fitnets=dict(
+            type='FitNetsLoss', loss_weight=1.0, reduction='sum')),
     loss_forward_mappings=dict(
         kd_fitnets=dict(
             preds_S=dict(
