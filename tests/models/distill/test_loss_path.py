@@ -20,6 +20,7 @@ from mmtrack_kd.models.distill import DistillConfigError, collect_batch_data
 from mmtrack_kd.models.distill.connectors import apply_connectors
 from mmtrack_kd.models.distill.mappings import (
     ArgSpec,
+    log_name_clash,
     loss_log_names,
     recorded_value,
 )
@@ -542,3 +543,153 @@ def test_batch_data_missing_field_names_frame_and_field(key, field):
                        match=rf"^'{key}: frame 1 of the batch has no "
                        rf"gt_instances\.{field}'$"):
         collect_batch_data(torch.rand(2, 3, 8, 8), frames, [key])
+
+
+def test_student_loss_gets_the_batch_as_given(teacher_ckpt):
+    model = build(loss_path_cfg(teacher_ckpt))
+    calls = []
+    own_loss = model.student.loss
+
+    def spy(inputs, data_samples):
+        calls.append((inputs, data_samples))
+        return own_loss(inputs, data_samples)
+
+    model.student.loss = spy
+    inputs, samples = make_track_batch(seed=10)
+    model.loss(inputs, samples)
+    assert len(calls) == 1
+    assert calls[0][0] is inputs and calls[0][1] is samples
+
+
+def test_log_name_clash_message():
+    err = log_name_clash('loss_a_loss_b', 'loss_a_loss_b')
+    assert isinstance(err, DistillConfigError)
+    assert str(err) == (
+        "distill_losses.loss_a_loss_b: log key 'loss_a_loss_b' is also a "
+        'student loss; rename the distillation loss (e.g. kd_a_loss_b)')
+
+
+def test_batch_input_shape_from_the_inputs_when_no_samples(teacher_ckpt):
+    """A batch without data samples: the loss path takes (H, W) from the
+    inputs it was given."""
+    cfg = loss_path_cfg(teacher_ckpt)
+    model = build(cfg)
+    inputs = torch.rand(2, 3, 32, 24)
+    model.loss(inputs, [])
+    seen = model.distill_losses['spy'].last
+    assert seen['batch_input_shape'] == (32, 24)
+    assert seen['gt_bboxes'] == [] and seen['gt_ids'] == []
+
+
+# ------------------------------------- what the connectors apply, exactly
+def test_convbn_connector_defaults_no_relu_no_conv_bias():
+    conn = MODELS.build(dict(type='ConvBNConnector', in_channels=2,
+                             out_channels=3)).eval()
+    assert conn.conv.bias is None
+    assert isinstance(conn.act, nn.Identity)
+    assert sorted(conn.state_dict()) == [
+        'bn.bias', 'bn.num_batches_tracked', 'bn.running_mean',
+        'bn.running_var', 'bn.weight', 'conv.weight']
+    x = torch.randn(2, 2, 3, 3)
+    torch.testing.assert_close(conn(x), conn.bn(conn.conv(x)))
+    assert (conn(x) < 0).any()  # no ReLU by default
+    relu = MODELS.build(dict(type='ConvBNConnector', in_channels=2,
+                             out_channels=3, act=True)).eval()
+    assert isinstance(relu.act, nn.ReLU)
+    torch.testing.assert_close(relu(x), relu.bn(relu.conv(x)).clamp(min=0))
+
+
+def test_mlp_connector_hidden_width():
+    conn = MODELS.build(dict(type='MLPConnector', in_channels=4,
+                             out_channels=6, hidden_channels=5))
+    assert (conn.fc1.in_features, conn.fc1.out_features) == (4, 5)
+    assert (conn.fc2.in_features, conn.fc2.out_features) == (5, 6)
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(
+        conn(x), conn.fc2(torch.relu(conn.fc1(x))))
+    default = MODELS.build(dict(type='MLPConnector', in_channels=4,
+                                out_channels=6))
+    assert default.fc1.out_features == 6
+
+
+def test_identity_connector_channels():
+    conn = MODELS.build(dict(type='IdentityConnector', in_channels=3))
+    assert (conn.in_channels, conn.out_channels) == (3, 3)
+    conn = MODELS.build(dict(type='IdentityConnector', in_channels=3,
+                             out_channels=3))
+    assert (conn.in_channels, conn.out_channels) == (3, 3)
+    conn = MODELS.build(dict(type='IdentityConnector', out_channels=4))
+    assert (conn.in_channels, conn.out_channels) == (None, 4)
+
+
+@pytest.mark.parametrize('cls', ['ConvBNConnector', 'MLPConnector'])
+@pytest.mark.parametrize('given, missing', [
+    (dict(out_channels=6), 'in_channels'),
+    (dict(in_channels=4), 'out_channels')])
+def test_connector_channels_none_message(cls, given, missing):
+    with pytest.raises(ValueError,
+                       match=rf'^{cls}: {missing} is None; give it, or let '
+                       rf'MOTDistiller infer it$'):
+        MODELS.build(dict(type=cls, **given))
+
+
+# ------------------------------------------------- the distiller's entries
+def test_forward_modes_dispatch_with_the_batch(teacher_ckpt):
+    model = build(loss_path_cfg(teacher_ckpt))
+    calls = []
+    student = model.student
+    for mode in ('loss', 'predict', '_forward'):
+        own = getattr(student, mode)
+
+        def spy(*args, _own=own, _mode=mode, **kwargs):
+            calls.append((_mode, args, kwargs))
+            return _own(*args[:2])
+
+        setattr(student, mode, spy)
+    inputs, samples = make_track_batch(seed=11)
+    x = inputs.flatten(0, 1)
+
+    def first_call(*args, **kwargs):
+        calls.clear()
+        out = model(*args, **kwargs)
+        return out, calls[0]  # the student's method the distiller called
+
+    losses, call = first_call(inputs, samples, mode='loss')
+    assert 'loss_fm' in losses
+    assert call[0] == 'loss'
+    assert call[1][0] is inputs and call[1][1] is samples
+    _, call = first_call(x, samples, mode='predict')
+    assert call[0] == 'predict'
+    assert call[1][0] is x and call[1][1] is samples
+    _, call = first_call(x, samples, mode='tensor')
+    assert call[0] == '_forward'
+    assert call[1][0] is x and call[1][1] is samples
+    _, call = first_call(x)  # tensor by default, no data samples passed on
+    assert call == ('_forward', (x, ), {})
+    calls.clear()
+    model._forward(x, samples, extra=1)
+    assert calls[0] == ('_forward', (x, samples), dict(extra=1))
+    calls.clear()
+    model._forward(x, extra=2)
+    assert calls[0] == ('_forward', (x, ), dict(extra=2))
+    with pytest.raises(RuntimeError,
+                       match='^Invalid mode "train": use loss, predict or '
+                       'tensor$'):
+        model(x, samples, mode='train')
+
+
+def test_dtype_moves_reach_the_teacher(teacher_ckpt):
+    model = build(loss_path_cfg(teacher_ckpt)).double()
+    assert all(p.dtype == torch.float64 for p in model.teacher.parameters())
+    assert model.teacher.neck.lateral.weight.dtype == torch.float64
+    inputs, samples = make_track_batch(seed=12)
+    losses = model.loss(inputs.double(), samples)
+    assert losses['loss_fm'].dtype == torch.float64 and losses['loss_fm'] > 0
+    model.float()
+    assert model.teacher.bbox_head.weight.dtype == torch.float32
+
+
+def test_init_cfg_is_kept(teacher_ckpt):
+    init_cfg = dict(type='Pretrained', checkpoint='none.pth')
+    model = build(loss_path_cfg(teacher_ckpt, init_cfg=init_cfg))
+    assert model.init_cfg == init_cfg
