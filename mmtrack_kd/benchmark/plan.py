@@ -28,6 +28,8 @@ FRAGMENTS: Dict[str, Tuple[str, str]] = {
     'pkd': ('baselines/pkd.py', 'kd_pkd'),
     'mgd': ('baselines/mgd.py', 'kd_mgd'),
     'objectness': ('baselines/objectness.py', 'kd_objectness'),
+    'agkd': ('baselines/attention_guided.py', 'kd_attention_guided'),
+    'atttrack': ('baselines/atttrack.py', 'kd_atttrack'),
 }
 
 # method -> (kind, fragment keys, description); order = table order
@@ -48,6 +50,10 @@ METHODS: Dict[str, Tuple[str, Tuple[str, ...], str]] = {
     'pkd': ('kd', ('pkd', ), 'PKD (neck)'),
     'mgd': ('kd', ('mgd', ), 'MGD (neck)'),
     'objectness': ('kd', ('objectness', ), 'objectness logit KD (head)'),
+    'liang_agkd': ('kd', ('agkd', ),
+                   'attention-guided KD + fg mask, Liang 2023 (neck)'),
+    'atttrack': ('kd', ('atttrack', ),
+                 'AttTrack cross-model feature learning (neck)'),
 }
 
 # the teacher is trained once, with this seed, and serves every KD seed
