@@ -20,8 +20,10 @@ from mmtrack_kd.models.distill import DistillConfigError, collect_batch_data
 from mmtrack_kd.models.distill.connectors import apply_connectors
 from mmtrack_kd.models.distill.mappings import (
     ArgSpec,
+    check_loss_forward_mappings,
     log_name_clash,
     loss_log_names,
+    pair_student_teacher,
     recorded_value,
 )
 from mmtrack_kd.models.distill.recorders import RecorderManager
@@ -693,3 +695,39 @@ def test_init_cfg_is_kept(teacher_ckpt):
     init_cfg = dict(type='Pretrained', checkpoint='none.pth')
     model = build(loss_path_cfg(teacher_ckpt, init_cfg=init_cfg))
     assert model.init_cfg == init_cfg
+
+
+# ---------------------------------- student/teacher pairs (channel checks)
+@MODELS.register_module(name='LossPathKwargsLoss', force=True)
+class KwargsLoss(nn.Module):
+    """Takes any keyword argument."""
+
+    def forward(self, **kwargs):
+        return sum(v.mean() for v in kwargs.values())
+
+
+def pairs_of(mapping):
+    specs = check_loss_forward_mappings(
+        dict(kd=mapping), dict(kd=KwargsLoss()), ['s'], ['t'], [])
+    return [(a.arg, b.arg) for a, b in pair_student_teacher(specs['kd'])]
+
+
+def test_pairs_by_suffix_first_then_in_order():
+    S = dict(from_student=True, recorder='s')
+    T = dict(from_student=False, recorder='t')
+    # crossed order: the suffixes decide, not the order
+    assert pairs_of(dict(emb_S=S, preds_S=S, preds_T=T, emb_T=T)) == [
+        ('emb_S', 'emb_T'), ('preds_S', 'preds_T')]
+    assert pairs_of(dict(emb_s=S, preds_s=S, preds_t=T, emb_t=T)) == [
+        ('emb_s', 'emb_t'), ('preds_s', 'preds_t')]
+    # no common stem: config order; batch data never pairs
+    assert pairs_of(dict(a=S, box=dict(from_data='gt_bboxes'), b=S, y=T,
+                         x=T)) == [('a', 'y'), ('b', 'x')]
+    # a suffix pair first, the rest in order
+    assert pairs_of(dict(a=S, feat_S=S, y=T, feat_T=T)) == [
+        ('feat_S', 'feat_T'), ('a', 'y')]
+    # two teacher candidates with the student's stem: no suffix pair
+    assert pairs_of(dict(f_S=S, f_T=T, f_t=T)) == [('f_S', 'f_T')]
+    assert pairs_of(dict(f_S=S, g=T, f_T=T, f_t=T)) == [('f_S', 'g')]
+    # a student without teacher stays unpaired
+    assert pairs_of(dict(a_S=S, b_S=S, b_T=T)) == [('b_S', 'b_T')]
