@@ -13,8 +13,8 @@ decoding, NMS, embedding gathering and the tracker are the same PyTorch
 code, so the ratio ONNX / PyTorch is that of the network.
 
 KD step overhead (``tools/benchmark/kd_step_overhead.py``): on one training
-batch of a ``MOTDistiller`` config, interleaved, after one untimed warm-up
-of each:
+batch of a ``MOTDistiller`` config, interleaved (the order flips every
+iteration), after one untimed warm-up of each:
 
 - ``student``: ``student.loss`` + backward (training without KD);
 - ``kd``: ``MOTDistiller.loss`` + backward (student, teacher forward,
@@ -363,8 +363,11 @@ def time_steps(model, inputs: torch.Tensor, data_samples, iters: int,
     for fn in steps.values():  # warm-up
         fn()
     times = {k: [] for k in steps}
-    for _ in range(iters):
-        for name, fn in steps.items():
+    for i in range(iters):
+        # the order flips every iteration, so no step always follows the
+        # same one
+        order = list(steps.items())
+        for name, fn in (order if i % 2 == 0 else order[::-1]):
             t0 = now()
             fn()
             times[name].append(now() - t0)
