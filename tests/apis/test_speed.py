@@ -1,8 +1,10 @@
 """The JSON reports of the speed tools (tools/benchmark/fps.py and
 kd_step_overhead.py, over mmtrack_kd.apis.speed)."""
-import importlib.util
 import json
+import os
 import os.path as osp
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -10,12 +12,14 @@ import torch
 from mmtrack_kd.apis.speed import fps_json, step_overhead_json, write_json
 
 
-def load_tool(repo_root, name):
-    path = osp.join(repo_root, 'tools', 'benchmark', name + '.py')
-    spec = importlib.util.spec_from_file_location(f'_tool_{name}', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def run_tool(repo_root, name, args):
+    """Run tools/benchmark/NAME.py as a user would, in a subprocess."""
+    proc = subprocess.run(
+        [sys.executable, osp.join('tools', 'benchmark', name + '.py')] +
+        [str(a) for a in args], cwd=repo_root, capture_output=True,
+        text=True, env=dict(os.environ, OMP_NUM_THREADS='1'), timeout=900)
+    assert proc.returncode == 0, (proc.stdout[-2000:], proc.stderr[-3000:])
+    return proc
 
 
 def fps_result():
@@ -69,19 +73,13 @@ def test_write_json_is_atomic(tmp_path):
 
 
 def test_fps_tool_writes_json(repo_root, tmp_path):
-    tool = load_tool(repo_root, 'fps')
     out = tmp_path / 'fps.json'
-    threads = torch.get_num_threads()
-    try:
-        rc = tool.main([
-            osp.join(repo_root, 'configs/cstrack/cstrack_yolov5n_synthmot.py'),
-            'none', '--input-size', '128', '96', '--frames', '3',
-            '--warmup', '1', '--threads', '1', '--compare',
-            osp.join(repo_root, 'configs/cstrack/cstrack_yolov5s_synthmot.py'),
-            'none', '--out', str(out)])
-    finally:
-        torch.set_num_threads(threads)
-    assert rc == 0
+    run_tool(repo_root, 'fps', [
+        osp.join(repo_root, 'configs/cstrack/cstrack_yolov5n_synthmot.py'),
+        'none', '--input-size', '128', '96', '--frames', '3', '--warmup', '1',
+        '--threads', '1', '--compare',
+        osp.join(repo_root, 'configs/cstrack/cstrack_yolov5s_synthmot.py'),
+        'none', '--out', out])
     doc = json.loads(out.read_text())
     assert [m['name'] for m in doc['models']] == [
         'cstrack_yolov5n_synthmot.py', 'cstrack_yolov5s_synthmot.py']
@@ -123,14 +121,10 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
         f"teacher_ckpt='{ckpt}', student=dict("
         "backbone=dict(widen_factor=0.0625), neck=dict(out_channels=16), "
         "id_head=dict(embed_channels=16)))\n")
-    tool = load_tool(repo_root, 'kd_step_overhead')
     out = tmp_path / 'kd.json'
-    threads = torch.get_num_threads()
-    try:
-        assert tool.main([str(kd_cfg), '--iters', '1', '--threads', '1',
-                          '--clock', 'cpu', '--out', str(out)]) == 0
-    finally:
-        torch.set_num_threads(threads)
+    run_tool(repo_root, 'kd_step_overhead', [
+        kd_cfg, '--iters', '1', '--threads', '1', '--clock', 'cpu', '--out',
+        out])
     doc = json.loads(out.read_text())
     med = doc['median_ms']
     assert doc['overhead_beyond_teacher'] == pytest.approx(
