@@ -38,7 +38,7 @@ class IDResponseConsistencyLoss(nn.Module):
     or on any rotation of the embedding space: a 512-d teacher teaches a
     128-d student without a connector.
 
-    Refinements of the design in research.md section 4.1:
+    Refinements of the first design:
 
     * the target's own cell is left out of :math:`R_i` (its cosine is 1 for
       both models, so it would only soak up probability mass and weaken the

@@ -74,7 +74,7 @@ class KeyFeatureLoss(nn.Module):
     Each of fg and bg is a weighted *mean* over its own cells, so neither the
     many background cells nor the many cells of large targets can drown a
     small target: every box of the batch contributes the same total weight
-    to :math:`L_{fg}`. Refinements of research.md section 4.2: attention
+    to :math:`L_{fg}`. Refinements of the first design: attention
     normalised inside each box instead of a plain 1/area mask (same total per
     box, but concentrated on the teacher's key cells); sums over overlapping
     boxes (so each keeps its full weight); the batch-level normalisation.

@@ -59,7 +59,7 @@ class PredictionDifferenceLoss(nn.Module):
         L = w\,\frac{\sum_k w_k [KL(\sigma(o_T) \| \sigma(o_S))
               + \beta (1 - GIoU(b_S, b_T))]}{\sum_k w_k}
 
-    Changes from research.md section 4.3: the objectness term is the
+    Changes from the first design: the objectness term is the
     Bernoulli KL, i.e. BCE(sigma(o_S), sigma(o_T)) minus the teacher's
     entropy (same gradient, but 0 when S == T); the normalisation runs over
     the whole batch so every selected sample of the batch counts by its
