@@ -2,9 +2,13 @@
 import pytest
 import torch
 
-from mmtrack_kd.models.losses._utils import (YOLODecoder, box_cell_masks,
-                                             box_iou_giou, centre_cells,
-                                             zero_with_grad)
+from mmtrack_kd.models.losses._utils import (
+    YOLODecoder,
+    box_cell_masks,
+    box_iou_giou,
+    centre_cells,
+    zero_with_grad,
+)
 
 
 def test_iou_giou_values():
