@@ -22,7 +22,7 @@ class ObjectnessKDLoss(nn.Module):
             KL(\sigma(o_T/\tau) \| \sigma(o_S/\tau))
 
     The KL equals BCE(sigma(o_S/tau), sigma(o_T/tau)) minus the teacher's
-    entropy: the same gradient as the BCE of research.md section 5, but 0
+    entropy: the same gradient as that BCE against the teacher, but 0
     when S == T. Every prior counts equally (the plain baseline that our
     ``PredictionDifferenceLoss`` improves on).
 
