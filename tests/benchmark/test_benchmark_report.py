@@ -39,7 +39,7 @@ def test_targets_are_checked_against_floors_and_noise():
     assert rows['only_feat - student IDF1']['met'] is False
     assert rows['only_resp - student IDF1']['met'] is None
     md = '\n'.join(report.target_lines(results))
-    assert '3 of 13 met' in md and '**no**' in md
+    assert '3 of 15 met' in md and '**no**' in md
     assert '## Targets (test split, means over seeds)' in md
 
 
