@@ -674,6 +674,9 @@ def test_forward_modes_dispatch_with_the_batch(teacher_ckpt):
     calls.clear()
     model._forward(x, extra=2)
     assert calls[0] == ('_forward', (x, ), dict(extra=2))
+    calls.clear()
+    model.predict(x, samples, rescale=False)
+    assert calls[0] == ('predict', (x, samples), dict(rescale=False))
     with pytest.raises(RuntimeError,
                        match='^Invalid mode "train": use loss, predict or '
                        'tensor$'):
@@ -729,5 +732,8 @@ def test_pairs_by_suffix_first_then_in_order():
     # two teacher candidates with the student's stem: no suffix pair
     assert pairs_of(dict(f_S=S, f_T=T, f_t=T)) == [('f_S', 'f_T')]
     assert pairs_of(dict(f_S=S, g=T, f_T=T, f_t=T)) == [('f_S', 'g')]
+    # the stem is the name without its two-character suffix
+    assert pairs_of(dict(feat_S=S, fe_T=T, feat_T=T)) == [
+        ('feat_S', 'feat_T')]
     # a student without teacher stays unpaired
     assert pairs_of(dict(a_S=S, b_S=S, b_T=T)) == [('b_S', 'b_T')]
