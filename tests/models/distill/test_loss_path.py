@@ -737,3 +737,31 @@ def test_pairs_by_suffix_first_then_in_order():
         ('feat_S', 'feat_T')]
     # a student without teacher stays unpaired
     assert pairs_of(dict(a_S=S, b_S=S, b_T=T)) == [('b_S', 'b_T')]
+
+
+# ----------------------------- mapping checks that guard the loss path
+@pytest.mark.parametrize('mapping, message', [
+    (dict(preds_S=dict(from_data='gt_bboxes', recorder='s')),
+     r'loss_forward_mappings\.kd\.preds_S: from_data cannot be combined '
+     r'with recorder'),
+    (dict(preds_S=dict(from_student=True, recorder='s', connector=[1])),
+     r'loss_forward_mappings\.kd\.preds_S\.connector: expected a name or a '
+     r'list of names, got \[1\]'),
+    (dict(preds_S=dict(from_student=True, recorder='s', connector=3)),
+     r'loss_forward_mappings\.kd\.preds_S\.connector: expected a name or a '
+     r'list of names, got 3'),
+    (dict(preds_S=dict(from_student=True, recorder='s', record_idx=-1)),
+     r'loss_forward_mappings\.kd\.preds_S\.record_idx: expected an int >= '
+     r'0, got -1'),
+    (dict(preds_S=dict(from_student=True, recorder='s', record_idx='1')),
+     r"loss_forward_mappings\.kd\.preds_S\.record_idx: expected an int >= "
+     r"0, got '1'"),
+    (dict(), r'loss_forward_mappings\.kd: expected a non-empty dict of '
+     r'argument mappings'),
+    (['preds_S'], r'loss_forward_mappings\.kd: expected a non-empty dict of '
+     r'argument mappings'),
+])
+def test_mapping_checks_that_guard_the_loss_path(mapping, message):
+    with pytest.raises(DistillConfigError, match=rf'^{message}$'):
+        check_loss_forward_mappings(dict(kd=mapping), dict(kd=KwargsLoss()),
+                                    ['s'], ['t'], [])
