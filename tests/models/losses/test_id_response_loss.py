@@ -360,6 +360,20 @@ def test_maps_with_one_and_two_cells():
     assert loss.item() == pytest.approx(want, rel=1e-9)
 
 
+def test_one_cell_map_is_skipped_whatever_the_targets_and_width():
+    """The 1-cell skip depends on H * W only: with two targets per frame on
+    the one cell and an all-zero student map, the Sim term would compare the
+    teacher's cosine 1 with the student's 0 (a zero vector stays zero when
+    normalised); the level still adds exactly 0, with a zero gradient."""
+    t1 = torch.tensor(REF_T[:, :, :1, :1])  # (2, 2, 1, 1): D * H * W = 2
+    s1 = torch.zeros(2, 3, 1, 1, dtype=torch.float64, requires_grad=True)
+    boxes = [torch.tensor([[0., 0., 8., 8.], [2., 2., 6., 6.]])] * 2
+    loss = IDResponseConsistencyLoss()(s1, t1, boxes, (8, 8))
+    assert loss.item() == 0
+    loss.backward()
+    assert s1.grad.abs().max().item() == 0
+
+
 def _raises(msg):
     return pytest.raises(ValueError, match='^' + re.escape(msg) + '$')
 
