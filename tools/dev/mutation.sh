@@ -67,7 +67,7 @@ if [ "$TARGET" = distiller ]; then
     # configs/ too, the target of the package's .mim/configs link
     for d in mmtrack_kd tests configs; do
         rm -rf "${WORK:?}/$d"
-        cp -R "$d" "$WORK/$d"
+        cp -Rp "$d" "$WORK/$d"
     done
     find "$WORK/mmtrack_kd" "$WORK/tests" -name __pycache__ -prune \
         -exec rm -rf {} +
