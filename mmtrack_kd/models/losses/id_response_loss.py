@@ -70,25 +70,6 @@ class IDResponseConsistencyLoss(nn.Module):
         self.lambda_sim = float(lambda_sim)
         self.loss_weight = float(loss_weight)
 
-    def responses(self, emb_map: Tensor, bboxes: Tensor,
-                  batch_input_shape: Sequence[int]):
-        """Responses of one frame's targets.
-
-        Args:
-            emb_map: (D, H, W) embedding map of one frame.
-            bboxes: (K, 4) GT boxes in input pixels.
-            batch_input_shape: (H_in, W_in).
-
-        Returns:
-            tuple: log R (K, H*W) log-softmax over positions (the own cell
-            excluded: -inf), Sim (K, K) cosine matrix, and the (K, H*W) bool
-            mask of the own cells.
-        """
-        frame = torch.zeros(len(bboxes), dtype=torch.long,
-                            device=emb_map.device)
-        return self.batch_responses(emb_map[None], bboxes, frame,
-                                    batch_input_shape)
-
     def batch_responses(self, emb_maps: Tensor, bboxes: Tensor,
                         frame: Tensor, batch_input_shape: Sequence[int]):
         """Responses of the targets of all frames at once.
@@ -144,7 +125,7 @@ class IDResponseConsistencyLoss(nn.Module):
         boxes, frame = frame_index(gt_bboxes, preds_S.device)
         if len(boxes) == 0 or preds_S.shape[-2:].numel() < 2:
             return self.tau**2 * zero + self.lambda_sim * zero
-        if preds_S.shape[-2:].numel() != preds_T.shape[-2:].numel():
+        if preds_S.shape[-2:] != preds_T.shape[-2:]:
             raise ValueError(
                 'IDResponseConsistencyLoss: student and teacher ID maps '
                 f'must have the same H, W: {tuple(preds_S.shape[2:])} vs '

@@ -99,9 +99,10 @@ class PredictionDifferenceLoss(nn.Module):
         if topk < 1:
             raise ValueError(f'PredictionDifferenceLoss: topk must be >= 1, '
                              f'got {topk}')
-        if len(score_weights) != 3:
+        if len(score_weights) != 3 or any(w < 0 for w in score_weights):
             raise ValueError('PredictionDifferenceLoss: score_weights must be '
-                             f'(w_obj, w_loc, w_id), got {score_weights!r}')
+                             f'(w_obj, w_loc, w_id), each >= 0, got '
+                             f'{score_weights!r}')
         self.topk = int(topk)
         self.beta = float(beta)
         self.obj_thr = float(obj_thr)

@@ -397,6 +397,10 @@ def test_errors_name_the_loss_and_the_shapes():
     with _raises('IDResponseConsistencyLoss: student and teacher ID maps '
                  'must have the same H, W: (2, 3) vs (2, 4)'):
         loss_fn(s, torch.zeros(2, 5, 2, 4), [box] * 2, REF_SHAPE)
+    # the same number of cells in another layout is no match either
+    with _raises('IDResponseConsistencyLoss: student and teacher ID maps '
+                 'must have the same H, W: (2, 3) vs (3, 2)'):
+        loss_fn(s, torch.zeros(2, 5, 3, 2), [box] * 2, REF_SHAPE)
     with pytest.raises(ValueError,
                        match='^IDResponseConsistencyLoss: preds_S has 1 '):
         loss_fn([s], [t, t], [box] * 2, REF_SHAPE)

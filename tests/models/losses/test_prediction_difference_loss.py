@@ -575,8 +575,12 @@ def test_errors_name_the_loss():
     with _raises('PredictionDifferenceLoss: topk must be >= 1, got 0'):
         PredictionDifferenceLoss(REF_V5, topk=0)
     with _raises('PredictionDifferenceLoss: score_weights must be (w_obj, '
-                 'w_loc, w_id), got (1, 1)'):
+                 'w_loc, w_id), each >= 0, got (1, 1)'):
         PredictionDifferenceLoss(REF_V5, score_weights=(1, 1))
+    # a negative weight would make sample weights negative
+    with _raises('PredictionDifferenceLoss: score_weights must be (w_obj, '
+                 'w_loc, w_id), each >= 0, got (1, -0.5, 1)'):
+        PredictionDifferenceLoss(REF_V5, score_weights=(1, -0.5, 1))
     with pytest.raises(ValueError, match='^PredictionDifferenceLoss: '):
         PredictionDifferenceLoss(dict(type='yolov8', strides=[8]))
     loss_fn = PredictionDifferenceLoss(REF_V5)
