@@ -159,6 +159,7 @@ class MOTDistiller(BaseModel):
         self.distill_stop_epoch = distill_stop_epoch
         self.distill_stopped = False  # both set by DistillStopHook
         self.stop_hook_attached = False
+        self._dict_keys = {}  # dict-valued losses' keys, logged as 0 after
 
         self._teacher_box = TeacherBox(
             build_frozen_teacher(teacher, teacher_ckpt, teacher_cfg_key))
@@ -303,8 +304,12 @@ class MOTDistiller(BaseModel):
                                          self._recorded(s))
                         for arg, s in specs.items()
                     })
+                    if isinstance(out, dict):  # its keys, for after the stop
+                        self._dict_keys[name] = list(out)
                 else:
-                    out = self._zero_loss(name, inputs)
+                    zero = self._zero_loss(name, inputs)
+                    keys = self._dict_keys.get(name)
+                    out = dict.fromkeys(keys, zero) if keys else zero
                 log_name = self.log_names[name]
                 items = {f'{log_name}_{k}': v for k, v in out.items()} \
                     if isinstance(out, dict) else {log_name: out}

@@ -262,6 +262,13 @@ def test_dict_valued_loss_logged_per_key(teacher_ckpt):
                                s_head[1].pow(2).mean())
     torch.testing.assert_close(losses['loss_parts_b'], t_head[1].mean())
 
+    # after the stop the same keys are logged, as zeros (not one new key)
+    model.distill_stopped = True
+    stopped = model.loss(inputs, samples)
+    assert list(stopped) == list(losses)
+    for k in ('loss_kd_a', 'loss_kd_b', 'loss_parts_a', 'loss_parts_b'):
+        assert stopped[k].item() == 0.0
+
 
 @pytest.mark.parametrize('name, part, clash', [
     ('loss', 'toy', 'loss_toy'),    # a part logged as a student loss
