@@ -16,6 +16,7 @@ from torch import Tensor
 from ...utils.batch import box_tensor, fold_video_inputs, video_frames
 from ..dense_heads.cstrack_id_head import gather_embeddings
 from ..task_modules.yolo_decode import decode_yolov5
+from ._track import track_clip
 
 DEFAULT_TEST_CFG = dict(
     score_thr=0.5, nms=dict(type='nms', iou_threshold=0.6), max_per_img=500)
@@ -259,23 +260,10 @@ class CSTrack(BaseMOTModel):
             ``pred_instances`` (bboxes, scores, labels, embeds) and
             ``pred_track_instances`` from the tracker.
         """
-        if inputs.dim() != 5 or inputs.size(0) != 1 or len(data_samples) != 1:
-            raise ValueError('CSTrack.predict takes one video per batch: '
-                             'inputs (1, T, 3, H, W) and one TrackDataSample '
-                             f'(got {tuple(inputs.shape)})')
-        if not self.with_tracker:
-            raise ValueError('CSTrack.predict needs model.tracker')
-        track_sample = data_samples[0]
-        for t in range(len(track_sample)):
-            frame = track_sample[t]
-            img = inputs[:, t].contiguous()
+        def detect(img: Tensor) -> InstanceData:
             outs = self._forward(img)
-            pred = self._postprocess(outs['det_preds'], outs['id_map'],
+            return self._postprocess(outs['det_preds'], outs['id_map'],
                                      tuple(img.shape[-2:]))
-            if rescale and 'scale_factor' in frame.metainfo:
-                sf = pred.bboxes.new_tensor(frame.metainfo['scale_factor'])
-                pred.bboxes = pred.bboxes / sf.repeat(2)
-            frame.pred_instances = pred
-            frame.pred_track_instances = self.tracker.track(
-                data_sample=frame, **kwargs)
-        return [track_sample]
+
+        return track_clip(self, 'CSTrack', inputs, data_samples, rescale,
+                          detect, **kwargs)

@@ -18,6 +18,7 @@ from ..dense_heads import fairmot_head  # noqa: F401  (register the heads)
 from ..task_modules import centernet_decoder  # noqa: F401  ('centernet')
 from ..task_modules.centernet_decode import decode_centernet, gather_cells
 from ..task_modules.grid import map_stride
+from ._track import track_clip
 
 DEFAULT_TEST_CFG = dict(score_thr=0.4, max_per_img=500, nms_kernel=3)
 
@@ -238,22 +239,7 @@ class FairMOT(BaseMOTModel):
             ``pred_instances`` (bboxes, scores, labels, embeds) and
             ``pred_track_instances`` from the tracker.
         """
-        if inputs.dim() != 5 or inputs.size(0) != 1 or len(data_samples) != 1:
-            raise ValueError('FairMOT.predict takes one video per batch: '
-                             'inputs (1, T, 3, H, W) and one TrackDataSample '
-                             f'(got {tuple(inputs.shape)})')
-        if not self.with_tracker:
-            raise ValueError('FairMOT.predict needs model.tracker')
-        track_sample = data_samples[0]
-        for t in range(len(track_sample)):
-            frame = track_sample[t]
-            img = inputs[:, t].contiguous()
-            pred = self._postprocess(self._forward(img),
-                                     tuple(img.shape[-2:]))
-            if rescale and 'scale_factor' in frame.metainfo:
-                sf = pred.bboxes.new_tensor(frame.metainfo['scale_factor'])
-                pred.bboxes = pred.bboxes / sf.repeat(2)
-            frame.pred_instances = pred
-            frame.pred_track_instances = self.tracker.track(
-                data_sample=frame, **kwargs)
-        return [track_sample]
+        return track_clip(
+            self, 'FairMOT', inputs, data_samples, rescale,
+            lambda img: self._postprocess(self._forward(img),
+                                          tuple(img.shape[-2:])), **kwargs)
