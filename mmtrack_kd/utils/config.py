@@ -177,6 +177,21 @@ def _resolve_teacher(cfg: Config) -> None:
     model.pop('teacher_cfg_key', None)
 
 
+def checked_num_ids(num_ids) -> int:
+    """``id_head.num_ids`` as an int, or an error naming the key (``'auto'``
+    must have been resolved by :func:`resolve_num_ids` first)."""
+    if num_ids in (None, 'auto'):
+        raise ValueError(
+            "id_head.num_ids is 'auto': tools/train.py and tools/test.py "
+            'count the identities of the train annotations; when '
+            'building the model yourself call '
+            'mmtrack_kd.utils.resolve_num_ids(cfg) first or set an '
+            'integer')
+    if int(num_ids) < 1:
+        raise ValueError(f'id_head.num_ids must be >= 1, got {num_ids}')
+    return int(num_ids)
+
+
 def resolve_num_ids(cfg: Config) -> None:
     """Fill ``id_head.num_ids = 'auto'`` (or None) in place: a distiller's
     teacher from its checkpoint, the model (or a distiller's student) from

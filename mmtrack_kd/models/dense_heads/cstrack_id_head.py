@@ -8,6 +8,8 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from mmtrack_kd.utils.config import checked_num_ids
+
 from ..task_modules.grid import point_cells
 
 
@@ -62,15 +64,7 @@ class CSTrackIDHead(nn.Module):
         if in_channels is None:
             raise ValueError('id_head.in_channels is None: build the head '
                              'through CSTrack or set it in the config')
-        if num_ids in (None, 'auto'):
-            raise ValueError(
-                "id_head.num_ids is 'auto': tools/train.py and tools/test.py "
-                'count the identities of the train annotations; when '
-                'building the model yourself call '
-                'mmtrack_kd.utils.resolve_num_ids(cfg) first or set an '
-                'integer')
-        if int(num_ids) < 1:
-            raise ValueError(f'id_head.num_ids must be >= 1, got {num_ids}')
+        num_ids = checked_num_ids(num_ids)
         self.in_channels = [int(c) for c in in_channels]
         self.num_ids = int(num_ids)
         self.embed_channels = int(embed_channels)
