@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from typing import Dict, List, Optional, Sequence
 
 __all__ = [
@@ -66,7 +67,11 @@ def track_video(video: str,
 
     Returns:
         dict: ``frames`` (frames tracked), ``num_ids`` (distinct track
-        ids), ``out`` and ``txt``.
+        ids), ``out``, ``txt``, ``declared_frames`` (the video header's
+        frame count, or None) and ``warnings`` (the messages of
+        :func:`video_warnings`, each also issued as a
+        :class:`VideoTrackingWarning`: no track in the whole video, or a
+        video that ends before its declared frame count).
 
     Raises:
         VideoReadError: the video cannot be read.
@@ -113,7 +118,52 @@ def track_video(video: str,
     if txt:
         write_mot_txt(txt, tracks_to_mot_rows(results))
     num_ids = len({int(i) for r in results for i in r.ids})
-    return dict(frames=len(results), num_ids=num_ids, out=out, txt=txt)
+    problems = video_warnings(
+        video, len(results), num_ids, source.declared_frames,
+        model.cfg.model.get('test_cfg', {}).get('score_thr'))
+    for problem in problems:
+        warnings.warn(problem, VideoTrackingWarning, stacklevel=2)
+    return dict(frames=len(results), num_ids=num_ids, out=out, txt=txt,
+                declared_frames=source.declared_frames, warnings=problems)
+
+
+class VideoTrackingWarning(UserWarning):
+    """A tracked video whose result is probably not what the user
+    wanted: no track at all, or fewer frames than the video declares."""
+
+
+def video_warnings(video: str, frames: int, num_ids: int,
+                   declared_frames: Optional[int] = None,
+                   score_thr: Optional[float] = None) -> List[str]:
+    """The warnings of a finished :func:`track_video` call.
+
+    Args:
+        video (str): The video tracked (named in the messages).
+        frames (int): Frames read and tracked.
+        num_ids (int): Distinct track ids over the whole video.
+        declared_frames (int, optional): Frame count the video's header
+            declares (None for a folder of frames or when unknown).
+        score_thr (float, optional): Detection score threshold used.
+
+    Returns:
+        list[str]: one message per problem; empty when none.
+    """
+    problems = []
+    if declared_frames is not None and frames < declared_frames:
+        problems.append(
+            f'{video} ended after {frames} frames, but its header declares '
+            f'{declared_frames}: {declared_frames - frames} frames could '
+            'not be read; the file is probably truncated or damaged')
+    if frames > 0 and num_ids == 0:
+        thr = '' if score_thr is None else f' (score threshold {score_thr})'
+        problems.append(
+            f'no track in the whole of {video} ({frames} frames): the model '
+            f'detected no one{thr}. Likely cause: it was trained on '
+            'synthetic SynthMOT data only, as the demo\'s models are, and '
+            'does not find real people; to track real people train on '
+            'MOT17 or CrowdHuman with a configs/cstrack/*_mot17.py config '
+            '(docs/mot17.md)')
+    return problems
 
 
 # --------------------------------------------------------------------------

@@ -31,6 +31,12 @@ class FrameSource:
     Attributes:
         path (str), is_folder (bool), fps (float), frame_size (tuple): (W, H)
         of the first frame.
+        declared_frames (int or None): the frame count a video file's
+            header declares (None for a folder, or when the container does
+            not say).
+        frames_read (int): frames yielded by the last (or current)
+            iteration; a video that ends before ``declared_frames`` is
+            truncated or damaged.
 
     Example:
         >>> src = FrameSource('clip.mp4')
@@ -51,18 +57,23 @@ class FrameSource:
                     f'cannot read image {self.files[0]} of frame folder '
                     f'{self.path}')
             native_fps = None
+            self.declared_frames = None
         else:
             self.files = []
             cap = cv2.VideoCapture(self.path)
             try:
                 ok, first = cap.read() if cap.isOpened() else (False, None)
                 native_fps = cap.get(cv2.CAP_PROP_FPS) if ok else None
+                declared = cap.get(cv2.CAP_PROP_FRAME_COUNT) if ok else 0
             finally:
                 cap.release()
             if not ok or first is None:
                 raise VideoReadError(
                     f'cannot read video {self.path}: OpenCV cannot open it '
                     'or it has no frames')
+            self.declared_frames = int(declared) if (
+                np.isfinite(declared) and declared > 0) else None
+        self.frames_read = 0
         self.frame_size = (int(first.shape[1]), int(first.shape[0]))
         if fps is not None:
             self.fps = float(fps)
@@ -86,18 +97,16 @@ class FrameSource:
         be 0 when unknown)."""
         if self.is_folder:
             return len(self.files)
-        cap = cv2.VideoCapture(self.path)
-        try:
-            return max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
-        finally:
-            cap.release()
+        return self.declared_frames or 0
 
     def __iter__(self) -> Iterator[np.ndarray]:
+        self.frames_read = 0
         if self.is_folder:
             for f in self.files:
                 img = cv2.imread(f, cv2.IMREAD_COLOR)
                 if img is None:
                     raise VideoReadError(f'cannot read image {f}')
+                self.frames_read += 1
                 yield img
             return
         cap = cv2.VideoCapture(self.path)
@@ -106,9 +115,17 @@ class FrameSource:
                 ok, frame = cap.read()
                 if not ok:
                     break
+                self.frames_read += 1
                 yield frame
         finally:
             cap.release()
+
+    def missing_frames(self) -> int:
+        """Frames the header declares beyond those the last iteration
+        read (0 for a folder, an unknown count, or a complete video)."""
+        if self.declared_frames is None:
+            return 0
+        return max(self.declared_frames - self.frames_read, 0)
 
 
 class VideoWriter:

@@ -68,3 +68,39 @@ def test_unreadable_sources_name_the_path(tmp_path):
     (tmp_path / 'broken' / '000001.jpg').write_bytes(b'garbage')
     with pytest.raises(VideoReadError, match='000001.jpg'):
         FrameSource(str(tmp_path / 'broken'))
+
+
+def write_avi(path, n):
+    """An MJPG AVI of ``n`` distinct frames (its header declares ``n``)."""
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'MJPG'), 10,
+                        (64, 48))
+    assert w.isOpened()
+    rng = np.random.default_rng(0)
+    for _ in range(n):
+        w.write(rng.integers(0, 255, (48, 64, 3), dtype=np.uint8))
+    w.release()
+
+
+def test_declared_and_read_frame_counts(tmp_path):
+    full = tmp_path / 'full.avi'
+    write_avi(full, 12)
+    src = FrameSource(str(full))
+    assert src.declared_frames == 12 and len(src) == 12
+    assert src.frames_read == 0
+    assert len(list(src)) == 12
+    assert src.frames_read == 12 and src.missing_frames() == 0
+    # the same clip cut in half: the header still says 12
+    cut = tmp_path / 'cut.avi'
+    data = full.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    src = FrameSource(str(cut))
+    assert src.declared_frames == 12
+    got = len(list(src))
+    assert 0 < got < 12
+    assert src.frames_read == got and src.missing_frames() == 12 - got
+    # a folder declares nothing
+    for i, img in enumerate(frames(2)):
+        cv2.imwrite(str(tmp_path / f'{i:06d}.png'), img)
+    folder = FrameSource(str(tmp_path))
+    assert folder.declared_frames is None
+    assert len(list(folder)) == 2 and folder.missing_frames() == 0

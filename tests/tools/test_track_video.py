@@ -17,7 +17,11 @@ from mmtrack_kd.apis import (
     export_onnx,
     init_tracker,
 )
-from mmtrack_kd.apis.demo import track_video
+from mmtrack_kd.apis.demo import (
+    VideoTrackingWarning,
+    track_video,
+    video_warnings,
+)
 from mmtrack_kd.datasets.mot_io import read_mot_txt
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -73,6 +77,8 @@ def test_mp4_and_txt(assets, tmp_path):
         str(txt), '--score-thr', '0.3', '--no-progress'] + cfg_args())
     assert proc.returncode == 0, proc.stderr
     assert f'{NUM_FRAMES} frames' in proc.stdout
+    # tracks found, every frame read: nothing to warn about
+    assert 'warning' not in proc.stderr
     cap = cv2.VideoCapture(str(out))
     frames = []
     while True:
@@ -147,3 +153,60 @@ def test_cli_error_has_no_traceback(tmp_path):
     assert f'checkpoint file not found: {missing}' in proc.stderr
     assert proc.stderr.startswith('usage:')
     assert 'Traceback' not in proc.stderr
+
+
+def test_warns_when_no_track_in_the_whole_video(assets, tmp_path):
+    """A model that finds no one (score threshold 1): the CLI prints why on
+    stderr, the API warns and returns the message."""
+    proc = run_tool([assets['clip'], CONFIG, assets['ckpt'], '--out',
+                     str(tmp_path / 'none.mp4'), '--score-thr', '1',
+                     '--no-progress'] + cfg_args())
+    assert proc.returncode == 0, proc.stderr
+    assert f'{NUM_FRAMES} frames, 0 track ids' in proc.stdout
+    warned = [ln for ln in proc.stderr.splitlines()
+              if ln.startswith('warning: ')]
+    assert len(warned) == 1, proc.stderr
+    assert f'no track in the whole of {assets["clip"]}' in warned[0]
+    assert 'synthetic' in warned[0] and 'MOT17' in warned[0]
+    with pytest.warns(VideoTrackingWarning, match='no track in the whole'):
+        result = track_video(assets['seq'], CONFIG, assets['ckpt'],
+                             str(tmp_path / 'none.gif'), score_thr=1.0,
+                             cfg_options=TINY, show_progress=False)
+    assert result['num_ids'] == 0 and len(result['warnings']) == 1
+
+
+def test_warns_when_the_video_ends_early(assets, tmp_path):
+    """An AVI cut short: its header still declares every frame."""
+    full, cut = tmp_path / 'full.avi', tmp_path / 'cut.avi'
+    src = FrameSource(assets['seq'])
+    writer = cv2.VideoWriter(str(full), cv2.VideoWriter_fourcc(*'MJPG'), 10,
+                             src.frame_size)
+    declared = 0
+    for img in src:
+        writer.write(img)
+        declared += 1
+    writer.release()
+    data = full.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    proc = run_tool([str(cut), CONFIG, assets['ckpt'], '--out',
+                     str(tmp_path / 'cut.mp4'), '--score-thr', '0.3',
+                     '--no-progress'] + cfg_args())
+    assert proc.returncode == 0, proc.stderr
+    read = int(proc.stdout.split(' frames')[0].split()[-1])
+    assert 0 < read < declared
+    assert (f'warning: {cut} ended after {read} frames, but its header '
+            f'declares {declared}: {declared - read} frames could not be '
+            'read') in proc.stderr
+
+
+def test_video_warnings_messages():
+    assert video_warnings('v.mp4', 10, 3, declared_frames=10) == []
+    assert video_warnings('frames/', 10, 3, declared_frames=None) == []
+    short = video_warnings('v.avi', 16, 2, declared_frames=795)
+    assert short == ['v.avi ended after 16 frames, but its header declares '
+                     '795: 779 frames could not be read; the file is '
+                     'probably truncated or damaged']
+    both = video_warnings('v.avi', 16, 0, declared_frames=795, score_thr=0.5)
+    assert len(both) == 2 and both[0] == short[0]
+    assert both[1].startswith('no track in the whole of v.avi (16 frames)')
+    assert '(score threshold 0.5)' in both[1]

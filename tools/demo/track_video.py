@@ -12,12 +12,17 @@ Examples:
     python tools/demo/track_video.py clip.mp4 CONFIG --backend onnx \
         --onnx cstrack.onnx --out tracked.mp4
 
-For a distillation checkpoint, run tools/extract_student.py first. See
+For a distillation checkpoint, run tools/extract_student.py first. A
+warning (on stderr) says when the whole video yields no track (the demo's
+models know only synthetic SynthMOT people; real video needs a model
+trained on MOT17 or CrowdHuman, docs/mot17.md) and when the video ends
+before the frame count its header declares (a truncated file). See
 :func:`mmtrack_kd.apis.demo.track_video`.
 """
 import argparse
 import os.path as osp
 import sys
+import warnings
 
 from mmengine.config import DictAction
 
@@ -78,14 +83,17 @@ def main(argv=None):
     parser, args = parse_args(argv)
     check_args(parser, args)
     from mmtrack_kd.apis import ONNXInputError, VideoReadError
-    from mmtrack_kd.apis.demo import track_video
+    from mmtrack_kd.apis.demo import VideoTrackingWarning, track_video
     try:
-        result = track_video(
-            args.video, args.config, args.checkpoint, args.out, txt=args.txt,
-            device=args.device, score_thr=args.score_thr,
-            backend=args.backend, onnx=args.onnx, fps=args.fps,
-            show_score=args.show_score, cfg_options=args.cfg_options,
-            show_progress=not args.no_progress)
+        with warnings.catch_warnings():
+            # printed below, once, without Python's warning prefix
+            warnings.simplefilter('ignore', VideoTrackingWarning)
+            result = track_video(
+                args.video, args.config, args.checkpoint, args.out,
+                txt=args.txt, device=args.device, score_thr=args.score_thr,
+                backend=args.backend, onnx=args.onnx, fps=args.fps,
+                show_score=args.show_score, cfg_options=args.cfg_options,
+                show_progress=not args.no_progress)
     except (VideoReadError, ONNXInputError, FileNotFoundError,
             ValueError) as e:
         parser.error(str(e))
@@ -96,6 +104,8 @@ def main(argv=None):
                      'onnxruntime')
     print(f'{result["frames"]} frames, {result["num_ids"]} track ids -> '
           f'{args.out}' + (f', {args.txt}' if args.txt else ''))
+    for problem in result['warnings']:
+        print(f'warning: {problem}', file=sys.stderr)
     return 0
 
 
