@@ -13,8 +13,13 @@ default_hooks = dict(
     sampler_seed=dict(type='DistSamplerSeedHook'),
     visualization=dict(type='TrackVisualizationHook', draw=False))
 # stop at the first NaN/Inf loss before it is applied; save/restore the
-# random generators in checkpoints so resumed runs match uninterrupted ones
-custom_hooks = [dict(type='NonFiniteLossHook'), dict(type='RNGStateHook')]
+# random generators in checkpoints so resumed runs match uninterrupted ones;
+# log the fraction of steps that gradient clipping shortens (clipped_frac)
+custom_hooks = [
+    dict(type='NonFiniteLossHook'),
+    dict(type='RNGStateHook'),
+    dict(type='GradClipMonitorHook')
+]
 
 env_cfg = dict(
     cudnn_benchmark=False,

@@ -148,8 +148,10 @@ def default_methods(preset: str) -> List[str]:
     return list(get_preset(preset).get('default_methods', METHODS))
 
 
-def parse_loss_scale(items: Sequence[str]) -> Dict[str, float]:
-    """``['id=0.3', 'feat=1']`` -> ``{'id': 0.3, 'feat': 1.0}``."""
+def parse_loss_scale(items: Sequence[str],
+                     option: str = '--loss-scale') -> Dict[str, float]:
+    """``['id=0.3', 'feat=1']`` -> ``{'id': 0.3, 'feat': 1.0}``; errors
+    name ``option``."""
     out = {}
     for item in items:
         key, sep, value = item.partition('=')
@@ -158,7 +160,7 @@ def parse_loss_scale(items: Sequence[str]) -> Dict[str, float]:
         except ValueError:
             sep = ''
         if not sep:
-            raise ValueError(f'--loss-scale: expected LOSS=FACTOR, got '
+            raise ValueError(f'{option}: expected LOSS=NUMBER, got '
                              f'{item!r}')
     return out
 
@@ -178,6 +180,13 @@ def parse_loss_options(items: Sequence[str]) -> Dict[str, dict]:
             raise ValueError(f'--loss-option: expected LOSS.ARG=VALUE with a '
                              f'Python literal VALUE, got {item!r}') from None
     return out
+
+
+def _grouped(table: Dict[str, float], method: str, key: str) -> float:
+    """``table[GROUP.KEY]``, else ``table[KEY]``, else 1; GROUP is ``ours``
+    for ours and its ablations, else the method."""
+    group = 'ours' if method.startswith('ours') else method
+    return float(table.get(f'{group}.{key}', table.get(key, 1.0)))
 
 
 class BenchmarkPlan:
@@ -208,6 +217,15 @@ class BenchmarkPlan:
             True}}``).
         allow_stale (bool): keep and report records made with other code,
             config or data (``--allow-stale``) instead of refusing them.
+        grad_ratio (dict, optional): fragment key, or ``METHOD.KEY``, ->
+            the gradient-norm ratio to the task that the distiller's
+            ``loss_balance`` keeps for that fragment's losses
+            (``--grad-ratio``); every KD method is then balanced, a
+            fragment without an entry at ratio 1. None: no balance, the
+            losses keep their ``loss_weight`` (times ``loss_scale``).
+        epochs (int, optional): epochs of every student (plain and KD),
+            instead of the preset's ``epochs`` (``--epochs``: the
+            training-length study); the teacher keeps ``teacher_epochs``.
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -221,8 +239,14 @@ class BenchmarkPlan:
                  splits: Optional[Sequence[str]] = None,
                  teacher_from: Optional[str] = None,
                  loss_options: Optional[Dict[str, dict]] = None,
-                 allow_stale: bool = False) -> None:
+                 allow_stale: bool = False,
+                 epochs: Optional[int] = None,
+                 grad_ratio: Optional[Dict[str, float]] = None) -> None:
         self.preset = get_preset(preset)
+        if epochs is not None:
+            if epochs < 1:
+                raise ValueError('--epochs must be >= 1')
+            self.preset = dict(self.preset, epochs=int(epochs))
         unknown = [m for m in methods if m not in METHODS]
         if unknown:
             raise ValueError(f'--methods: unknown {unknown}, expected some '
@@ -241,6 +265,16 @@ class BenchmarkPlan:
         if any(not v >= 0 for v in self.loss_scale.values()):
             raise ValueError(f'--loss-scale: factors must be >= 0, got '
                              f'{self.loss_scale}')
+        self.grad_ratio = None if grad_ratio is None else dict(grad_ratio)
+        bad = [k for k in (self.grad_ratio or {})
+               if k.rpartition('.')[2] not in FRAGMENTS or
+               k.rpartition('.')[0] not in ('', 'ours', *METHODS)]
+        if bad:
+            raise ValueError(f'--grad-ratio: unknown loss {bad}, expected '
+                             f'some of {list(FRAGMENTS)}')
+        if any(not v >= 0 for v in (self.grad_ratio or {}).values()):
+            raise ValueError(f'--grad-ratio: ratios must be >= 0, got '
+                             f'{self.grad_ratio}')
         self.loss_options = {k: dict(v) for k, v in
                              (loss_options or {}).items()}
         bad = [k for k in self.loss_options if k not in FRAGMENTS]
@@ -308,9 +342,14 @@ class BenchmarkPlan:
         """The loss-weight factor of fragment ``key`` in ``method``:
         ``GROUP.KEY`` of ``loss_scale`` (GROUP is ``ours`` for ours and its
         ablations, else the method), else ``KEY``, else 1."""
-        group = 'ours' if method.startswith('ours') else method
-        return float(self.loss_scale.get(f'{group}.{key}',
-                                         self.loss_scale.get(key, 1.0)))
+        return _grouped(self.loss_scale, method, key)
+
+    def ratio_of(self, method: str, key: str) -> Optional[float]:
+        """The gradient ratio of fragment ``key`` in ``method`` (as
+        :meth:`scale_of`, from ``grad_ratio``); None without balance."""
+        if self.grad_ratio is None:
+            return None
+        return _grouped(self.grad_ratio, method, key)
 
     # ................................................................ paths
     def name(self, method: str, seed: int) -> str:
@@ -378,6 +417,8 @@ class BenchmarkPlan:
                  f'{"+".join(self.splits)}'
                  + (f', loss scale {self.loss_scale}'
                     if self.loss_scale else '')
+                 + (f', gradient balance {self.grad_ratio}'
+                    if self.grad_ratio is not None else '')
                  + (f', thresholds picked on val from '
                     f'{len(self.threshold_candidates())} candidates'
                     if self.tune_thresholds else ''),

@@ -124,3 +124,50 @@ class DistillStopHook(Hook):
     def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
         if checkpoint.get('meta', {}).get('distill_stopped'):
             self._distiller(runner).distill_stopped = True
+
+
+@HOOKS.register_module()
+class GradClipMonitorHook(Hook):
+    """Log how often gradient clipping acts: the fraction of the last
+    ``window`` training iterations whose gradient norm (before clipping)
+    exceeded ``optim_wrapper.clip_grad.max_norm``.
+
+    It reads the ``train/grad_norm`` that mmengine's ``OptimWrapper``
+    writes when it clips by norm, and writes ``train/clipped_frac`` (in
+    the training log and ``vis_data/scalars.json``). Without clipping by
+    norm it does nothing.
+
+    Args:
+        window (int): iterations the fraction is taken over. Defaults
+            to 50.
+    """
+    priority = 'BELOW_NORMAL'
+
+    def __init__(self, window: int = 50) -> None:
+        if not (isinstance(window, int) and window >= 1):
+            raise ValueError(f'GradClipMonitorHook.window: expected an int '
+                             f'>= 1, got {window!r}')
+        self.window = window
+        self._flags = []
+
+    @staticmethod
+    def max_norm(runner) -> Optional[float]:
+        """The clip norm of the runner's optimizer wrapper, or None."""
+        wrapper = getattr(runner, 'optim_wrapper', None)
+        kwargs = getattr(wrapper, 'clip_grad_kwargs', None) or {}
+        if getattr(wrapper, 'grad_name', None) != 'grad_norm':
+            return None
+        value = kwargs.get('max_norm')
+        return float(value) if value is not None else None
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None) -> None:
+        max_norm = self.max_norm(runner)
+        hub = runner.message_hub
+        if max_norm is None or 'train/grad_norm' not in hub.log_scalars:
+            return
+        norm = hub.get_scalar('train/grad_norm').current()
+        self._flags.append(float(norm > max_norm))
+        del self._flags[:-self.window]
+        hub.update_scalar('train/clipped_frac',
+                          sum(self._flags) / len(self._flags))

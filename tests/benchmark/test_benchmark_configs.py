@@ -69,6 +69,22 @@ def test_loss_scale_multiplies_only_the_named_losses(tmp_path):
         (0.5 * w_id, 3.0 * w_feat, w_resp))
 
 
+def test_grad_ratio_writes_the_loss_balance(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours', 'fitnets'],
+                         data=str(tmp_path / 'd'),
+                         grad_ratio={'resp': 8.0, 'feat': 2.0})
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'ours', 0, '/t.py', '/t.pth'))
+    assert cfg.model.loss_balance.ratios == dict(kd_id=1.0, kd_feat=2.0,
+                                                 kd_resp=8.0)
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'fitnets', 0, '/t.py',
+                                         '/t.pth'))
+    assert set(cfg.model.loss_balance.ratios.values()) == {1.0}
+    off = BenchmarkPlan(str(tmp_path / 'o'), 'quick', 1, ['ours'],
+                        data=str(tmp_path / 'd'))
+    cfg = Config.fromfile(configs.kd_cfg(off, 'ours', 0, '/t.py', '/t.pth'))
+    assert 'loss_balance' not in cfg.model
+
+
 def test_loss_options_set_arguments_of_one_fragment(tmp_path):
     plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
                          data=str(tmp_path / 'd'), loss_options=dict(

@@ -78,6 +78,33 @@ def test_runs_train_the_teacher_once_and_ablations_last(tmp_path):
         'work/teacher__seed0/epoch_6.pth')
 
 
+def test_epochs_option_sets_every_student_not_the_teacher(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      data=str(tmp_path / 'nodata'), epochs=8)
+    assert p.epochs('student') == p.epochs('ours') == 8
+    assert p.epochs('teacher') == 12
+    assert p.final_ckpt('ours', 0).endswith('epoch_8.pth')
+    with pytest.raises(ValueError, match='--epochs'):
+        BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'], epochs=0)
+
+
+def test_grad_ratio_per_fragment_and_group(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours', 'only_resp'],
+                      data=str(tmp_path / 'nodata'),
+                      grad_ratio={'resp': 8.0, 'ours.feat': 2.0})
+    assert p.ratio_of('only_resp', 'resp') == 8.0
+    assert p.ratio_of('ours_no_id', 'feat') == 2.0
+    assert p.ratio_of('only_feat', 'feat') == 1.0  # left out: 1
+    off = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'])
+    assert off.ratio_of('ours', 'resp') is None
+    with pytest.raises(ValueError, match='--grad-ratio: unknown'):
+        BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      grad_ratio={'nope': 1.0})
+    with pytest.raises(ValueError, match='--grad-ratio: ratios'):
+        BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      grad_ratio={'id': -1.0})
+
+
 def test_schedule_and_estimate_from_the_preset(tmp_path):
     p = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
                       data=str(tmp_path / 'nodata'))
@@ -86,8 +113,8 @@ def test_schedule_and_estimate_from_the_preset(tmp_path):
     assert p.epochs('teacher') == 12 and p.epochs('ours') == 4
     c = p.preset
     # the test split, plus the val evaluations of the threshold candidates
-    assert p.tune_thresholds and len(p.threshold_candidates()) == 3
-    evals = 1 + 3
+    assert p.tune_thresholds and len(p.threshold_candidates()) == 4
+    evals = 1 + 4
     assert p.estimate_s('student') == pytest.approx(
         c['startup_s'] + 480 * c['sec_per_iter'] + evals * c['eval_s'])
     assert p.estimate_s('ours') == pytest.approx(
@@ -116,7 +143,8 @@ def test_scale_of_prefers_the_method_group(tmp_path):
 def test_parse_loss_scale_and_options():
     assert parse_loss_scale(['id=0.3', 'resp=2']) == dict(id=0.3, resp=2.0)
     for bad in (['id'], ['id=x']):
-        with pytest.raises(ValueError, match='LOSS=FACTOR'):
+        with pytest.raises(ValueError,
+                           match='--loss-scale: expected LOSS=NUMBER'):
             parse_loss_scale(bad)
     assert parse_loss_options(['feat.normalize=True',
                                'feat.temperature=0.25']) == dict(

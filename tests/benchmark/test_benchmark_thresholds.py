@@ -16,10 +16,10 @@ from mmtrack_kd.utils.tools import load_run_config, parse_cfg_options
 def test_grid_of_the_data_file():
     spec = thr.grid_spec(load_benchmark_data())
     cands = thr.candidates(spec)
-    assert list(cands) == ['score_thr=0.3', 'score_thr=0.4',
-                           'score_thr=0.5']
+    assert list(cands) == ['score_thr=0.4', 'score_thr=0.5',
+                           'score_thr=0.6', 'score_thr=0.7']
     assert [c['model.test_cfg.score_thr'] for c in cands.values()] == [
-        0.3, 0.4, 0.5]
+        0.4, 0.5, 0.6, 0.7]
     # the tracker's thresholds follow the detection threshold
     for c in cands.values():
         assert len(set(c.values())) == 1
@@ -60,13 +60,13 @@ def test_choose_best_metric_then_tie_break_then_order():
 def test_options_reach_the_generated_config(tmp_path, tiny_synthmot):
     bench = Benchmark(str(tmp_path), 'micro', 1, [], data=tiny_synthmot)
     cand = thr.candidates(thr.grid_spec(load_benchmark_data()))[
-        'score_thr=0.3']
+        'score_thr=0.6']
     options = parse_cfg_options(thr.cfg_option_args(cand)[1:])
     cfg = load_run_config(configs.model_cfg(bench, 'student', 0),
                           cfg_options=options)
-    assert cfg.model.test_cfg.score_thr == 0.3
-    assert cfg.model.tracker.obj_score_thr == 0.3
-    assert cfg.model.tracker.init_track_thr == 0.3
+    assert cfg.model.test_cfg.score_thr == 0.6
+    assert cfg.model.tracker.obj_score_thr == 0.6
+    assert cfg.model.tracker.init_track_thr == 0.6
     assert cfg.model.test_cfg.max_per_img == 10  # the rest stays
 
 
@@ -94,10 +94,10 @@ def test_score_picks_on_val_and_scores_test_with_it(tmp_path, monkeypatch,
     assert tuned['options']['model.tracker.init_track_thr'] == 0.4
     assert tuned['grid'] == list(bench.threshold_candidates())
     assert tuned['val'][tuned['chosen']]['IDF1'] == pytest.approx(60.0)
-    # three val candidates, then each other split once, with the choice
-    assert [c[0] for c in calls] == ['val'] * 3 + ['test']
+    # four val candidates, then each other split once, with the choice
+    assert [c[0] for c in calls] == ['val'] * 4 + ['test']
     assert calls[-1][1] == tuned['options']
-    assert len({c[2] for c in calls[:3]}) == 3  # one metrics file each
+    assert len({c[2] for c in calls[:4]}) == 4  # one metrics file each
     assert metrics['test']['IDF1'] == pytest.approx(50.0)
     if 'val' in splits:
         assert metrics['val']['IDF1'] == pytest.approx(60.0)

@@ -74,6 +74,16 @@ def parse_args(argv=None):
                         help='keep and report records made with other code, '
                         'config or data (noted in results.md) instead of '
                         'refusing them')
+    parser.add_argument('--grad-ratio', nargs='+', default=None,
+                        metavar='LOSS=RATIO',
+                        help='balance every KD method: each loss '
+                        'fragment\'s gradient norm on the student\'s neck '
+                        'is kept at RATIO times the task\'s (model.'
+                        'loss_balance); METHOD.LOSS=RATIO as for '
+                        '--loss-scale; a fragment left out gets 1')
+    parser.add_argument('--epochs', type=int, default=None,
+                        help="epochs of every student (default: the "
+                        "preset's); the teacher keeps its own")
     parser.add_argument('--resume', action='store_true',
                         help='resume half-finished trainings from their '
                         'last checkpoint instead of restarting them')
@@ -97,7 +107,9 @@ def main(argv=None) -> int:
             loss_scale=parse_loss_scale(args.loss_scale), splits=args.splits,
             teacher_from=args.teacher_from,
             loss_options=parse_loss_options(args.loss_option),
-            allow_stale=args.allow_stale)
+            allow_stale=args.allow_stale, epochs=args.epochs,
+            grad_ratio=None if args.grad_ratio is None else
+            parse_loss_scale(args.grad_ratio, '--grad-ratio'))
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2

@@ -55,6 +55,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from mmengine.model import BaseModel
 
+from .balance import build_balancer, summed
 from .channels import build_checked_connectors, dry_run, student_loss_names
 from .connectors import apply_connectors
 from .errors import DistillConfigError
@@ -114,6 +115,13 @@ class MOTDistiller(BaseModel):
             (0-based) iteration on. Applied by a ``DistillStopHook`` in
             ``custom_hooks``, which must then be there.
         distill_stop_epoch (int, optional): Same for a (0-based) epoch.
+        loss_balance (dict, optional): scale each distillation loss, in
+            training, to a set ratio of the task's gradient norm on the
+            student's shared layers (``ratios``, ``interval``,
+            ``momentum``, ``shared``, ``max_scale``: see
+            :class:`~mmtrack_kd.models.distill.balance.GradientBalancer`);
+            the measured norms and scales are logged. None (default): each
+            loss keeps its ``loss_weight`` alone.
         distill_cfgs (list[dict], optional): Fragments, each with any of
             ``student_recorders``, ``teacher_recorders``, ``connectors``,
             ``distill_losses``, ``loss_forward_mappings``, merged into those
@@ -139,6 +147,7 @@ class MOTDistiller(BaseModel):
                  loss_forward_mappings: Optional[dict] = None,
                  distill_stop_iter: Optional[int] = None,
                  distill_stop_epoch: Optional[int] = None,
+                 loss_balance: Optional[dict] = None,
                  distill_cfgs: Sequence[dict] = (),
                  dry_run_input_shape: Sequence[int] = (1, 3, 128, 128),
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
@@ -194,6 +203,10 @@ class MOTDistiller(BaseModel):
             self._recorded)
         self.student_recorders.reset_data()
         self.teacher_recorders.reset_data()
+        self.loss_balance = build_balancer(loss_balance,
+                                           list(self.loss_specs))
+        if self.loss_balance is not None:  # paths checked at build
+            self.loss_balance.shared_params(self.student)
 
     # ---------------------------------------------------------------- parts
     @property
@@ -296,6 +309,7 @@ class MOTDistiller(BaseModel):
                                           self._data_keys)
             with self.student_recorders:
                 losses = dict(self.student.loss(inputs, data_samples))
+            outs = {}
             for name, specs in self.loss_specs.items():
                 if active:
                     out = self.distill_losses[name](**{
@@ -310,6 +324,11 @@ class MOTDistiller(BaseModel):
                     zero = self._zero_loss(name, inputs)
                     keys = self._dict_keys.get(name)
                     out = dict.fromkeys(keys, zero) if keys else zero
+                outs[name] = out
+            if active and self.training and self.loss_balance is not None:
+                outs, logs = self._balanced(losses, outs, inputs)
+                losses.update(logs)
+            for name, out in outs.items():
                 log_name = self.log_names[name]
                 items = {f'{log_name}_{k}': v for k, v in out.items()} \
                     if isinstance(out, dict) else {log_name: out}
@@ -321,6 +340,26 @@ class MOTDistiller(BaseModel):
             self.student_recorders.reset_data()
             self.teacher_recorders.reset_data()
         return losses
+
+    def _balanced(self, losses: Dict[str, Any], outs: Dict[str, Any],
+                  inputs: torch.Tensor) -> tuple:
+        """The distillation losses scaled by :attr:`loss_balance` (which
+        measures gradient norms on its iterations), and what it logs
+        (``gnorm_*`` and ``kd_scale_*``: no ``loss`` in the names, so
+        logged but not summed)."""
+        task = summed({k: v for k, v in losses.items() if 'loss' in k})
+        logs = self.loss_balance(self.student, task,
+                                 {n: summed(o) for n, o in outs.items()})
+        scaled = {}
+        for name, out in outs.items():
+            scale = self.loss_balance.scale_of(name)
+            scaled[name] = {k: v * scale for k, v in out.items()} \
+                if isinstance(out, dict) else out * scale
+        logs = {k: inputs.new_tensor(v) for k, v in logs.items()}
+        if logs:
+            logs.update({f'kd_scale_{n}': self.loss_balance.scale_of(n)
+                         .detach().clone() for n in outs})
+        return scaled, logs
 
     def _zero_loss(self, name: str, inputs: torch.Tensor) -> torch.Tensor:
         """0, but touching every parameter the loss would have used."""

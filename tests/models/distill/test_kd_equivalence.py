@@ -57,9 +57,10 @@ def tiny_batch():
     return inputs, samples
 
 
-def build_tiny_distiller(repo_root: str, tmp_dir: str):
+def build_tiny_distiller(repo_root: str, tmp_dir: str, **model_kwargs):
     """The distiller of ``KD_CFG`` at tiny widths, with a random teacher
-    saved (seed 0) to ``tmp_dir``; built with seed 1, in train mode."""
+    saved (seed 0) to ``tmp_dir``; built with seed 1, in train mode.
+    ``model_kwargs`` are further keys of the model config."""
     import os.path as osp
     teacher = _sized(load_config(osp.join(repo_root, TEACHER_CFG)).model,
                      0.125, 32)
@@ -71,6 +72,7 @@ def build_tiny_distiller(repo_root: str, tmp_dir: str):
     cfg.model.teacher = teacher
     cfg.model.teacher_ckpt = ckpt
     cfg.model.dry_run_input_shape = (1, 3, H, W)
+    cfg.model.update(model_kwargs)
     torch.manual_seed(1)
     return MODELS.build(cfg.model).train()
 

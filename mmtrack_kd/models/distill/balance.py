@@ -1,0 +1,246 @@
+"""Balance of distillation against the task, by gradient scale.
+
+A distillation loss and the detection/ID losses of the student have
+unrelated units: their weights only mean something next to each other, for
+one batch size, one model pair and one clip of the gradient. The
+:class:`GradientBalancer` makes the balance a designed quantity instead:
+every ``interval`` training iterations it measures, on the student's shared
+layers (by default the neck, which feeds every head), the gradient norm of
+the task (the sum of the student's own losses) and of each distillation
+loss, and rescales each distillation loss so that its gradient norm is
+``ratios[name]`` times the task's. Between measurements the scales are
+kept; across measurements they are smoothed (``momentum``).
+
+What this buys:
+
+- the ratio is the share of the step a loss gets, whatever the loss's
+  units, the batch size (task losses grow with it, most distillation
+  losses do not) or the teacher's feature scale;
+- gradient clipping then shortens every term alike and no longer decides
+  the mixture: with the measured ratios, the clipped step points where the
+  ratios say;
+- the measured norms are logged (``gnorm_task``, ``gnorm_<loss>``,
+  ``kd_scale_<loss>``), so a run shows its balance.
+
+Config (a ``MOTDistiller`` argument)::
+
+    loss_balance=dict(
+        ratios=dict(kd_resp=8.0, kd_feat=2.0, kd_id=1.0),
+        interval=20, momentum=0.8, shared=['neck'])
+
+``ratios=None`` measures and logs without rescaling. A distillation loss
+left out of ``ratios`` keeps its ``loss_weight`` (scale 1) and is still
+measured.
+"""
+import math
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+
+from .errors import DistillConfigError
+
+__all__ = ['GradientBalancer', 'build_balancer', 'summed']
+
+
+def _grad_norm(loss: torch.Tensor, params: List[nn.Parameter]) -> float:
+    """The L2 norm of d loss / d params (0 when ``loss`` does not reach
+    them); the graph is kept for the real backward."""
+    if not loss.requires_grad:
+        return 0.0
+    grads = torch.autograd.grad(loss, params, retain_graph=True,
+                                allow_unused=True)
+    sq = [g.detach().pow(2).sum() for g in grads if g is not None]
+    return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
+
+
+class GradientBalancer(nn.Module):
+    """Scale distillation losses to set ratios of the task's gradient norm
+    on the student's shared layers (see the module docstring).
+
+    Args:
+        loss_names (Sequence[str]): the distiller's distillation losses.
+        ratios (dict, optional): loss name -> gradient-norm ratio to the
+            task (>= 0). None: measure and log only.
+        interval (int): training iterations between measurements (the
+            first iteration is measured). Defaults to 20.
+        momentum (float): weight of the previous scale in the smoothing of
+            the log-scale across measurements, in [0, 1). Defaults to 0.8.
+        shared (Sequence[str]): module paths, in the student, whose
+            parameters the norms are taken on. Defaults to ``['neck']``.
+        max_scale (float): bound on a scale (and 1 / bound below), against
+            a loss whose gradient vanishes for a batch. Defaults to 1e4.
+        cfg_key (str): config key named in errors.
+    """
+
+    def __init__(self,
+                 loss_names: Sequence[str],
+                 ratios: Optional[Dict[str, float]] = None,
+                 interval: int = 20,
+                 momentum: float = 0.8,
+                 shared: Union[str, Sequence[str]] = ('neck', ),
+                 max_scale: float = 1e4,
+                 cfg_key: str = 'model.loss_balance') -> None:
+        super().__init__()
+        self.loss_names = list(loss_names)
+        self.cfg_key = cfg_key
+        ratios = dict(ratios) if ratios is not None else None
+        if ratios is not None:
+            unknown = sorted(set(ratios) - set(self.loss_names))
+            if unknown:
+                raise DistillConfigError(
+                    f'{cfg_key}.ratios: unknown distillation loss(es) '
+                    f'{unknown}; the losses are {self.loss_names}')
+            bad = {k: v for k, v in ratios.items()
+                   if not (isinstance(v, (int, float)) and v >= 0
+                           and math.isfinite(v))}
+            if bad:
+                raise DistillConfigError(
+                    f'{cfg_key}.ratios: expected finite numbers >= 0, got '
+                    f'{bad}')
+        if not (isinstance(interval, int) and interval >= 1):
+            raise DistillConfigError(
+                f'{cfg_key}.interval: expected an int >= 1, got '
+                f'{interval!r}')
+        if not 0 <= momentum < 1:
+            raise DistillConfigError(
+                f'{cfg_key}.momentum: expected a value in [0, 1), got '
+                f'{momentum!r}')
+        if not max_scale > 1:
+            raise DistillConfigError(
+                f'{cfg_key}.max_scale: expected > 1, got {max_scale!r}')
+        self.ratios = ratios
+        self.interval = interval
+        self.momentum = float(momentum)
+        self.shared = [shared] if isinstance(shared, str) else list(shared)
+        if not self.shared:
+            raise DistillConfigError(f'{cfg_key}.shared: empty')
+        self.max_scale = float(max_scale)
+        # saved with the model, so that a resumed run goes on with them
+        self.register_buffer('scales', torch.ones(len(self.loss_names)))
+        self.register_buffer('step', torch.zeros((), dtype=torch.long))
+        self.register_buffer('measured', torch.zeros((), dtype=torch.bool))
+
+    def extra_repr(self) -> str:
+        return (f'ratios={self.ratios}, interval={self.interval}, '
+                f'momentum={self.momentum}, shared={self.shared}')
+
+    # ................................................................ parts
+    def shared_params(self, student: nn.Module) -> List[nn.Parameter]:
+        """The trainable parameters of the ``shared`` modules.
+
+        Raises:
+            DistillConfigError: a path is not a module of the student, or
+                they hold no trainable parameter (names the config key).
+        """
+        params = []
+        for path in self.shared:
+            try:
+                module = student.get_submodule(path)
+            except AttributeError:
+                raise DistillConfigError(
+                    f'{self.cfg_key}.shared: the student has no module '
+                    f'{path!r}') from None
+            params += [p for p in module.parameters() if p.requires_grad]
+        if not params:
+            raise DistillConfigError(
+                f'{self.cfg_key}.shared: {self.shared} hold no trainable '
+                'parameter')
+        return params
+
+    def scale_of(self, name: str) -> torch.Tensor:
+        return self.scales[self.loss_names.index(name)]
+
+    def due(self) -> bool:
+        """Whether this training iteration is measured."""
+        return int(self.step) % self.interval == 0
+
+    @torch.no_grad()
+    def _update(self, task: float, raw: Dict[str, float]) -> None:
+        """New scales from the measured norms (unscaled losses)."""
+        if self.ratios is None or not task > 0:
+            return
+        for name, ratio in self.ratios.items():
+            norm = raw.get(name, 0.0)
+            if not norm > 0:  # no gradient this batch: keep the scale
+                continue
+            target = min(max(ratio * task / norm, 1 / self.max_scale),
+                         self.max_scale) if ratio > 0 else 0.0
+            i = self.loss_names.index(name)
+            old = float(self.scales[i])
+            if target == 0.0 or old == 0.0 or not bool(self.measured):
+                new = target
+            else:  # smooth in log space: ratios of scales, not differences
+                new = math.exp(self.momentum * math.log(old) +
+                               (1 - self.momentum) * math.log(target))
+            self.scales[i] = new
+
+    def forward(self, student: nn.Module, task_loss: torch.Tensor,
+                kd_losses: Dict[str, torch.Tensor]) -> Dict[str, float]:
+        """Count one training iteration; on a measured one, take the
+        gradient norms of the task and of each (unscaled) distillation loss
+        on the shared parameters and update the scales.
+
+        Args:
+            student (nn.Module): the student model.
+            task_loss (Tensor): the sum of the student's losses.
+            kd_losses (dict[str, Tensor]): loss name -> its (summed) value,
+                before any scale.
+
+        Returns:
+            dict[str, float]: on a measured iteration, ``gnorm_task`` and
+            ``gnorm_<name>`` (the norm of the scaled loss, i.e. what the
+            step gets); empty otherwise.
+        """
+        due = self.due()
+        self.step += 1
+        if not due:
+            return {}
+        params = self.shared_params(student)
+        norms = torch.tensor(
+            [_grad_norm(task_loss, params)] +
+            [_grad_norm(kd_losses[n], params) if n in kd_losses else 0.0
+             for n in self.loss_names])
+        from mmengine.dist import all_reduce, get_world_size
+        if get_world_size() > 1:  # one set of scales on every rank
+            all_reduce(norms, op='mean')
+        task, raw = float(norms[0]), dict(zip(self.loss_names,
+                                              norms[1:].tolist()))
+        self._update(task, raw)
+        self.measured.fill_(True)
+        out = dict(gnorm_task=task)
+        for name in self.loss_names:
+            out[f'gnorm_{name}'] = raw[name] * float(self.scale_of(name))
+        return out
+
+
+def build_balancer(cfg: Optional[dict],
+                   loss_names: Sequence[str]) -> Optional[GradientBalancer]:
+    """A :class:`GradientBalancer` from a ``loss_balance`` config (None:
+    no balancer).
+
+    Raises:
+        DistillConfigError: an unknown key (names it).
+    """
+    if cfg is None:
+        return None
+    cfg = dict(cfg)
+    cfg.pop('type', None)
+    allowed = {'ratios', 'interval', 'momentum', 'shared', 'max_scale'}
+    unknown = sorted(set(cfg) - allowed)
+    if unknown:
+        raise DistillConfigError(
+            f'model.loss_balance: unknown key(s) {unknown}; expected some '
+            f'of {sorted(allowed)}')
+    return GradientBalancer(loss_names, **cfg)
+
+
+def summed(value) -> torch.Tensor:
+    """A loss value as one scalar as mmengine's ``parse_losses`` counts it:
+    a tensor's mean, the means of a list's or a dict's values summed."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, (list, tuple)):
+        parts = [summed(v) for v in value]
+        return torch.stack(parts).sum() if parts else torch.zeros(())
+    return value.mean()

@@ -1,0 +1,170 @@
+"""The gradient balance of distillation against the task
+(``MOTDistiller(loss_balance=...)``, ``GradientBalancer``) and the clip
+monitor hook."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from test_kd_equivalence import build_tiny_distiller, tiny_batch
+
+from mmtrack_kd.engine import GradClipMonitorHook
+from mmtrack_kd.models.distill.balance import GradientBalancer, summed
+from mmtrack_kd.models.distill.errors import DistillConfigError
+
+KD_NAMES = ('kd_id', 'kd_feat', 'kd_resp')
+
+
+def _neck_norm(loss, model):
+    params = [p for p in model.student.get_submodule('neck').parameters()]
+    grads = torch.autograd.grad(loss, params, retain_graph=True,
+                                allow_unused=True)
+    return float(torch.cat([g.flatten() for g in grads
+                            if g is not None]).norm())
+
+
+def _with_balance(repo_root, tmp_path, **balance):
+    return build_tiny_distiller(repo_root, str(tmp_path),
+                                loss_balance=balance)
+
+
+def test_scaled_losses_have_the_set_gradient_ratios(repo_root, tmp_path):
+    ratios = dict(kd_id=0.5, kd_feat=2.0, kd_resp=8.0)
+    model = _with_balance(repo_root, tmp_path, ratios=ratios, interval=5,
+                          momentum=0.5)
+    torch.manual_seed(3)
+    inputs, samples = tiny_batch()
+    losses = model.loss(inputs, samples)
+    task = summed({k: v for k, v in losses.items()
+                   if 'loss' in k and '_kd_' not in k})
+    t = _neck_norm(task, model)
+    assert losses['gnorm_task'] == pytest.approx(t, rel=1e-4)
+    for name, ratio in ratios.items():
+        got = _neck_norm(losses[f'loss_{name}'], model)
+        # what the step gets from the loss: ratio x the task's, measured
+        # independently of the balancer
+        assert got == pytest.approx(ratio * t, rel=1e-3), name
+        assert losses[f'gnorm_{name}'] == pytest.approx(got, rel=1e-3)
+        assert f'kd_scale_{name}' in losses
+    # not summed into the total (no 'loss' in the logged names)
+    assert not any('loss' in k for k in losses
+                   if k.startswith(('gnorm_', 'kd_scale_')))
+
+
+def test_scales_kept_between_measurements_and_smoothed(repo_root,
+                                                         tmp_path):
+    model = _with_balance(repo_root, tmp_path, ratios=dict(kd_resp=1.0),
+                          interval=3, momentum=0.5)
+    inputs, samples = tiny_batch()
+    first = model.loss(inputs, samples)
+    s0 = model.loss_balance.scales.clone()
+    # kd_id and kd_feat are not in ratios: measured, never scaled
+    assert s0[0] == 1 and s0[1] == 1 and s0[2] != 1
+    for _ in range(2):  # not measured: nothing logged, scales kept
+        out = model.loss(inputs, samples)
+        assert 'gnorm_task' not in out
+        assert torch.equal(model.loss_balance.scales, s0)
+    assert 'gnorm_task' in first
+    # the 4th is measured; with momentum 0.5 the new scale is the
+    # geometric mean of the old one and the target (same batch, same
+    # weights: the target equals the old scale)
+    model.loss(inputs, samples)
+    assert int(model.loss_balance.step) == 4
+    assert float(model.loss_balance.scales[2]) == pytest.approx(
+        float(s0[2]), rel=1e-4)
+
+
+def test_measure_only_leaves_the_losses_unchanged(repo_root, tmp_path):
+    inputs, samples = tiny_batch()
+    plain = build_tiny_distiller(repo_root, str(tmp_path))
+    want = {k: float(v) for k, v in plain.loss(inputs, samples).items()}
+    model = _with_balance(repo_root, tmp_path, ratios=None)
+    got = model.loss(inputs, samples)
+    for k, v in want.items():
+        assert float(got[k]) == pytest.approx(v, rel=1e-6), k
+    assert got['gnorm_task'] > 0 and got['gnorm_kd_feat'] > 0
+    assert torch.equal(model.loss_balance.scales, torch.ones(3))
+
+
+def test_not_applied_in_eval_mode_or_after_the_stop(repo_root, tmp_path):
+    model = _with_balance(repo_root, tmp_path, ratios=dict(kd_resp=4.0))
+    inputs, samples = tiny_batch()
+    model.eval()
+    out = model.loss(inputs, samples)
+    assert 'gnorm_task' not in out and int(model.loss_balance.step) == 0
+    model.train()
+    model.distill_stopped = True
+    out = model.loss(inputs, samples)
+    assert 'gnorm_task' not in out and float(out['loss_kd_resp']) == 0
+
+
+def test_scales_travel_with_the_state_dict(repo_root, tmp_path):
+    model = _with_balance(repo_root, tmp_path, ratios=dict(kd_feat=3.0))
+    inputs, samples = tiny_batch()
+    model.loss(inputs, samples)
+    state = model.state_dict()
+    assert 'loss_balance.scales' in state and 'loss_balance.step' in state
+    other = _with_balance(repo_root, tmp_path, ratios=dict(kd_feat=3.0))
+    other.load_state_dict(state)
+    assert torch.equal(other.loss_balance.scales, model.loss_balance.scales)
+    assert int(other.loss_balance.step) == 1
+
+
+@pytest.mark.parametrize('cfg, key', [
+    (dict(ratios=dict(kd_nope=1.0)), 'ratios'),
+    (dict(ratios=dict(kd_id=-1.0)), 'ratios'),
+    (dict(interval=0), 'interval'),
+    (dict(momentum=1.0), 'momentum'),
+    (dict(shared=[]), 'shared'),
+])
+def test_bad_settings_name_the_key(cfg, key):
+    with pytest.raises(DistillConfigError, match=f'loss_balance.{key}'):
+        GradientBalancer(KD_NAMES, **cfg)
+
+
+def test_unknown_keys_are_named():
+    from mmtrack_kd.models.distill.balance import build_balancer
+    with pytest.raises(DistillConfigError, match="unknown key.*'ratio'"):
+        build_balancer(dict(ratio=dict(kd_id=1.0)), KD_NAMES)
+
+
+def test_distiller_config_builds_the_balancer(repo_root, tmp_path):
+    assert build_tiny_distiller(repo_root, str(tmp_path)).loss_balance \
+        is None  # off by default
+    model = build_tiny_distiller(
+        repo_root, str(tmp_path),
+        loss_balance=dict(ratios=dict(kd_resp=2.0), interval=7))
+    assert isinstance(model.loss_balance, GradientBalancer)
+    assert model.loss_balance.interval == 7
+    # checked at build, naming the key
+    with pytest.raises(DistillConfigError, match='loss_balance.shared'):
+        build_tiny_distiller(repo_root, str(tmp_path),
+                             loss_balance=dict(shared=['no_such_module']))
+    with pytest.raises(DistillConfigError, match='loss_balance.ratios'):
+        build_tiny_distiller(repo_root, str(tmp_path),
+                             loss_balance=dict(ratios=dict(kd_nope=1.0)))
+
+
+class _Wrapper:
+    grad_name = 'grad_norm'
+    clip_grad_kwargs = dict(max_norm=10.0)
+
+
+def test_clip_monitor_reports_the_clipped_fraction():
+    hub = MessageHub.get_instance('test_clip_monitor')
+    runner = SimpleNamespace(message_hub=hub, optim_wrapper=_Wrapper())
+    hook = GradClipMonitorHook(window=4)
+    for norm in (5.0, 20.0, 30.0, 1.0, 11.0, 12.0):
+        hub.update_scalar('train/grad_norm', norm)
+        hook.after_train_iter(runner, 0)
+    # the last 4: 30 (clipped), 1, 11 (clipped), 12 (clipped)
+    assert hub.get_scalar('train/clipped_frac').current() == 0.75
+    # no clipping configured: nothing written
+    hub2 = MessageHub.get_instance('test_clip_monitor2')
+    runner2 = SimpleNamespace(message_hub=hub2, optim_wrapper=SimpleNamespace(
+        grad_name=None, clip_grad_kwargs={}))
+    hub2.update_scalar('train/grad_norm', 50.0)
+    GradClipMonitorHook().after_train_iter(runner2, 0)
+    assert 'train/clipped_frac' not in hub2.log_scalars
+    with pytest.raises(ValueError, match='window'):
+        GradClipMonitorHook(window=0)
