@@ -59,6 +59,14 @@ class PredictionDifferenceLoss(nn.Module):
         L = w\,\frac{\sum_k w_k [KL(\sigma(o_T) \| \sigma(o_S))
               + \beta (1 - GIoU(b_S, b_T))]}{\sum_k w_k}
 
+    With ``gt_iou_thr`` set (and ``gt_bboxes`` given), the teacher is
+    checked against the ground truth before it teaches, so that its mistakes
+    are not copied: a candidate is dropped when the teacher calls it an
+    object (:math:`\sigma(o_T) >` ``obj_thr``) but its box overlaps no GT box
+    by ``gt_iou_thr`` (a teacher false positive), or when the teacher calls
+    it background while the student's box does overlap a GT box by that
+    much (a teacher miss the student would be taught to copy).
+
     Changes from the first design: the objectness term is the
     Bernoulli KL, i.e. BCE(sigma(o_S), sigma(o_T)) minus the teacher's
     entropy (same gradient, but 0 when S == T); the normalisation runs over
@@ -78,6 +86,9 @@ class PredictionDifferenceLoss(nn.Module):
             difference score. Default (1.0, 1.0, 1.0).
         num_ref (int): reference candidates of the relational identity
             score. Default 32.
+        gt_iou_thr (float, optional): IoU with the ground truth under which
+            the teacher's call is a mistake (see above); needs
+            ``gt_bboxes``. None (default): no check.
         loss_weight (float): overall weight. Default 1.0.
     """
 
@@ -92,6 +103,7 @@ class PredictionDifferenceLoss(nn.Module):
                  obj_thr: float = 0.1,
                  score_weights: Sequence[float] = (1.0, 1.0, 1.0),
                  num_ref: int = 32,
+                 gt_iou_thr: Optional[float] = None,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         self.decoder = build_response_decoder(decoder,
@@ -108,7 +120,37 @@ class PredictionDifferenceLoss(nn.Module):
         self.obj_thr = float(obj_thr)
         self.score_weights = tuple(float(w) for w in score_weights)
         self.num_ref = int(num_ref)
+        if gt_iou_thr is not None and not 0 < gt_iou_thr <= 1:
+            raise ValueError('PredictionDifferenceLoss: gt_iou_thr must be '
+                             f'in (0, 1], got {gt_iou_thr!r}')
+        self.gt_iou_thr = None if gt_iou_thr is None else float(gt_iou_thr)
         self.loss_weight = float(loss_weight)
+
+    @staticmethod
+    def _gt_overlap(boxes: Tensor, gt_bboxes: Sequence[Tensor]) -> Tensor:
+        """(N, M) highest IoU of each decoded box with its image's GT boxes
+        (0 for an image without GT)."""
+        out = boxes.new_zeros(boxes.shape[:2])
+        for i, gt in enumerate(gt_bboxes):
+            gt = gt.to(boxes)
+            if len(gt) == 0:
+                continue
+            iou, _ = box_iou_giou(boxes[i][:, None], gt[None])  # (M, G)
+            out[i] = iou.max(1).values
+        return out
+
+    def teacher_mistakes(self, box_S: Tensor, box_T: Tensor, p_T: Tensor,
+                         gt_bboxes: Sequence[Tensor]) -> Tensor:
+        """(N, M) bool: priors where the teacher's call contradicts the GT
+        (see the class docstring)."""
+        if len(gt_bboxes) != len(box_T):
+            raise ValueError(f'PredictionDifferenceLoss: {len(gt_bboxes)} '
+                             f'gt_bboxes for {len(box_T)} images')
+        thr = self.gt_iou_thr
+        fired = p_T > self.obj_thr
+        false_pos = fired & (self._gt_overlap(box_T, gt_bboxes) < thr)
+        missed = ~fired & (self._gt_overlap(box_S, gt_bboxes) >= thr)
+        return false_pos | missed
 
     def _identity_difference(self, emb_S: Tensor, emb_T: Tensor,
                              cell_idx: Tensor, cand: Tensor,
@@ -160,7 +202,9 @@ class PredictionDifferenceLoss(nn.Module):
                preds_T,
                batch_input_shape: Sequence[int],
                emb_S: Optional[Tensor] = None,
-               emb_T: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
+               emb_T: Optional[Tensor] = None,
+               gt_bboxes: Optional[Sequence[Tensor]] = None
+               ) -> Tuple[Tensor, ...]:
         """Decode both heads and score every prior.
 
         Returns:
@@ -178,6 +222,14 @@ class PredictionDifferenceLoss(nn.Module):
         with torch.no_grad():
             p_S, p_T = obj_S.sigmoid(), obj_T.sigmoid()
             cand = torch.max(p_S, p_T) > self.obj_thr
+            if self.gt_iou_thr is not None:
+                if gt_bboxes is None:
+                    raise ValueError('PredictionDifferenceLoss: gt_iou_thr '
+                                     'is set but no gt_bboxes were given '
+                                     '(map gt_bboxes=dict(from_data='
+                                     "'gt_bboxes'))")
+                cand &= ~self.teacher_mistakes(box_S, box_T, p_T,
+                                               gt_bboxes)
             iou, _ = box_iou_giou(box_T, box_S)
             w_obj, w_loc, w_id = self.score_weights
             score = w_obj * (p_T - p_S).abs() + w_loc * (1 - iou)
@@ -202,7 +254,8 @@ class PredictionDifferenceLoss(nn.Module):
                 preds_T,
                 batch_input_shape: Sequence[int],
                 emb_S: Optional[Tensor] = None,
-                emb_T: Optional[Tensor] = None) -> Tensor:
+                emb_T: Optional[Tensor] = None,
+                gt_bboxes: Optional[Sequence[Tensor]] = None) -> Tensor:
         """Compute the loss.
 
         Args:
@@ -212,13 +265,15 @@ class PredictionDifferenceLoss(nn.Module):
             batch_input_shape: (H_in, W_in) of the padded batch.
             emb_S: optional student ID map (N, Ds, h, w).
             emb_T: optional teacher ID map (N, Dt, h, w).
+            gt_bboxes: optional per-image (K_i, 4) GT boxes in input
+                pixels, for ``gt_iou_thr``.
 
         Returns:
             Tensor: scalar loss; a graph-connected 0 when no prior is a
             candidate.
         """
         box_S, obj_S, box_T, obj_T, score, keep = self.select(
-            preds_S, preds_T, batch_input_shape, emb_S, emb_T)
+            preds_S, preds_T, batch_input_shape, emb_S, emb_T, gt_bboxes)
         zero = zero_with_grad(obj_S, box_S)
         if not keep.any():
             return zero

@@ -596,3 +596,35 @@ def test_errors_name_the_loss():
     with _raises('PredictionDifferenceLoss: emb_S (2, 5, 4, 4) and emb_T '
                  '(2, 5, 4, 3) must share N, H, W'):
         loss_fn(s, t, REF_SHAPE, emb, emb[..., :3])
+
+
+def test_gt_gate_drops_the_teachers_mistakes():
+    """gt_iou_thr: a teacher detection without GT (false positive) and a
+    student detection on a GT the teacher misses are not distilled."""
+    plain = PredictionDifferenceLoss(V5, topk=50)
+    gated = PredictionDifferenceLoss(V5, topk=50, gt_iou_thr=0.5)
+    t = _v5_preds()
+    s = _v5_preds(seed=2)
+    # the student alone fires at level 1, anchor 0, row 3, col 3
+    s[1].view(2, 2, 6, 4, 4)[:, 0, 4, 3, 3] = 4.
+    box_T, _, _ = plain.decoder(t)
+    box_S, _, _ = plain.decoder(s)
+    hit = 0 * 64 + 1 * 8 + 2  # teacher's confident prior, kept as true
+    fp = 64 + 2 * 8 + 1  # teacher's other confident prior: no GT there
+    miss = 128 + 3 * 4 + 3  # level 1: student only, on a GT box
+    gts = [torch.stack([box_T[i, hit], box_S[i, miss]]) for i in range(2)]
+    *_, keep_plain = plain.select(s, t, SHAPE)
+    *_, keep = gated.select(s, t, SHAPE, gt_bboxes=gts)
+    for k in (hit, fp, miss):
+        assert keep_plain[:, k].all(), k
+    assert keep[:, hit].all()
+    assert not keep[:, fp].any() and not keep[:, miss].any()
+    assert gated(s, t, SHAPE, gt_bboxes=gts).item() > 0
+    # no GT at all: every teacher detection is a false positive
+    *_, keep = gated.select(s, t, SHAPE,
+                            gt_bboxes=[torch.zeros(0, 4)] * 2)
+    assert not keep[:, hit].any()
+    with pytest.raises(ValueError, match='no gt_bboxes'):
+        gated(s, t, SHAPE)
+    with pytest.raises(ValueError, match='gt_iou_thr'):
+        PredictionDifferenceLoss(V5, gt_iou_thr=0.)
