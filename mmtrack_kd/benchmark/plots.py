@@ -6,7 +6,8 @@ from typing import Dict, List
 
 def plot(results: dict, records: Dict[str, Dict[str, dict]],
          out: str) -> List[str]:
-    """Write metric_bars.png, loss_curves.png and acc_vs_fps.png.
+    """Write metric_bars.png, loss_curves.png, acc_vs_fps.png and
+    balance.png.
 
     Args:
         results (dict): results.json (test summaries are plotted).
@@ -81,4 +82,52 @@ def plot(results: dict, records: Dict[str, Dict[str, dict]],
     written.append(osp.join(out, 'acc_vs_fps.png'))
     fig.savefig(written[-1], dpi=100)
     plt.close(fig)
+    path = plot_balance(records, osp.join(out, 'balance.png'))
+    if path:
+        written.append(path)
     return written
+
+
+def plot_balance(records: Dict[str, Dict[str, dict]],
+                 path: str) -> str:
+    """balance.png: per method (first seed), the fraction of clipped steps,
+    and each distillation loss's gradient norm over the task's on the
+    student's neck (runs with ``loss_balance`` only). Returns ``path``, or
+    '' when no record has balance curves."""
+    firsts = {m: recs[sorted(recs)[0]].get('balance_curves') or {}
+              for m, recs in records.items() if recs}
+    firsts = {m: c for m, c in firsts.items() if c}
+    if not firsts:
+        return ''
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 4.5))
+    for method, curves in firsts.items():
+        clip = curves.get('clipped_frac') or []
+        if clip:
+            ax1.plot([p[0] for p in clip], [p[1] for p in clip], lw=1,
+                     label=method)
+        task = dict(map(tuple, curves.get('gnorm_task') or []))
+        for key, curve in curves.items():
+            if not key.startswith('gnorm_') or key == 'gnorm_task':
+                continue
+            pts = [(i, v / task[i]) for i, v in curve
+                   if task.get(i, 0) > 0]
+            if pts:
+                ax2.plot([p[0] for p in pts], [p[1] for p in pts], lw=1,
+                         label=f'{method}: {key[len("gnorm_"):]}')
+    ax1.set_xlabel('iteration')
+    ax1.set_ylabel('fraction of clipped steps (window of 50)')
+    ax1.set_ylim(-0.05, 1.05)
+    ax1.legend(fontsize=7, ncol=2)
+    ax2.set_xlabel('iteration')
+    ax2.set_ylabel('KD gradient norm / task gradient norm (neck)')
+    ax2.set_yscale('log')
+    if ax2.lines:
+        ax2.legend(fontsize=7, ncol=2)
+    fig.suptitle('balance of distillation against the task (first seed)')
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -12,6 +12,7 @@ from .provenance import data_fingerprint
 
 __all__ = [
     'json_dump', 'data_fingerprint', 'param_count', 'loss_curve',
+    'scalar_curves', 'balance_curves',
     'record_file', 'load_record', 'write_record', 'missing_splits',
     'check_teacher_data', 'check_teacher_from', 'collect_records'
 ]
@@ -34,10 +35,11 @@ def param_count(ckpt: str) -> int:
                    if hasattr(v, 'numel') and not k.endswith(skip)))
 
 
-def loss_curve(work: str) -> List[List[float]]:
-    """[[iter, loss], ...] from mmengine's ``WORK/*/vis_data/scalars.json``
-    (all runs of a resumed training, later runs win)."""
-    points = {}
+def scalar_curves(work: str, keep) -> Dict[str, List[List[float]]]:
+    """``{key: [[iter, value], ...]}`` of the scalars that ``keep(key)``
+    accepts, from mmengine's ``WORK/*/vis_data/scalars.json`` (all runs of
+    a resumed training, later runs win)."""
+    points: Dict[str, Dict[int, float]] = {}
     for path in sorted(glob.glob(osp.join(work, '*', 'vis_data',
                                           'scalars.json'))):
         with open(path) as f:
@@ -46,9 +48,28 @@ def loss_curve(work: str) -> List[List[float]]:
                     row = json.loads(line)
                 except ValueError:
                     continue
-                if 'loss' in row and 'step' in row:
-                    points[int(row['step'])] = float(row['loss'])
-    return [[k, points[k]] for k in sorted(points)]
+                if 'step' not in row:
+                    continue
+                for key, value in row.items():
+                    if key != 'step' and keep(key) and \
+                            isinstance(value, (int, float)):
+                        points.setdefault(key, {})[int(row['step'])] = \
+                            float(value)
+    return {k: [[i, v[i]] for i in sorted(v)] for k, v in points.items()}
+
+
+def loss_curve(work: str) -> List[List[float]]:
+    """[[iter, loss], ...] of the total training loss (see
+    :func:`scalar_curves`)."""
+    return scalar_curves(work, lambda k: k == 'loss').get('loss', [])
+
+
+def balance_curves(work: str) -> Dict[str, List[List[float]]]:
+    """The balance of a training as logged: ``clipped_frac``
+    (:class:`~mmtrack_kd.engine.GradClipMonitorHook`), ``grad_norm`` and,
+    with a distiller's ``loss_balance``, ``gnorm_*`` and ``kd_scale_*``."""
+    return scalar_curves(work, lambda k: k in ('clipped_frac', 'grad_norm')
+                         or k.startswith(('gnorm_', 'kd_scale_')))
 
 
 def record_file(plan: BenchmarkPlan, method: str, seed: int) -> str:

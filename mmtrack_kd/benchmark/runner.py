@@ -404,6 +404,8 @@ class Benchmark(BenchmarkPlan):
         rec['thresholds'], rec['metrics'] = self.score(
             method, seed, eval_cfg, ckpt, self.splits)
         rec['loss_curve'] = records.loss_curve(self.work_dir(method, seed))
+        rec['balance_curves'] = records.balance_curves(
+            self.work_dir(method, seed))
         after = records.data_fingerprint(self.data)
         if after != data_print:
             raise RuntimeError(

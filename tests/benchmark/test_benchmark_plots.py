@@ -15,6 +15,13 @@ def test_plots_are_written(tmp_path):
     written = plots.plot(results, records, str(tmp_path))
     assert [p.rsplit('/', 1)[1] for p in written] == [
         'metric_bars.png', 'loss_curves.png', 'acc_vs_fps.png']
+    # with balance curves, a fourth plot
+    records['ours'] = {'0': dict(balance_curves=dict(
+        clipped_frac=[[10, 1.0], [20, 0.5]],
+        gnorm_task=[[1, 2.0], [21, 1.0]],
+        gnorm_kd_resp=[[1, 40.0], [21, 20.0]]))}
+    written = plots.plot(results, records, str(tmp_path))
+    assert written[-1].endswith('balance.png')
     for path in written:
         with open(path, 'rb') as f:
             assert f.read(8) == b'\x89PNG\r\n\x1a\n'

@@ -81,6 +81,22 @@ def test_loss_curve_merges_resumed_runs(tmp_path):
                                                  [3, 1.0]]
 
 
+def test_balance_curves_keep_the_balance_scalars_only(tmp_path):
+    vis = tmp_path / '20240101' / 'vis_data'
+    vis.mkdir(parents=True)
+    rows = [dict(step=10, loss=3.0, clipped_frac=1.0, grad_norm=50.0,
+                 gnorm_task=2.0, gnorm_kd_resp=40.0, kd_scale_kd_resp=3.0,
+                 lr=0.01),
+            dict(step=20, loss=2.0, clipped_frac=0.5, grad_norm=9.0)]
+    (vis / 'scalars.json').write_text(
+        '\n'.join(json.dumps(r) for r in rows))
+    curves = records.balance_curves(str(tmp_path))
+    assert set(curves) == {'clipped_frac', 'grad_norm', 'gnorm_task',
+                           'gnorm_kd_resp', 'kd_scale_kd_resp'}
+    assert curves['clipped_frac'] == [[10, 1.0], [20, 0.5]]
+    assert curves['gnorm_task'] == [[10, 2.0]]
+
+
 def test_json_dump_allows_nan(tmp_path):
     path = tmp_path / 'x' / 'r.json'
     records.json_dump(dict(a=float('nan')), str(path))
