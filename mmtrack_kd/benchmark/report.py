@@ -111,61 +111,79 @@ def fmt_stat(stat: Optional[dict], digits: int = 3) -> str:
     return f'{stat["mean"]:.{digits}f} ± {stat["std"]:.{digits}f}'
 
 
+def _paired(results: dict, a: str, b: str, metric: str,
+            split: str) -> Optional[dict]:
+    """The paired comparison ``a - b`` of ``metric`` over the seeds both
+    have: the entry of ``results['comparisons']`` when there is one (with
+    its Holm p), else computed here; None when a model is missing."""
+    for c in results.get('comparisons', []):
+        if (c['a'], c['b'], c['metric'], c['split']) == (a, b, metric,
+                                                          split):
+            return c
+    if a not in results['methods'] or b not in results['methods']:
+        return None
+    out = paired_comparisons(results, [(a, b)], [metric], [split])
+    return out[0] if out and out[0]['n'] else None
+
+
+def _ci(c: dict) -> str:
+    if math.isnan(c['ci95_low']):
+        return f'{c["mean_diff"]:+.2f} (n = {c["n"]}, no interval)'
+    return (f'{c["mean_diff"]:+.2f} [{c["ci95_low"]:+.2f}, '
+            f'{c["ci95_high"]:+.2f}] (n = {c["n"]})')
+
+
 def check_targets(results: dict,
                   split: Optional[str] = None) -> List[dict]:
     """Each target of ``presets.yaml`` as ``dict(target, value, met)``;
-    ``met`` is None when a model it needs is missing. A gain of ours over
-    the student must reach its floor and exceed ``noise_std`` times the
-    larger of the two models' std over seeds.
+    ``met`` is None when a model it needs is missing.
+
+    A lead of one model over another (ours over the student, over each
+    baseline, each of our losses over the student) counts as met only when
+    the mean paired difference over seeds reaches its floor and the lower
+    end of its 95 % t interval is above 0. ``ours`` must also be at least
+    as good in mean IDF1 and HOTA as each part of it (each loss alone,
+    each leave-one-out ablation) that was run.
 
     Args:
-        results (dict): results.json (``methods.M.summary``).
+        results (dict): results.json (``methods``, ``comparisons``).
         split (str, optional): default the targets' ``split``.
     """
     spec = load_benchmark_data()['targets']
     split = split or spec['split']
-    summ = {n: m['summary'].get(split, {})
-            for n, m in results['methods'].items()}
 
-    def stat(method, key):
-        st = summ.get(method, {}).get(key)
-        return st if st and st.get('n') else None
+    def lead(a, b, metric, floor, strict=False):
+        sign = '>' if strict else '>='
+        target = (f'{a} - {b} {metric} {sign} {floor:+.1f} and 95 % CI '
+                  'above 0')
+        c = _paired(results, a, b, metric, split)
+        if c is None:
+            return dict(target=target, value='n/a', met=None)
+        reach = c['mean_diff'] > floor if strict else \
+            c['mean_diff'] >= floor
+        return dict(target=target, value=_ci(c),
+                    met=bool(reach and c['ci95_low'] > 0))
 
-    out = []
-    k_std = spec['noise_std']
-    for key, floor in spec['gains'].items():
-        o, s = stat('ours', key), stat('student', key)
-        if o is None or s is None:
-            out.append(dict(target=f'ours - student {key} >= +{floor}',
-                            value='n/a', met=None))
-            continue
-        gain = o['mean'] - s['mean']
-        noise = k_std * max(o['std'], s['std'])
-        out.append(dict(
-            target=f'ours - student {key} >= +{floor} and > {k_std:g} std',
-            value=f'{gain:+.2f} ({k_std:g} std = {noise:.2f}, '
-            f'n = {o["n"]})',
-            met=gain >= floor and gain > noise))
+    out = [lead('ours', 'student', key, floor)
+           for key, floor in spec['gains'].items()]
     gap = gap_recovered(results, 'ours', split)
     pct = spec['gap_recovered_pct']
     out.append(dict(target=f'IDF1 gap recovered >= {pct:g} %',
                     value='n/a (teacher not ahead)' if gap is None else
                     f'{gap:.0f} %',
                     met=None if gap is None else gap >= pct))
-
-    def idf1_lead(a, b, floor, strict):
-        target = f'{a} - {b} IDF1 {">" if strict else ">="} {floor:+.1f}'
-        sa, sb = stat(a, 'IDF1'), stat(b, 'IDF1')
-        if sa is None or sb is None:
-            return dict(target=target, value='n/a', met=None)
-        d = sa['mean'] - sb['mean']
-        return dict(target=target, value=f'{d:+.2f}',
-                    met=d > floor if strict else d >= floor)
-
-    out += [idf1_lead('ours', b, spec['baseline_lead'], strict=False)
+    out += [lead('ours', b, 'IDF1', spec['baseline_lead'])
             for b in spec['baselines']]
-    out += [idf1_lead(m, 'student', spec['single_loss_lead'], strict=True)
-            for m in spec['single_losses']]
+    out += [lead(m, 'student', 'IDF1', spec['single_loss_lead'],
+                 strict=True) for m in spec['single_losses']]
+    for part in spec.get('parts', []):
+        for metric in ('IDF1', 'HOTA'):
+            target = f'ours >= {part} in mean {metric}'
+            c = _paired(results, 'ours', part, metric, split)
+            out.append(dict(target=target,
+                            value='n/a' if c is None else _ci(c),
+                            met=None if c is None else
+                            c['mean_diff'] >= 0))
     return out
 
 

@@ -6,51 +6,82 @@ from mmtrack_kd.benchmark import report
 from mmtrack_kd.benchmark.plan import BenchmarkPlan, load_benchmark_data
 
 
-def method(kind, **stats):
-    return dict(kind=kind, summary=dict(test={
-        k: dict(mean=m, std=sd, n=3) for k, (m, sd) in stats.items()}))
+def method(kind, **values):
+    """A results.json method entry from per-seed values of each metric
+    (seeds 0, 1, 2, ...): ``seeds`` and the ``summary`` means."""
+    n = len(next(iter(values.values())))
+    seeds = {str(i): dict(metrics=dict(test={k: v[i] for k, v in
+                                             values.items()}))
+             for i in range(n)}
+    summary = {k: dict(mean=sum(v) / n, std=0., n=n)
+               for k, v in values.items()}
+    return dict(kind=kind, seeds=seeds, summary=dict(test=summary))
 
 
-def test_targets_are_checked_against_floors_and_noise():
+def test_targets_need_the_floor_and_a_paired_interval_above_0():
     results = dict(methods=dict(
-        teacher=method('teacher', IDF1=(60., 0.), MOTA=(50., 0.)),
-        student=method('student', IDF1=(50., 1.), MOTA=(40., 1.),
-                       **{'MT%': (20., 1.)}),
-        ours=method('kd', IDF1=(56., 1.), MOTA=(41., 0.2),
-                    **{'MT%': (30., 6.)}),
-        fitnets=method('kd', IDF1=(55.5, 1.)),
-        only_id=method('kd', IDF1=(50.5, 1.)),
-        only_feat=method('kd', IDF1=(49., 1.))))
-    rows = {r['target'].split(' >=')[0].split(' >')[0]: r
+        teacher=method('teacher', IDF1=[60.] * 3, HOTA=[50.] * 3),
+        student=method('student', IDF1=[50., 52., 48.],
+                       MOTA=[40., 42., 38.], HOTA=[40., 40., 40.],
+                       **{'MT%': [20., 20., 20.]}),
+        # IDF1 +6 +-0.5 on every seed: floor and interval met
+        ours=method('kd', IDF1=[56., 58.5, 53.5], MOTA=[41., 43., 39.],
+                    HOTA=[41., 39., 43.],
+                    # +10 on average but one seed -8: interval below 0
+                    **{'MT%': [39., 29., 12.]}),
+        fitnets=method('kd', IDF1=[55.5, 58., 53.]),
+        only_id=method('kd', IDF1=[50.5, 52.6, 48.4], HOTA=[40.] * 3),
+        only_feat=method('kd', IDF1=[49., 51., 47.])))
+    rows = {r['target'].split(' >')[0]: r
             for r in report.check_targets(results)}
-    assert rows['ours - student IDF1']['met'] is True  # +6 > 3.9 and > 2
+    assert rows['ours - student IDF1']['met'] is True
     assert rows['ours - student IDF1']['target'] == \
-        'ours - student IDF1 >= +3.9 and > 2 std'
+        'ours - student IDF1 >= +3.9 and 95 % CI above 0'
+    assert rows['ours - student IDF1']['value'].startswith('+6.00 [')
     assert rows['ours - student MOTA']['met'] is False  # +1 < 2.5
-    assert rows['ours - student MT%']['met'] is False  # +10 < 2 x 6
+    assert rows['ours - student MT%']['met'] is False  # interval
+    assert rows['ours - student HOTA']['met'] is False  # mean 1, CI < 0
     assert rows['IDF1 gap recovered']['met'] is True  # 60 %
     assert rows['IDF1 gap recovered']['target'] == \
-        'IDF1 gap recovered >= 50 %'
+        'IDF1 gap recovered >= 60 %'
     assert rows['ours - fitnets IDF1']['met'] is False  # +0.5
-    assert rows['ours - fitnets IDF1']['target'] == \
-        'ours - fitnets IDF1 >= +1.0'
     assert rows['ours - fgd IDF1']['met'] is None  # not run
     assert rows['only_id - student IDF1']['met'] is True
     assert rows['only_feat - student IDF1']['met'] is False
     assert rows['only_resp - student IDF1']['met'] is None
+    parts = {r['target']: r['met'] for r in report.check_targets(results)
+             if r['target'].startswith('ours >= ')}
+    assert parts['ours >= only_id in mean IDF1'] is True
+    assert parts['ours >= only_id in mean HOTA'] is True
+    assert parts['ours >= only_resp in mean IDF1'] is None
     md = '\n'.join(report.target_lines(results))
-    assert '3 of 15 met' in md and '**no**' in md
     assert '## Targets (test split, means over seeds)' in md
+    assert '**no**' in md
+    met = sum(r['met'] is True for r in report.check_targets(results))
+    assert f'{met} of {len(report.check_targets(results))} met' in md
+
+
+def test_a_recorded_comparison_is_used_as_it_is():
+    results = dict(methods=dict(
+        student=method('student', IDF1=[50., 51.]),
+        ours=method('kd', IDF1=[55., 57.])),
+        comparisons=[dict(a='ours', b='student', metric='IDF1',
+                          split='test', n=2, mean_diff=5.5, ci95_low=-1.0,
+                          ci95_high=12.0, p=0.1, p_holm=0.2)])
+    row = report.check_targets(results)[0]
+    assert row['value'].startswith('+5.50 [-1.00, +12.00]')
+    assert row['met'] is False
 
 
 def test_targets_follow_the_data_file(monkeypatch):
     data = load_benchmark_data()
     data['targets']['gains'] = {'IDF1': 10.0}
     data['targets']['baselines'] = ['fgd']
+    data['targets']['parts'] = []
     monkeypatch.setattr(report, 'load_benchmark_data', lambda: data)
     results = dict(methods=dict(
-        student=method('student', IDF1=(50., 1.)),
-        ours=method('kd', IDF1=(56., 1.))))
+        student=method('student', IDF1=[50., 51.]),
+        ours=method('kd', IDF1=[56., 57.])))
     rows = report.check_targets(results)
     assert rows[0]['target'].startswith('ours - student IDF1 >= +10.0')
     assert rows[0]['met'] is False
