@@ -9,20 +9,29 @@ import subprocess
 import sys
 import time
 import warnings
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 __all__ = [
-    'track_video', 'run_demo', 'format_demo_table', 'write_demo_plot',
-    'count_params', 'REPO_ROOT'
+    'track_video', 'video_warnings', 'VideoTrackingWarning', 'run_demo',
+    'measure_demo_fps', 'write_comparison_video', 'check_demo_targets',
+    'format_demo_summary', 'demo_sentence', 'format_demo_table',
+    'write_demo_plot', 'count_params', 'REPO_ROOT', 'TARGETS'
 ]
 
 #: The repository root (the demo runs the tools and configs found there).
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-TEACHER_CFG = 'configs/cstrack/cstrack_yolov5s_synthmot.py'
-STUDENT_CFG = 'configs/cstrack/cstrack_yolov5n_synthmot.py'
-KD_CFG = 'configs/kd/cstrack_s2n_kd_synthmot.py'
+TEACHER_CFG = 'configs/demo/cstrack_demo_teacher.py'
+STUDENT_CFG = 'configs/demo/cstrack_demo_student.py'
+KD_CFG = 'configs/demo/cstrack_demo_kd.py'
+#: The demo's data: SynthMOT's ``bench`` preset with these knobs.
+DEMO_DATA = 'data/synthmot_demo'
+DATA_PRESET = 'bench'
+DATA_KNOBS = dict(num_seqs_train=4, num_seqs_val=1, num_seqs_test=5,
+                  num_frames=60, width=320, height=192)
+TEACHER_EPOCHS = 10
+STUDENT_EPOCHS = 4
 METRICS = (('MOTA', 'mot/MOTA'), ('IDF1', 'mot/IDF1'), ('MT%', 'mot/MT%'),
-           ('HOTA', 'mot/HOTA'), ('IDs', 'mot/IDs'), ('FPS', 'FPS'))
+           ('HOTA', 'mot/HOTA'), ('IDs', 'mot/IDs'))
 ITER_RE = re.compile(r'Epoch\(train\)\s+\[(\d+)\]\[\s*(\d+)/(\d+)\]')
 
 
@@ -169,46 +178,121 @@ def video_warnings(video: str, frames: int, num_ids: int,
 # --------------------------------------------------------------------------
 # the SynthMOT demo
 # --------------------------------------------------------------------------
+#: The demo's targets (issue: the demo tells the story): the teacher's MOTA
+#: is positive, it leads the student by at least ``teacher_lead`` IDF1
+#: points, the KD student recovers at least ``gap_recovered_pct`` % of that
+#: lead, and the whole demo takes at most ``minutes`` on the 2-core machine.
+TARGETS = dict(teacher_mota=0.0, teacher_lead=10.0, gap_recovered_pct=30.0,
+               minutes=12.0)
+
+
+class _Job:
+    """One tool running as a subprocess, its output in a log file, with an
+    optional tqdm bar that follows the training iterations in the log."""
+
+    def __init__(self, name: str, cmd: List[str], log: str, env: dict,
+                 total_iters: Optional[int], show_progress: bool,
+                 position: int) -> None:
+        self.name, self.log, self.total = name, log, total_iters
+        self.bar = None
+        if total_iters and show_progress:
+            from tqdm import tqdm
+            self.bar = tqdm(total=total_iters, desc=f'{name:>10}', unit='it',
+                            position=position, leave=True)
+        else:
+            print(f'[demo] {name} ...', flush=True)
+        self.t0 = time.time()
+        self._file = open(log, 'w')
+        self.proc = subprocess.Popen([sys.executable] + cmd, cwd=REPO_ROOT,
+                                     env=env, stdout=self._file,
+                                     stderr=subprocess.STDOUT)
+
+    def poll(self) -> Optional[int]:
+        """The exit code when finished, else None; moves the bar."""
+        code = self.proc.poll()
+        if self.bar is not None:
+            done = self.total if code == 0 else _progress(self.log)
+            self.bar.n = min(max(self.bar.n, done), self.total)
+            self.bar.refresh()
+        if code is not None:
+            self.seconds = time.time() - self.t0
+            self._file.close()
+            if self.bar is not None:
+                self.bar.close()
+        return code
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self._file.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
 class _Step:
-    """Run one tool as a subprocess with its log in a file; a tqdm bar
-    follows training iterations in the log."""
+    """Runs the demo's steps: the project's tools as subprocesses, logs in
+    ``OUT/logs/NAME.log``, several lanes of steps side by side.
+
+    Args:
+        out (str): The demo's output folder.
+        threads (int): CPU threads for the whole demo; lanes that run side
+            by side share them (each gets ``threads // lanes``, at least 1).
+        show_progress (bool): tqdm bars for the trainings.
+    """
 
     def __init__(self, out: str, threads: int, show_progress: bool) -> None:
+        self.threads = max(int(threads), 1)
         self.show_progress = show_progress
         self.logs = osp.join(out, 'logs')
         os.makedirs(self.logs, exist_ok=True)
-        self.env = dict(os.environ, OMP_NUM_THREADS=str(threads),
-                        MKL_NUM_THREADS=str(threads))
+        self.seconds: Dict[str, float] = {}
+
+    def _env(self, threads: int) -> dict:
+        return dict(os.environ, OMP_NUM_THREADS=str(threads),
+                    MKL_NUM_THREADS=str(threads))
 
     def __call__(self, name: str, cmd: List[str],
                  total_iters: Optional[int] = None) -> float:
-        log = osp.join(self.logs, f'{name}.log')
-        t0 = time.time()
-        bar = None
-        if total_iters and self.show_progress:
-            from tqdm import tqdm
-            bar = tqdm(total=total_iters, desc=f'{name:>10}', unit='it')
-        else:
-            print(f'[demo] {name} ...', flush=True)
-        with open(log, 'w') as f:
-            proc = subprocess.Popen([sys.executable] + cmd, cwd=REPO_ROOT,
-                                    env=self.env, stdout=f,
-                                    stderr=subprocess.STDOUT)
-            done = 0
-            while proc.poll() is None:
-                time.sleep(2)
-                if bar is not None:
-                    done = max(done, _progress(log))
-                    bar.n = min(done, total_iters)
-                    bar.refresh()
-        if bar is not None:
-            bar.n = total_iters if proc.returncode == 0 else bar.n
-            bar.close()
-        if proc.returncode != 0:
-            tail = open(log).read()[-3000:]
-            raise SystemExit(f'[demo] step {name!r} failed (exit '
-                             f'{proc.returncode}); log: {log}\n{tail}')
-        return time.time() - t0
+        """Run one step with every thread; returns its seconds."""
+        self.lanes([[(name, cmd, total_iters)]])
+        return self.seconds[name]
+
+    def lanes(self, lanes: Sequence[Sequence[tuple]]) -> None:
+        """Run lanes of steps ``(name, cmd, total_iters)``: the steps of a
+        lane one after the other, the lanes side by side when there are
+        threads for more than one (else one lane after the other). A failed
+        step stops the others and raises ``SystemExit`` with its log's
+        tail."""
+        lanes = [list(lane) for lane in lanes if lane]
+        if len(lanes) > self.threads:
+            lanes = [[s for lane in lanes for s in lane]]
+        each = max(self.threads // max(len(lanes), 1), 1)
+        active: Dict[int, _Job] = {}
+        try:
+            while active or any(lanes):
+                for i, lane in enumerate(lanes):
+                    if i not in active and lane:
+                        name, cmd, total = lane.pop(0)
+                        active[i] = _Job(
+                            name, cmd, osp.join(self.logs, f'{name}.log'),
+                            self._env(each), total, self.show_progress, i)
+                time.sleep(1)
+                for i, job in list(active.items()):
+                    code = job.poll()
+                    if code is None:
+                        continue
+                    del active[i]
+                    if code != 0:
+                        with open(job.log) as f:
+                            tail = f.read()[-3000:]
+                        raise SystemExit(
+                            f'[demo] step {job.name!r} failed (exit {code}); '
+                            f'log: {job.log}\n{tail}')
+                    self.seconds[job.name] = job.seconds
+        finally:
+            for job in active.values():
+                job.kill()
 
 
 def _progress(log: str) -> int:
@@ -224,11 +308,12 @@ def _progress(log: str) -> int:
     return last
 
 
-def _iters_per_epoch(data_root: str, batch_size: int = 4) -> int:
+def _split_size(data_root: str, split: str) -> Tuple[int, int]:
+    """(sequences, frames) of a split's CocoVID annotation file."""
     with open(osp.join(data_root, 'annotations',
-                       'train_cocoformat.json')) as f:
-        n = len(json.load(f)['images'])
-    return -(-n // batch_size)
+                       f'{split}_cocoformat.json')) as f:
+        ann = json.load(f)
+    return len(ann['videos']), len(ann['images'])
 
 
 def count_params(ckpt: str) -> int:
@@ -241,135 +326,409 @@ def count_params(ckpt: str) -> int:
 
 
 def run_demo(out: str = 'outputs/demo',
-             data: str = 'data/synthmot_quick',
-             epochs: int = 8,
+             data: str = DEMO_DATA,
+             epochs: int = STUDENT_EPOCHS,
+             teacher_epochs: int = TEACHER_EPOCHS,
              seed: int = 0,
              threads: int = 2,
              show_progress: bool = True,
-             data_knobs: Sequence[str] = ()) -> Dict[str, dict]:
+             data_knobs: Sequence[str] = (),
+             fps_frames: int = 100) -> Dict[str, dict]:
     """Teacher, student and KD student on SynthMOT, end to end.
 
-    1. makes the SynthMOT ``quick`` data (if missing),
-    2. trains a teacher (CSTrack-S), a student (CSTrack-N) and a KD student
-       (CSTrack-N taught by the teacher with the three losses of this
-       project), all with the same schedule and seed,
+    1. makes the demo's SynthMOT data (if missing): the ``bench`` preset
+       with :data:`DATA_KNOBS` (``data_knobs`` override them),
+    2. trains a teacher (``configs/demo/cstrack_demo_teacher.py``), a
+       student at half its width (``cstrack_demo_student.py``) and the
+       same student taught by the teacher (``cstrack_demo_kd.py``); the
+       students get the same seed and schedule, the teacher a longer one,
     3. tracks the test split with each and scores it (MOTA, IDF1, MT, HOTA,
-       FPS, parameters),
-    4. prints a table, writes it (``summary.md``, ``summary.json``), a plot
-       and a tracking GIF of the KD student.
+       IDs, parameters),
+    4. measures the three models' tracking FPS in one interleaved run on a
+       fixed clip (:func:`measure_demo_fps`), with nothing else running,
+    5. writes ``summary.md`` (table, targets, a closing sentence with the
+       numbers), ``summary.json``, ``fps.json``, a plot and the student and
+       the KD student side by side on a test sequence
+       (``student_vs_kd.gif`` and ``.mp4``, ids drawn).
 
-    Every step runs the project's own command-line tools in a subprocess,
-    whose logs go to ``OUT/logs/``; a finished training is skipped when the
-    demo is run again. Relative paths are relative to the repository root
+    Training and testing run the project's own command-line tools in
+    subprocesses, whose logs go to ``OUT/logs/``; with ``threads >= 2`` the
+    teacher trains beside the student, and the KD student beside the
+    teacher's test. A finished training is skipped when the demo is run
+    again (the summary then says that the time is not that of a full
+    run). Relative paths are relative to the repository root
     (:data:`REPO_ROOT`), which is the working directory during the call.
 
     Args:
         out (str): Output folder.
-        data (str): SynthMOT root (made with the quick preset if absent).
-        epochs (int): Training epochs of every model.
+        data (str): SynthMOT root (made if absent).
+        epochs (int): Training epochs of the student and the KD student.
+        teacher_epochs (int): Training epochs of the teacher.
         seed (int): Training seed.
-        threads (int): torch threads of every step.
+        threads (int): CPU threads for the demo (steps side by side share
+            them; the FPS run uses one).
         show_progress (bool): Progress bars for the trainings.
-        data_knobs (Sequence[str]): SynthMOT knobs ``name=value`` for the
-            generated data (e.g. ``num_frames=10``).
+        data_knobs (Sequence[str]): SynthMOT knobs ``name=value`` over
+            :data:`DATA_KNOBS` (e.g. ``num_frames=10``).
+        fps_frames (int): Length of the FPS clip (5 warm-up frames).
 
     Returns:
         dict: per model (``teacher``, ``student``, ``kd_student``) its
-        ``cfg``, ``ckpt``, ``metrics``, ``params_M`` and, when trained in
-        this call, ``train_s``.
+        ``cfg``, ``ckpt``, ``metrics``, ``params_M``, ``fps`` (the
+        interleaved measurement) and, when trained in this call,
+        ``train_s``.
     """
     cwd = os.getcwd()
     os.chdir(REPO_ROOT)
     try:
-        return _run_demo(out, data, epochs, seed, threads, show_progress,
-                         data_knobs)
+        return _run_demo(out, data, epochs, teacher_epochs, seed, threads,
+                         show_progress, data_knobs, fps_frames)
     finally:
         os.chdir(cwd)
 
 
-def _run_demo(out, data_root, epochs, seed, threads, show_progress,
-              data_knobs):
+def _run_demo(out, data_root, epochs, teacher_epochs, seed, threads,
+              show_progress, data_knobs, fps_frames):
     os.makedirs(out, exist_ok=True)
     step = _Step(out, threads, show_progress)
     t_start = time.time()
+    cpu_start = _children_cpu_s()
 
     if not osp.isfile(osp.join(data_root, 'annotations',
                                'test_cocoformat.json')):
-        knobs = []
+        knobs = dict(DATA_KNOBS)
         for kv in data_knobs:
             key, _, value = kv.partition('=')
-            knobs += ['--' + key.replace('_', '-'), value]
+            knobs[key] = value
+        args = []
+        for key, value in knobs.items():
+            args += ['--' + key.replace('_', '-'), str(value)]
         step('data', ['tools/data/make_synthmot.py', '--out', data_root,
-                      '--preset', 'quick', '--seed', '0', '--no-progress'] +
-             knobs)
+                      '--preset', DATA_PRESET, '--seed', '0',
+                      '--no-progress'] + args)
     data = data_root.rstrip('/') + '/'
     data_opts = [f'{k}.dataset.data_root={data}' for k in (
         'train_dataloader', 'val_dataloader', 'test_dataloader')]
-    common = ['--epochs', str(epochs), '--cfg-options',
-              f'randomness.seed={seed}',
-              'train_cfg.val_interval=1000'] + data_opts
-    total = epochs * _iters_per_epoch(data_root)
-    ckpt_name = f'epoch_{epochs}.pth'
+    batch = 4
+    per_epoch = -(-_split_size(data_root, 'train')[1] // batch)
 
-    runs = {}
-    for name, cfg, extra in (
-            ('teacher', TEACHER_CFG, []),
-            ('student', STUDENT_CFG, []),
-            ('kd_student', KD_CFG, None)):
+    runs: Dict[str, dict] = {}
+    plan = (('teacher', TEACHER_CFG, teacher_epochs),
+            ('student', STUDENT_CFG, epochs),
+            ('kd_student', KD_CFG, epochs))
+    for name, cfg, n in plan:
         work = osp.join(out, name)
-        ckpt = osp.join(work, ckpt_name)
-        if extra is None:  # the KD student learns from the teacher
+        runs[name] = dict(cfg=cfg, ckpt=osp.join(work, f'epoch_{n}.pth'),
+                          epochs=n)
+
+    def train(name):
+        run = runs[name]
+        if osp.isfile(run['ckpt']):
+            return []
+        run['trained'] = True
+        extra = []
+        if name == 'kd_student':  # taught by the teacher just trained
             extra = [f'model.teacher_ckpt={runs["teacher"]["ckpt"]}']
-        if not osp.isfile(ckpt):
-            runs.setdefault(name, {})['train_s'] = step(
-                f'{name}', ['tools/train.py', cfg, '--work-dir', work] +
-                common + extra, total_iters=total)
-        runs.setdefault(name, {}).update(cfg=cfg, ckpt=ckpt)
+        return [(name, ['tools/train.py', run['cfg'], '--work-dir',
+                        osp.join(out, name), '--epochs', str(run['epochs']),
+                        '--cfg-options', f'randomness.seed={seed}',
+                        f'train_dataloader.batch_size={batch}'] +
+                 data_opts + extra, run['epochs'] * per_epoch)]
+
+    def test(name, cfg, ckpt):
+        res = osp.join(out, name, 'test_metrics.json')
+        runs[name]['metrics_file'] = res
+        return [(f'test_{name}', [
+            'tools/test.py', cfg, ckpt, '--work-dir',
+            osp.join(out, name, 'test'), '--out', res, '--results-dir',
+            osp.join(out, name, 'results'), '--cfg-options'] + data_opts,
+            None)]
 
     # the KD checkpoint holds the student and connectors: extract the student
     kd_plain = osp.join(out, 'kd_student', 'student_only.pth')
-    step('extract', ['tools/extract_student.py', runs['kd_student']['ckpt'],
-                     kd_plain])
+    # 1. teacher beside student (+ its test); 2. KD student beside the
+    # teacher's test; 3. the KD student's test
+    step.lanes([train('teacher'),
+                train('student') + test('student', STUDENT_CFG,
+                                        runs['student']['ckpt'])])
+    step.lanes([train('kd_student'),
+                test('teacher', TEACHER_CFG, runs['teacher']['ckpt'])])
+    step.lanes([[('extract', ['tools/extract_student.py',
+                              runs['kd_student']['ckpt'], kd_plain], None)] +
+                test('kd_student', STUDENT_CFG, kd_plain)])
     runs['kd_student'].update(cfg=STUDENT_CFG, ckpt=kd_plain)
-
     for name, run in runs.items():
-        res = osp.join(out, name, 'test_metrics.json')
-        step(f'test_{name}', ['tools/test.py', run['cfg'], run['ckpt'],
-                              '--work-dir', osp.join(out, name, 'test'),
-                              '--out', res, '--results-dir',
-                              osp.join(out, name, 'results'),
-                              '--cfg-options'] + data_opts)
-        with open(res) as f:
+        with open(run.pop('metrics_file')) as f:
             run['metrics'] = json.load(f)
         run['params_M'] = count_params(run['ckpt']) / 1e6
+        if run.pop('trained', False):
+            run['train_s'] = step.seconds[name]
 
-    table = format_demo_table(runs)
-    print('\n' + table)
-    from mmtrack_kd.utils.io import atomic_write
-    with atomic_write(osp.join(out, 'summary.md')) as f:
-        f.write(table + '\n')
-    with atomic_write(osp.join(out, 'summary.json')) as f:
-        json.dump(runs, f, indent=2, default=float)
-    plot = write_demo_plot(runs, osp.join(out, 'demo_metrics.png'))
+    # 4. speed: the three models interleaved on one clip, nothing else
+    # running
+    print('[demo] fps ...', flush=True)
+    fps = measure_demo_fps({n: (r['cfg'], r['ckpt']) for n, r in runs.items()},
+                           frames=fps_frames,
+                           out=osp.join(out, 'fps.json'))
+    for name, stats in fps.items():
+        runs[name]['fps'] = stats['fps']
 
+    # 5. the student and the KD student side by side on a test sequence
     seq_dir = osp.join(data_root, 'test')
     seq = sorted(os.listdir(seq_dir))[0]
-    gif = osp.join(out, 'kd_student_tracks.gif')
-    step('video', ['tools/demo/track_video.py',
-                   osp.join(seq_dir, seq, 'img1'), STUDENT_CFG, kd_plain,
-                   '--out', gif, '--no-progress', '--fps', '10'])
-    print(f'\n[demo] done in {(time.time() - t_start) / 60:.1f} min')
-    print(f'[demo] table: {osp.join(out, "summary.md")}')
+    print('[demo] video ...', flush=True)
+    videos = write_comparison_video(
+        osp.join(seq_dir, seq, 'img1'),
+        [(_label('student', runs['student']), STUDENT_CFG,
+          runs['student']['ckpt']),
+         (_label('KD student', runs['kd_student']), STUDENT_CFG, kd_plain)],
+        [osp.join(out, 'student_vs_kd.gif'),
+         osp.join(out, 'student_vs_kd.mp4')])
+
+    elapsed = time.time() - t_start
+    timing = dict(wall_s=elapsed, cpu_s=_children_cpu_s() - cpu_start,
+                  full_run=all('train_s' in r for r in runs.values()),
+                  threads=step.threads)
+    seqs, frames = _split_size(data_root, 'test')
+    checks = check_demo_targets(runs, timing)
+    text = format_demo_summary(runs, checks, timing, seqs, frames)
+    print('\n' + text)
+    from mmtrack_kd.utils.io import atomic_write
+    with atomic_write(osp.join(out, 'summary.md')) as f:
+        f.write(text + '\n')
+    with atomic_write(osp.join(out, 'summary.json')) as f:
+        json.dump(dict(models=runs, targets=checks, timing=timing,
+                       test_split=dict(sequences=seqs, frames=frames)),
+                  f, indent=2, default=float)
+    plot = write_demo_plot(runs, osp.join(out, 'demo_metrics.png'))
+    print(f'\n[demo] table: {osp.join(out, "summary.md")}')
     print(f'[demo] plot:  {plot}')
-    print(f'[demo] video: {gif}')
+    print(f'[demo] video: {", ".join(videos)}')
     print(f'[demo] logs:  {osp.join(out, "logs")}')
     return runs
 
 
+def _children_cpu_s() -> float:
+    """CPU seconds (user + system) of the finished child processes."""
+    t = os.times()
+    return t.children_user + t.children_system
+
+
+def _label(title: str, run: dict) -> str:
+    m = run['metrics']
+    return (f'{title}: IDF1 {m.get("mot/IDF1", 0.0):.1f}, '
+            f'MOTA {m.get("mot/MOTA", 0.0):.1f}')
+
+
+def measure_demo_fps(models: Dict[str, Tuple[str, str]],
+                     input_size: Tuple[int, int] = (320, 192),
+                     frames: int = 100,
+                     warmup: int = 5,
+                     threads: int = 1,
+                     out: Optional[str] = None) -> Dict[str, dict]:
+    """Tracking FPS of several models (model + tracker, batch 1, CPU) in
+    one run, interleaved frame by frame on one fixed SynthMOT clip
+    (:func:`mmtrack_kd.apis.speed.render_clip` and
+    :func:`~mmtrack_kd.apis.speed.measure`), so machine load hits them
+    alike and the speeds follow the model sizes.
+
+    Args:
+        models (dict): name -> ``(config, checkpoint)``.
+        input_size (tuple[int, int]): (W, H) of the clip.
+        frames (int): Clip length, ``warmup`` included.
+        warmup (int): Untimed first frames.
+        threads (int): torch threads during the run (restored after).
+        out (str, optional): JSON file to write
+            (:func:`mmtrack_kd.apis.speed.fps_json`).
+
+    Returns:
+        dict: name -> ``dict(frames, fps, model_ms, tracker_ms,
+        model_fps)``.
+    """
+    import torch
+
+    from .speed import build_model, fps_json, measure, render_clip, write_json
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        built = [build_model(cfg, ckpt) for cfg, ckpt in models.values()]
+        stats = measure(built, render_clip(*input_size, frames), warmup)
+    finally:
+        torch.set_num_threads(before)
+    if out:
+        names = [f'{n} ({osp.basename(c)})' for n, (c, _) in models.items()]
+        write_json(fps_json(dict(names=names, stats=stats, threads=threads,
+                                 input_size=input_size, warmup=warmup,
+                                 onnx=None),
+                            ['mmtrack_kd.apis.demo.measure_demo_fps']), out)
+    return dict(zip(models, stats))
+
+
+def write_comparison_video(frames: str,
+                           panels: Sequence[Tuple[str, str, str]],
+                           outs: Sequence[str],
+                           fps: float = 10.0) -> List[str]:
+    """Track the same frames with several models and write them side by
+    side, one panel per model with its boxes and ids, a title and the
+    number of ids it has used so far.
+
+    Args:
+        frames (str): Video file or folder of frames.
+        panels (Sequence[tuple]): ``(title, config, checkpoint)`` per
+            panel, left to right.
+        outs (Sequence[str]): Files to write (``.gif`` and/or ``.mp4``).
+        fps (float): Output frame rate.
+
+    Returns:
+        list[str]: ``outs``.
+    """
+    import cv2
+    import numpy as np
+
+    from .inference import draw_tracks, init_tracker, track_frames
+    from .video_io import FrameSource, VideoWriter
+    images = list(FrameSource(frames))
+    streams = [track_frames(init_tracker(cfg, ckpt), images)
+               for _, cfg, ckpt in panels]
+    h, w = images[0].shape[:2]
+    head, gap = 36, 4
+    size = (len(panels) * w + (len(panels) - 1) * gap, h + head)
+    seen = [set() for _ in panels]
+    writers = [VideoWriter(o, fps, size) for o in outs]
+    try:
+        for i, img in enumerate(images):
+            canvas = np.full((size[1], size[0], 3), 255, np.uint8)
+            for p, ((title, _, _), stream) in enumerate(zip(panels,
+                                                            streams)):
+                tracks = next(stream)
+                seen[p].update(int(t) for t in tracks.ids)
+                x = p * (w + gap)
+                canvas[head:, x:x + w] = draw_tracks(img, tracks,
+                                                     thickness=1)
+                for line, text in enumerate((
+                        title, f'frame {i + 1}: {len(tracks)} tracks, '
+                        f'{len(seen[p])} ids so far')):
+                    cv2.putText(canvas, text, (x + 4, 14 + 16 * line),
+                                cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0),
+                                1, cv2.LINE_AA)
+            for writer in writers:
+                writer.write(canvas)
+    except BaseException:
+        for writer in writers:
+            writer.abort()
+        raise
+    for writer in writers:
+        writer.close()
+    return list(outs)
+
+
+def check_demo_targets(runs: Dict[str, dict], timing: dict) -> List[dict]:
+    """The demo's targets (:data:`TARGETS`) checked on a run.
+
+    Args:
+        runs (dict): ``teacher``, ``student``, ``kd_student``, each with
+            ``metrics`` (``mot/MOTA``, ``mot/IDF1``).
+        timing (dict): ``wall_s`` and ``full_run`` (every model trained in
+            this run; else the time is not checked).
+
+    Returns:
+        list[dict]: per target ``name``, ``value`` (None when it cannot be
+        computed), ``goal`` (text) and ``met`` (bool, None when not
+        checked).
+    """
+    t, s, k = (runs[n]['metrics'] for n in ('teacher', 'student',
+                                            'kd_student'))
+    lead = t['mot/IDF1'] - s['mot/IDF1']
+    recovered = 100 * (k['mot/IDF1'] - s['mot/IDF1']) / lead \
+        if lead > 0 else None
+    minutes = timing['wall_s'] / 60
+    return [
+        dict(name='teacher MOTA', value=t['mot/MOTA'],
+             goal=f'> {TARGETS["teacher_mota"]:g}',
+             met=t['mot/MOTA'] > TARGETS['teacher_mota']),
+        dict(name='teacher IDF1 - student IDF1', value=lead,
+             goal=f'>= {TARGETS["teacher_lead"]:g}',
+             met=lead >= TARGETS['teacher_lead']),
+        dict(name='IDF1 gap recovered by KD (%)', value=recovered,
+             goal=f'>= {TARGETS["gap_recovered_pct"]:g}',
+             met=recovered is not None and
+             recovered >= TARGETS['gap_recovered_pct']),
+        dict(name='demo time (min)', value=minutes,
+             goal=f'<= {TARGETS["minutes"]:g}',
+             met=minutes <= TARGETS['minutes'] if timing['full_run']
+             else None),
+    ]
+
+
+def format_demo_summary(runs: Dict[str, dict], checks: List[dict],
+                        timing: dict, seqs: int, frames: int) -> str:
+    """The demo's summary (markdown): the table, the targets and one
+    closing sentence with the numbers that says plainly which targets were
+    missed."""
+    lines = [format_demo_table(runs), '',
+             f'Test split: {_plural(seqs, "sequence")}, '
+             f'{_plural(frames, "frame")}. FPS: model + '
+             'tracker, batch 1, CPU, one thread, the three models '
+             'interleaved on one fixed clip.', '',
+             '| target | value | goal | met |', '|---|---|---|---|']
+    for c in checks:
+        value = '-' if c['value'] is None else f'{c["value"]:.1f}'
+        met = {True: 'yes', False: '**no**', None: 'not checked'}[c['met']]
+        lines.append(f'| {c["name"]} | {value} | {c["goal"]} | {met} |')
+    lines += ['', demo_sentence(runs, checks, timing, seqs)]
+    return '\n'.join(lines)
+
+
+def _plural(n: int, noun: str) -> str:
+    return f'{n} {noun}' + ('' if n == 1 else 's')
+
+
+def demo_sentence(runs: Dict[str, dict], checks: List[dict], timing: dict,
+                  seqs: int) -> str:
+    """One plain sentence: what the demo showed, with the numbers, and
+    every missed target."""
+    t, s, k = (runs[n] for n in ('teacher', 'student', 'kd_student'))
+
+    def model(run):
+        return (f'IDF1 {run["metrics"]["mot/IDF1"]:.1f}, MOTA '
+                f'{run["metrics"]["mot/MOTA"]:.1f}, '
+                f'{run["params_M"]:.2f} M parameters, {run["fps"]:.1f} FPS')
+
+    lead, recovered = checks[1]['value'], checks[2]['value']
+    gained = k['metrics']['mot/IDF1'] - s['metrics']['mot/IDF1']
+    text = (f'On {_plural(seqs, "synthetic test sequence")} the teacher '
+            f'({model(t)}) '
+            f'leads the student ({model(s)}) by {lead:.1f} IDF1 points, and '
+            f'distillation moves the same student ({model(k)}) '
+            f'{gained:+.1f} IDF1 points')
+    if recovered is not None:
+        text += f', {recovered:.0f} % of that lead'
+    minutes = timing['wall_s'] / 60
+    if timing['full_run']:
+        text += f'; the demo took {minutes:.1f} min'
+    else:
+        text += (f'; this run reused earlier trainings, so its '
+                 f'{minutes:.1f} min are not the time of a full demo')
+    missed = [c for c in checks if c['met'] is False]
+    if missed:
+        text += ', and it MISSED ' + ('its target' if len(missed) == 1
+                                       else 'these targets') + ': ' + \
+            '; '.join(
+                f'{c["name"]} is '
+                + ('undefined' if c['value'] is None else
+                   f'{c["value"]:.1f}') + f', the goal {c["goal"]}'
+                for c in missed)
+    elif any(c['met'] is None for c in checks):
+        text += ', and every checked target was met'
+    else:
+        text += ', and every target was met'
+    return text + '.'
+
+
 def format_demo_table(runs: Dict[str, dict]) -> str:
-    """A markdown table: one row per model, its parameters (M) and the
-    test metrics of :data:`METRICS`."""
-    head = ['model', 'params (M)'] + [m for m, _ in METRICS]
+    """A markdown table: one row per model, its parameters (M), the test
+    metrics of :data:`METRICS` and the interleaved FPS."""
+    head = ['model', 'params (M)'] + [m for m, _ in METRICS] + ['FPS']
     rows = ['| ' + ' | '.join(head) + ' |',
             '|' + '---|' * len(head)]
     for name, run in runs.items():
@@ -379,13 +738,15 @@ def format_demo_table(runs: Dict[str, dict]) -> str:
             v = m.get(key)
             cells.append('-' if v is None else (
                 f'{v:.1f}' if isinstance(v, float) else str(v)))
+        fps = run.get('fps')
+        cells.append('-' if fps is None else f'{fps:.1f}')
         rows.append('| ' + ' | '.join(cells) + ' |')
     return '\n'.join(rows)
 
 
 def write_demo_plot(runs: Dict[str, dict], path: str) -> str:
-    """Bars of MOTA, IDF1, HOTA, MT% per model and IDF1 against FPS, as a
-    PNG at ``path``; returns ``path``."""
+    """Bars of MOTA, IDF1, HOTA, MT% per model and IDF1 against the
+    interleaved tracking FPS, as a PNG at ``path``; returns ``path``."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
@@ -402,15 +763,17 @@ def write_demo_plot(runs: Dict[str, dict], path: str) -> str:
                         for j in range(len(keys))])
     axes[0].set_xticklabels([k for k, _ in keys])
     axes[0].set_ylabel('score (test split)')
+    axes[0].axhline(0, color='black', linewidth=0.5)
     axes[0].legend()
     for name in names:
-        axes[1].scatter(runs[name]['metrics'].get('FPS', 0),
-                        runs[name]['metrics'].get('mot/IDF1', 0), s=60)
-        axes[1].annotate(name, (runs[name]['metrics'].get('FPS', 0),
-                                runs[name]['metrics'].get('mot/IDF1', 0)))
-    axes[1].set_xlabel('tracking FPS (CPU, batch 1)')
+        x = runs[name].get('fps', 0.0)
+        y = runs[name]['metrics'].get('mot/IDF1', 0.0)
+        axes[1].scatter(x, y, s=60)
+        axes[1].annotate(f'{name} ({runs[name]["params_M"]:.2f} M)', (x, y))
+    axes[1].set_xlabel('tracking FPS (CPU, 1 thread, batch 1; one '
+                       'interleaved run)')
     axes[1].set_ylabel('IDF1')
-    fig.suptitle('SynthMOT quick: teacher, student, KD student')
+    fig.suptitle('SynthMOT demo: teacher, student, KD student')
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
