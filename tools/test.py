@@ -25,6 +25,10 @@ def parse_args(argv=None):
         choices=['val', 'test'],
         default='test',
         help='which dataloader of the config to run (default: test)')
+    parser.add_argument(
+        '--onnx', metavar='MODEL.onnx',
+        help='run the network in ONNX Runtime from this export (fp32 or '
+        'int8; tools/deploy/); post-processing and tracker stay PyTorch')
     add_common_args(parser)
     return parse_common(parser, argv)
 
@@ -34,7 +38,7 @@ def main(argv=None):
     evaluate_checkpoint(
         args.config, args.checkpoint, out=args.out, work_dir=args.work_dir,
         cfg_options=args.cfg_options, launcher=args.launcher,
-        split=args.split, results_dir=args.results_dir)
+        split=args.split, results_dir=args.results_dir, onnx=args.onnx)
     return 0
 
 

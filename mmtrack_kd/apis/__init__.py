@@ -1,4 +1,4 @@
-"""Training, testing, inference on any video, deployment (ONNX), student
+"""Training, testing, inference on any video, deployment (ONNX, int8), student
 extraction and speed measurement: the functions behind the command-line
 tools.
 
@@ -27,6 +27,14 @@ from .onnx_backend import (
     make_exportable,
     output_names,
 )
+from .quantize import (
+    CalibrationFrames,
+    find_calibration_frames,
+    format_quantize_report,
+    int8_accuracy,
+    quantize_onnx_int8,
+    quantize_tracker_int8,
+)
 from .speed import (
     format_fps_report,
     format_step_overhead,
@@ -45,5 +53,7 @@ __all__ = [
     'extract_student', 'measure_tracking_fps', 'format_fps_report',
     'measure_kd_step_overhead', 'format_step_overhead', 'build_runner',
     'build_train_config', 'train_model', 'build_test_config',
-    'evaluate_checkpoint'
+    'evaluate_checkpoint', 'CalibrationFrames', 'find_calibration_frames',
+    'format_quantize_report', 'int8_accuracy', 'quantize_onnx_int8',
+    'quantize_tracker_int8'
 ]

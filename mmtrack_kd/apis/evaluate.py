@@ -63,6 +63,7 @@ def build_test_config(config: str,
 def evaluate_checkpoint(config: str,
                         checkpoint: str,
                         out: Optional[str] = None,
+                        onnx: Optional[str] = None,
                         **kwargs) -> Dict[str, float]:
     """Track the test (or val) split with ``checkpoint`` and score it.
 
@@ -71,13 +72,31 @@ def evaluate_checkpoint(config: str,
         checkpoint (str): Checkpoint file.
         out (str, optional): Write the metrics (and ``FPS``) as JSON to
             this file (rank 0 only).
+        onnx (str, optional): Run the network in ONNX Runtime (CPU, as many
+            intra-op threads as torch has) from this exported file (fp32 or
+            int8); post-processing and tracker stay the model's own, with
+            ``checkpoint`` loaded.
         **kwargs: As :func:`build_test_config`.
 
     Returns:
         dict: the metrics, ``FPS`` included.
+
+    Raises:
+        FileNotFoundError: a missing ``onnx`` file.
     """
+    if onnx is not None and not osp.isfile(onnx):
+        raise FileNotFoundError(f'--onnx: file not found: {onnx}')
     runner = build_runner(build_test_config(config, checkpoint, **kwargs))
-    metrics = dict(runner.test() or {})
+    if onnx is not None:
+        import torch
+
+        from .inference import forward_backend
+        from .speed import ort_backend
+        backend = ort_backend(onnx, torch.get_num_threads())
+        with forward_backend(runner.model, backend):
+            metrics = dict(runner.test() or {})
+    else:
+        metrics = dict(runner.test() or {})
     if out and runner.rank == 0:
         from mmtrack_kd.utils.io import atomic_write
         with atomic_write(out) as f:

@@ -38,7 +38,16 @@ import os.path as osp
 import statistics
 import tempfile
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 import numpy as np
 import torch
@@ -55,9 +64,12 @@ __all__ = [
 # --------------------------------------------------------------------------
 # tracking FPS
 # --------------------------------------------------------------------------
-def render_clip(width: int, height: int, frames: int,
-                seed: int = 0) -> List[np.ndarray]:
-    """``frames`` BGR uint8 (H, W, 3) SynthMOT frames of one sequence."""
+def render_clip(width: int, height: int, frames: int, seed: int = 0,
+                people: Optional[Tuple[int, int]] = None
+                ) -> List[np.ndarray]:
+    """``frames`` BGR uint8 (H, W, 3) SynthMOT frames of one sequence
+    (the ``quick`` preset's knobs; ``people``: ``(min, max)`` people in
+    view instead of the preset's)."""
     import cv2
 
     from mmtrack_kd.datasets.synthmot import (
@@ -65,8 +77,11 @@ def render_clip(width: int, height: int, frames: int,
         resolve_knobs,
         sequence_rng,
     )
+    crowd = {}
+    if people is not None:
+        crowd = dict(min_people=int(people[0]), max_people=int(people[1]))
     knobs = resolve_knobs('quick', width=width, height=height,
-                          num_frames=frames)
+                          num_frames=frames, **crowd)
     with tempfile.TemporaryDirectory() as tmp:
         seq = osp.join(tmp, 'CLIP')
         generate_sequence(seq, 'CLIP', sequence_rng(seed, 'test', 0), knobs)
@@ -140,7 +155,10 @@ class Timed:
                 x = x[:, [2, 1, 0]]
             self.inputs.append((x - mean) / std)
         self.model_s: List[float] = []
+        self.network_s: List[float] = []
         self.tracker_s: List[float] = []
+        self.dets: List[int] = []
+        self.tracks: List[int] = []
 
     @torch.no_grad()
     def step(self, index: int, record: bool) -> None:
@@ -150,6 +168,7 @@ class Timed:
         h, w = x.shape[-2:]
         t0 = time.perf_counter()
         outs = self.model._forward(x)
+        t_net = time.perf_counter()
         pred = self.model._postprocess(outs['det_preds'], outs['id_map'],
                                        (h, w))
         t1 = time.perf_counter()
@@ -157,22 +176,36 @@ class Timed:
             frame_id=index, img_shape=(h, w), ori_shape=(h, w),
             scale_factor=(1., 1.)))
         sample.pred_instances = pred
-        self.model.tracker.track(sample)
+        tracks = self.model.tracker.track(sample)
         t2 = time.perf_counter()
         if record:
             self.model_s.append(t1 - t0)
+            self.network_s.append(t_net - t0)
             self.tracker_s.append(t2 - t1)
+            self.dets.append(len(pred))
+            self.tracks.append(len(tracks))
 
     def report(self) -> Dict[str, float]:
-        """``dict(frames, fps, model_ms, tracker_ms, model_fps)`` of the
-        recorded frames."""
+        """``dict(frames, fps, model_ms, tracker_ms, model_fps,
+        network_ms, postprocess_ms, tracker_share, dets_per_frame,
+        tracks_per_frame)`` of the recorded frames (``model_ms`` =
+        ``network_ms`` (the network forward) + ``postprocess_ms``
+        (decoding, NMS, embedding gathering); ``tracker_share``: tracker
+        time / frame time; detections in, tracks out of the tracker)."""
         model = float(np.sum(self.model_s))
         tracker = float(np.sum(self.tracker_s))
         n = len(self.model_s)
         return dict(frames=n, fps=n / max(model + tracker, 1e-9),
                     model_ms=1e3 * model / max(n, 1),
                     tracker_ms=1e3 * tracker / max(n, 1),
-                    model_fps=n / max(model, 1e-9))
+                    model_fps=n / max(model, 1e-9),
+                    network_ms=1e3 * float(np.sum(self.network_s)) /
+                    max(n, 1),
+                    postprocess_ms=1e3 * (model - float(
+                        np.sum(self.network_s))) / max(n, 1),
+                    tracker_share=tracker / max(model + tracker, 1e-9),
+                    dets_per_frame=float(np.mean(self.dets or [0])),
+                    tracks_per_frame=float(np.mean(self.tracks or [0])))
 
 
 def measure(models: Sequence[torch.nn.Module], frames: Sequence[np.ndarray],
@@ -219,8 +252,9 @@ def measure_tracking_fps(config: str,
                          frames: int = 60,
                          warmup: int = 5,
                          compare: Optional[Tuple[str, str]] = None,
-                         onnx: Optional[str] = None,
-                         threads: Optional[int] = None) -> dict:
+                         onnx: Optional[Union[str, Sequence[str]]] = None,
+                         threads: Optional[int] = None,
+                         people: Optional[Tuple[int, int]] = None) -> dict:
     """Tracking FPS (model + tracker, batch 1) of one or two models, and
     optionally of the first one's network in ONNX Runtime.
 
@@ -233,17 +267,23 @@ def measure_tracking_fps(config: str,
         warmup (int): Untimed first frames.
         compare (tuple[str, str], optional): ``(config, checkpoint)`` of a
             second model timed in the same run, interleaved.
-        onnx (str, optional): Also time the first model with its network in
-            ONNX Runtime (CPU, as many intra-op threads as torch has): the
-            path of its ``.onnx`` file, or ``''`` to export it at
-            ``input_size`` to a temporary file first.
+        onnx (str | Sequence[str], optional): Also time the first model
+            with its network in ONNX Runtime (CPU, as many intra-op threads
+            as torch has): the path of its ``.onnx`` file, several paths
+            (e.g. its fp32 and int8 graphs, each timed, interleaved), or
+            ``''`` / ``[]`` to export it at ``input_size`` to a temporary
+            file first.
         threads (int, optional): torch threads (default: torch's own).
+        people (tuple[int, int], optional): ``(min, max)`` people in view
+            in the clip (default: the ``quick`` preset's).
 
     Returns:
         dict: ``names`` (one per timed model: the config file names, then
-        ``'NAME (onnxruntime)'``), ``stats`` (per model ``dict(frames, fps,
-        model_ms, tracker_ms, model_fps)``), ``threads``, ``input_size``,
-        ``warmup``, ``compare`` (bool) and ``onnx`` (as given).
+        ``'NAME (onnxruntime)'``, or ``'NAME (onnxruntime: FILE)'`` with
+        several files), ``stats`` (per model :meth:`Timed.report`),
+        ``threads``, ``input_size``, ``warmup``, ``compare`` (bool),
+        ``onnx`` (as given), ``onnx_files`` (the timed files) and
+        ``people``.
     """
     w, h = input_size
     if threads:
@@ -253,26 +293,32 @@ def measure_tracking_fps(config: str,
     if compare:
         models.append(build_model(*compare))
         names.append(osp.basename(compare[0]))
-    clip = render_clip(w, h, frames)
+    clip = render_clip(w, h, frames, people=people)
+    files: List[str] = []
     with contextlib.ExitStack() as stack:
         if onnx is not None:
             from mmtrack_kd.apis.inference import forward_backend
-            onnx_file = onnx
-            if not onnx_file:
+            files = [onnx] if isinstance(onnx, str) else list(onnx)
+            files = [f for f in files if f]
+            if not files:
                 from mmtrack_kd.apis.onnx_backend import export_onnx
                 tmp = stack.enter_context(tempfile.TemporaryDirectory())
-                onnx_file = osp.join(tmp, 'model.onnx')
-                export_onnx(models[0], onnx_file, input_size=(w, h))
-            backend = ort_backend(onnx_file, torch.get_num_threads())
-            # a copy: its own tracker state, its _forward swapped for ORT
-            onnx_model = copy.deepcopy(models[0])
-            stack.enter_context(forward_backend(onnx_model, backend))
-            models.append(onnx_model)
-            names.append(f'{names[0]} (onnxruntime)')
+                files = [osp.join(tmp, 'model.onnx')]
+                export_onnx(models[0], files[0], input_size=(w, h))
+            for onnx_file in files:
+                backend = ort_backend(onnx_file, torch.get_num_threads())
+                # a copy: its own tracker state, its _forward swapped
+                onnx_model = copy.deepcopy(models[0])
+                stack.enter_context(forward_backend(onnx_model, backend))
+                models.append(onnx_model)
+                names.append(f'{names[0]} (onnxruntime)' if len(files) == 1
+                             else f'{names[0]} (onnxruntime: '
+                             f'{osp.basename(onnx_file)})')
         stats = measure(models, clip, warmup)
     return dict(names=names, stats=stats, threads=torch.get_num_threads(),
                 input_size=(w, h), warmup=warmup, compare=bool(compare),
-                onnx=onnx)
+                onnx=onnx, onnx_files=files if onnx else [],
+                people=list(people) if people else None)
 
 
 def format_fps_report(result: dict) -> str:
@@ -284,26 +330,47 @@ def format_fps_report(result: dict) -> str:
     lines = [f'torch threads: {threads}; input {w}x{h}; '
              f'{stats[0]["frames"]} timed frames after {result["warmup"]} '
              'warm-up']
+    if result.get('people'):
+        lines.append('clip: {} to {} people in view'.format(
+            *result['people']))
     if onnx is not None:
-        where = onnx or 'exported to a temporary file'
+        where = (', '.join(onnx) if not isinstance(onnx, str) else onnx) \
+            or 'exported to a temporary file'
         lines.append(f'onnxruntime: {where}, CPUExecutionProvider, '
                      f'{threads} intra-op threads')
     for name, s in zip(names, stats):
+        extra = ''
+        if 'tracker_share' in s:
+            extra = (f'; network {s["network_ms"]:.1f} ms + post-processing '
+                     f'{s["postprocess_ms"]:.1f} ms; tracker '
+                     f'{100 * s["tracker_share"]:.1f} % of the frame, '
+                     f'{s["dets_per_frame"]:.1f} detections and '
+                     f'{s["tracks_per_frame"]:.1f} tracks per frame')
         lines.append(
             f'{name}: FPS {s["fps"]:.2f} (model {s["model_ms"]:.1f} ms + '
             f'tracker {s["tracker_ms"]:.1f} ms per frame; model alone '
-            f'{s["model_fps"]:.2f} FPS)')
+            f'{s["model_fps"]:.2f} FPS{extra})')
     if result['compare']:
         lines.append(
             f'ratio FPS {names[0]} / {names[1]}: '
             f'{stats[0]["fps"] / stats[1]["fps"]:.3f} (model alone '
             f'{stats[0]["model_fps"] / stats[1]["model_fps"]:.3f})')
-    if onnx is not None:
-        ort_s, pt_s = stats[-1], stats[0]
+    n_onnx = len(result.get('onnx_files') or [None]) if onnx is not None \
+        else 0
+    pt_s = stats[0]
+    for i in range(len(stats) - n_onnx, len(stats)):
+        ort_s = stats[i]
+        label = names[0] if n_onnx == 1 else names[i]
         lines.append(
-            f'ratio FPS ONNX / PyTorch ({names[0]}): '
+            f'ratio FPS ONNX / PyTorch ({label}): '
             f'{ort_s["fps"] / pt_s["fps"]:.3f} (model alone '
             f'{ort_s["model_fps"] / pt_s["model_fps"]:.3f})')
+    first = len(stats) - n_onnx
+    for i in range(first + 1, len(stats)):
+        lines.append(
+            f'ratio FPS {names[i]} / {names[first]}: '
+            f'{stats[i]["fps"] / stats[first]["fps"]:.3f} (model alone '
+            f'{stats[i]["model_fps"] / stats[first]["model_fps"]:.3f})')
     return '\n'.join(lines)
 
 
@@ -665,14 +732,24 @@ def fps_json(result: dict, command: Optional[Sequence[str]] = None) -> dict:
         dict: ``models`` (per model ``dict(name, fps, model_ms, tracker_ms,
         model_fps, frames)``), ``speedup`` (each later model's FPS over the
         first's; absent with one model), ``model_speedup`` (same, model
-        alone), ``input_size``, ``warmup``, ``torch_threads``, ``onnx``,
-        ``date``, ``command`` and the torch version.
+        alone), ``onnx_speedup`` and ``onnx_model_speedup`` (with several
+        ONNX files: each later file's FPS over the first file's, e.g. int8
+        over fp32), ``input_size``, ``warmup``, ``torch_threads``,
+        ``onnx``, ``people``, ``date``, ``command`` and the torch version.
     """
     stats = result['stats']
     models = [dict(name=n, **s) for n, s in zip(result['names'], stats)]
     doc = dict(models=models, input_size=list(result['input_size']),
                warmup=result['warmup'], torch_threads=result['threads'],
-               onnx=result['onnx'])
+               onnx=result['onnx'], people=result.get('people'))
+    files = result.get('onnx_files') or []
+    if len(files) > 1:
+        first = stats[len(stats) - len(files)]
+        later = list(zip(result['names'], stats))[len(stats) -
+                                                  len(files) + 1:]
+        doc['onnx_speedup'] = {n: s['fps'] / first['fps'] for n, s in later}
+        doc['onnx_model_speedup'] = {
+            n: s['model_fps'] / first['model_fps'] for n, s in later}
     if len(stats) > 1:
         first = stats[0]
         speedup = {n: s['fps'] / first['fps']

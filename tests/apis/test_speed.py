@@ -146,3 +146,62 @@ def test_unknown_clock_is_refused():
     assert set(CLOCKS) == {'wall', 'cpu'}
     with pytest.raises(ValueError, match='clock'):
         measure_kd_step_overhead('nonexistent.py', clock='gpu')
+
+
+def test_fps_tool_times_several_onnx_files(repo_root, tmp_path):
+    """fp32 and int8 graphs side by side (here two copies of one graph),
+    a crowded clip, and the per-part times."""
+    import shutil
+
+    from mmtrack_kd.apis import export_onnx, init_tracker
+    cfg = tmp_path / 'tiny.py'
+    cfg.write_text(
+        f"_base_ = ['{repo_root}/configs/cstrack/cstrack_yolov5n_synthmot"
+        ".py']\nmodel = dict(backbone=dict(widen_factor=0.125), "
+        "neck=dict(out_channels=32), id_head=dict(embed_channels=32, "
+        "num_ids=4, saan=dict(mid_channels=32)), "
+        "test_cfg=dict(score_thr=0.005), tracker=dict(obj_score_thr=0.005,"
+        " init_track_thr=0.005))\n")  # random weights: low objectness
+    torch.manual_seed(0)
+    model = init_tracker(str(cfg))
+    ckpt = tmp_path / 'tiny.pth'
+    torch.save({'state_dict': model.state_dict(), 'meta': {}}, ckpt)
+    a, b = tmp_path / 'a.onnx', tmp_path / 'b.onnx'
+    export_onnx(model, str(a), (320, 192))
+    shutil.copy(a, b)
+    out = tmp_path / 'fps.json'
+    proc = run_tool(repo_root, 'fps', [
+        cfg, ckpt, '--input-size', '320', '192', '--frames', '4', '--warmup',
+        '1', '--threads', '1', '--onnx', a, b, '--people', '5', '6',
+        '--out', out])
+    doc = json.loads(out.read_text())
+    names = [m['name'] for m in doc['models']]
+    assert names == ['tiny.py', 'tiny.py (onnxruntime: a.onnx)',
+                     'tiny.py (onnxruntime: b.onnx)']
+    assert list(doc['onnx_speedup']) == [names[2]]
+    assert doc['onnx_speedup'][names[2]] == pytest.approx(
+        doc['models'][2]['fps'] / doc['models'][1]['fps'])
+    assert doc['people'] == [5, 6] and doc['onnx'] == [str(a), str(b)]
+    for m in doc['models']:
+        assert m['network_ms'] + m['postprocess_ms'] == pytest.approx(
+            m['model_ms'])
+        assert m['tracker_share'] == pytest.approx(
+            m['tracker_ms'] / (m['model_ms'] + m['tracker_ms']))
+        assert m['dets_per_frame'] > 0 and m['tracks_per_frame'] > 0
+    # the same graph twice: the same detections
+    assert doc['models'][1]['dets_per_frame'] == \
+        doc['models'][2]['dets_per_frame']
+    assert 'a.onnx) / tiny.py (onnxruntime: b.onnx' not in proc.stdout
+    assert 'ratio FPS tiny.py (onnxruntime: b.onnx) / tiny.py ' \
+        '(onnxruntime: a.onnx)' in proc.stdout
+    assert 'tracks per frame' in proc.stdout
+
+
+def test_fps_tool_rejects_bad_people(repo_root, tmp_path):
+    proc = subprocess.run(
+        [sys.executable, 'tools/benchmark/fps.py',
+         'configs/cstrack/cstrack_yolov5n_synthmot.py', 'none',
+         '--input-size', '128', '96', '--people', '9', '3'],
+        cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert '--people 9 3' in proc.stderr

@@ -7,6 +7,9 @@ Example:
         work_dirs/s/epoch_12.pth
     python tools/benchmark/fps.py configs/cstrack/cstrack_yolov5n_synthmot.py \
         work_dirs/n/epoch_12.pth --input-size 320 192 --onnx [n.onnx]
+    python tools/benchmark/fps.py configs/cstrack/cstrack_yolov5n_synthmot.py \
+        work_dirs/n/epoch_12.pth --input-size 576 320 --threads 1 \
+        --onnx n.onnx n_int8.onnx --people 30 30 --out fps_int8.json
 
 The clip is one SynthMOT sequence rendered at the input size (seed 0); each
 frame is timed as model + tracker. With ``--compare`` the two models run
@@ -16,8 +19,13 @@ model and tracker ms; ``speedup``: the compared model's FPS over the
 first's). ``CHECKPOINT`` may be ``none`` (random weights: only for testing
 the tool). With ``--onnx`` the first model also runs with its network in
 ONNX Runtime on the CPU, interleaved with the PyTorch run; without a path
-the model is first exported (at ``--input-size``) to a temporary file. See
-:mod:`mmtrack_kd.apis.speed`.
+the model is first exported (at ``--input-size``) to a temporary file; with
+several paths (an fp32 and an int8 graph of the same model,
+``tools/deploy/``) each runs interleaved and the ratios of the later ones
+over the first are printed (``onnx_speedup`` in the JSON). ``--people MIN
+MAX`` sets how many people are in view; each model's line gives the
+tracker's share of the frame time and the detections and tracks per frame.
+See :mod:`mmtrack_kd.apis.speed`.
 """
 import argparse
 import os.path as osp
@@ -41,11 +49,16 @@ def parse_args(argv=None):
                         help='a second model timed in the same run')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads (default: torch\'s own)')
-    parser.add_argument('--onnx', nargs='?', const='', default=None,
+    parser.add_argument('--onnx', nargs='*', default=None,
                         metavar='MODEL.onnx',
                         help='also time the first model in ONNX Runtime '
-                        '(CPU); without a path it is exported to a '
-                        'temporary file first')
+                        '(CPU), from each file given (e.g. fp32 and int8); '
+                        'without a path it is exported to a temporary file '
+                        'first')
+    parser.add_argument('--people', nargs=2, type=int, metavar=('MIN',
+                                                                'MAX'),
+                        help='people in view in the clip (default: the '
+                        'quick preset\'s 4 to 9)')
     parser.add_argument('--out', metavar='FILE.json',
                         help='also write the figures as JSON')
     return parser.parse_args(argv)
@@ -59,8 +72,13 @@ def check_args(args):
     for path in [args.config] + ([args.compare[0]] if args.compare else []):
         if not osp.isfile(path):
             return f'config file not found: {path}'
-    if args.onnx and not osp.isfile(args.onnx):
-        return f'--onnx file not found: {args.onnx}'
+    for path in args.onnx or []:
+        if not osp.isfile(path):
+            return f'--onnx file not found: {path}'
+    if args.people is not None and not 0 <= args.people[0] <= \
+            args.people[1]:
+        return (f'--people {args.people[0]} {args.people[1]}: expected '
+                '0 <= MIN <= MAX')
     return None
 
 
@@ -76,7 +94,8 @@ def main(argv=None) -> int:
         args.config, args.checkpoint, tuple(args.input_size), out=args.out,
         command=command, frames=args.frames, warmup=args.warmup,
         compare=tuple(args.compare) if args.compare else None,
-        onnx=args.onnx, threads=args.threads))
+        onnx=args.onnx, threads=args.threads,
+        people=tuple(args.people) if args.people else None))
     return 0
 
 
