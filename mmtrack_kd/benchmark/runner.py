@@ -464,11 +464,13 @@ class Benchmark(BenchmarkPlan):
         unrecorded run, ``jobs`` at a time (KD runs wait for the teacher).
         A failed run does not stop the others; the failures are raised
         together at the end, after the summary."""
+        from .lock import folder_lock
         start = time.time()
-        tasks = self.tasks()
-        self.prepare(tasks)
-        failures = execute(tasks, self.jobs)
-        results = self.summarize()
+        with folder_lock(self.out):
+            tasks = self.tasks()
+            self.prepare(tasks)
+            failures = execute(tasks, self.jobs)
+            results = self.summarize()
         raise_failures(failures)
         print(f'benchmark finished in {time.time() - start:.0f} s; see '
               f'{osp.join(self.out, "results.md")}', flush=True)
@@ -561,6 +563,7 @@ def run_benchmark(bench: Benchmark, dry_run: bool = False,
         RuntimeError: runs failed (after the summary was written).
         StaleRecordsError: records of other code, config or data, without
             ``allow_stale`` (nothing is trained or written).
+        RunFolderBusyError: another live process runs the same folder.
         FileNotFoundError: ``report_only`` without the data the records
             are checked against.
     """
@@ -573,8 +576,10 @@ def run_benchmark(bench: Benchmark, dry_run: bool = False,
             raise FileNotFoundError(
                 f'--report-only: no data in {bench.data} to check the '
                 'records against (--data)')
-        bench.check_stale()
-        results = bench.summarize()
+        from .lock import folder_lock
+        with folder_lock(bench.out):
+            bench.check_stale()
+            results = bench.summarize()
         print(f'wrote {osp.join(bench.out, "results.md")}')
         return results
     return bench.run()

@@ -13,6 +13,7 @@ preset and data) and trains, evaluating on the **val** split only:
 The result holds the val table and the ``--loss-scale`` arguments that give
 the benchmark the chosen weights. The test split is never read.
 """
+import contextlib
 import os.path as osp
 from typing import Dict, List, Optional, Sequence
 
@@ -129,14 +130,18 @@ class Search:
         """Prepare each candidate (data fingerprint, teacher data, stale
         records, initial weights), run them together, then summarize
         each."""
-        tasks = []
-        for bench in benches:
-            todo = bench.tasks()
-            bench.prepare(todo)
-            tasks += todo
-        failures = runner.execute(tasks, self.jobs)
-        for bench in benches:
-            bench.summarize()
+        from .lock import folder_lock
+        with contextlib.ExitStack() as stack:
+            for bench in benches:
+                stack.enter_context(folder_lock(bench.out))
+            tasks = []
+            for bench in benches:
+                todo = bench.tasks()
+                bench.prepare(todo)
+                tasks += todo
+            failures = runner.execute(tasks, self.jobs)
+            for bench in benches:
+                bench.summarize()
         runner.raise_failures(failures)
 
     def run(self) -> dict:

@@ -30,6 +30,7 @@ from mmtrack_kd.benchmark import (
     parse_loss_scale,
     run_benchmark,
 )
+from mmtrack_kd.benchmark.lock import RunFolderBusyError
 from mmtrack_kd.benchmark.plan import default_methods, preset_names
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
 
@@ -116,7 +117,8 @@ def main(argv=None) -> int:
     try:
         run_benchmark(bench, dry_run=args.dry_run,
                       report_only=args.report_only)
-    except (StaleRecordsError, FileNotFoundError) as err:
+    except (StaleRecordsError, FileNotFoundError,
+            RunFolderBusyError) as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
     return 0

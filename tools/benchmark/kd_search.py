@@ -26,6 +26,7 @@ import argparse
 import os.path as osp
 import sys
 
+from mmtrack_kd.benchmark.lock import RunFolderBusyError
 from mmtrack_kd.benchmark.plan import preset_names
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
 from mmtrack_kd.benchmark.search import Search, markdown, parse_scales
@@ -66,7 +67,7 @@ def main(argv=None) -> int:
         return 2
     try:
         result = search.run()
-    except StaleRecordsError as err:
+    except (StaleRecordsError, RunFolderBusyError) as err:
         print(f'kd_search: {err}', file=sys.stderr)
         return 2
     print(markdown(result))
