@@ -34,6 +34,7 @@ Both tools print their report and, with ``--out FILE``, write it as JSON
 """
 import contextlib
 import copy
+import os
 import os.path as osp
 import statistics
 import tempfile
@@ -693,7 +694,17 @@ def _run_info(command: Optional[Sequence[str]]) -> dict:
             timespec='seconds'),
         command=shlex.join(command) if command else None,
         torch_version=torch.__version__, machine=platform.machine(),
-        processor=platform.processor() or None)
+        processor=platform.processor() or None,
+        cpu_count=os.cpu_count(), load_average=_load_average())
+
+
+def _load_average() -> Optional[List[float]]:
+    """The 1, 5 and 15 minute load averages when the system has them (how
+    busy a shared machine was during a measurement)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
 
 
 def step_overhead_json(result: dict,

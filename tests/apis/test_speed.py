@@ -41,6 +41,7 @@ def test_fps_json_has_speedup_date_and_command():
     assert doc['command'] == "python tools/benchmark/fps.py 'a b'"
     assert doc['torch_threads'] == 1 and doc['input_size'] == [128, 96]
     assert doc['date'].endswith('+00:00')
+    assert len(doc['load_average']) == 3 and doc['cpu_count'] >= 1
     one = dict(fps_result(), names=['a.py'], stats=fps_result()['stats'][:1])
     assert 'speedup' not in fps_json(one)
 
