@@ -15,6 +15,6 @@ model = dict(
     type='MOTDistiller',
     student=_base_.model,
     teacher='{{fileDirname}}/cstrack_demo_teacher.py',
-    teacher_ckpt='outputs/demo/teacher/epoch_10.pth',
+    teacher_ckpt='outputs/demo/teacher/epoch_8.pth',
     distill_cfgs=[kd_pred_diff])
 custom_hooks = _base_.custom_hooks + [dict(type='DistillStopHook')]
