@@ -10,6 +10,7 @@ _base_ = [
     '../_base_/distill/id_response.py',
     '../_base_/distill/key_feature.py',
     '../_base_/distill/prediction_difference.py',
+    '../_base_/distill/balance.py',
 ]
 model = dict(
     _delete_=True,
@@ -19,6 +20,9 @@ model = dict(
     teacher_ckpt='work_dirs/cstrack_yolov5l_mot17/epoch_30.pth',
     distill_cfgs=[
         _base_.kd_id_response, _base_.kd_key_feature, _base_.kd_pred_diff
-    ])
+    ],
+    # each loss at a set ratio of the task's gradient on the neck, whatever
+    # the batch size (the SynthMOT val choice; unverified on MOT17)
+    loss_balance=_base_.kd_balance)
 # applies model.distill_stop_iter / distill_stop_epoch when they are set
 custom_hooks = _base_.custom_hooks + [dict(type='DistillStopHook')]
