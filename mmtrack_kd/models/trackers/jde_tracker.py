@@ -2,25 +2,29 @@
 from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
-import scipy.linalg
 import torch
 import torch.nn.functional as F
 from mmdet.models.task_modules import KalmanFilter
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample
-from mmdet.structures.bbox import (
-    bbox_cxcyah_to_xyxy,
-    bbox_overlaps,
-    bbox_xyxy_to_cxcyah,
-)
 from mmengine.structures import InstanceData
 
 from .jde_track import LOST, TENTATIVE, TRACKED, JDETrack
+from .kalman import (
+    batch_gating_distance,
+    batch_initiate,
+    batch_predict,
+    batch_update,
+)
 
 try:
     import lap
 except ImportError:  # checked in JDETracker.__init__
     lap = None
+
+# states as small ints, for masks over the stacked tracks
+_TENTATIVE, _TRACKED, _LOST = 0, 1, 2
+_STATE_CODE = {TENTATIVE: _TENTATIVE, TRACKED: _TRACKED, LOST: _LOST}
 
 
 def _check_unit(name: str, value: float) -> float:
@@ -30,6 +34,31 @@ def _check_unit(name: str, value: float) -> float:
         raise ValueError(f'JDETracker: config key `{name}` must be a number '
                          f'in [0, 1], got {value!r}')
     return float(value)
+
+
+def _assign(cost: np.ndarray, thr: float
+            ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`linear_assignment` as four int arrays: matched rows, their
+    columns (in increasing row order), unmatched rows, unmatched
+    columns."""
+    num_rows, num_cols = cost.shape
+    if num_rows == 0 or num_cols == 0:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, np.arange(num_rows), np.arange(num_cols)
+    # Any value above ``thr`` is equivalent to "forbidden" under cost_limit;
+    # a finite one keeps the solver away from inf arithmetic.
+    cost = np.where(np.isfinite(cost), cost, thr + 1.0)
+    cost = np.ascontiguousarray(cost, dtype=np.float64)
+    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thr)
+    rows = np.flatnonzero(row_to_col >= 0)
+    cols = row_to_col[rows].astype(np.int64)
+    keep = cost[rows, cols] <= thr
+    rows, cols = rows[keep], cols[keep]
+    free_rows = np.ones(num_rows, dtype=bool)
+    free_rows[rows] = False
+    free_cols = np.ones(num_cols, dtype=bool)
+    free_cols[cols] = False
+    return rows, cols, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
 
 
 def linear_assignment(cost: np.ndarray,
@@ -49,23 +78,38 @@ def linear_assignment(cost: np.ndarray,
         tuple: ``(matches, unmatched_rows, unmatched_cols)``: a list of
         ``(row, col)`` pairs and two int arrays of unmatched indices.
     """
-    num_rows, num_cols = cost.shape
-    if num_rows == 0 or num_cols == 0:
-        return [], np.arange(num_rows), np.arange(num_cols)
-    # Any value above ``thr`` is equivalent to "forbidden" under cost_limit;
-    # a finite one keeps the solver away from inf arithmetic.
-    cost = np.where(np.isfinite(cost), cost, thr + 1.0)
-    cost = np.ascontiguousarray(cost, dtype=np.float64)
-    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thr)
-    matches = [(r, int(c)) for r, c in enumerate(row_to_col)
-               if c >= 0 and cost[r, c] <= thr]
-    matched_rows = {r for r, _ in matches}
-    matched_cols = {c for _, c in matches}
-    unmatched_rows = np.array(
-        [r for r in range(num_rows) if r not in matched_rows], dtype=np.int64)
-    unmatched_cols = np.array(
-        [c for c in range(num_cols) if c not in matched_cols], dtype=np.int64)
-    return matches, unmatched_rows, unmatched_cols
+    rows, cols, free_rows, free_cols = _assign(cost, thr)
+    return list(zip(rows.tolist(), cols.tolist())), free_rows, free_cols
+
+
+def iou_matrix(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
+    """IoU (M, N) of x1y1x2y2 boxes as mmdet's ``bbox_overlaps`` computes
+    it (union at least 1e-6), in numpy."""
+    area1 = (boxes1[:, 2] - boxes1[:, 0]) * (boxes1[:, 3] - boxes1[:, 1])
+    area2 = (boxes2[:, 2] - boxes2[:, 0]) * (boxes2[:, 3] - boxes2[:, 1])
+    lt = np.maximum(boxes1[:, None, :2], boxes2[None, :, :2])
+    rb = np.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    overlap = wh[..., 0] * wh[..., 1]
+    union = np.maximum(area1[:, None] + area2[None, :] - overlap, 1e-6)
+    return overlap / union
+
+
+def cxcyah_to_xyxy(xyah: np.ndarray) -> np.ndarray:
+    """``(cx, cy, a, h)`` (N, 4) to x1y1x2y2, as mmdet's
+    ``bbox_cxcyah_to_xyxy``."""
+    cx, cy, ratio, h = xyah[:, 0], xyah[:, 1], xyah[:, 2], xyah[:, 3]
+    w = ratio * h
+    return np.stack([cx - w / 2.0, cy - h / 2.0, cx + w / 2.0, cy + h / 2.0],
+                    1)
+
+
+def xyxy_to_cxcyah(boxes: np.ndarray) -> np.ndarray:
+    """x1y1x2y2 (N, 4) to ``(cx, cy, a, h)``, as mmdet's
+    ``bbox_xyxy_to_cxcyah``."""
+    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
+    w, h = x2 - x1, y2 - y1
+    return np.stack([(x2 + x1) / 2, (y2 + y1) / 2, w / h, h], 1)
 
 
 @MODELS.register_module()
@@ -210,119 +254,47 @@ class JDETracker:
         track.instance_id = self.num_tracks
         self.num_tracks += 1
 
-    def _new_track(self, bbox: torch.Tensor, score: torch.Tensor,
-                   label: torch.Tensor, embed: torch.Tensor, xyah: np.ndarray,
-                   frame_id: int) -> None:
-        """Start a track from an unmatched detection."""
-        mean, covariance = self.motion.initiate(xyah)
-        track = JDETrack(bbox, score, label, embed, frame_id, mean,
-                         covariance, confirmed=frame_id == 0)
-        if track.confirmed:
-            self._confirm(track)
-        self.tracks[self._num_keys] = track
-        self._num_keys += 1
-
-    def _correct(self, matched: List[Tuple[JDETrack, int]], xyah: np.ndarray,
-                 embeds: torch.Tensor) -> None:
-        """Correct the Kalman state of every matched track with its
-        detection ``xyah[det]`` (all at once for mmdet's filter: the same
-        products in the same order as ``KalmanFilter.update``), then update
-        their embeddings (:meth:`_update_embeds`)."""
-        if not matched:
-            return
-        if not self.batch_kalman:
-            for track, det in matched:
-                track.mean, track.covariance = self.motion.update(
-                    track.mean, track.covariance, xyah[det])
-        else:
-            kf = self.motion
-            mean = np.stack([t.mean for t, _ in matched])  # (T, 8)
-            cov = np.stack([t.covariance for t, _ in matched])
-            meas = xyah[[d for _, d in matched]]  # (T, 4)
-            h = mean[:, 3]
-            wp = kf._std_weight_position
-            std = np.stack([wp * h, wp * h, np.full_like(h, 1e-1), wp * h],
-                           1)
-            proj_mean = mean[:, :4]
-            proj_cov = cov[:, :4, :4].copy()
-            diag = np.arange(4)
-            proj_cov[:, diag, diag] += np.square(std)
-            chol = scipy.linalg.cho_factor(proj_cov, lower=True,
-                                           check_finite=False)
-            gain = scipy.linalg.cho_solve(
-                chol, cov[:, :, :4].transpose(0, 2, 1),
-                check_finite=False).transpose(0, 2, 1)  # (T, 8, 4)
-            innovation = (meas - proj_mean)[:, None]  # (T, 1, 4)
-            mean = mean + (innovation @ gain.transpose(0, 2, 1))[:, 0]
-            # multi_dot's order for (8, 4) x (4, 4) x (4, 8)
-            cov = cov - gain @ (proj_cov @ gain.transpose(0, 2, 1))
-            for i, (track, _) in enumerate(matched):
-                track.mean, track.covariance = mean[i], cov[i]
-        self._update_embeds(matched, embeds)
-
     # ---------------------------------------------------------------- kalman
-    def _predict_all(self) -> None:
-        """Predict every track to this frame; a lost track keeps its
-        position velocity but not its height velocity."""
-        tracks = list(self.tracks.values())
-        for track in tracks:
-            if track.state == LOST:
-                track.mean[7] = 0.0
-        if not self.batch_kalman or not tracks:
-            for track in tracks:
-                track.mean, track.covariance = self.motion.predict(
-                    track.mean, track.covariance)
-            return
-        # KalmanFilter.predict on the stacked states: every entry is the
-        # same sum of the same two terms, so the numbers are identical
-        kf = self.motion
-        mean = np.stack([t.mean for t in tracks])  # (T, 8)
-        cov = np.stack([t.covariance for t in tracks])  # (T, 8, 8)
-        h = mean[:, 3]
-        wp, wv = kf._std_weight_position, kf._std_weight_velocity
-        std = np.stack([
-            wp * h, wp * h, np.full_like(h, 1e-2), wp * h, wv * h, wv * h,
-            np.full_like(h, 1e-5), wv * h
-        ], 1)
-        motion = kf._motion_mat
-        mean = mean @ motion.T
-        cov = motion @ (cov @ motion.T)  # multi_dot's order for 8x8x8
-        diag = np.arange(8)
-        cov[:, diag, diag] += np.square(std)
-        for i, track in enumerate(tracks):
-            track.mean, track.covariance = mean[i], cov[i]
+    def _kf_predict(self, mean: np.ndarray,
+                    cov: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Predict the stacked states (T, 8), (T, 8, 8) of every track."""
+        if self.batch_kalman:
+            return batch_predict(self.motion, mean, cov)
+        out = [self.motion.predict(m, c) for m, c in zip(mean, cov)]
+        return (np.stack([m for m, _ in out]).reshape(mean.shape),
+                np.stack([c for _, c in out]).reshape(cov.shape))
 
-    def _gating_distances(self, keys: List[int],
+    def _kf_update(self, mean: np.ndarray, cov: np.ndarray,
+                   meas: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Correct the stacked states with one measurement (T, 4) each."""
+        if self.batch_kalman:
+            return batch_update(self.motion, mean, cov, meas)
+        out = [self.motion.update(m, c, z)
+               for m, c, z in zip(mean, cov, meas)]
+        return (np.stack([m for m, _ in out]).reshape(mean.shape),
+                np.stack([c for _, c in out]).reshape(cov.shape))
+
+    def _kf_initiate(self, xyah: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+        """Initial states of tracks started from measurements (N, 4)."""
+        if self.batch_kalman:
+            return batch_initiate(self.motion, xyah)
+        out = [self.motion.initiate(z) for z in xyah]
+        return (np.stack([m for m, _ in out]).reshape(-1, 8),
+                np.stack([c for _, c in out]).reshape(-1, 8, 8))
+
+    def _gating_distances(self, mean: np.ndarray, cov: np.ndarray,
                           xyah: np.ndarray) -> np.ndarray:
-        """Squared Mahalanobis distances (len(keys), K) of the detections
-        ``xyah`` (K, 4) to the tracks, as ``motion.gating_distance``."""
+        """Squared Mahalanobis distances (T, K) of the detections ``xyah``
+        (K, 4) to the stacked track states, as
+        ``motion.gating_distance``."""
         center_only = bool(getattr(self.motion, 'center_only', False))
-        if not self.batch_kalman:
-            return np.stack([
-                self.motion.gating_distance(self.tracks[k].mean,
-                                            self.tracks[k].covariance, xyah,
-                                            center_only) for k in keys
-            ])
-        kf = self.motion
-        mean = np.stack([self.tracks[k].mean for k in keys])  # (P, 8)
-        cov = np.stack([self.tracks[k].covariance for k in keys])
-        # KalmanFilter.project (the update matrix picks the first 4 rows)
-        h = mean[:, 3]
-        wp = kf._std_weight_position
-        std = np.stack([wp * h, wp * h, np.full_like(h, 1e-1), wp * h], 1)
-        proj_mean = mean[:, :4]
-        proj_cov = cov[:, :4, :4].copy()
-        diag = np.arange(4)
-        proj_cov[:, diag, diag] += np.square(std)
-        meas = xyah
-        if center_only:
-            proj_mean, proj_cov = proj_mean[:, :2], proj_cov[:, :2, :2]
-            meas = xyah[:, :2]
-        chol = np.linalg.cholesky(proj_cov)
-        d = meas[None] - proj_mean[:, None]  # (P, K, dim)
-        z = scipy.linalg.solve_triangular(
-            chol, d.transpose(0, 2, 1), lower=True, check_finite=False)
-        return np.sum(z * z, axis=1)
+        if self.batch_kalman:
+            return batch_gating_distance(self.motion, mean, cov, xyah,
+                                         center_only)
+        return np.stack([
+            self.motion.gating_distance(m, c, xyah, center_only)
+            for m, c in zip(mean, cov)
+        ]).reshape(len(mean), len(xyah))
 
     def _update_embeds(self, matched: List[Tuple[JDETrack, int]],
                        embeds: torch.Tensor) -> None:
@@ -334,50 +306,45 @@ class JDETracker:
         new = embeds[torch.tensor([d for _, d in matched])]
         alpha = self.embed_alpha
         smoothed = F.normalize(alpha * old + (1.0 - alpha) * new, dim=1)
-        for (track, _), embed in zip(matched, smoothed):
+        for (track, _), embed in zip(matched, smoothed.unbind(0)):
             track.embed = embed
 
     # ------------------------------------------------------------------ costs
-    def _predicted_bboxes(self, keys: List[int]) -> torch.Tensor:
-        """Kalman-predicted boxes (len(keys), 4) x1y1x2y2, float64 CPU."""
-        if not keys:
-            return torch.zeros((0, 4), dtype=torch.float64)
-        xyah = np.stack([self.tracks[k].mean[:4] for k in keys])
-        return bbox_cxcyah_to_xyxy(torch.from_numpy(xyah))
-
-    def _label_mask(self, keys: List[int], labels: torch.Tensor) -> np.ndarray:
-        """Bool mask (len(keys), K): True where the labels differ."""
-        track_labels = torch.stack([self.tracks[k].label for k in keys])
-        return (track_labels[:, None] != labels[None, :]).numpy()
-
-    def _embed_motion_cost(self, keys: List[int], embeds: torch.Tensor,
-                           xyah: np.ndarray,
-                           labels: torch.Tensor) -> np.ndarray:
-        """Fused embedding + motion cost (len(keys), K) of step 1."""
-        if not keys or embeds.size(0) == 0:
-            return np.zeros((len(keys), embeds.size(0)))
-        track_embeds = torch.stack([self.tracks[k].embed for k in keys])
+    def _embed_motion_cost(self, track_embeds: torch.Tensor,
+                           embeds: torch.Tensor, maha: np.ndarray,
+                           label_mask: Optional[np.ndarray]) -> np.ndarray:
+        """Fused embedding + motion cost (P, K) of step 1, from the
+        tracks' embeddings (P, D), the detections' (K, D), the squared
+        Mahalanobis distances (P, K) and the label mismatches (P, K)."""
         cos_dist = (1.0 - track_embeds @ embeds.t()).clamp(min=0.0)
         cost = cos_dist.double().numpy()
-        maha = self._gating_distances(keys, xyah)
         cost = self.embed_weight * cost + (1.0 - self.embed_weight) * maha
         cost[maha > self._gating_threshold] = np.inf
-        cost[self._label_mask(keys, labels)] = np.inf
+        if label_mask is not None:
+            cost[label_mask] = np.inf
         return cost
 
-    def _iou_cost(self, keys: List[int], bboxes: torch.Tensor,
-                  labels: torch.Tensor) -> np.ndarray:
-        """``1 - IoU`` (len(keys), K), predicted track boxes vs detections."""
-        if not keys or bboxes.size(0) == 0:
-            return np.zeros((len(keys), bboxes.size(0)))
-        ious = bbox_overlaps(self._predicted_bboxes(keys), bboxes.double())
-        cost = 1.0 - ious.numpy()
-        cost[self._label_mask(keys, labels)] = np.inf
+    @staticmethod
+    def _iou_cost(track_boxes: np.ndarray, det_boxes: np.ndarray,
+                  label_mask: Optional[np.ndarray]) -> np.ndarray:
+        """``1 - IoU`` (P, K), predicted track boxes (P, 4) vs detections
+        (K, 4), both x1y1x2y2 float64; label mismatches forbidden."""
+        if len(track_boxes) == 0 or len(det_boxes) == 0:
+            return np.zeros((len(track_boxes), len(det_boxes)))
+        cost = 1.0 - iou_matrix(track_boxes, det_boxes)
+        if label_mask is not None:
+            cost[label_mask] = np.inf
         return cost
 
     # ------------------------------------------------------------------ track
     def track(self, data_sample: DetDataSample, **kwargs) -> InstanceData:
         """Associate one frame's detections with the tracks.
+
+        The tracks' Kalman states, embeddings, labels and states are
+        stacked once per frame; prediction, gating, the cost matrices and
+        the Kalman correction run on the stacks (:mod:`.kalman`), and the
+        new states are written back to the :class:`JDETrack` objects at
+        the end of the frame.
 
         Args:
             data_sample (DetDataSample): ``pred_instances`` with ``bboxes``
@@ -415,98 +382,167 @@ class JDETracker:
                     f'with K={bboxes.size(0)} boxes, got '
                     f'{tuple(embeds.shape)}')
         # Score filter; degenerate boxes would break the xyah Kalman state.
-        keep = ((pred.scores.detach().cpu() >= self.obj_score_thr)
+        scores = pred.scores.detach().cpu()
+        keep = ((scores >= self.obj_score_thr)
                 & (bboxes[:, 2] > bboxes[:, 0])
                 & (bboxes[:, 3] > bboxes[:, 1]))
-        bboxes = bboxes[keep]
-        scores = pred.scores.detach().cpu()[keep]
-        labels = pred.labels.detach().cpu()[keep]
-        embeds = F.normalize(embeds[keep], dim=1)
-        xyah = bbox_xyxy_to_cxcyah(bboxes.double()).numpy()
+        if not bool(keep.all()):
+            bboxes, scores, embeds = bboxes[keep], scores[keep], embeds[keep]
+            labels = pred.labels.detach().cpu()[keep]
+        else:
+            labels = pred.labels.detach().cpu()
+        embeds = F.normalize(embeds, dim=1)
+        boxes_np = bboxes.double().numpy()  # (K, 4) x1y1x2y2
+        xyah = xyxy_to_cxcyah(boxes_np)
+        det_labels = labels.numpy()
 
-        self._predict_all()
+        # every track's state, stacked once
+        tracks = list(self.tracks.values())
+        num = len(tracks)
+        states = [t.state for t in tracks]
+        code = np.array([_STATE_CODE[s] for s in states], dtype=np.int8)
+        if num:
+            mean = np.stack([t.mean for t in tracks])  # (T, 8)
+            cov = np.stack([t.covariance for t in tracks])  # (T, 8, 8)
+            # a lost track keeps its position velocity, not its height's
+            mean[code == _LOST, 7] = 0.0
+            mean, cov = self._kf_predict(mean, cov)
+            track_labels = np.array([int(t.label) for t in tracks])
+        else:
+            mean, cov = np.zeros((0, 8)), np.zeros((0, 8, 8))
+            track_labels = np.zeros(0, dtype=np.int64)
+        # label mismatches exist only with several classes
+        mixed = (len(np.unique(np.concatenate(
+            [track_labels, det_labels]))) > 1)
+
+        def label_mask(rows, dets):
+            return (track_labels[rows][:, None] != det_labels[dets][None]
+                    if mixed else None)
+
         # a matched track's Kalman state and embedding are not read again on
         # this frame: they are corrected together after the 3 steps
-        matched: List[Tuple[JDETrack, int]] = []
-
-        def update(key: int, det: int) -> None:
-            track = self.tracks[key]
-            if not track.confirmed:
-                self._confirm(track)
-            track.record(bboxes[det], scores[det], labels[det], frame_id,
-                         TRACKED)
-            matched.append((track, det))
+        m_rows: List[np.ndarray] = []
+        m_dets: List[np.ndarray] = []
 
         # 1. confirmed tracks vs detections: embedding + Kalman gating.
-        pool = self._keys(TRACKED, LOST)
-        matches, left_tracks, left_dets = linear_assignment(
-            self._embed_motion_cost(pool, embeds, xyah, labels),
-            self.embed_match_thr)
-        for t, d in matches:
-            update(pool[t], d)
+        pool = np.flatnonzero(code != _TENTATIVE)
+        all_dets = np.arange(len(xyah))
+        if len(pool) and len(all_dets):
+            maha = self._gating_distances(mean[pool], cov[pool], xyah)
+            track_embeds = torch.stack([tracks[i].embed for i in pool])
+            cost = self._embed_motion_cost(track_embeds, embeds, maha,
+                                           label_mask(pool, all_dets))
+        else:
+            cost = np.zeros((len(pool), len(all_dets)))
+        rows, cols, left_rows, left_dets = _assign(cost,
+                                                   self.embed_match_thr)
+        m_rows.append(pool[rows])
+        m_dets.append(cols)
 
         # 2. still-tracked tracks vs remaining detections by IoU.
-        pool = [pool[t] for t in left_tracks
-                if self.tracks[pool[t]].state == TRACKED]
-        matches, left_tracks, left = linear_assignment(
-            self._iou_cost(pool, bboxes[torch.from_numpy(left_dets)],
-                           labels[torch.from_numpy(left_dets)]),
+        pool = pool[left_rows]
+        pool = pool[code[pool] == _TRACKED]
+        rows, cols, left_rows, left = _assign(
+            self._iou_cost(cxcyah_to_xyxy(mean[pool, :4]),
+                           boxes_np[left_dets],
+                           label_mask(pool, left_dets)),
             1.0 - self.iou_match_thr)
-        for t, d in matches:
-            update(pool[t], int(left_dets[d]))
-        for t in left_tracks:
-            self.tracks[pool[t]].state = LOST
+        m_rows.append(pool[rows])
+        m_dets.append(left_dets[cols])
+        lost = pool[left_rows]
         left_dets = left_dets[left]
 
-        # 3. tentative tracks vs remaining detections by IoU.
-        pool = self._keys(TENTATIVE)
-        matches, left_tracks, left = linear_assignment(
-            self._iou_cost(pool, bboxes[torch.from_numpy(left_dets)],
-                           labels[torch.from_numpy(left_dets)]),
+        # 3. tentative tracks vs remaining detections by IoU; confirmed
+        # when matched, in the order of their rows.
+        pool = np.flatnonzero(code == _TENTATIVE)
+        rows, cols, left_rows, left = _assign(
+            self._iou_cost(cxcyah_to_xyxy(mean[pool, :4]),
+                           boxes_np[left_dets],
+                           label_mask(pool, left_dets)),
             1.0 - self.tentative_match_thr)
-        for t, d in matches:
-            update(pool[t], int(left_dets[d]))
-        for t in left_tracks:
-            self.tracks.pop(pool[t])
+        m_rows.append(pool[rows])
+        m_dets.append(left_dets[cols])
+        removed = pool[left_rows]
         left_dets = left_dets[left]
-        self._correct(matched, xyah, embeds)
+
+        # Kalman correction and embedding EMA of the matched tracks
+        m_rows_all = np.concatenate(m_rows)
+        m_dets_all = np.concatenate(m_dets)
+        if len(m_rows_all):
+            mean[m_rows_all], cov[m_rows_all] = self._kf_update(
+                mean[m_rows_all], cov[m_rows_all], xyah[m_dets_all])
+        rows_l, dets_l = m_rows_all.tolist(), m_dets_all.tolist()
+        box_rows, score_rows, label_rows = (bboxes.unbind(0),
+                                            scores.unbind(0),
+                                            labels.unbind(0))
+        matched = []
+        for i, d in zip(rows_l, dets_l):
+            track = tracks[i]
+            if track.state == TENTATIVE:
+                self._confirm(track)
+            track.record(box_rows[d], score_rows[d], label_rows[d],
+                         frame_id, TRACKED)
+            matched.append((track, d))
+        self._update_embeds(matched, embeds)
+        for i in lost.tolist():
+            tracks[i].state = LOST
+
+        # write the new states back; drop unmatched tentative tracks and
+        # lost tracks missed for more than num_frames_retain frames
+        dead = set(removed.tolist())
+        retain = self.num_frames_retain
+        for (key, track), i in zip(list(self.tracks.items()), range(num)):
+            if i in dead or (track.state == LOST
+                             and frame_id - track.frame_id > retain):
+                del self.tracks[key]
+            else:
+                track.mean, track.covariance = mean[i], cov[i]
 
         # 4. new tracks.
-        for d in left_dets.tolist():
-            if scores[d] >= self.init_track_thr:
-                self._new_track(bboxes[d], scores[d], labels[d], embeds[d],
-                                xyah[d], frame_id)
-
-        # 5. drop tracks lost for too long.
-        self.pop_invalid_tracks(frame_id)
-        return self._outputs(frame_id, device, pred)
+        new = left_dets[(scores[left_dets] >= self.init_track_thr).numpy()] \
+            if len(left_dets) else left_dets
+        if len(new):
+            new_mean, new_cov = self._kf_initiate(xyah[new])
+            for j, d in enumerate(new.tolist()):
+                track = JDETrack(box_rows[d], score_rows[d], label_rows[d],
+                                 embeds[d], frame_id, new_mean[j],
+                                 new_cov[j], confirmed=frame_id == 0)
+                if track.confirmed:
+                    self._confirm(track)
+                    matched.append((track, d))
+                self.tracks[self._num_keys] = track
+                self._num_keys += 1
+        return self._outputs(matched, bboxes, scores, labels, device, pred)
 
     def pop_invalid_tracks(self, frame_id: int) -> None:
-        """Drop lost tracks missed for more than ``num_frames_retain``."""
+        """Drop lost tracks missed for more than ``num_frames_retain``
+        (:meth:`track` does it at the end of every frame)."""
         for key in [
                 k for k, t in self.tracks.items() if t.state == LOST
                 and frame_id - t.frame_id > self.num_frames_retain
         ]:
             self.tracks.pop(key)
 
-    def _outputs(self, frame_id: int, device: torch.device,
-                 pred: InstanceData) -> InstanceData:
-        """Pack the confirmed tracks matched on ``frame_id``."""
-        tracks = sorted(
-            (t for t in self.tracks.values()
-             if t.state == TRACKED and t.frame_id == frame_id),
-            key=lambda t: t.instance_id)
+    @staticmethod
+    def _outputs(matched: List[Tuple[JDETrack, int]], bboxes: torch.Tensor,
+                 scores: torch.Tensor, labels: torch.Tensor,
+                 device: torch.device, pred: InstanceData) -> InstanceData:
+        """Pack the confirmed tracks matched on this frame (``matched``:
+        track and detection index), sorted by identity."""
         out = InstanceData()
-        if tracks:
-            out.bboxes = torch.stack([t.bbox for t in tracks])
-            out.scores = torch.stack([t.score for t in tracks])
-            out.labels = torch.stack([t.label for t in tracks])
+        ids = torch.tensor([t.instance_id for t, _ in matched],
+                           dtype=torch.long)
+        if matched:
+            ids, order = torch.sort(ids)
+            dets = torch.tensor([d for _, d in matched])[order]
+            out.bboxes = bboxes[dets]
+            out.scores = scores[dets]
+            out.labels = labels[dets]
         else:
             out.bboxes = pred.bboxes.new_zeros((0, 4)).cpu().float()
             out.scores = pred.scores.new_zeros((0, )).cpu()
             out.labels = pred.labels.new_zeros((0, )).cpu()
-        out.instances_id = torch.tensor([t.instance_id for t in tracks],
-                                        dtype=torch.long)
+        out.instances_id = ids
         out.bboxes = out.bboxes.to(device=device,
                                    dtype=pred.bboxes.dtype)
         out.scores = out.scores.to(device)

@@ -1,0 +1,198 @@
+"""mmdet's xyah ``KalmanFilter`` run on stacks of tracks at once.
+
+Every function takes the states of ``T`` tracks stacked along the first
+axis (means ``(T, 8)``, covariances ``(T, 8, 8)``) and does in a fixed
+number of numpy calls what ``KalmanFilter`` does one track at a time:
+no Python loop over the tracks. The linear algebra is the filter's own
+(Cholesky factor of the projected covariance, then triangular solves):
+the factor comes from one batched ``np.linalg.cholesky`` call and the
+solves are substitutions over the (at most 4) rows of the measurement
+space, each vectorised over all tracks and right-hand sides. The results
+equal the filter's to float rounding (tests/models/test_tracker_batched.py).
+
+The filter's parameters are read from the ``KalmanFilter`` instance
+(``_motion_mat``, ``_std_weight_position``, ``_std_weight_velocity``);
+NSA filters (``use_nsa=True``) are not covered (the tracker runs them one
+track at a time).
+"""
+from typing import Tuple
+
+import numpy as np
+
+__all__ = [
+    'batch_initiate', 'batch_predict', 'batch_project', 'batch_update',
+    'batch_gating_distance', 'lower_solve', 'cholesky_solve'
+]
+
+
+def lower_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``chol @ x = rhs`` for lower-triangular ``chol``, batched.
+
+    Forward substitution over the ``n`` rows; each row is one vectorised
+    step over the batch and the right-hand sides.
+
+    Args:
+        chol (np.ndarray): Lower-triangular matrices (T, n, n).
+        rhs (np.ndarray): Right-hand sides (T, n, m).
+
+    Returns:
+        np.ndarray: ``x`` (T, n, m).
+    """
+    n = chol.shape[-1]
+    out = np.empty(np.broadcast_shapes(chol.shape[:-2], rhs.shape[:-2]) +
+                   rhs.shape[-2:],
+                   dtype=np.result_type(chol, rhs))
+    for i in range(n):
+        row = rhs[:, i]
+        if i:
+            row = row - np.sum(chol[:, i, :i, None] * out[:, :i], axis=1)
+        out[:, i] = row / chol[:, i, i, None]
+    return out
+
+
+def upper_solve_transposed(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``chol^T @ x = rhs`` for lower-triangular ``chol``, batched
+    (back substitution; shapes as :func:`lower_solve`)."""
+    n = chol.shape[-1]
+    out = np.empty(np.broadcast_shapes(chol.shape[:-2], rhs.shape[:-2]) +
+                   rhs.shape[-2:],
+                   dtype=np.result_type(chol, rhs))
+    for i in range(n - 1, -1, -1):
+        row = rhs[:, i]
+        if i < n - 1:
+            # (chol^T)[i, j] = chol[j, i] for j > i
+            row = row - np.sum(
+                chol[:, i + 1:, i, None] * out[:, i + 1:], axis=1)
+        out[:, i] = row / chol[:, i, i, None]
+    return out
+
+
+def cholesky_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Solve ``A @ x = rhs`` given the lower Cholesky factor ``chol`` of
+    ``A`` (T, n, n), for ``rhs`` (T, n, m): what ``scipy.linalg.cho_solve``
+    does for one matrix, for all at once."""
+    return upper_solve_transposed(chol, lower_solve(chol, rhs))
+
+
+def batch_initiate(kf, xyah: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``KalmanFilter.initiate`` of N measurements.
+
+    Args:
+        kf (KalmanFilter): mmdet's filter (its weights are read).
+        xyah (np.ndarray): Measurements (N, 4) ``(cx, cy, a, h)``.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: means (N, 8) (zero velocities) and
+        diagonal covariances (N, 8, 8).
+    """
+    xyah = np.asarray(xyah, dtype=np.float64).reshape(-1, 4)
+    n = xyah.shape[0]
+    h = xyah[:, 3]
+    pos = 2 * kf._std_weight_position * h
+    vel = 10 * kf._std_weight_velocity * h
+    std = np.stack([
+        pos, pos, np.full(n, 1e-2), pos, vel, vel, np.full(n, 1e-5), vel
+    ], 1)
+    mean = np.concatenate([xyah, np.zeros_like(xyah)], 1)
+    cov = np.zeros((n, 8, 8))
+    diag = np.arange(8)
+    cov[:, diag, diag] = np.square(std)
+    return mean, cov
+
+
+def batch_predict(kf, mean: np.ndarray,
+                  cov: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``KalmanFilter.predict`` of T tracks: ``F x`` and ``F P F^T + Q``.
+
+    Args:
+        kf (KalmanFilter): mmdet's filter.
+        mean (np.ndarray): Means (T, 8).
+        cov (np.ndarray): Covariances (T, 8, 8).
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: new arrays, the inputs untouched.
+    """
+    h = mean[:, 3]
+    wp, wv = kf._std_weight_position, kf._std_weight_velocity
+    t = mean.shape[0]
+    std = np.stack([
+        wp * h, wp * h, np.full(t, 1e-2), wp * h, wv * h, wv * h,
+        np.full(t, 1e-5), wv * h
+    ], 1)
+    motion = kf._motion_mat
+    mean = mean @ motion.T
+    cov = motion @ (cov @ motion.T)
+    diag = np.arange(8)
+    cov[:, diag, diag] += np.square(std)
+    return mean, cov
+
+
+def batch_project(kf, mean: np.ndarray,
+                  cov: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``KalmanFilter.project`` of T tracks: the first 4 state entries
+    (the filter's update matrix) and their covariance plus the
+    measurement noise. Returns means (T, 4) and covariances (T, 4, 4)."""
+    h = mean[:, 3]
+    wp = kf._std_weight_position
+    std = np.stack([wp * h, wp * h, np.full(mean.shape[0], 1e-1), wp * h],
+                   1)
+    proj_cov = cov[:, :4, :4].copy()
+    diag = np.arange(4)
+    proj_cov[:, diag, diag] += np.square(std)
+    return mean[:, :4], proj_cov
+
+
+def batch_update(kf, mean: np.ndarray, cov: np.ndarray,
+                 meas: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """``KalmanFilter.update`` of T tracks, each with its measurement.
+
+    ``S = H P H^T + R``, gain ``K = P H^T S^-1`` (from the Cholesky factor
+    of ``S``), ``x + K (z - H x)`` and ``P - K S K^T``.
+
+    Args:
+        kf (KalmanFilter): mmdet's filter.
+        mean (np.ndarray): Predicted means (T, 8).
+        cov (np.ndarray): Predicted covariances (T, 8, 8).
+        meas (np.ndarray): Measurements (T, 4) ``(cx, cy, a, h)``.
+
+    Returns:
+        tuple[np.ndarray, np.ndarray]: corrected means (T, 8) and
+        covariances (T, 8, 8).
+    """
+    proj_mean, proj_cov = batch_project(kf, mean, cov)
+    chol = np.linalg.cholesky(proj_cov)
+    # K^T = S^-1 (P H^T)^T = S^-1 P[:4, :] (P symmetric)
+    gain_t = cholesky_solve(chol, cov[:, :4, :])  # (T, 4, 8)
+    innovation = meas - proj_mean  # (T, 4)
+    mean = mean + np.sum(innovation[:, :, None] * gain_t, axis=1)
+    gain = gain_t.transpose(0, 2, 1)
+    cov = cov - gain @ (proj_cov @ gain_t)
+    return mean, cov
+
+
+def batch_gating_distance(kf,
+                          mean: np.ndarray,
+                          cov: np.ndarray,
+                          meas: np.ndarray,
+                          center_only: bool = False) -> np.ndarray:
+    """``KalmanFilter.gating_distance`` of T tracks to K measurements.
+
+    Args:
+        kf (KalmanFilter): mmdet's filter.
+        mean (np.ndarray): Means (T, 8).
+        cov (np.ndarray): Covariances (T, 8, 8).
+        meas (np.ndarray): Measurements (K, 4).
+        center_only (bool): Distances on the centres only (2 dof).
+
+    Returns:
+        np.ndarray: Squared Mahalanobis distances (T, K).
+    """
+    proj_mean, proj_cov = batch_project(kf, mean, cov)
+    meas = np.asarray(meas, dtype=np.float64).reshape(-1, 4)
+    if center_only:
+        proj_mean, proj_cov = proj_mean[:, :2], proj_cov[:, :2, :2]
+        meas = meas[:, :2]
+    chol = np.linalg.cholesky(proj_cov)  # (T, n, n)
+    d = meas.T[None] - proj_mean[:, :, None]  # (T, n, K)
+    z = lower_solve(chol, d)
+    return np.sum(z * z, axis=1)
