@@ -237,6 +237,7 @@ class JDETracker:
         self.tracks: Dict[int, JDETrack] = {}  # internal key -> track
         self.num_tracks = 0  # identities given so far
         self._num_keys = 0  # internal keys, tentative tracks included
+        self._labels_seen = set()  # detection labels since the reset
 
     def _keys(self, *states: str) -> List[int]:
         """Internal keys of the tracks in any of ``states``."""
@@ -296,18 +297,12 @@ class JDETracker:
             for m, c in zip(mean, cov)
         ]).reshape(len(mean), len(xyah))
 
-    def _update_embeds(self, matched: List[Tuple[JDETrack, int]],
-                       embeds: torch.Tensor) -> None:
-        """:meth:`JDETrack.update_embed` of every matched track with its
-        detection's embedding, all in one go."""
-        if not matched:
-            return
-        old = torch.stack([t.embed for t, _ in matched])
-        new = embeds[torch.tensor([d for _, d in matched])]
+    def _smooth_embeds(self, old: torch.Tensor,
+                       new: torch.Tensor) -> torch.Tensor:
+        """:meth:`JDETrack.update_embed` of M tracks at once: their running
+        embeddings ``old`` (M, D) with their detections' ``new`` (M, D)."""
         alpha = self.embed_alpha
-        smoothed = F.normalize(alpha * old + (1.0 - alpha) * new, dim=1)
-        for (track, _), embed in zip(matched, smoothed.unbind(0)):
-            track.embed = embed
+        return F.normalize(alpha * old + (1.0 - alpha) * new, dim=1)
 
     # ------------------------------------------------------------------ costs
     def _embed_motion_cost(self, track_embeds: torch.Tensor,
@@ -383,14 +378,14 @@ class JDETracker:
                     f'{tuple(embeds.shape)}')
         # Score filter; degenerate boxes would break the xyah Kalman state.
         scores = pred.scores.detach().cpu()
-        keep = ((scores >= self.obj_score_thr)
-                & (bboxes[:, 2] > bboxes[:, 0])
-                & (bboxes[:, 3] > bboxes[:, 1]))
-        if not bool(keep.all()):
+        labels = pred.labels.detach().cpu()
+        box = bboxes.numpy()
+        keep = ((scores.numpy() >= self.obj_score_thr)
+                & (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1]))
+        if not keep.all():
+            keep = torch.from_numpy(keep)
             bboxes, scores, embeds = bboxes[keep], scores[keep], embeds[keep]
-            labels = pred.labels.detach().cpu()[keep]
-        else:
-            labels = pred.labels.detach().cpu()
+            labels = labels[keep]
         embeds = F.normalize(embeds, dim=1)
         boxes_np = bboxes.double().numpy()  # (K, 4) x1y1x2y2
         xyah = xyxy_to_cxcyah(boxes_np)
@@ -407,13 +402,16 @@ class JDETracker:
             # a lost track keeps its position velocity, not its height's
             mean[code == _LOST, 7] = 0.0
             mean, cov = self._kf_predict(mean, cov)
-            track_labels = np.array([int(t.label) for t in tracks])
+            track_embeds = torch.stack([t.embed for t in tracks])
         else:
             mean, cov = np.zeros((0, 8)), np.zeros((0, 8, 8))
-            track_labels = np.zeros(0, dtype=np.int64)
-        # label mismatches exist only with several classes
-        mixed = (len(np.unique(np.concatenate(
-            [track_labels, det_labels]))) > 1)
+        # label mismatches exist only once several classes were seen (a
+        # track's label is that of a detection of this or an earlier frame)
+        self._labels_seen.update(np.unique(det_labels).tolist())
+        mixed = len(self._labels_seen) > 1
+        if mixed:
+            track_labels = np.array([int(t.label) for t in tracks],
+                                    dtype=np.int64)
 
         def label_mask(rows, dets):
             return (track_labels[rows][:, None] != det_labels[dets][None]
@@ -429,9 +427,9 @@ class JDETracker:
         all_dets = np.arange(len(xyah))
         if len(pool) and len(all_dets):
             maha = self._gating_distances(mean[pool], cov[pool], xyah)
-            track_embeds = torch.stack([tracks[i].embed for i in pool])
-            cost = self._embed_motion_cost(track_embeds, embeds, maha,
-                                           label_mask(pool, all_dets))
+            cost = self._embed_motion_cost(
+                track_embeds[torch.from_numpy(pool)], embeds, maha,
+                label_mask(pool, all_dets))
         else:
             cost = np.zeros((len(pool), len(all_dets)))
         rows, cols, left_rows, left_dets = _assign(cost,
@@ -476,14 +474,18 @@ class JDETracker:
                                             scores.unbind(0),
                                             labels.unbind(0))
         matched = []
-        for i, d in zip(rows_l, dets_l):
+        if rows_l:
+            smoothed = self._smooth_embeds(
+                track_embeds[torch.from_numpy(m_rows_all)],
+                embeds[torch.from_numpy(m_dets_all)]).unbind(0)
+        for i, d, embed in zip(rows_l, dets_l, smoothed if rows_l else ()):
             track = tracks[i]
             if track.state == TENTATIVE:
                 self._confirm(track)
             track.record(box_rows[d], score_rows[d], label_rows[d],
                          frame_id, TRACKED)
+            track.embed = embed
             matched.append((track, d))
-        self._update_embeds(matched, embeds)
         for i in lost.tolist():
             tracks[i].state = LOST
 
@@ -529,25 +531,26 @@ class JDETracker:
                  device: torch.device, pred: InstanceData) -> InstanceData:
         """Pack the confirmed tracks matched on this frame (``matched``:
         track and detection index), sorted by identity."""
-        out = InstanceData()
-        ids = torch.tensor([t.instance_id for t, _ in matched],
-                           dtype=torch.long)
         if matched:
-            ids, order = torch.sort(ids)
-            dets = torch.tensor([d for _, d in matched])[order]
-            out.bboxes = bboxes[dets]
-            out.scores = scores[dets]
-            out.labels = labels[dets]
+            ids = np.array([t.instance_id for t, _ in matched],
+                           dtype=np.int64)
+            order = np.argsort(ids, kind='stable')
+            dets = torch.from_numpy(
+                np.array([d for _, d in matched], dtype=np.int64)[order])
+            ids = torch.from_numpy(ids[order])
+            out_bboxes, out_scores, out_labels = (bboxes[dets],
+                                                  scores[dets],
+                                                  labels[dets])
         else:
-            out.bboxes = pred.bboxes.new_zeros((0, 4)).cpu().float()
-            out.scores = pred.scores.new_zeros((0, )).cpu()
-            out.labels = pred.labels.new_zeros((0, )).cpu()
-        out.instances_id = ids
-        out.bboxes = out.bboxes.to(device=device,
-                                   dtype=pred.bboxes.dtype)
-        out.scores = out.scores.to(device)
-        out.labels = out.labels.to(device)
-        out.instances_id = out.instances_id.to(device)
+            ids = torch.zeros((0, ), dtype=torch.long)
+            out_bboxes = pred.bboxes.new_zeros((0, 4)).cpu().float()
+            out_scores = pred.scores.new_zeros((0, )).cpu()
+            out_labels = pred.labels.new_zeros((0, )).cpu()
+        out = InstanceData()
+        out.bboxes = out_bboxes.to(device=device, dtype=pred.bboxes.dtype)
+        out.scores = out_scores.to(device)
+        out.labels = out_labels.to(device)
+        out.instances_id = ids.to(device)
         return out
 
     def state_counts(self) -> Dict[str, int]:

@@ -45,7 +45,7 @@ def lower_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     for i in range(n):
         row = rhs[:, i]
         if i:
-            row = row - np.sum(chol[:, i, :i, None] * out[:, :i], axis=1)
+            row = row - (chol[:, i:i + 1, :i] @ out[:, :i])[:, 0]
         out[:, i] = row / chol[:, i, i, None]
     return out
 
@@ -61,8 +61,7 @@ def upper_solve_transposed(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
         row = rhs[:, i]
         if i < n - 1:
             # (chol^T)[i, j] = chol[j, i] for j > i
-            row = row - np.sum(
-                chol[:, i + 1:, i, None] * out[:, i + 1:], axis=1)
+            row = row - (chol[:, None, i + 1:, i] @ out[:, i + 1:])[:, 0]
         out[:, i] = row / chol[:, i, i, None]
     return out
 
