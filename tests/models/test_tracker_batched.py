@@ -135,6 +135,35 @@ def test_batched_kalman_equals_the_equations(n):
         np.testing.assert_allclose(init_cov[i], rp, rtol=1e-15, atol=0)
 
 
+def test_diagonal_path_equals_the_equations():
+    """Tracks of mmdet's filter keep a diagonal projected covariance: the
+    batched filter then divides instead of factorising; same numbers."""
+    rng = np.random.default_rng(5)
+    kf = TASK_UTILS.build(dict(type='KalmanFilter'))
+    z0 = measurements(rng, random_states(rng, 20)[0])
+    mean, cov = kalman.batch_initiate(kf, z0)
+    for step in range(3):
+        mean, cov = kalman.batch_predict(kf, mean, cov)
+        assert kalman.diagonal_factor(
+            kalman.batch_project(kf, mean, cov)[1]) is not None
+        dets = measurements(rng, mean, noise=8)
+        maha = kalman.batch_gating_distance(kf, mean, cov, dets)
+        new_mean, new_cov = kalman.batch_update(kf, mean, cov, dets)
+        for i in range(20):
+            np.testing.assert_allclose(
+                maha[i], ref_gating(mean[i], cov[i], dets, False),
+                rtol=1e-9, atol=1e-9)
+            rx, rp = ref_update(mean[i], cov[i], dets[i])
+            np.testing.assert_allclose(new_mean[i], rx, rtol=1e-9,
+                                       atol=1e-9)
+            np.testing.assert_allclose(new_cov[i], rp, rtol=1e-9,
+                                       atol=1e-9)
+        mean, cov = new_mean, new_cov
+    full = np.ones((2, 4, 4)) + np.eye(4)
+    assert kalman.diagonal_factor(full) is None
+    assert kalman.diagonal_factor(np.zeros((1, 4, 4))) is None
+
+
 def test_batched_solves_equal_numpy_solve():
     rng = np.random.default_rng(3)
     a = rng.normal(size=(12, 4, 4))
