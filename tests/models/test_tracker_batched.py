@@ -280,3 +280,44 @@ def test_embeddings_updated_together_equal_update_embed():
                        o.clone(), 0, np.zeros(8), np.eye(8), True)
         ref.update_embed(n, 0.9)
         assert torch.equal(got, ref.embed)
+
+
+def test_states_set_on_a_track_are_used():
+    """The tracker keeps its stacks of the last frame; a state that a
+    caller sets on a track (a new array) replaces its row."""
+    def one(f):
+        sample = DetDataSample(metainfo=dict(frame_id=f))
+        sample.pred_instances = InstanceData(
+            bboxes=torch.tensor([[100., 100., 140., 200.]]),
+            scores=torch.tensor([0.9]), labels=torch.tensor([0]),
+            embeds=torch.tensor([[1., 0., 0., 0.]]))
+        return sample
+
+    samples = [one(f) for f in range(3)]
+    tracker = MODELS.build(dict(type='JDETracker'))
+    tracker.track(samples[0])
+    (track, ) = tracker.tracks.values()
+    kept = tracker.tracks.copy()
+    tracker.track(samples[1])
+    assert tracker.tracks == kept and track.state == 'tracked'
+    # moved 300 px away: gated out and no overlap, so the track is missed
+    track.mean = track.mean + np.r_[300.0, 300.0, np.zeros(6)]
+    tracker.track(samples[2])
+    assert track.state == 'lost'
+    assert len(tracker.tracks) == 2  # the detection starts a new track
+
+
+def test_same_tracks_when_the_stacks_are_rebuilt():
+    """Replacing every track's arrays by equal copies (so the tracker must
+    stack them again) changes nothing."""
+    samples = crowd(frames=25)
+    want, _ = run(samples, True)
+    tracker = MODELS.build(dict(type='JDETracker'))
+    got = []
+    for s in samples:
+        o = tracker.track(s)
+        got.append((o.instances_id.tolist(), o.bboxes.tolist()))
+        for t in tracker.tracks.values():
+            t.mean, t.covariance = t.mean.copy(), t.covariance.copy()
+            t.embed = t.embed.clone()
+    assert got == want

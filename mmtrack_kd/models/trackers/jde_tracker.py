@@ -150,6 +150,13 @@ class JDETracker:
     an EMA (``embed <- norm(embed_alpha * embed + (1 - embed_alpha) *
     new)``). Detections and tracks of different labels are never matched.
 
+    Speed: the tracks' states are stacked and every step runs on the
+    stacks (mmdet's ``KalmanFilter`` through :mod:`.kalman`, batched;
+    another filter one track at a time through its own methods). After a
+    frame each track's ``mean``, ``covariance`` and ``embed`` are its rows
+    of the stacks, which the next frame reuses while every track still
+    holds them; a caller that sets a new array on a track is read from it.
+
     Args:
         motion (dict | KalmanFilter): Config of the Kalman filter built by
             ``TASK_UTILS`` (mmdet's ``KalmanFilter``, xyah state). Its
@@ -238,6 +245,8 @@ class JDETracker:
         self.num_tracks = 0  # identities given so far
         self._num_keys = 0  # internal keys, tentative tracks included
         self._labels_seen = set()  # detection labels since the reset
+        # (means, covariances, embeddings, per-track rows) of the last frame
+        self._stacks = None
 
     def _keys(self, *states: str) -> List[int]:
         """Internal keys of the tracks in any of ``states``."""
@@ -296,6 +305,34 @@ class JDETracker:
             self.motion.gating_distance(m, c, xyah, center_only)
             for m, c in zip(mean, cov)
         ]).reshape(len(mean), len(xyah))
+
+    def _stacked(self, tracks: List[JDETrack]
+                 ) -> Tuple[np.ndarray, np.ndarray, torch.Tensor]:
+        """Means (T, 8), covariances (T, 8, 8) and embeddings (T, D) of
+        ``tracks`` stacked: the stacks written by :meth:`_write_back` when
+        every track still holds its rows of them (one identity check per
+        track), else new stacks of what the tracks hold."""
+        stacks = self._stacks
+        if stacks is not None and len(stacks[3]) == len(tracks) and all(
+                t.mean is m and t.covariance is c and t.embed is e
+                for t, (m, c, e) in zip(tracks, stacks[3])):
+            return stacks[0], stacks[1], stacks[2]
+        return (np.stack([t.mean for t in tracks]),
+                np.stack([t.covariance for t in tracks]),
+                torch.stack([t.embed for t in tracks]))
+
+    def _write_back(self, mean: np.ndarray, cov: np.ndarray,
+                    embeds: torch.Tensor) -> None:
+        """Give every track (in ``self.tracks`` order) its row of the new
+        stacks (views) and keep the stacks for the next frame."""
+        tracks = list(self.tracks.values())
+        if not tracks:
+            self._stacks = None
+            return
+        views = list(zip(mean, cov, embeds.unbind(0)))
+        for track, (m, c, e) in zip(tracks, views):
+            track.mean, track.covariance, track.embed = m, c, e
+        self._stacks = (mean, cov, embeds, views)
 
     def _smooth_embeds(self, old: torch.Tensor,
                        new: torch.Tensor) -> torch.Tensor:
@@ -391,20 +428,20 @@ class JDETracker:
         xyah = xyxy_to_cxcyah(boxes_np)
         det_labels = labels.numpy()
 
-        # every track's state, stacked once
+        # every track's state, stacked (or the stacks of the last frame,
+        # whose rows the tracks still hold)
         tracks = list(self.tracks.values())
         num = len(tracks)
-        states = [t.state for t in tracks]
-        code = np.array([_STATE_CODE[s] for s in states], dtype=np.int8)
+        code = np.array([_STATE_CODE[t.state] for t in tracks],
+                        dtype=np.int8)
         if num:
-            mean = np.stack([t.mean for t in tracks])  # (T, 8)
-            cov = np.stack([t.covariance for t in tracks])  # (T, 8, 8)
+            mean, cov, track_embeds = self._stacked(tracks)
             # a lost track keeps its position velocity, not its height's
             mean[code == _LOST, 7] = 0.0
             mean, cov = self._kf_predict(mean, cov)
-            track_embeds = torch.stack([t.embed for t in tracks])
         else:
             mean, cov = np.zeros((0, 8)), np.zeros((0, 8, 8))
+            track_embeds = embeds[:0]
         # label mismatches exist only once several classes were seen (a
         # track's label is that of a detection of this or an earlier frame)
         self._labels_seen.update(np.unique(det_labels).tolist())
@@ -473,47 +510,56 @@ class JDETracker:
         box_rows, score_rows, label_rows = (bboxes.unbind(0),
                                             scores.unbind(0),
                                             labels.unbind(0))
-        matched = []
         if rows_l:
-            smoothed = self._smooth_embeds(
+            track_embeds = track_embeds.clone()
+            track_embeds[torch.from_numpy(m_rows_all)] = self._smooth_embeds(
                 track_embeds[torch.from_numpy(m_rows_all)],
-                embeds[torch.from_numpy(m_dets_all)]).unbind(0)
-        for i, d, embed in zip(rows_l, dets_l, smoothed if rows_l else ()):
+                embeds[torch.from_numpy(m_dets_all)])
+        matched = []
+        for i, d in zip(rows_l, dets_l):
             track = tracks[i]
             if track.state == TENTATIVE:
                 self._confirm(track)
             track.record(box_rows[d], score_rows[d], label_rows[d],
                          frame_id, TRACKED)
-            track.embed = embed
             matched.append((track, d))
         for i in lost.tolist():
             tracks[i].state = LOST
 
-        # write the new states back; drop unmatched tentative tracks and
-        # lost tracks missed for more than num_frames_retain frames
+        # drop unmatched tentative tracks and lost tracks missed for more
+        # than num_frames_retain frames
         dead = set(removed.tolist())
         retain = self.num_frames_retain
+        alive = []
         for (key, track), i in zip(list(self.tracks.items()), range(num)):
             if i in dead or (track.state == LOST
                              and frame_id - track.frame_id > retain):
                 del self.tracks[key]
             else:
-                track.mean, track.covariance = mean[i], cov[i]
+                alive.append(i)
+        if len(alive) < num:
+            mean, cov = mean[alive], cov[alive]
+            track_embeds = track_embeds[torch.tensor(alive,
+                                                     dtype=torch.long)]
 
         # 4. new tracks.
-        new = left_dets[(scores[left_dets] >= self.init_track_thr).numpy()] \
-            if len(left_dets) else left_dets
+        new = left_dets[scores.numpy()[left_dets] >= self.init_track_thr]
         if len(new):
             new_mean, new_cov = self._kf_initiate(xyah[new])
-            for j, d in enumerate(new.tolist()):
+            for d in new.tolist():
                 track = JDETrack(box_rows[d], score_rows[d], label_rows[d],
-                                 embeds[d], frame_id, new_mean[j],
-                                 new_cov[j], confirmed=frame_id == 0)
+                                 None, frame_id, None, None,
+                                 confirmed=frame_id == 0)
                 if track.confirmed:
                     self._confirm(track)
                     matched.append((track, d))
                 self.tracks[self._num_keys] = track
                 self._num_keys += 1
+            mean = np.concatenate([mean, new_mean])
+            cov = np.concatenate([cov, new_cov])
+            track_embeds = torch.cat(
+                [track_embeds, embeds[torch.from_numpy(new)]])
+        self._write_back(mean, cov, track_embeds)
         return self._outputs(matched, bboxes, scores, labels, device, pred)
 
     def pop_invalid_tracks(self, frame_id: int) -> None:
