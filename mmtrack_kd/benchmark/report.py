@@ -252,7 +252,9 @@ def threshold_lines(results: dict) -> List[str]:
     if not rows:
         return []
     metric = rows[0][2]['metric']
-    grid = rows[0][2]['grid']
+    # every candidate any model was scored with, in first-seen order (a
+    # record kept with --allow-stale may come from another grid)
+    grid = list(dict.fromkeys(g for _, _, t in rows for g in t['grid']))
     lines = ['## Thresholds picked on val', '',
              f'Per model, the candidate of the highest val {metric} '
              f'({rows[0][2]["tie_break"]} breaks ties), the same grid for '

@@ -140,5 +140,16 @@ def test_results_md_shows_the_chosen_thresholds():
     assert '## Thresholds picked on val' in lines
     assert '| student | 0 | `t=0.4` | 50.00 | 55.50 |' in lines
     assert 'picked on val per model' in markdown(results)
+    # a record of another grid (kept with --allow-stale): the columns are
+    # every candidate, each model's own ones filled
+    other = dict(t, grid=['t=0.4', 't=0.5'], chosen='t=0.5',
+                 val={'t=0.4': dict(IDF1=40.0), 't=0.5': dict(IDF1=41.0)})
+    results['methods']['ours'] = dict(kind='kd', summary={},
+                                      seeds={'0': dict(thresholds=other)})
+    lines = threshold_lines(results)
+    assert any('`t=0.3` | `t=0.4` | `t=0.5` |' in ln for ln in lines)
+    assert '| student | 0 | `t=0.4` | 50.00 | 55.50 | n/a |' in lines
+    assert '| ours | 0 | `t=0.5` | n/a | 40.00 | 41.00 |' in lines
+    del results['methods']['ours']
     results['methods']['student']['seeds']['0']['thresholds'] = None
     assert threshold_lines(results) == []
