@@ -148,17 +148,16 @@ def distill_cfgs(plan: BenchmarkPlan, method: str) -> List[dict]:
     return frags
 
 
-def loss_balance(plan: BenchmarkPlan, method: str) -> dict:
+def loss_balance(plan: BenchmarkPlan, method: str,
+                 frags: List[dict]) -> dict:
     """The distiller's ``loss_balance`` of a KD method under
-    ``--grad-ratio``: every loss of each fragment at the fragment's ratio
+    ``--grad-ratio``: every loss of each fragment (``frags``, from
+    :func:`distill_cfgs`) at the fragment's ratio
     (:meth:`BenchmarkPlan.ratio_of`)."""
-    ratios = {}
-    for key in METHODS[method][1]:
-        fname, var = FRAGMENTS[key]
-        frag = load_var(osp.join(DISTILL, fname), var)
-        for name in frag.get('distill_losses', {}):
-            ratios[name] = plan.ratio_of(method, key)
-    return dict(ratios=ratios)
+    return dict(ratios={
+        name: plan.ratio_of(method, key)
+        for key, frag in zip(METHODS[method][1], frags)
+        for name in frag.get('distill_losses', {})})
 
 
 def kd_cfg(plan: BenchmarkPlan, method: str, seed: int, teacher_cfg: str,
@@ -174,7 +173,8 @@ def kd_cfg(plan: BenchmarkPlan, method: str, seed: int, teacher_cfg: str,
         teacher_ckpt=teacher_ckpt,
         distill_cfgs=distill_cfgs(plan, method))
     if plan.grad_ratio is not None:
-        over['model']['loss_balance'] = loss_balance(plan, method)
+        over['model']['loss_balance'] = loss_balance(
+            plan, method, over['model']['distill_cfgs'])
     over['load_from'] = plan.init_path(seed, kd=True)
     frags = ', '.join(osp.join('configs/_base_/distill', FRAGMENTS[k][0])
                       for k in METHODS[method][1])

@@ -5,14 +5,14 @@ version: :mod:`mmtrack_kd.benchmark.provenance`)."""
 import glob
 import json
 import os.path as osp
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 from .plan import METHODS, TEACHER_SEED, BenchmarkPlan
 from .provenance import data_fingerprint
 
 __all__ = [
-    'json_dump', 'data_fingerprint', 'param_count', 'loss_curve',
-    'scalar_curves', 'balance_curves',
+    'json_dump', 'data_fingerprint', 'param_count',
+    'scalar_curves', 'is_balance_key', 'training_curves',
     'record_file', 'load_record', 'write_record', 'missing_splits',
     'check_teacher_data', 'check_teacher_from', 'collect_records'
 ]
@@ -58,18 +58,21 @@ def scalar_curves(work: str, keep) -> Dict[str, List[List[float]]]:
     return {k: [[i, v[i]] for i in sorted(v)] for k, v in points.items()}
 
 
-def loss_curve(work: str) -> List[List[float]]:
-    """[[iter, loss], ...] of the total training loss (see
-    :func:`scalar_curves`)."""
-    return scalar_curves(work, lambda k: k == 'loss').get('loss', [])
-
-
-def balance_curves(work: str) -> Dict[str, List[List[float]]]:
-    """The balance of a training as logged: ``clipped_frac``
+def is_balance_key(key: str) -> bool:
+    """A logged scalar of a training's balance: ``clipped_frac``
     (:class:`~mmtrack_kd.engine.GradClipMonitorHook`), ``grad_norm`` and,
     with a distiller's ``loss_balance``, ``gnorm_*`` and ``kd_scale_*``."""
-    return scalar_curves(work, lambda k: k in ('clipped_frac', 'grad_norm')
-                         or k.startswith(('gnorm_', 'kd_scale_')))
+    return key in ('clipped_frac', 'grad_norm') or \
+        key.startswith(('gnorm_', 'kd_scale_'))
+
+
+def training_curves(work: str) -> Tuple[List[List[float]],
+                                        Dict[str, List[List[float]]]]:
+    """The total loss curve ``[[iter, loss], ...]`` and the balance curves
+    (:func:`is_balance_key`) of a training, from one read of its
+    ``scalars.json`` files (see :func:`scalar_curves`)."""
+    curves = scalar_curves(work, lambda k: k == 'loss' or is_balance_key(k))
+    return curves.pop('loss', []), curves
 
 
 def record_file(plan: BenchmarkPlan, method: str, seed: int) -> str:

@@ -403,8 +403,7 @@ class Benchmark(BenchmarkPlan):
                                if k in METHODS[method][1]}
         rec['thresholds'], rec['metrics'] = self.score(
             method, seed, eval_cfg, ckpt, self.splits)
-        rec['loss_curve'] = records.loss_curve(self.work_dir(method, seed))
-        rec['balance_curves'] = records.balance_curves(
+        rec['loss_curve'], rec['balance_curves'] = records.training_curves(
             self.work_dir(method, seed))
         after = records.data_fingerprint(self.data)
         if after != data_print:

@@ -77,7 +77,7 @@ def test_loss_curve_merges_resumed_runs(tmp_path):
         lines = [json.dumps(dict(step=s, loss=v)) for s, v in rows]
         (vis / 'scalars.json').write_text(
             '\n'.join(lines + ['not json', json.dumps(dict(step=9))]))
-    assert records.loss_curve(str(tmp_path)) == [[1, 3.0], [2, 2.5],
+    assert records.training_curves(str(tmp_path))[0] == [[1, 3.0], [2, 2.5],
                                                  [3, 1.0]]
 
 
@@ -90,7 +90,8 @@ def test_balance_curves_keep_the_balance_scalars_only(tmp_path):
             dict(step=20, loss=2.0, clipped_frac=0.5, grad_norm=9.0)]
     (vis / 'scalars.json').write_text(
         '\n'.join(json.dumps(r) for r in rows))
-    curves = records.balance_curves(str(tmp_path))
+    loss, curves = records.training_curves(str(tmp_path))
+    assert loss == [[10, 3.0], [20, 2.0]]
     assert set(curves) == {'clipped_frac', 'grad_norm', 'gnorm_task',
                            'gnorm_kd_resp', 'kd_scale_kd_resp'}
     assert curves['clipped_frac'] == [[10, 1.0], [20, 0.5]]

@@ -119,7 +119,6 @@ class GradientBalancer(nn.Module):
         # saved with the model, so that a resumed run goes on with them
         self.register_buffer('scales', torch.ones(len(self.loss_names)))
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
-        self.register_buffer('measured', torch.zeros((), dtype=torch.bool))
 
     def extra_repr(self) -> str:
         return (f'ratios={self.ratios}, interval={self.interval}, '
@@ -156,8 +155,10 @@ class GradientBalancer(nn.Module):
         return int(self.step) % self.interval == 0
 
     @torch.no_grad()
-    def _update(self, task: float, raw: Dict[str, float]) -> None:
-        """New scales from the measured norms (unscaled losses)."""
+    def _update(self, task: float, raw: Dict[str, float],
+                first: bool) -> None:
+        """New scales from the measured norms (unscaled losses); the first
+        measurement sets them, later ones are smoothed in."""
         if self.ratios is None or not task > 0:
             return
         for name, ratio in self.ratios.items():
@@ -168,7 +169,7 @@ class GradientBalancer(nn.Module):
                          self.max_scale) if ratio > 0 else 0.0
             i = self.loss_names.index(name)
             old = float(self.scales[i])
-            if target == 0.0 or old == 0.0 or not bool(self.measured):
+            if target == 0.0 or old == 0.0 or first:
                 new = target
             else:  # smooth in log space: ratios of scales, not differences
                 new = math.exp(self.momentum * math.log(old) +
@@ -192,7 +193,7 @@ class GradientBalancer(nn.Module):
             ``gnorm_<name>`` (the norm of the scaled loss, i.e. what the
             step gets); empty otherwise.
         """
-        due = self.due()
+        due, first = self.due(), int(self.step) == 0
         self.step += 1
         if not due:
             return {}
@@ -206,8 +207,7 @@ class GradientBalancer(nn.Module):
             all_reduce(norms, op='mean')
         task, raw = float(norms[0]), dict(zip(self.loss_names,
                                               norms[1:].tolist()))
-        self._update(task, raw)
-        self.measured.fill_(True)
+        self._update(task, raw, first)
         out = dict(gnorm_task=task)
         for name in self.loss_names:
             out[f'gnorm_{name}'] = raw[name] * float(self.scale_of(name))
