@@ -153,11 +153,18 @@ def loss_balance(plan: BenchmarkPlan, method: str,
     """The distiller's ``loss_balance`` of a KD method under
     ``--grad-ratio``: every loss of each fragment (``frags``, from
     :func:`distill_cfgs`) at the fragment's ratio
-    (:meth:`BenchmarkPlan.ratio_of`)."""
-    return dict(ratios={
-        name: plan.ratio_of(method, key)
-        for key, frag in zip(METHODS[method][1], frags)
-        for name in frag.get('distill_losses', {})})
+    (:meth:`BenchmarkPlan.ratio_of`), and the decay of those that
+    ``--kd-decay`` names (:meth:`BenchmarkPlan.decay_of`; the length is
+    the run's ``max_iters``)."""
+    pairs = [(key, name) for key, frag in zip(METHODS[method][1], frags)
+             for name in frag.get('distill_losses', {})]
+    out = dict(ratios={name: plan.ratio_of(method, key)
+                       for key, name in pairs})
+    decay = {name: plan.decay_of(method, key) for key, name in pairs
+             if plan.decay_of(method, key) != 1.0}
+    if decay:
+        out['decay'] = decay
+    return out
 
 
 def kd_cfg(plan: BenchmarkPlan, method: str, seed: int, teacher_cfg: str,

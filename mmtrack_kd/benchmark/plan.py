@@ -226,6 +226,10 @@ class BenchmarkPlan:
         epochs (int, optional): epochs of every student (plain and KD),
             instead of the preset's ``epochs`` (``--epochs``: the
             training-length study); the teacher keeps ``teacher_epochs``.
+        kd_decay (dict, optional): fragment key, or ``METHOD.KEY``, -> end
+            factor of a linear decay of that fragment's losses over the
+            training (``--kd-decay``, the ``decay`` of ``loss_balance``);
+            needs ``grad_ratio``.
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -241,7 +245,8 @@ class BenchmarkPlan:
                  loss_options: Optional[Dict[str, dict]] = None,
                  allow_stale: bool = False,
                  epochs: Optional[int] = None,
-                 grad_ratio: Optional[Dict[str, float]] = None) -> None:
+                 grad_ratio: Optional[Dict[str, float]] = None,
+                 kd_decay: Optional[Dict[str, float]] = None) -> None:
         self.preset = get_preset(preset)
         if epochs is not None:
             if epochs < 1:
@@ -275,6 +280,19 @@ class BenchmarkPlan:
         if any(not v >= 0 for v in (self.grad_ratio or {}).values()):
             raise ValueError(f'--grad-ratio: ratios must be >= 0, got '
                              f'{self.grad_ratio}')
+        self.kd_decay = dict(kd_decay or {})
+        bad = [k for k in self.kd_decay
+               if k.rpartition('.')[2] not in FRAGMENTS or
+               k.rpartition('.')[0] not in ('', 'ours', *METHODS)]
+        if bad:
+            raise ValueError(f'--kd-decay: unknown loss {bad}, expected '
+                             f'some of {list(FRAGMENTS)}')
+        if any(not v >= 0 for v in self.kd_decay.values()):
+            raise ValueError(f'--kd-decay: end factors must be >= 0, got '
+                             f'{self.kd_decay}')
+        if self.kd_decay and self.grad_ratio is None:
+            raise ValueError('--kd-decay needs --grad-ratio (the decay is '
+                             'part of the distiller\'s loss_balance)')
         self.loss_options = {k: dict(v) for k, v in
                              (loss_options or {}).items()}
         bad = [k for k in self.loss_options if k not in FRAGMENTS]
@@ -351,6 +369,11 @@ class BenchmarkPlan:
             return None
         return _grouped(self.grad_ratio, method, key)
 
+    def decay_of(self, method: str, key: str) -> float:
+        """The end factor of the decay of fragment ``key`` in ``method``
+        (as :meth:`scale_of`, from ``kd_decay``); 1 is no decay."""
+        return _grouped(self.kd_decay, method, key)
+
     # ................................................................ paths
     def name(self, method: str, seed: int) -> str:
         return f'{method}__seed{seed}'
@@ -419,6 +442,7 @@ class BenchmarkPlan:
                     if self.loss_scale else '')
                  + (f', gradient balance {self.grad_ratio}'
                     if self.grad_ratio is not None else '')
+                 + (f', decay to {self.kd_decay}' if self.kd_decay else '')
                  + (f', thresholds picked on val from '
                     f'{len(self.threshold_candidates())} candidates'
                     if self.tune_thresholds else ''),

@@ -64,6 +64,8 @@ class DistillStopHook(Hook):
     Stop points not given here are read from the model's
     ``distill_stop_iter``/``distill_stop_epoch``; with none, the hook does
     nothing (the KD configs always add it, so that those model keys work).
+    Before training it also gives the distiller's ``loss_balance`` its
+    ``decay_iters`` (the run's ``max_iters``) when a decay leaves it unset.
 
     Args:
         stop_iter (int, optional): First iteration without distillation.
@@ -99,6 +101,10 @@ class DistillStopHook(Hook):
         if self.stop_epoch is None:
             self.stop_epoch = model.distill_stop_epoch
         model.stop_hook_attached = True
+        balance = getattr(model, 'loss_balance', None)
+        if balance is not None and balance.decay and \
+                balance.decay_iters is None:
+            balance.decay_iters = int(runner.max_iters)
         self._update(runner)
 
     def _update(self, runner) -> None:

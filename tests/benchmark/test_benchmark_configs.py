@@ -85,6 +85,19 @@ def test_grad_ratio_writes_the_loss_balance(tmp_path):
     assert 'loss_balance' not in cfg.model
 
 
+def test_kd_decay_writes_the_decay_of_the_named_fragments(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours', 'only_feat'],
+                         data=str(tmp_path / 'd'),
+                         grad_ratio={'resp': 8.0, 'feat': 2.0},
+                         kd_decay={'ours.feat': 0.0, 'id': 0.5})
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'ours', 0, '/t.py', '/t.pth'))
+    assert cfg.model.loss_balance.decay == dict(kd_id=0.5, kd_feat=0.0)
+    # the ours. entry is not for only_feat; no fragment decayed: no key
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'only_feat', 0, '/t.py',
+                                         '/t.pth'))
+    assert 'decay' not in cfg.model.loss_balance
+
+
 def test_loss_options_set_arguments_of_one_fragment(tmp_path):
     plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
                          data=str(tmp_path / 'd'), loss_options=dict(

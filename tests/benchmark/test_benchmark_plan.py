@@ -105,6 +105,22 @@ def test_grad_ratio_per_fragment_and_group(tmp_path):
                       grad_ratio={'id': -1.0})
 
 
+def test_kd_decay_is_checked(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      grad_ratio={'resp': 8.0}, kd_decay={'ours.feat': 0.0})
+    assert p.decay_of('ours_no_id', 'feat') == 0.0
+    assert p.decay_of('only_feat', 'feat') == 1.0
+    with pytest.raises(ValueError, match='--kd-decay needs --grad-ratio'):
+        BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      kd_decay={'feat': 0.0})
+    with pytest.raises(ValueError, match='--kd-decay: unknown'):
+        BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      grad_ratio={'resp': 8.0}, kd_decay={'nope': 0.0})
+    with pytest.raises(ValueError, match='--kd-decay: end factors'):
+        BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      grad_ratio={'resp': 8.0}, kd_decay={'id': -1.0})
+
+
 def test_schedule_and_estimate_from_the_preset(tmp_path):
     p = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
                       data=str(tmp_path / 'nodata'))

@@ -82,6 +82,13 @@ def parse_args(argv=None):
                         'is kept at RATIO times the task\'s (model.'
                         'loss_balance); METHOD.LOSS=RATIO as for '
                         '--loss-scale; a fragment left out gets 1')
+    parser.add_argument('--kd-decay', nargs='+', default=None,
+                        metavar='LOSS=END',
+                        help='with --grad-ratio: decay a loss fragment '
+                        'linearly over the training to END times its '
+                        'balanced scale (e.g. feat=0 id=0: hints early, the '
+                        'task and the other losses late); METHOD.LOSS=END '
+                        'as for --loss-scale')
     parser.add_argument('--epochs', type=int, default=None,
                         help="epochs of every student (default: the "
                         "preset's); the teacher keeps its own")
@@ -110,7 +117,9 @@ def main(argv=None) -> int:
             loss_options=parse_loss_options(args.loss_option),
             allow_stale=args.allow_stale, epochs=args.epochs,
             grad_ratio=None if args.grad_ratio is None else
-            parse_loss_scale(args.grad_ratio, '--grad-ratio'))
+            parse_loss_scale(args.grad_ratio, '--grad-ratio'),
+            kd_decay=None if args.kd_decay is None else
+            parse_loss_scale(args.kd_decay, '--kd-decay'))
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2

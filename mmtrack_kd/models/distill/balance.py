@@ -31,6 +31,14 @@ Config (a ``MOTDistiller`` argument)::
 ``ratios=None`` measures and logs without rescaling. A distillation loss
 left out of ``ratios`` keeps its ``loss_weight`` (scale 1) and is still
 measured.
+
+``decay=dict(kd_feat=0.0, kd_id=0.0)`` multiplies those losses by a factor
+that goes linearly from 1 at the first iteration to the given end factor at
+``decay_iters`` (then stays there): hints that guide the student early and
+hand the late steps back to the task and the other losses. ``decay_iters``
+defaults to the run's ``max_iters`` (set by ``DistillStopHook``, which the
+KD configs add). The factor multiplies the balanced scale at every
+iteration (``kd_factor_<loss>`` in the log).
 """
 import math
 from typing import Dict, List, Optional, Sequence, Union
@@ -70,6 +78,10 @@ class GradientBalancer(nn.Module):
             parameters the norms are taken on. Defaults to ``['neck']``.
         max_scale (float): bound on a scale (and 1 / bound below), against
             a loss whose gradient vanishes for a batch. Defaults to 1e4.
+        decay (dict, optional): loss name -> end factor (>= 0) of a linear
+            decay of that loss over ``decay_iters`` iterations.
+        decay_iters (int, optional): length of the decay; None: the run's
+            ``max_iters``, set before training by ``DistillStopHook``.
         cfg_key (str): config key named in errors.
     """
 
@@ -80,6 +92,8 @@ class GradientBalancer(nn.Module):
                  momentum: float = 0.8,
                  shared: Union[str, Sequence[str]] = ('neck', ),
                  max_scale: float = 1e4,
+                 decay: Optional[Dict[str, float]] = None,
+                 decay_iters: Optional[int] = None,
                  cfg_key: str = 'model.loss_balance') -> None:
         super().__init__()
         self.loss_names = list(loss_names)
@@ -109,6 +123,25 @@ class GradientBalancer(nn.Module):
         if not max_scale > 1:
             raise DistillConfigError(
                 f'{cfg_key}.max_scale: expected > 1, got {max_scale!r}')
+        decay = dict(decay or {})
+        unknown = sorted(set(decay) - set(self.loss_names))
+        if unknown:
+            raise DistillConfigError(
+                f'{cfg_key}.decay: unknown distillation loss(es) {unknown}; '
+                f'the losses are {self.loss_names}')
+        bad = {k: v for k, v in decay.items()
+               if not (isinstance(v, (int, float)) and v >= 0
+                       and math.isfinite(v))}
+        if bad:
+            raise DistillConfigError(
+                f'{cfg_key}.decay: expected end factors >= 0, got {bad}')
+        if decay_iters is not None and not (isinstance(decay_iters, int)
+                                            and decay_iters >= 1):
+            raise DistillConfigError(
+                f'{cfg_key}.decay_iters: expected an int >= 1 or None, got '
+                f'{decay_iters!r}')
+        self.decay = {k: float(v) for k, v in decay.items()}
+        self.decay_iters = decay_iters
         self.ratios = ratios
         self.interval = interval
         self.momentum = float(momentum)
@@ -122,7 +155,8 @@ class GradientBalancer(nn.Module):
 
     def extra_repr(self) -> str:
         return (f'ratios={self.ratios}, interval={self.interval}, '
-                f'momentum={self.momentum}, shared={self.shared}')
+                f'momentum={self.momentum}, shared={self.shared}, '
+                f'decay={self.decay}, decay_iters={self.decay_iters}')
 
     # ................................................................ parts
     def shared_params(self, student: nn.Module) -> List[nn.Parameter]:
@@ -149,6 +183,26 @@ class GradientBalancer(nn.Module):
 
     def scale_of(self, name: str) -> torch.Tensor:
         return self.scales[self.loss_names.index(name)]
+
+    def factor(self, name: str, step: Optional[int] = None) -> float:
+        """The decay factor of loss ``name`` at iteration ``step``
+        (default: the iteration being run, i.e. the last one counted).
+
+        Raises:
+            DistillConfigError: a decay without ``decay_iters`` (no
+                ``DistillStopHook`` set it from the run's ``max_iters``).
+        """
+        if name not in self.decay:
+            return 1.0
+        if self.decay_iters is None:
+            raise DistillConfigError(
+                f'{self.cfg_key}.decay_iters: not set; give it, or add '
+                'DistillStopHook to custom_hooks (it sets the run\'s '
+                'max_iters)')
+        if step is None:
+            step = max(int(self.step) - 1, 0)
+        t = min(step / self.decay_iters, 1.0)
+        return 1.0 + (self.decay[name] - 1.0) * t
 
     def due(self) -> bool:
         """Whether this training iteration is measured."""
@@ -210,7 +264,8 @@ class GradientBalancer(nn.Module):
         self._update(task, raw, first)
         out = dict(gnorm_task=task)
         for name in self.loss_names:
-            out[f'gnorm_{name}'] = raw[name] * float(self.scale_of(name))
+            out[f'gnorm_{name}'] = raw[name] * float(
+                self.scale_of(name)) * self.factor(name)
         return out
 
 
@@ -226,7 +281,8 @@ def build_balancer(cfg: Optional[dict],
         return None
     cfg = dict(cfg)
     cfg.pop('type', None)
-    allowed = {'ratios', 'interval', 'momentum', 'shared', 'max_scale'}
+    allowed = {'ratios', 'interval', 'momentum', 'shared', 'max_scale',
+               'decay', 'decay_iters'}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise DistillConfigError(

@@ -352,13 +352,17 @@ class MOTDistiller(BaseModel):
                                  {n: summed(o) for n, o in outs.items()})
         scaled = {}
         for name, out in outs.items():
-            scale = self.loss_balance.scale_of(name)
+            scale = self.loss_balance.scale_of(name) * \
+                self.loss_balance.factor(name)
             scaled[name] = {k: v * scale for k, v in out.items()} \
                 if isinstance(out, dict) else out * scale
         logs = {k: inputs.new_tensor(v) for k, v in logs.items()}
         if logs:
             logs.update({f'kd_scale_{n}': self.loss_balance.scale_of(n)
                          .detach().clone() for n in outs})
+            logs.update({f'kd_factor_{n}': inputs.new_tensor(
+                self.loss_balance.factor(n)) for n in outs
+                if n in self.loss_balance.decay})
         return scaled, logs
 
     def _zero_loss(self, name: str, inputs: torch.Tensor) -> torch.Tensor:

@@ -116,6 +116,9 @@ def test_scales_travel_with_the_state_dict(repo_root, tmp_path):
     (dict(interval=0), 'interval'),
     (dict(momentum=1.0), 'momentum'),
     (dict(shared=[]), 'shared'),
+    (dict(decay=dict(kd_nope=0.0)), 'decay'),
+    (dict(decay=dict(kd_id=-0.5)), 'decay'),
+    (dict(decay=dict(kd_id=0.0), decay_iters=0), 'decay_iters'),
 ])
 def test_bad_settings_name_the_key(cfg, key):
     with pytest.raises(DistillConfigError, match=f'loss_balance.{key}'):
@@ -168,3 +171,54 @@ def test_clip_monitor_reports_the_clipped_fraction():
     assert 'train/clipped_frac' not in hub2.log_scalars
     with pytest.raises(ValueError, match='window'):
         GradClipMonitorHook(window=0)
+
+
+def test_decay_factor_is_linear_then_flat():
+    bal = GradientBalancer(KD_NAMES, ratios=dict(kd_feat=2.0),
+                           decay=dict(kd_feat=0.0, kd_id=0.5),
+                           decay_iters=10)
+    assert bal.factor('kd_resp', 7) == 1.0  # not decayed
+    assert bal.factor('kd_feat', 0) == 1.0
+    assert bal.factor('kd_feat', 5) == pytest.approx(0.5)
+    assert bal.factor('kd_feat', 10) == 0.0
+    assert bal.factor('kd_feat', 30) == 0.0
+    assert bal.factor('kd_id', 5) == pytest.approx(0.75)
+    unset = GradientBalancer(KD_NAMES, decay=dict(kd_id=0.0))
+    with pytest.raises(DistillConfigError, match='decay_iters.*'
+                       'DistillStopHook'):
+        unset.factor('kd_id', 0)
+
+
+def test_decayed_loss_is_scaled_by_its_factor(repo_root, tmp_path):
+    inputs, samples = tiny_batch()
+    ratios = dict(kd_id=1.0, kd_feat=2.0, kd_resp=4.0)
+    ref = _with_balance(repo_root, tmp_path, ratios=ratios, interval=100)
+    model = _with_balance(repo_root, tmp_path, ratios=ratios, interval=100,
+                          decay=dict(kd_feat=0.0), decay_iters=4)
+    model.load_state_dict(ref.state_dict())
+    want, got = ref.loss(inputs, samples), model.loss(inputs, samples)
+    # iteration 0: factor 1, the same losses; the factor is logged
+    assert float(got['loss_kd_feat']) == pytest.approx(
+        float(want['loss_kd_feat']), rel=1e-5)
+    assert float(got['kd_factor_kd_feat']) == 1.0
+    assert 'kd_factor_kd_resp' not in got
+    for _ in range(2):  # iterations 1, 2: factor 1 - i / 4
+        want, got = ref.loss(inputs, samples), model.loss(inputs, samples)
+    assert float(got['loss_kd_feat']) == pytest.approx(
+        0.5 * float(want['loss_kd_feat']), rel=1e-5)
+    assert float(got['loss_kd_resp']) == pytest.approx(
+        float(want['loss_kd_resp']), rel=1e-5)
+
+
+def test_stop_hook_sets_the_decay_length(repo_root, tmp_path):
+    from mmtrack_kd.engine.hooks import DistillStopHook
+    model = _with_balance(repo_root, tmp_path, ratios=dict(kd_feat=1.0),
+                          decay=dict(kd_feat=0.0))
+    runner = SimpleNamespace(model=model, max_iters=480, iter=0, epoch=0)
+    DistillStopHook().before_train(runner)
+    assert model.loss_balance.decay_iters == 480
+    given = _with_balance(repo_root, tmp_path, ratios=dict(kd_feat=1.0),
+                          decay=dict(kd_feat=0.0), decay_iters=100)
+    DistillStopHook().before_train(SimpleNamespace(
+        model=given, max_iters=480, iter=0, epoch=0))
+    assert given.loss_balance.decay_iters == 100
