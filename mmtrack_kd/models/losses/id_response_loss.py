@@ -1,5 +1,5 @@
 """ID-feature distillation by environmental response consistency."""
-from typing import List, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,7 @@ from torch import Tensor
 
 from ._utils import (
     as_level_list,
+    box_cell_masks,
     centre_cells,
     frame_index,
     unit_vectors,
@@ -49,9 +50,26 @@ class IDResponseConsistencyLoss(nn.Module):
       frame weighs as much per target as a sparse one; a batch without
       targets gives a zero that keeps the graph of ``preds_S``.
 
+    Two options make the environment term carry its own weight (both off
+    by default, which is the formula above):
+
+    * ``exclude='box'`` leaves every cell of the target's own box out of
+      :math:`R_i` (not only its centre cell), so that the environment is
+      what lies around the target: neighbours, look-alikes and background,
+      not the target's own body. A box covering the whole map falls back to
+      its centre cell.
+    * ``lambda_env`` replaces the :math:`\tau^2` factor of the KL term
+      (0.01 at the default tau, which leaves the environment about 2 % of
+      this loss's gradient) by a weight of its own.
+
     Args:
         tau (float): temperature of the environment softmax. Default 0.1.
         lambda_sim (float): weight of the target-target term. Default 1.0.
+        lambda_env (float, optional): weight of the environment KL term;
+            None: :math:`\tau^2`. Default None.
+        exclude (str): what of the target is left out of its environment
+            response: ``'cell'`` (its centre cell) or ``'box'`` (every cell
+            of its box). Default ``'cell'``.
         loss_weight (float): overall weight. Default 1.0.
     """
 
@@ -61,13 +79,24 @@ class IDResponseConsistencyLoss(nn.Module):
     def __init__(self,
                  tau: float = 0.1,
                  lambda_sim: float = 1.0,
+                 lambda_env: Optional[float] = None,
+                 exclude: str = 'cell',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f'IDResponseConsistencyLoss: tau must be > 0, '
                              f'got {tau}')
+        if exclude not in ('cell', 'box'):
+            raise ValueError("IDResponseConsistencyLoss: exclude must be "
+                             f"'cell' or 'box', got {exclude!r}")
+        if lambda_env is not None and not lambda_env >= 0:
+            raise ValueError('IDResponseConsistencyLoss: lambda_env must be '
+                             f'>= 0 or None, got {lambda_env}')
         self.tau = float(tau)
         self.lambda_sim = float(lambda_sim)
+        self.lambda_env = self.tau**2 if lambda_env is None else float(
+            lambda_env)
+        self.exclude = exclude
         self.loss_weight = float(loss_weight)
 
     def batch_responses(self, emb_maps: Tensor, bboxes: Tensor,
@@ -104,6 +133,11 @@ class IDResponseConsistencyLoss(nn.Module):
         e = e_pad[frame, slot]  # (K, D)
         own = torch.zeros_like(logits, dtype=torch.bool)
         own[rows, idx] = True
+        if self.exclude == 'box':
+            box = box_cell_masks(bboxes, (h, w), batch_input_shape).flatten(
+                1) > 0
+            whole = box.all(1)  # nothing left around it: its cell only
+            own = torch.where(whole[:, None], own, box | own)
         logits = logits.masked_fill(own, float('-inf'))
         log_r = F.log_softmax(logits, dim=1)
         return log_r, e @ e.t(), own
@@ -124,7 +158,7 @@ class IDResponseConsistencyLoss(nn.Module):
         zero = zero_with_grad(preds_S)
         boxes, frame = frame_index(gt_bboxes, preds_S.device)
         if len(boxes) == 0 or preds_S.shape[-2:].numel() < 2:
-            return self.tau**2 * zero + self.lambda_sim * zero
+            return self.lambda_env * zero + self.lambda_sim * zero
         if preds_S.shape[-2:] != preds_T.shape[-2:]:
             raise ValueError(
                 'IDResponseConsistencyLoss: student and teacher ID maps '
@@ -143,7 +177,7 @@ class IDResponseConsistencyLoss(nn.Module):
             len(frame), dtype=torch.bool, device=frame.device)
         sim_sum = zero + ((sim_t - sim_s)[pairs]**2).sum()
         n_pairs = int(pairs.sum())
-        loss = self.tau**2 * kl_sum / len(boxes)
+        loss = self.lambda_env * kl_sum / len(boxes)
         loss = loss + self.lambda_sim * sim_sum / max(n_pairs, 1)
         return loss
 

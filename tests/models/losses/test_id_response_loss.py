@@ -408,3 +408,75 @@ def test_errors_name_the_loss_and_the_shapes():
         with _raises(f'IDResponseConsistencyLoss: tau must be > 0, got '
                      f'{tau}'):
             IDResponseConsistencyLoss(tau=tau)
+
+
+def _np_env_kl(s_map, t_map, cells, excluded, tau):
+    """Sum over targets of KL(R_T || R_S), each response a softmax over the
+    cells not in ``excluded[i]``."""
+    def resp(emb):
+        d = emb.shape[0]
+        flat = _np_unit(emb.reshape(d, -1).T)
+        out = []
+        for own, excl in zip(cells, excluded):
+            keep = [p for p in range(flat.shape[0]) if p not in excl]
+            z = flat[keep] @ flat[own] / tau
+            z = np.exp(z - z.max())
+            r = np.zeros(flat.shape[0])
+            r[keep] = z / z.sum()
+            out.append(r)
+        return np.array(out)
+    return _np_kl(resp(t_map), resp(s_map))
+
+
+@pytest.mark.parametrize('tau', [0.5, 2.0])
+def test_reference_value_box_excluded_and_own_env_weight(tau):
+    # one frame: a 2x2-cell box centred on cell 4 and a 1-cell box (cell 2)
+    boxes = [torch.tensor([[0., 0., 16., 16.], [17., 1., 23., 7.]],
+                          dtype=torch.float64)]
+    s, t = REF_S[:1], REF_T[:1]
+    loss = IDResponseConsistencyLoss(
+        tau=tau, lambda_sim=0., lambda_env=1.5, exclude='box')(
+            torch.tensor(s), torch.tensor(t), boxes, REF_SHAPE)
+    want = 1.5 * _np_env_kl(s[0], t[0], [4, 2], [{0, 1, 3, 4}, {2}],
+                            tau) / 2
+    assert want > 1e-3
+    assert loss.item() == pytest.approx(want, rel=1e-9)
+    # 'cell' leaves only the centre cell out; lambda_env=None is tau^2
+    cell = IDResponseConsistencyLoss(tau=tau, lambda_sim=0.)(
+        torch.tensor(s), torch.tensor(t), boxes, REF_SHAPE)
+    assert cell.item() == pytest.approx(
+        tau**2 * _np_env_kl(s[0], t[0], [4, 2], [{4}, {2}], tau) / 2,
+        rel=1e-9)
+
+
+def test_box_exclusion_ignores_the_targets_own_body():
+    """Changing the student inside a target's box, away from its centre
+    cell, moves the 'cell' loss but not the 'box' one (one target)."""
+    t = _maps()[:1]
+    s = _maps(seed=1)[:1]
+    boxes = [torch.tensor([[20., 8., 60., 56.]])]  # cells x 3-6, y 1-6
+    s2 = s.clone()
+    s2[0, :, 2, 3] = torch.randn(16)  # in the box, not its centre (4, 5)
+    for exclude, moves in (('box', False), ('cell', True)):
+        fn = IDResponseConsistencyLoss(lambda_sim=0., lambda_env=1.,
+                                       exclude=exclude)
+        a, b = fn(s, t, boxes, SHAPE).item(), fn(s2, t, boxes, SHAPE).item()
+        assert (abs(a - b) > 1e-4) == moves, exclude
+
+
+def test_box_covering_the_whole_map_keeps_its_environment():
+    t, s = _maps()[:1], _maps(seed=1)[:1]
+    boxes = [torch.tensor([[0., 0., 96., 64.]])]
+    fn = IDResponseConsistencyLoss(lambda_sim=0., lambda_env=1.,
+                                   exclude='box')
+    loss = fn(s, t, boxes, SHAPE)
+    assert torch.isfinite(loss) and loss.item() > 0
+    assert loss.item() == pytest.approx(IDResponseConsistencyLoss(
+        lambda_sim=0., lambda_env=1.)(s, t, boxes, SHAPE).item())
+
+
+@pytest.mark.parametrize('kwargs, msg', [
+    (dict(exclude='frame'), 'exclude'), (dict(lambda_env=-1.), 'lambda_env')])
+def test_bad_env_options_are_named(kwargs, msg):
+    with pytest.raises(ValueError, match=msg):
+        IDResponseConsistencyLoss(**kwargs)
