@@ -1,16 +1,22 @@
 """Speed measurements: end-to-end tracking FPS and the cost of a KD
 training step.
 
-Tracking FPS (``tools/benchmark/fps.py``): the clip is one SynthMOT
-sequence rendered at the input size (seed 0), so every model sees identical
-frames with people in them. Each frame is timed in two parts: the model
-(tensor forward + decoding/NMS/embedding gathering, ``CSTrack._forward`` +
-``CSTrack._postprocess``) and the tracker (``tracker.track``). Several
-models run interleaved frame by frame in the same process, so machine load
-hits them alike. A model may also run with its network in ONNX Runtime on
-the CPU (:class:`ORTBackend`, swapped in by :func:`forward_backend`);
-decoding, NMS, embedding gathering and the tracker are the same PyTorch
-code, so the ratio ONNX / PyTorch is that of the network.
+Tracking FPS (``tools/benchmark/fps.py``): the clip is one SynthMOT sequence
+rendered at the input size (seed 0), so every model sees identical frames with
+people in them. Each frame is timed in two parts: the model (tensor forward +
+decoding/NMS/embedding gathering, ``CSTrack._forward`` +
+``CSTrack._postprocess``) and the tracker (``tracker.track``). Several models
+run interleaved frame by frame in the same process, so machine load hits them
+alike. On a GPU (``device='cuda'``) the frames are normalised and uploaded once
+before timing, every timer is closed by ``torch.cuda.synchronize()``,
+``cudnn.benchmark`` is on (the warm-up frames absorb its tuning), and ``fp16``
+runs the network in half precision (its outputs are cast back to float32 for
+the post-processing, which is timed with the model); the tracker runs on the
+CPU as always (its time includes copying the detections back). A model may also
+run with its network in ONNX Runtime on the CPU (:class:`ORTBackend`, swapped
+in by :func:`forward_backend`); decoding, NMS, embedding gathering and the
+tracker are the same PyTorch code, so the ratio ONNX / PyTorch is that of the
+network.
 
 KD step overhead (``tools/benchmark/kd_step_overhead.py``): on one training
 batch of a ``MOTDistiller`` config, interleaved (the order flips every
@@ -92,8 +98,10 @@ def render_clip(width: int, height: int, frames: int, seed: int = 0,
         ]
 
 
-def build_model(config: str, checkpoint: str) -> torch.nn.Module:
-    """The tracker of ``config`` with ``checkpoint`` loaded, in eval mode.
+def build_model(config: str, checkpoint: str, device: str = 'cpu',
+                fp16: bool = False) -> torch.nn.Module:
+    """The tracker of ``config`` with ``checkpoint`` loaded, in eval mode,
+    on ``device`` (in half precision with ``fp16``).
 
     A KD config's student is not unwrapped: pass the student config.
     ``checkpoint`` may be ``'none'`` (random weights: only for testing;
@@ -128,7 +136,44 @@ def build_model(config: str, checkpoint: str) -> torch.nn.Module:
     if not hasattr(model, 'tracker'):
         raise ValueError(f'{config}: model.tracker is missing; pass a '
                          'tracker config (a KD config: its student config)')
+    model = model.to(device)
+    if fp16:
+        model = model.half()
     return model.eval()
+
+
+def _synchronizer(device: str) -> Callable[[], None]:
+    """What closes a timer on ``device``: ``torch.cuda.synchronize`` on a
+    CUDA device (kernels run asynchronously), nothing on the CPU."""
+    if torch.device(device).type == 'cuda':
+        return torch.cuda.synchronize
+    return lambda: None
+
+
+def check_device(device: str) -> Optional[str]:
+    """The problem with ``device`` for the FPS tool, or None."""
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, ValueError):
+        return f'--device {device}: not a torch device (cpu, cuda, cuda:N)'
+    if kind not in ('cpu', 'cuda'):
+        return f'--device {device}: only cpu and cuda are supported'
+    if kind == 'cuda' and not torch.cuda.is_available():
+        return (f'--device {device}: this torch ({torch.__version__}) sees '
+                'no CUDA device')
+    return None
+
+
+def device_info(device: str, fp16: bool) -> dict:
+    """``device``, ``fp16`` and, on a GPU, its name, torch's CUDA and
+    cuDNN versions and ``cudnn_benchmark``."""
+    info = dict(device=str(device), fp16=bool(fp16))
+    if torch.device(device).type == 'cuda':
+        info.update(gpu=torch.cuda.get_device_name(torch.device(device)),
+                    cuda_version=torch.version.cuda,
+                    cudnn_version=torch.backends.cudnn.version(),
+                    cudnn_benchmark=bool(torch.backends.cudnn.benchmark))
+    return info
 
 
 class Timed:
@@ -139,14 +184,24 @@ class Timed:
             ``_postprocess``, ``tracker``, ``data_preprocessor``).
         frames (Sequence[np.ndarray]): BGR uint8 (H, W, 3) images; H, W
             multiples of 32.
+        device (str): where the model is; the frames are normalised on the
+            CPU and moved there once, before any timing.
+        fp16 (bool): the model is in half precision: its inputs are made
+            half too, and its outputs are cast back to float32 before the
+            post-processing (timed with the model).
     """
 
     def __init__(self, model: torch.nn.Module,
-                 frames: Sequence[np.ndarray]) -> None:
+                 frames: Sequence[np.ndarray], device: str = 'cpu',
+                 fp16: bool = False) -> None:
         self.model = model
+        self.fp16 = bool(fp16)
+        self.sync = _synchronizer(device)
         dp = model.data_preprocessor
-        mean = getattr(dp, 'mean', torch.zeros(3, 1, 1)).view(1, 3, 1, 1)
-        std = getattr(dp, 'std', torch.ones(3, 1, 1)).view(1, 3, 1, 1)
+        mean = getattr(dp, 'mean', torch.zeros(3, 1, 1)).view(
+            1, 3, 1, 1).float().cpu()
+        std = getattr(dp, 'std', torch.ones(3, 1, 1)).view(
+            1, 3, 1, 1).float().cpu()
         rgb = bool(getattr(dp, '_channel_conversion', False))
         self.inputs = []
         for img in frames:
@@ -154,7 +209,8 @@ class Timed:
                 2, 0, 1)[None].float()
             if rgb:
                 x = x[:, [2, 1, 0]]
-            self.inputs.append((x - mean) / std)
+            x = ((x - mean) / std).to(device)
+            self.inputs.append(x.half() if self.fp16 else x)
         self.model_s: List[float] = []
         self.network_s: List[float] = []
         self.tracker_s: List[float] = []
@@ -167,17 +223,25 @@ class Timed:
         from mmdet.structures import DetDataSample
         x = self.inputs[index]
         h, w = x.shape[-2:]
+        sync = self.sync
+        sync()
         t0 = time.perf_counter()
         outs = self.model._forward(x)
+        if self.fp16:
+            outs = dict(det_preds=[p.float() for p in outs['det_preds']],
+                        id_map=outs['id_map'].float())
+        sync()
         t_net = time.perf_counter()
         pred = self.model._postprocess(outs['det_preds'], outs['id_map'],
                                        (h, w))
+        sync()
         t1 = time.perf_counter()
         sample = DetDataSample(metainfo=dict(
             frame_id=index, img_shape=(h, w), ori_shape=(h, w),
             scale_factor=(1., 1.)))
         sample.pred_instances = pred
         tracks = self.model.tracker.track(sample)
+        sync()
         t2 = time.perf_counter()
         if record:
             self.model_s.append(t1 - t0)
@@ -210,11 +274,14 @@ class Timed:
 
 
 def measure(models: Sequence[torch.nn.Module], frames: Sequence[np.ndarray],
-            warmup: int = 5) -> List[Dict[str, float]]:
+            warmup: int = 5, device: str = 'cpu',
+            fp16: bool = False) -> List[Dict[str, float]]:
     """Time every model on ``frames``, interleaved frame by frame.
 
     The first ``warmup`` frames of the clip are run but not timed (the
     tracker still sees them, so its state is that of a real clip).
+    ``device`` and ``fp16``: where the models are and whether they are in
+    half precision (see :class:`Timed`).
 
     Returns:
         list[dict]: per model ``dict(frames, fps, model_ms, tracker_ms,
@@ -223,7 +290,7 @@ def measure(models: Sequence[torch.nn.Module], frames: Sequence[np.ndarray],
     if warmup >= len(frames):
         raise ValueError(f'--frames ({len(frames)}) must exceed the warm-up '
                          f'({warmup})')
-    timed = [Timed(m, frames) for m in models]
+    timed = [Timed(m, frames, device, fp16) for m in models]
     for i in range(len(frames)):
         order = timed if i % 2 == 0 else timed[::-1]
         for t in order:
@@ -252,10 +319,13 @@ def measure_tracking_fps(config: str,
                          input_size: Tuple[int, int],
                          frames: int = 60,
                          warmup: int = 5,
-                         compare: Optional[Tuple[str, str]] = None,
+                         compare: Optional[Union[Tuple[str, str], Sequence[
+                             Tuple[str, str]]]] = None,
                          onnx: Optional[Union[str, Sequence[str]]] = None,
                          threads: Optional[int] = None,
-                         people: Optional[Tuple[int, int]] = None) -> dict:
+                         people: Optional[Tuple[int, int]] = None,
+                         device: str = 'cpu',
+                         fp16: bool = False) -> dict:
     """Tracking FPS (model + tracker, batch 1) of one or two models, and
     optionally of the first one's network in ONNX Runtime.
 
@@ -266,8 +336,9 @@ def measure_tracking_fps(config: str,
             of 32.
         frames (int): Clip length, warm-up included.
         warmup (int): Untimed first frames.
-        compare (tuple[str, str], optional): ``(config, checkpoint)`` of a
-            second model timed in the same run, interleaved.
+        compare (tuple[str, str] | list, optional): ``(config,
+            checkpoint)`` of a second model timed in the same run,
+            interleaved, or a list of such pairs (several models).
         onnx (str | Sequence[str], optional): Also time the first model
             with its network in ONNX Runtime (CPU, as many intra-op threads
             as torch has): the path of its ``.onnx`` file, several paths
@@ -277,23 +348,38 @@ def measure_tracking_fps(config: str,
         threads (int, optional): torch threads (default: torch's own).
         people (tuple[int, int], optional): ``(min, max)`` people in view
             in the clip (default: the ``quick`` preset's).
+        device (str): ``'cpu'`` or a CUDA device (``cudnn.benchmark`` is
+            turned on there); ONNX Runtime runs on the CPU only.
+        fp16 (bool): run the networks in half precision (meant for GPUs).
 
     Returns:
         dict: ``names`` (one per timed model: the config file names, then
         ``'NAME (onnxruntime)'``, or ``'NAME (onnxruntime: FILE)'`` with
         several files), ``stats`` (per model :meth:`Timed.report`),
         ``threads``, ``input_size``, ``warmup``, ``compare`` (bool),
-        ``onnx`` (as given), ``onnx_files`` (the timed files) and
-        ``people``.
+        ``onnx`` (as given), ``onnx_files`` (the timed files), ``people``
+        and :func:`device_info`.
     """
     w, h = input_size
+    problem = check_device(device)
+    if problem:
+        raise ValueError(problem)
+    if onnx is not None and torch.device(device).type != 'cpu':
+        raise ValueError('onnx: ONNX Runtime runs on the CPU here; time it '
+                         "with device='cpu'")
     if threads:
         torch.set_num_threads(threads)
-    models = [build_model(config, checkpoint)]
-    names = [osp.basename(config)]
+    if torch.device(device).type == 'cuda':
+        torch.backends.cudnn.benchmark = True
+    pairs = []
     if compare:
-        models.append(build_model(*compare))
-        names.append(osp.basename(compare[0]))
+        pairs = [tuple(compare)] if isinstance(compare[0], str) else [
+            tuple(c) for c in compare]
+    models = [build_model(config, checkpoint, device, fp16)]
+    names = [osp.basename(config)]
+    for pair in pairs:
+        models.append(build_model(*pair, device=device, fp16=fp16))
+        names.append(osp.basename(pair[0]))
     clip = render_clip(w, h, frames, people=people)
     files: List[str] = []
     with contextlib.ExitStack() as stack:
@@ -315,11 +401,13 @@ def measure_tracking_fps(config: str,
                 names.append(f'{names[0]} (onnxruntime)' if len(files) == 1
                              else f'{names[0]} (onnxruntime: '
                              f'{osp.basename(onnx_file)})')
-        stats = measure(models, clip, warmup)
+        stats = measure(models, clip, warmup, device, fp16)
     return dict(names=names, stats=stats, threads=torch.get_num_threads(),
-                input_size=(w, h), warmup=warmup, compare=bool(compare),
-                onnx=onnx, onnx_files=files if onnx else [],
-                people=list(people) if people else None)
+                input_size=(w, h), warmup=warmup, compare=bool(pairs),
+                n_compare=len(pairs), onnx=onnx,
+                onnx_files=files if onnx else [],
+                people=list(people) if people else None,
+                **device_info(device, fp16))
 
 
 def format_fps_report(result: dict) -> str:
@@ -334,6 +422,10 @@ def format_fps_report(result: dict) -> str:
     if result.get('people'):
         lines.append('clip: {} to {} people in view'.format(
             *result['people']))
+    if result.get('device', 'cpu') != 'cpu' or result.get('fp16'):
+        gpu = f' ({result["gpu"]})' if result.get('gpu') else ''
+        lines.append(f'device: {result["device"]}{gpu}, '
+                     f'{"fp16" if result.get("fp16") else "fp32"}')
     if onnx is not None:
         where = (', '.join(onnx) if not isinstance(onnx, str) else onnx) \
             or 'exported to a temporary file'
@@ -352,10 +444,11 @@ def format_fps_report(result: dict) -> str:
             f'tracker {s["tracker_ms"]:.1f} ms per frame; model alone '
             f'{s["model_fps"]:.2f} FPS{extra})')
     if result['compare']:
-        lines.append(
-            f'ratio FPS {names[0]} / {names[1]}: '
-            f'{stats[0]["fps"] / stats[1]["fps"]:.3f} (model alone '
-            f'{stats[0]["model_fps"] / stats[1]["model_fps"]:.3f})')
+        for i in range(1, 1 + result.get('n_compare', 1)):
+            lines.append(
+                f'ratio FPS {names[0]} / {names[i]}: '
+                f'{stats[0]["fps"] / stats[i]["fps"]:.3f} (model alone '
+                f'{stats[0]["model_fps"] / stats[i]["model_fps"]:.3f})')
     n_onnx = len(result.get('onnx_files') or [None]) if onnx is not None \
         else 0
     pt_s = stats[0]
@@ -746,13 +839,20 @@ def fps_json(result: dict, command: Optional[Sequence[str]] = None) -> dict:
         alone), ``onnx_speedup`` and ``onnx_model_speedup`` (with several
         ONNX files: each later file's FPS over the first file's, e.g. int8
         over fp32), ``input_size``, ``warmup``, ``torch_threads``,
-        ``onnx``, ``people``, ``date``, ``command`` and the torch version.
+        ``onnx``, ``people``, ``device`` and ``fp16`` (on a GPU also
+        ``gpu``, ``cuda_version``, ``cudnn_version``, ``cudnn_benchmark``),
+        ``date``, ``command`` and the torch version.
     """
     stats = result['stats']
     models = [dict(name=n, **s) for n, s in zip(result['names'], stats)]
     doc = dict(models=models, input_size=list(result['input_size']),
                warmup=result['warmup'], torch_threads=result['threads'],
-               onnx=result['onnx'], people=result.get('people'))
+               onnx=result['onnx'], people=result.get('people'),
+               device=result.get('device', 'cpu'),
+               fp16=bool(result.get('fp16', False)))
+    for key in ('gpu', 'cuda_version', 'cudnn_version', 'cudnn_benchmark'):
+        if key in result:
+            doc[key] = result[key]
     files = result.get('onnx_files') or []
     if len(files) > 1:
         first = stats[len(stats) - len(files)]

@@ -206,3 +206,83 @@ def test_fps_tool_rejects_bad_people(repo_root, tmp_path):
         cwd=repo_root, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     assert '--people 9 3' in proc.stderr
+
+
+def test_fps_tool_compares_several_models_in_fp16(repo_root, tmp_path):
+    """--compare given twice: three models interleaved, each compared with
+    the first; --fp16 runs the networks in half precision (here on the
+    CPU, which only checks the code path)."""
+    out = tmp_path / 'fps.json'
+    n = osp.join(repo_root, 'configs/cstrack/cstrack_yolov5n_synthmot.py')
+    s = osp.join(repo_root, 'configs/cstrack/cstrack_yolov5s_synthmot.py')
+    m = osp.join(repo_root, 'configs/cstrack/cstrack_yolov5m_synthmot.py')
+    proc = run_tool(repo_root, 'fps', [
+        n, 'none', '--input-size', '64', '64', '--frames', '3', '--warmup',
+        '1', '--threads', '1', '--fp16', '--compare', s, 'none',
+        '--compare', m, 'none', '--out', out])
+    doc = json.loads(out.read_text())
+    names = [x['name'] for x in doc['models']]
+    assert names == [osp.basename(p) for p in (n, s, m)]
+    assert set(doc['speedup']) == set(names[1:])
+    for name, x in zip(names[1:], doc['models'][1:]):
+        assert doc['speedup'][name] == pytest.approx(
+            x['fps'] / doc['models'][0]['fps'])
+    assert doc['device'] == 'cpu' and doc['fp16'] is True
+    assert 'gpu' not in doc
+    assert 'device: cpu, fp16' in proc.stdout
+    for name in names[1:]:
+        assert f'ratio FPS {names[0]} / {name}:' in proc.stdout
+
+
+def test_fps_json_keeps_the_gpu_fields():
+    result = dict(fps_result(), device='cuda', fp16=True, gpu='Some GPU',
+                  cuda_version='13.0', cudnn_version=91000,
+                  cudnn_benchmark=True)
+    doc = fps_json(result)
+    assert doc['device'] == 'cuda' and doc['fp16'] is True
+    assert doc['gpu'] == 'Some GPU' and doc['cuda_version'] == '13.0'
+    plain = fps_json(fps_result())
+    assert plain['device'] == 'cpu' and plain['fp16'] is False
+    assert 'gpu' not in plain
+
+
+def test_device_checks_and_timer_sync():
+    from mmtrack_kd.apis.speed import _synchronizer, check_device
+    assert check_device('cpu') is None
+    assert 'not a torch device' in check_device('gpu0')
+    assert 'only cpu and cuda' in check_device('meta')
+    if torch.cuda.is_available():
+        assert check_device('cuda') is None
+        assert _synchronizer('cuda:0') is torch.cuda.synchronize
+    else:
+        assert 'sees no CUDA device' in check_device('cuda')
+    assert _synchronizer('cpu')() is None
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='needs a CPU-only '
+                    'machine')
+def test_fps_tool_refuses_cuda_without_a_gpu(repo_root):
+    proc = subprocess.run(
+        [sys.executable, 'tools/benchmark/fps.py',
+         'configs/cstrack/cstrack_yolov5n_synthmot.py', 'none',
+         '--input-size', '64', '64', '--device', 'cuda'],
+        cwd=repo_root, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert 'sees no CUDA device' in proc.stderr
+
+
+def test_fps_tool_refuses_missing_checkpoint_and_onnx_on_gpu(
+        repo_root, monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'fps_tool', osp.join(repo_root, 'tools', 'benchmark', 'fps.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = osp.join(repo_root, 'configs/cstrack/cstrack_yolov5n_synthmot.py')
+    args = tool.parse_args([cfg, 'missing.pth', '--input-size', '64', '64'])
+    assert tool.check_args(args) == 'checkpoint not found: missing.pth'
+    monkeypatch.setattr('mmtrack_kd.apis.speed.check_device',
+                        lambda device: None)  # as if a GPU were there
+    args = tool.parse_args([cfg, 'none', '--input-size', '64', '64',
+                            '--device', 'cuda', '--onnx'])
+    assert '--onnx runs ONNX Runtime on the CPU' in tool.check_args(args)

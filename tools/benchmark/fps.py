@@ -10,21 +10,29 @@ Example:
     python tools/benchmark/fps.py configs/cstrack/cstrack_yolov5n_synthmot.py \
         work_dirs/n/epoch_12.pth --input-size 576 320 --threads 1 \
         --onnx n.onnx n_int8.onnx --people 30 30 --out fps_int8.json
+    python tools/benchmark/fps.py configs/cstrack/cstrack_yolov5l_mot17.py \
+        none --input-size 1088 608 --device cuda --fp16 --warmup 30 \
+        --compare configs/cstrack/cstrack_yolov5s_mot17.py none \
+        --compare kd_student.py kd_student.pth --out fps_gpu.json
 
 The clip is one SynthMOT sequence rendered at the input size (seed 0); each
 frame is timed as model + tracker. With ``--compare`` the two models run
-interleaved frame by frame in the same process and the speed ratio is
-printed; ``--out FILE`` also writes the figures as JSON (per model FPS,
-model and tracker ms; ``speedup``: the compared model's FPS over the
-first's). ``CHECKPOINT`` may be ``none`` (random weights: only for testing
-the tool). With ``--onnx`` the first model also runs with its network in
-ONNX Runtime on the CPU, interleaved with the PyTorch run; without a path
-the model is first exported (at ``--input-size``) to a temporary file; with
-several paths (an fp32 and an int8 graph of the same model,
-``tools/deploy/``) each runs interleaved and the ratios of the later ones
-over the first are printed (``onnx_speedup`` in the JSON). ``--people MIN
-MAX`` sets how many people are in view; each model's line gives the
-tracker's share of the frame time and the detections and tracks per frame.
+interleaved frame by frame in the same process and the speed ratio is printed
+(``--compare`` may be given several times: every model is compared with the
+first); ``--out FILE`` also writes the figures as JSON (per model FPS, model
+and tracker ms; ``speedup``: the compared model's FPS over the first's).
+``CHECKPOINT`` may be ``none`` (random weights: only for testing the tool).
+With ``--onnx`` the first model also runs with its network in ONNX Runtime on
+the CPU, interleaved with the PyTorch run; without a path the model is first
+exported (at ``--input-size``) to a temporary file; with several paths (an fp32
+and an int8 graph of the same model, ``tools/deploy/``) each runs interleaved
+and the ratios of the later ones over the first are printed (``onnx_speedup``
+in the JSON). ``--people MIN MAX`` sets how many people are in view; each
+model's line gives the tracker's share of the frame time and the detections and
+tracks per frame. ``--device cuda`` runs the models on a GPU (timers closed by
+``torch.cuda.synchronize()``, ``cudnn.benchmark`` on: give enough ``--warmup``
+frames for its tuning) and ``--fp16`` in half precision; the tracker stays on
+the CPU (``tools/benchmark/gpu_fps.sh``).
 See :mod:`mmtrack_kd.apis.speed`.
 """
 import argparse
@@ -46,7 +54,9 @@ def parse_args(argv=None):
     parser.add_argument('--warmup', type=int, default=5,
                         help='untimed first frames (default 5)')
     parser.add_argument('--compare', nargs=2, metavar=('CONFIG2', 'CKPT2'),
-                        help='a second model timed in the same run')
+                        action='append',
+                        help='a second model timed in the same run (may be '
+                        'given several times)')
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads (default: torch\'s own)')
     parser.add_argument('--onnx', nargs='*', default=None,
@@ -59,6 +69,10 @@ def parse_args(argv=None):
                                                                 'MAX'),
                         help='people in view in the clip (default: the '
                         'quick preset\'s 4 to 9)')
+    parser.add_argument('--device', default='cpu',
+                        help='cpu (default) or cuda[:N]')
+    parser.add_argument('--fp16', action='store_true',
+                        help='run the networks in half precision (GPU)')
     parser.add_argument('--out', metavar='FILE.json',
                         help='also write the figures as JSON')
     return parser.parse_args(argv)
@@ -69,12 +83,21 @@ def check_args(args):
     w, h = args.input_size
     if w % 32 or h % 32 or w <= 0 or h <= 0:
         return f'--input-size {w} {h}: both must be positive multiples of 32'
-    for path in [args.config] + ([args.compare[0]] if args.compare else []):
+    for path in [args.config] + [c[0] for c in args.compare or []]:
         if not osp.isfile(path):
             return f'config file not found: {path}'
+    for path in [args.checkpoint] + [c[1] for c in args.compare or []]:
+        if path != 'none' and not osp.isfile(path):
+            return f'checkpoint not found: {path}'
     for path in args.onnx or []:
         if not osp.isfile(path):
             return f'--onnx file not found: {path}'
+    from mmtrack_kd.apis.speed import check_device
+    problem = check_device(args.device)
+    if problem:
+        return problem
+    if args.onnx is not None and args.device != 'cpu':
+        return '--onnx runs ONNX Runtime on the CPU: use it with --device cpu'
     if args.people is not None and not 0 <= args.people[0] <= \
             args.people[1]:
         return (f'--people {args.people[0]} {args.people[1]}: expected '
@@ -93,9 +116,10 @@ def main(argv=None) -> int:
     print(report_tracking_fps(
         args.config, args.checkpoint, tuple(args.input_size), out=args.out,
         command=command, frames=args.frames, warmup=args.warmup,
-        compare=tuple(args.compare) if args.compare else None,
+        compare=[tuple(c) for c in args.compare] if args.compare else None,
         onnx=args.onnx, threads=args.threads,
-        people=tuple(args.people) if args.people else None))
+        people=tuple(args.people) if args.people else None,
+        device=args.device, fp16=args.fp16))
     return 0
 
 
