@@ -1,17 +1,38 @@
-"""The configs the KD benchmark generates for each (method, seed): our
-configs by absolute path as ``_base_`` plus the preset's overrides."""
+"""The configs the KD benchmark generates for each (method, seed): the
+family's configs by absolute path as ``_base_`` plus the preset's
+overrides."""
 import os.path as osp
 import pprint
 from typing import List, Tuple
 
-from .plan import FRAGMENTS, METHODS, REPO_ROOT, BenchmarkPlan
+from .families import adapt_fragment
+from .plan import FRAGMENTS, REPO_ROOT, BenchmarkPlan
 
 CFG = osp.join(REPO_ROOT, 'configs')
+# the cstrack family's configs (see families.FAMILIES for every family)
 TEACHER_CFG = osp.join(CFG, 'cstrack', 'cstrack_yolov5s_synthmot.py')
 STUDENT_CFG = osp.join(CFG, 'cstrack', 'cstrack_yolov5n_synthmot.py')
 KD_CFG = osp.join(CFG, 'kd', 'cstrack_s2n_kd_synthmot.py')
 DATA_CFG = osp.join(CFG, '_base_', 'datasets', 'synthmot.py')
 DISTILL = osp.join(CFG, '_base_', 'distill')
+
+
+def family_cfg(plan: BenchmarkPlan, role: str) -> str:
+    """The absolute path of the plan family's ``teacher``, ``student``,
+    ``kd`` or ``data`` config."""
+    fam = plan.family
+    return osp.join(CFG, fam.data if role == 'data' else fam.config(role))
+
+
+def fragment_file(plan: BenchmarkPlan, key: str) -> Tuple[str, str]:
+    """(file, variable) of fragment ``key`` in the plan's family: the
+    family's own (its KD config's) when it has one, else the shared one of
+    ``configs/_base_/distill``."""
+    if key in plan.family.fragments:
+        rel, var = plan.family.fragments[key]
+        return osp.join(CFG, rel), var
+    fname, var = FRAGMENTS[key]
+    return osp.join(DISTILL, fname), var
 
 
 def py_literal(value) -> str:
@@ -86,8 +107,8 @@ def common_overrides(plan: BenchmarkPlan, seed: int, method: str) -> dict:
             checkpoint=dict(interval=1, max_keep_ckpts=1)),
         randomness=dict(seed=seed, deterministic=False))
     if p['img_scale'] is not None:
-        data_cfg = load_var(DATA_CFG, 'train_dataloader')
-        test_cfg = load_var(DATA_CFG, 'test_dataloader')
+        data_cfg = load_var(family_cfg(plan, 'data'), 'train_dataloader')
+        test_cfg = load_var(family_cfg(plan, 'data'), 'test_dataloader')
         for key, pipe in (('train_dataloader',
                            data_cfg['dataset']['pipeline']),
                           ('val_dataloader',
@@ -122,28 +143,33 @@ def model_cfg(plan: BenchmarkPlan, role: str, seed: int) -> str:
     over['model'] = plan.preset[role]
     if role == 'student':
         over['load_from'] = plan.init_path(seed)
-    base = TEACHER_CFG if role == 'teacher' else STUDENT_CFG
+    base = family_cfg(plan, role)
     return write_config(
         plan, f'{role}__seed{seed}', [base], over,
         f'{role}: {base} with the {plan.preset_name} preset, seed {seed}')
 
 
 def distill_cfgs(plan: BenchmarkPlan, method: str) -> List[dict]:
-    """The ``model.distill_cfgs`` of a KD method: its fragments with the
-    loss options and loss-weight factors of the plan applied, and the
-    teacher's neck channels set where a loss needs them (MGD/FGD)."""
-    teacher_ch = plan.preset['teacher']['neck']['out_channels']
+    """The ``model.distill_cfgs`` of a KD method: its fragments in the
+    plan's family (:func:`fragment_file`; the shared ones adapted to the
+    family's model by :func:`~mmtrack_kd.benchmark.families.
+    adapt_fragment`) with the loss options and loss-weight factors of the
+    plan applied, and the teacher's neck channels set where a loss needs
+    them (MGD/FGD)."""
+    teacher_ch = plan.family.neck_channels(plan.preset['teacher'])
     frags = []
-    for key in METHODS[method][1]:
-        fname, var = FRAGMENTS[key]
-        frag = load_var(osp.join(DISTILL, fname), var)
+    for key in plan.fragments(method):
+        path, var = fragment_file(plan, key)
+        frag = load_var(path, var)
+        if key not in plan.family.fragments:
+            frag = adapt_fragment(plan.family, frag)
         for loss in frag.get('distill_losses', {}).values():
             loss.update(plan.loss_options.get(key, {}))
             scale = plan.scale_of(method, key)
             if scale != 1.0:
                 loss['loss_weight'] = loss.get('loss_weight', 1.0) * scale
             if 'channels' in loss:  # MGD/FGD: the teacher's neck
-                loss['channels'] = [teacher_ch] * 3
+                loss['channels'] = [teacher_ch] * plan.family.neck_levels
         frags.append(frag)
     return frags
 
@@ -156,7 +182,7 @@ def loss_balance(plan: BenchmarkPlan, method: str,
     (:meth:`BenchmarkPlan.ratio_of`), and the decay of those that
     ``--kd-decay`` names (:meth:`BenchmarkPlan.decay_of`; the length is
     the run's ``max_iters``)."""
-    pairs = [(key, name) for key, frag in zip(METHODS[method][1], frags)
+    pairs = [(key, name) for key, frag in zip(plan.fragments(method), frags)
              for name in frag.get('distill_losses', {})]
     out = dict(ratios={name: plan.ratio_of(method, key)
                        for key, name in pairs})
@@ -183,8 +209,8 @@ def kd_cfg(plan: BenchmarkPlan, method: str, seed: int, teacher_cfg: str,
         over['model']['loss_balance'] = loss_balance(
             plan, method, over['model']['distill_cfgs'])
     over['load_from'] = plan.init_path(seed, kd=True)
-    frags = ', '.join(osp.join('configs/_base_/distill', FRAGMENTS[k][0])
-                      for k in METHODS[method][1])
+    frags = ', '.join(osp.relpath(fragment_file(plan, k)[0], REPO_ROOT)
+                      for k in plan.fragments(method))
     return write_config(
-        plan, f'{method}__seed{seed}', [KD_CFG], over,
-        f'{method}: {METHODS[method][2]}; distill_cfgs from {frags}')
+        plan, f'{method}__seed{seed}', [family_cfg(plan, 'kd')], over,
+        f'{method}: {plan.description(method)}; distill_cfgs from {frags}')

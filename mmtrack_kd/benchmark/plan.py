@@ -11,6 +11,15 @@ import math
 import os.path as osp
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
+from .families import (
+    DEFAULT_FAMILY,
+    FAMILIES,
+    check_methods,
+    cstrack_overrides,
+    get_family,
+    method_fragments,
+)
+
 PRESETS_FILE = osp.join(osp.dirname(osp.abspath(__file__)), 'presets.yaml')
 
 # the repository the benchmark runs in (configs/ and tools/): the package's
@@ -63,7 +72,8 @@ SPLITS = ('val', 'test')
 
 
 def model_overrides(spec: dict) -> dict:
-    """The model overrides of a preset's ``teacher``/``student`` entry.
+    """The model overrides of a CSTrack preset's ``teacher``/``student``
+    entry (:func:`~mmtrack_kd.benchmark.families.cstrack_overrides`).
 
     Args:
         spec (dict): ``widen_factor`` (backbone), ``channels`` (neck
@@ -73,18 +83,13 @@ def model_overrides(spec: dict) -> dict:
     Returns:
         dict: ``backbone``, ``neck``, ``id_head`` and the further keys.
     """
-    spec = dict(spec)
-    try:
-        widen, channels = spec.pop('widen_factor'), spec.pop('channels')
-    except KeyError as err:
-        raise KeyError(f'{PRESETS_FILE}: a teacher/student entry needs '
-                       f'{err}') from None
-    return dict(
-        backbone=dict(widen_factor=widen),
-        neck=dict(out_channels=channels),
-        id_head=dict(embed_channels=channels,
-                     saan=dict(mid_channels=channels)),
-        **spec)
+    return cstrack_overrides(spec, PRESETS_FILE)
+
+
+# what a family's section of presets.yaml may set per preset: the sizes and
+# the schedule (data, splits and the threshold choice are shared)
+FAMILY_PRESET_KEYS = ('teacher', 'student', 'epochs', 'teacher_epochs',
+                      'batch_size', 'teacher_batch_size', 'log_interval')
 
 
 @functools.lru_cache(maxsize=None)
@@ -98,28 +103,66 @@ def _read_yaml(path: str) -> dict:
     missing = set(data['presets']) - set(data['costs'])
     if missing:
         raise KeyError(f'{path}: costs: no entry for {sorted(missing)}')
+    for fam, section in (data.get('families') or {}).items():
+        where = f'{path}: families.{fam}'
+        if fam not in FAMILIES or fam == DEFAULT_FAMILY:
+            raise KeyError(f'{where}: not a family with a section of its '
+                           f'own, expected some of '
+                           f'{[f for f in FAMILIES if f != DEFAULT_FAMILY]}')
+        for part in ('presets', 'costs'):
+            missing = set(data['presets']) - set(section.get(part) or {})
+            if missing:
+                raise KeyError(f'{where}.{part}: no entry for '
+                               f'{sorted(missing)}')
+        for name, entry in section['presets'].items():
+            bad = set(entry) - set(FAMILY_PRESET_KEYS)
+            if name not in data['presets'] or bad:
+                raise KeyError(
+                    f'{where}.presets.{name}: ' +
+                    (f'keys {sorted(bad)} cannot be set per family '
+                     f'(allowed: {list(FAMILY_PRESET_KEYS)})' if bad else
+                     'no such preset'))
+            for role in ('teacher', 'student'):
+                if role not in entry:
+                    raise KeyError(f'{where}.presets.{name}: no {role!r}')
     return data
 
 
-def load_benchmark_data(path: str = PRESETS_FILE) -> dict:
-    """The benchmark's data file (a fresh copy each call).
+def load_benchmark_data(path: str = PRESETS_FILE,
+                        family: str = DEFAULT_FAMILY) -> dict:
+    """The benchmark's data file for ``family`` (a fresh copy each call).
+
+    The presets are the file's ``presets``; a family other than CSTrack
+    replaces, per preset, the keys its ``families.FAMILY.presets`` entry
+    sets (sizes, schedule), its ``costs`` replace the shared ones and its
+    ``thresholds`` (when given) the shared grid.
 
     Returns:
-        dict: ``presets`` (name -> preset, models expanded by
-        :func:`model_overrides`, the preset's ``costs`` merged in, and
-        ``eval_splits`` a tuple), ``targets`` and ``comparisons``.
+        dict: ``presets`` (name -> preset, models expanded by the family's
+        :attr:`~mmtrack_kd.benchmark.families.Family.expand`, the preset's
+        ``costs`` merged in, and ``eval_splits`` a tuple), ``targets``,
+        ``comparisons``, ``thresholds`` and ``family`` (its name).
     """
+    fam = get_family(family)
     data = copy.deepcopy(_read_yaml(path))
+    section = (data.get('families') or {}).get(family) or {}
     presets = {}
     for name, preset in data['presets'].items():
         preset = dict(preset)
+        preset.update(copy.deepcopy(section.get('presets', {}).get(name,
+                                                                    {})))
         for role in ('teacher', 'student'):
-            preset[role] = model_overrides(preset[role])
+            preset[role] = fam.expand(
+                preset[role], f'{path}: {family} preset {name}.{role}')
         preset['eval_splits'] = tuple(preset['eval_splits'])
         preset.setdefault('tune_thresholds', False)
-        preset.update(data['costs'][name])
+        preset.update(section.get('costs', {}).get(name) or
+                      data['costs'][name])
         presets[name] = preset
     data['presets'] = presets
+    if section.get('thresholds'):
+        data['thresholds'] = section['thresholds']
+    data['family'] = family
     return data
 
 
@@ -132,20 +175,28 @@ def preset_names() -> List[str]:
     return list(_read_yaml(PRESETS_FILE)['presets'])
 
 
-def get_preset(name: str) -> dict:
-    """The preset ``name`` of :func:`load_benchmark_data`; ValueError names
-    ``--preset`` when it is unknown."""
-    presets = load_benchmark_data()['presets']
+def family_names() -> List[str]:
+    return list(FAMILIES)
+
+
+def get_preset(name: str, family: str = DEFAULT_FAMILY) -> dict:
+    """The preset ``name`` of :func:`load_benchmark_data` for ``family``;
+    ValueError names ``--preset`` (``--family``) when it is unknown."""
+    presets = load_benchmark_data(family=family)['presets']
     if name not in presets:
         raise ValueError(f'--preset: unknown {name!r}, expected one of '
                          f'{sorted(presets)}')
     return presets[name]
 
 
-def default_methods(preset: str) -> List[str]:
+def default_methods(preset: str, family: str = DEFAULT_FAMILY) -> List[str]:
     """``--methods`` when none are given: the preset's ``default_methods``,
-    else every method."""
-    return list(get_preset(preset).get('default_methods', METHODS))
+    else every method; either without the methods that do not apply to
+    ``family``."""
+    refused = get_family(family).refused
+    return [m for m in get_preset(preset, family).get('default_methods',
+                                                      METHODS)
+            if m not in refused]
 
 
 def parse_loss_scale(items: Sequence[str],
@@ -230,6 +281,10 @@ class BenchmarkPlan:
             factor of a linear decay of that fragment's losses over the
             training (``--kd-decay``, the ``decay`` of ``loss_balance``);
             needs ``grad_ratio``.
+        family (str): the tracker family (``--family``, see
+            :mod:`~mmtrack_kd.benchmark.families`): its configs, the
+            sizes and costs of its section of ``presets.yaml``, the
+            methods that apply to it. Default ``cstrack``.
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -246,8 +301,10 @@ class BenchmarkPlan:
                  allow_stale: bool = False,
                  epochs: Optional[int] = None,
                  grad_ratio: Optional[Dict[str, float]] = None,
-                 kd_decay: Optional[Dict[str, float]] = None) -> None:
-        self.preset = get_preset(preset)
+                 kd_decay: Optional[Dict[str, float]] = None,
+                 family: str = DEFAULT_FAMILY) -> None:
+        self.family = get_family(family)
+        self.preset = get_preset(preset, family)
         if epochs is not None:
             if epochs < 1:
                 raise ValueError('--epochs must be >= 1')
@@ -256,6 +313,7 @@ class BenchmarkPlan:
         if unknown:
             raise ValueError(f'--methods: unknown {unknown}, expected some '
                              f'of {list(METHODS)}')
+        check_methods(self.family, list(methods))
         if seeds < 1:
             raise ValueError('--seeds must be >= 1')
         if jobs < 1:
@@ -332,6 +390,19 @@ class BenchmarkPlan:
         return [('teacher', TEACHER_SEED)] + [
             (m, s) for m in order for s in self.seeds]
 
+    def fragments(self, method: str) -> Tuple[str, ...]:
+        """The fragment keys of ``method`` in the plan's family (ours
+        without the ID loss where the family has no ID head)."""
+        return method_fragments(self.family, method, METHODS[method][1])
+
+    def description(self, method: str) -> str:
+        """``METHODS[method]``'s description, with the fragments it has in
+        the family when they differ."""
+        if self.fragments(method) == METHODS[method][1]:
+            return METHODS[method][2]
+        return (f'{method} on {self.family.name} (no ID head): '
+                f'{" + ".join(self.fragments(method))}')
+
     def epochs(self, method: str) -> int:
         return self.preset['teacher_epochs' if method == 'teacher' else
                            'epochs']
@@ -401,13 +472,26 @@ class BenchmarkPlan:
         tunes them."""
         if not self.tune_thresholds:
             return {}
-        from .thresholds import candidates, grid_spec
-        return candidates(grid_spec(load_benchmark_data()))
+        from .thresholds import candidates
+        return candidates(self.threshold_spec())
+
+    def threshold_spec(self) -> dict:
+        """The checked ``thresholds`` section of the family's data
+        (:func:`~mmtrack_kd.benchmark.thresholds.grid_spec`)."""
+        from .thresholds import grid_spec
+        return grid_spec(load_benchmark_data(family=self.family.name))
 
     def log_path(self, method: str, seed: int, what: str) -> str:
         """``OUT/logs/METHOD__seedS.WHAT.log`` (WHAT: train or a split)."""
         return osp.join(self.out, 'logs',
                         f'{self.name(method, seed)}.{what}.log')
+
+    def sizes(self, role: str) -> dict:
+        """The backbone overrides of the ``teacher``/``student`` (the
+        detector's, for a family that wraps one)."""
+        model = self.preset[role]
+        return model.get('backbone', model.get('detector', {}).get(
+            'backbone', {}))
 
     # ............................................................ estimates
     def estimate_s(self, method: str) -> float:
@@ -428,15 +512,17 @@ class BenchmarkPlan:
             is_done (callable): ``(method, seed) -> bool``, whether a run is
                 recorded already (left out of the time estimate).
         """
-        lines = [f'preset {self.preset_name}: data {self.data} '
+        lines = [f'family {self.family.name}: '
+                 f'{self.family.description}',
+                 f'preset {self.preset_name}: data {self.data} '
                  f'({self.preset["data_preset"]}), {self.preset["epochs"]} '
                  f'epochs x {self.iters_per_epoch()} iters of batch '
                  f'{self.batch_size("student")} (teacher '
                  f'{self.preset["teacher_epochs"]} epochs x '
                  f'{self.iters_per_epoch("teacher")} iters of batch '
                  f'{self.batch_size("teacher")}, once), teacher '
-                 f'{self.preset["teacher"]["backbone"]}, student '
-                 f'{self.preset["student"]["backbone"]}, evaluated on '
+                 f'{self.sizes("teacher")}, student '
+                 f'{self.sizes("student")}, evaluated on '
                  f'{"+".join(self.splits)}'
                  + (f', loss scale {self.loss_scale}'
                     if self.loss_scale else '')
@@ -456,7 +542,7 @@ class BenchmarkPlan:
             total += 0 if done else est
             lines.append(f'  {m:<14} seed {s}  ~{est:6.0f} s  '
                          f'{"done" if done else ""}  '
-                         f'{METHODS[m][2]}')
+                         f'{self.description(m)}')
         at_once = min(self.jobs, reference_cores())
         lines.append(f'estimated time left: '
                      f'{total / 60 / at_once:.1f} min '

@@ -55,6 +55,7 @@ def build_results(plan: BenchmarkPlan,
               'comparable (see data_fingerprint in records/)', flush=True)
     preset = plan.preset
     results = dict(
+        family=plan.family.name,
         preset=plan.preset_name,
         data=plan.data,
         seeds=plan.seeds,
@@ -93,8 +94,8 @@ def build_results(plan: BenchmarkPlan,
                 data_fingerprint=rec.get('data_fingerprint'))
         results['methods'][method] = dict(
             kind=METHODS[method][0],
-            description=METHODS[method][2],
-            fragments=[FRAGMENTS[k][0] for k in METHODS[method][1]],
+            description=plan.description(method),
+            fragments=[FRAGMENTS[k][0] for k in plan.fragments(method)],
             seeds=per_seed,
             summary={split: aggregate(per_seed, split)
                      for split in SPLITS})
@@ -277,7 +278,8 @@ def markdown(results: dict) -> str:
     """results.md: per split (test first) mean ± std over seeds, Δ against
     the student, gap recovered, train time and params; then the paired
     comparisons and the targets."""
-    lines = [f'# KD benchmark ({results["preset"]} preset)', '',
+    lines = [f'# KD benchmark ({results.get("family", "cstrack")} family, '
+             f'{results["preset"]} preset)', '',
              f'Data: `{results["data"]}`; seeds {results["seeds"]}; sizes '
              f'{json.dumps(results["sizes"])}; torch threads '
              f'{results["torch_threads"]}.', '',

@@ -11,6 +11,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 from . import configs, provenance, records
 from . import thresholds as thr
+from .families import DEFAULT_FAMILY
 from .init_state import make_initial_students
 from .plan import (
     FRAGMENTS,
@@ -18,11 +19,29 @@ from .plan import (
     REPO_ROOT,
     TEACHER_SEED,
     BenchmarkPlan,
-    load_benchmark_data,
 )
 
 # (benchmark, method, seed, eval_only)
 Task = Tuple['Benchmark', str, int, bool]
+
+# the family of a run folder, written before anything is trained
+FAMILY_FILE = 'family.json'
+
+
+def folder_family(folder: str) -> Optional[str]:
+    """The family of a run folder: its ``family.json``, else ``cstrack``
+    when it holds records or initial weights (made before families), else
+    None (a new folder)."""
+    import json
+    path = osp.join(folder, FAMILY_FILE)
+    if osp.isfile(path):
+        with open(path) as f:
+            return json.load(f)['family']
+    for sub in ('records', 'init'):
+        if osp.isdir(osp.join(folder, sub)) and os.listdir(
+                osp.join(folder, sub)):
+            return DEFAULT_FAMILY
+    return None
 
 
 def wait_child(proc: subprocess.Popen) -> Tuple[int, float]:
@@ -191,13 +210,56 @@ class Benchmark(BenchmarkPlan):
                                 method=method, seed=seed, reasons=reasons))
         return out
 
+    def other_family(self) -> List[dict]:
+        """``[{'record': file, 'family': name}]`` of the plan's records
+        (of this folder or ``--teacher-from``) made for another family
+        than the plan's; a record without ``family`` is CSTrack's (made
+        before families)."""
+        out = []
+        for method, seed in self.runs():
+            rec = self.load_record(method, seed)
+            fam = (rec or {}).get('family', DEFAULT_FAMILY)
+            if rec is not None and fam != self.family.name:
+                out.append(dict(record=records.record_file(self, method,
+                                                           seed),
+                                family=fam))
+        return out
+
+    def check_family(self) -> None:
+        """The run folder (and ``--teacher-from``) must be the plan's
+        family's: refuse another family's records and folders, whatever
+        ``allow_stale`` says (a table mixing families compares nothing,
+        and another family's checkpoints and initial weights do not fit
+        the plan's models); then mark the folder (``OUT/family.json``).
+
+        Raises:
+            StaleRecordsError: naming each record file or folder and its
+                family.
+        """
+        mixed = [f'  {x["record"]}: family {x["family"]}'
+                 for x in self.other_family()]
+        for folder in filter(None, (self.out, self.teacher_from)):
+            fam = folder_family(folder)
+            if fam is not None and fam != self.family.name:
+                mixed.insert(0, f'  {folder}: a run folder of family {fam}')
+        if mixed:
+            raise provenance.StaleRecordsError(
+                f'--family {self.family.name}: {len(mixed)} record(s) or '
+                'folder(s) belong to another family; a run folder holds '
+                'one family (use another --out), --allow-stale or not:\n'
+                + '\n'.join(mixed))
+        records.json_dump(dict(family=self.family.name),
+                          osp.join(self.out, FAMILY_FILE))
+
     def check_stale(self) -> None:
-        """Find the stale records (:attr:`stale`); refuse them unless
+        """Refuse records of another family (:meth:`check_family`), find
+        the stale records (:attr:`stale`) and refuse them unless
         ``allow_stale``.
 
         Raises:
             StaleRecordsError: naming each record file and why.
         """
+        self.check_family()
         self.stale = self.find_stale()
         if self.stale and not self.allow_stale:
             raise provenance.StaleRecordsError(
@@ -254,10 +316,12 @@ class Benchmark(BenchmarkPlan):
             source=self.teacher_from)
 
     def prepare(self, tasks: Sequence[Task]) -> None:
-        """What comes before any training: make the data and take its
+        """What comes before any training: refuse another family's folder
+        or records (:meth:`check_family`), make the data and take its
         fingerprint, check the (reused) teacher's data when KD runs are
         left, refuse stale records (:meth:`check_stale`), and write the
         initial student weights of the seeds left to train."""
+        self.check_family()
         self.make_data()
         self.data_print = records.data_fingerprint(self.data)
         mismatch = self.data_mismatch()
@@ -322,7 +386,7 @@ class Benchmark(BenchmarkPlan):
         cands = self.threshold_candidates()
         if not cands:
             return None, {}
-        spec = thr.grid_spec(load_benchmark_data())
+        spec = self.threshold_spec()
         val = {label: self.evaluate(method, seed, cfg, ckpt, 'val', c,
                                     tag=f'.t{i}')
                for i, (label, c) in enumerate(cands.items())}
@@ -389,8 +453,10 @@ class Benchmark(BenchmarkPlan):
             extract_student(ckpt, student_ckpt)
             ckpt = student_ckpt
         rec = dict(method=method, seed=seed, kind=kind,
-                   description=METHODS[method][2],
-                   fragments=[FRAGMENTS[k][0] for k in METHODS[method][1]],
+                   family=self.family.name,
+                   description=self.description(method),
+                   fragments=[FRAGMENTS[k][0] for k in
+                              self.fragments(method)],
                    config=cfg, eval_config=eval_cfg, checkpoint=ckpt,
                    config_hash=cfg_hash, code_version=self.code(),
                    train_time_s=round(train_s, 2),
@@ -398,9 +464,9 @@ class Benchmark(BenchmarkPlan):
                    params=records.param_count(ckpt), metrics={},
                    data_fingerprint=data_print, **extra)
         rec['loss_scale'] = {k: self.scale_of(method, k)
-                             for k in METHODS[method][1]}
+                             for k in self.fragments(method)}
         rec['loss_options'] = {k: v for k, v in self.loss_options.items()
-                               if k in METHODS[method][1]}
+                               if k in self.fragments(method)}
         rec['thresholds'], rec['metrics'] = self.score(
             method, seed, eval_cfg, ckpt, self.splits)
         rec['loss_curve'], rec['balance_curves'] = records.training_curves(

@@ -191,3 +191,42 @@ def test_fps_tool_times_onnx_against_pytorch(tmp_path, repo_root):
                             out).group(1))
     assert ratio == pytest.approx(fps[f'{name} (onnxruntime)'] / fps[name],
                                   rel=0.01)
+
+
+def test_family_dry_run_and_refused_method(tmp_path, repo_root):
+    out = run_tool(repo_root, [
+        'tools/benchmark/kd_benchmark.py', '--family', 'bytetrack',
+        '--preset', 'full', '--seeds', '3', '--methods', 'ours', 'fitnets',
+        '--out', str(tmp_path / 'b'), '--data', str(tmp_path / 'nodata'),
+        '--dry-run'], timeout=300).stdout
+    assert out.startswith('family bytetrack')
+    assert '+ the teacher = 10 trainings' in out
+    assert not (tmp_path / 'nodata').exists()
+    proc = run_tool(repo_root, [
+        'tools/benchmark/kd_benchmark.py', '--family', 'bytetrack',
+        '--out', str(tmp_path / 'c'), '--methods', 'ours', 'only_id',
+        '--dry-run'], timeout=300, rc=2)
+    assert 'only_id does not apply to --family bytetrack' in proc.stderr
+
+
+@pytest.mark.parametrize('family', ['fairmot', 'bytetrack'])
+def test_micro_run_of_a_family(tmp_path, repo_root, family):
+    """The teacher, the student and ours of a family end to end (about
+    50 s on one core), recorded with their family; the folder then
+    refuses the cstrack family."""
+    out = tmp_path / family
+    args = ['tools/benchmark/kd_benchmark.py', '--family', family,
+            '--preset', 'micro', '--seeds', '1', '--methods', 'student',
+            'ours', '--jobs', '1', '--out', str(out)]
+    run_tool(repo_root, args, timeout=600)
+    results = json.loads((out / 'results.json').read_text())
+    assert results['family'] == family
+    assert set(results['methods']) == {'teacher', 'student', 'ours'}
+    rec = json.loads((out / 'records' / 'ours__seed0.json').read_text())
+    assert rec['family'] == family
+    assert 'IDF1' in rec['metrics']['test']
+    assert len(rec['fragments']) == (3 if family == 'fairmot' else 2)
+    cstrack = [a if a != family else 'cstrack' for a in args]
+    proc = run_tool(repo_root, cstrack + ['--allow-stale'], timeout=300,
+                    rc=2)
+    assert f'a run folder of family {family}' in proc.stderr

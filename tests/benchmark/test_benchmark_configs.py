@@ -124,3 +124,28 @@ def test_load_var_names_the_missing_variable(tmp_path):
     assert configs.load_var(str(path), 'a') == dict(b=1)
     with pytest.raises(KeyError, match="no variable 'z'"):
         configs.load_var(str(path), 'z')
+
+
+@pytest.mark.parametrize('family, base, kd', [
+    ('fairmot', 'fairmot/fairmot_r18_synthmot.py',
+     'kd/fairmot_dla34_to_r18_kd_synthmot.py'),
+    ('bytetrack', 'bytetrack/bytetrack_yolox_n_synthmot.py',
+     'kd/bytetrack_yolox_kd_synthmot.py')])
+def test_a_family_inherits_its_configs(tmp_path, family, base, kd):
+    plan = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours', 'mgd'],
+                         data=str(tmp_path / 'd'), family=family)
+    text = open(configs.model_cfg(plan, 'student', 0)).read()
+    assert f"'{configs.CFG}/{base}'" in text
+    path = configs.kd_cfg(plan, 'mgd', 0, '/t.py', '/t.pth')
+    assert f"'{configs.CFG}/{kd}'" in open(path).read()
+    cfg = Config.fromfile(path)
+    (frag, ) = cfg.model.distill_cfgs
+    levels = plan.family.neck_levels
+    assert frag['distill_losses']['kd_mgd']['channels'] == \
+        [plan.family.neck_channels(plan.preset['teacher'])] * levels
+    ours = Config.fromfile(configs.kd_cfg(plan, 'ours', 0, '/t.py',
+                                          '/t.pth'))
+    losses = [n for c in ours.model.distill_cfgs for n in
+              c['distill_losses']]
+    assert losses == (['kd_id', 'kd_feat', 'kd_resp'] if family ==
+                      'fairmot' else ['kd_feat', 'kd_resp'])

@@ -168,3 +168,59 @@ def test_parse_loss_scale_and_options():
     for bad in (['feat.normalize'], ['feat=1'], ['feat.x=not python']):
         with pytest.raises(ValueError, match='LOSS.ARG=VALUE'):
             parse_loss_options(bad)
+
+
+def test_family_presets_have_their_own_sizes_and_costs(tmp_path):
+    from mmtrack_kd.benchmark.plan import load_benchmark_data
+    cst = load_benchmark_data()['presets']['full']
+    fair = load_benchmark_data(family='fairmot')['presets']['full']
+    byte = load_benchmark_data(family='bytetrack')
+    # shared: data, splits, threshold choice
+    for key in ('data_preset', 'data_knobs', 'eval_splits',
+                'tune_thresholds'):
+        assert fair[key] == cst[key] == byte['presets']['full'][key]
+    assert 'channels' in fair['teacher']['backbone']
+    assert byte['presets']['full']['student']['detector']['neck'][
+        'out_channels'] == 32
+    assert fair['sec_per_iter'] != cst['sec_per_iter']
+    # ByteTrack's own threshold grid
+    keys = byte['thresholds']['grid']['score_thr']['keys']
+    assert 'model.tracker.obj_score_thrs.high' in keys
+    plan = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                         family='bytetrack')
+    assert plan.threshold_candidates()['score_thr=0.5'] == {
+        k: 0.5 for k in keys}
+    assert plan.fragments('ours') == ('feat', 'resp')
+    assert 'family bytetrack' in plan.describe(lambda m, s: False)
+
+
+def test_unknown_family_and_refused_methods_name_the_option(tmp_path):
+    with pytest.raises(ValueError, match="--family: unknown 'jde'"):
+        BenchmarkPlan(str(tmp_path), 'micro', 1, [], family='jde')
+    with pytest.raises(ValueError, match='only_id does not apply to '
+                       '--family bytetrack'):
+        BenchmarkPlan(str(tmp_path), 'micro', 1, ['only_id'],
+                      family='bytetrack')
+    from mmtrack_kd.benchmark.plan import default_methods
+    assert 'objectness' not in default_methods('full', 'fairmot')
+    assert 'objectness' in default_methods('full', 'cstrack')
+
+
+def test_a_family_section_must_cover_every_preset(tmp_path):
+    import yaml
+
+    from mmtrack_kd.benchmark.plan import PRESETS_FILE, load_benchmark_data
+    with open(PRESETS_FILE) as f:
+        data = yaml.safe_load(f)
+    del data['families']['fairmot']['costs']['quick']
+    bad = tmp_path / 'p.yaml'
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(KeyError, match=r'families.fairmot.costs: no entry '
+                       r"for \['quick'\]"):
+        load_benchmark_data(str(bad), 'fairmot')
+    data['families']['fairmot']['costs']['quick'] = {}
+    data['families']['fairmot']['presets']['quick']['data_preset'] = 'x'
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(KeyError, match=r"keys \['data_preset'\] cannot be "
+                       'set per family'):
+        load_benchmark_data(str(bad), 'fairmot')

@@ -139,3 +139,18 @@ def test_fmt_stat():
     assert report.fmt_stat(None) == 'n/a'
     assert report.fmt_stat(dict(mean=1.0, std=0.0, n=1)) == '1.000'
     assert report.fmt_stat(dict(mean=1.0, std=0.5, n=2), 1) == '1.0 ± 0.5'
+
+
+def test_results_name_the_family_and_its_fragments(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'micro', 1, ['ours'],
+                         family='bytetrack')
+    records = {m: {'0': fake_record(m, 0, v)} for m, v in
+               dict(teacher=60, student=50, ours=52).items()}
+    results = report.build_results(plan, records)
+    assert results['family'] == 'bytetrack'
+    ours = results['methods']['ours']
+    assert ours['fragments'] == ['key_feature.py',
+                                 'prediction_difference.py']
+    assert 'no ID head' in ours['description']
+    assert report.markdown(results).startswith(
+        '# KD benchmark (bytetrack family, micro preset)')

@@ -125,3 +125,42 @@ def test_run_benchmark_dry_run_trains_nothing(tmp_path, capsys):
     assert 'estimated time left' in out and 'ours' in out
     assert not (tmp_path / 'b').exists()
     assert not (tmp_path / 'nodata').exists()
+
+
+def test_a_run_folder_holds_one_family(tmp_path):
+    """Records or a folder of another family are refused, --allow-stale or
+    not; a folder of records without a family is CSTrack's (made before
+    families); the folder is marked with its family."""
+    from mmtrack_kd.benchmark.provenance import StaleRecordsError
+    out = tmp_path / 'b'
+    (out / 'records').mkdir(parents=True)
+    (out / 'records' / 'student__seed0.json').write_text(
+        json.dumps(dict(method='student', seed=0, metrics={})))
+    assert runner.folder_family(str(out)) == 'cstrack'
+    assert runner.folder_family(str(tmp_path / 'new')) is None
+    fair = Benchmark(str(out), 'micro', 1, [], data=str(tmp_path / 'd'),
+                     family='fairmot', allow_stale=True)
+    with pytest.raises(StaleRecordsError) as err:
+        fair.check_family()
+    msg = str(err.value)
+    assert '--family fairmot' in msg and 'family cstrack' in msg
+    assert str(out / 'records' / 'student__seed0.json') in msg
+    assert not (out / runner.FAMILY_FILE).exists()
+    # the cstrack plan takes the folder and marks it
+    Benchmark(str(out), 'micro', 1, [], data=str(tmp_path / 'd'),
+              ).check_family()
+    assert runner.folder_family(str(out)) == 'cstrack'
+    # a new folder reusing a cstrack teacher (--teacher-from) is refused
+    byte = Benchmark(str(tmp_path / 'c'), 'micro', 1, [],
+                     data=str(tmp_path / 'd'), family='bytetrack',
+                     teacher_from=str(out))
+    with pytest.raises(StaleRecordsError, match='a run folder of family '
+                       'cstrack'):
+        byte.check_family()
+    # a marked bytetrack folder refuses the cstrack plan (no records yet)
+    new = Benchmark(str(tmp_path / 'n'), 'micro', 1, [],
+                    data=str(tmp_path / 'd'), family='bytetrack')
+    new.check_family()
+    with pytest.raises(StaleRecordsError, match='family bytetrack'):
+        Benchmark(str(tmp_path / 'n'), 'micro', 1, [],
+                  data=str(tmp_path / 'd')).check_family()

@@ -11,6 +11,8 @@ Example:
         --out outputs/bench_quick
     python tools/benchmark/kd_benchmark.py --preset full --seeds 3 \
         --out outputs/bench_full --dry-run
+    python tools/benchmark/kd_benchmark.py --family fairmot --preset full \
+        --seeds 3 --methods ours fitnets --out outputs/bench_fairmot
 
 Every finished (method, seed) is recorded atomically in
 ``OUT/records/METHOD__seedS.json`` and skipped on a rerun; a training that
@@ -31,7 +33,11 @@ from mmtrack_kd.benchmark import (
     run_benchmark,
 )
 from mmtrack_kd.benchmark.lock import RunFolderBusyError
-from mmtrack_kd.benchmark.plan import default_methods, preset_names
+from mmtrack_kd.benchmark.plan import (
+    default_methods,
+    family_names,
+    preset_names,
+)
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
 
 
@@ -40,6 +46,12 @@ def parse_args(argv=None):
         description='KD benchmark on SynthMOT (see docs/benchmark.md)')
     parser.add_argument('--preset', choices=preset_names(), default='quick',
                         help='sizes, data and schedule (micro: tests only)')
+    parser.add_argument('--family', choices=family_names(),
+                        default='cstrack',
+                        help='tracker family: its teacher/student/KD '
+                        'configs, the sizes and costs of its section of '
+                        'presets.yaml, the methods that apply (default '
+                        'cstrack)')
     parser.add_argument('--seeds', type=int, default=1,
                         help='number of seeds (0..N-1)')
     parser.add_argument('--out', required=True, help='run folder')
@@ -95,6 +107,12 @@ def parse_args(argv=None):
     parser.add_argument('--resume', action='store_true',
                         help='resume half-finished trainings from their '
                         'last checkpoint instead of restarting them')
+    parser.add_argument('--measure-costs', type=int, default=None,
+                        metavar='N',
+                        help='train the teacher, the student and ours of '
+                        'the family and preset for N iterations each '
+                        '(OUT/costs/) and print the costs entry of '
+                        'presets.yaml they give; nothing else is run')
     parser.add_argument('--dry-run', action='store_true',
                         help='print the plan and the time estimate only')
     parser.add_argument('--report-only', action='store_true',
@@ -103,11 +121,32 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def measure(bench: Benchmark, iters: int) -> int:
+    """``--measure-costs``: time the family's teacher, student and ours
+    (:func:`mmtrack_kd.benchmark.costs.measure_costs`) and print the
+    result as JSON (``OUT/costs/costs.json``)."""
+    import json
+
+    from mmtrack_kd.benchmark.costs import measure_costs
+    from mmtrack_kd.benchmark.lock import folder_lock
+    from mmtrack_kd.benchmark.records import json_dump
+    try:
+        with folder_lock(bench.out):
+            bench.check_family()
+            result = measure_costs(bench, iters)
+    except (ValueError, StaleRecordsError, RunFolderBusyError) as err:
+        print(f'kd_benchmark: {err}', file=sys.stderr)
+        return 2
+    json_dump(result, f'{bench.out}/costs/costs.json')
+    print(json.dumps(result, indent=2))
+    return 0
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     methods = args.methods
     if methods is None:
-        methods = default_methods(args.preset)
+        methods = default_methods(args.preset, args.family)
     try:
         bench = Benchmark(
             args.out, args.preset, args.seeds, methods, args.data,
@@ -119,10 +158,13 @@ def main(argv=None) -> int:
             grad_ratio=None if args.grad_ratio is None else
             parse_loss_scale(args.grad_ratio, '--grad-ratio'),
             kd_decay=None if args.kd_decay is None else
-            parse_loss_scale(args.kd_decay, '--kd-decay'))
+            parse_loss_scale(args.kd_decay, '--kd-decay'),
+            family=args.family)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
+    if args.measure_costs is not None:
+        return measure(bench, args.measure_costs)
     try:
         run_benchmark(bench, dry_run=args.dry_run,
                       report_only=args.report_only)
