@@ -54,7 +54,9 @@ def unit_vectors(x: Tensor, dim: int = 1, eps: float = 1e-12) -> Tensor:
     Returns:
         Tensor: of the shape of ``x``.
     """
-    return x / x.pow(2).sum(dim, keepdim=True).sqrt().clamp_min(eps)
+    # clamped before the square root: sqrt's gradient at 0 is infinite, and
+    # a zero vector (an all-ReLU-off embedding) would make it NaN
+    return x / x.pow(2).sum(dim, keepdim=True).clamp_min(eps * eps).sqrt()
 
 
 def frame_index(gt_bboxes: Sequence[Tensor],

@@ -67,3 +67,27 @@ def test_decoder_config_errors_name_the_key():
     with pytest.raises(ValueError, match='levels'):
         YOLODecoder(dict(type='yolov5', strides=[8, 16], anchors=[[1, 2]]),
                     'L')
+
+
+def test_unit_vectors_of_a_zero_vector_have_a_finite_gradient():
+    from mmtrack_kd.models.losses._utils import unit_vectors
+    x = torch.zeros(2, 8, 5)
+    x[0, :, 1] = torch.arange(8.)
+    x.requires_grad_(True)
+    y = unit_vectors(x, 1)
+    assert torch.allclose(y[0, :, 1], torch.nn.functional.normalize(
+        x[0, :, 1].detach(), dim=0))
+    assert y[1].abs().sum() == 0
+    y.pow(2).sum().backward()  # zero vectors: sqrt(0) would give NaN
+    assert torch.isfinite(x.grad).all()
+
+
+def test_id_loss_finite_when_an_embedding_is_zero():
+    from mmtrack_kd.models.losses import IDResponseConsistencyLoss
+    s = torch.randn(1, 8, 4, 6).relu()
+    s[..., 1, 2] = 0  # a target's own cell all off
+    s.requires_grad_(True)
+    t = torch.randn(1, 8, 4, 6)
+    boxes = [torch.tensor([[16., 8., 24., 16.], [0., 0., 8., 8.]])]
+    IDResponseConsistencyLoss()(s, t, boxes, (32, 48)).backward()
+    assert torch.isfinite(s.grad).all()
