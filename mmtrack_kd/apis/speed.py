@@ -12,7 +12,15 @@ before timing, every timer is closed by ``torch.cuda.synchronize()``,
 ``cudnn.benchmark`` is on (the warm-up frames absorb its tuning), and ``fp16``
 runs the network in half precision (its outputs are cast back to float32 for
 the post-processing, which is timed with the model); the tracker runs on the
-CPU as always (its time includes copying the detections back). A model may also
+CPU as always (its time includes copying the detections back). With
+``cuda_graph`` the network's tensor forward (``_forward``, plus the cast back
+to float32 in fp16) is captured once per model in a CUDA graph on a static
+input of the clip's size (:class:`GraphedForward`) and replayed for every
+frame, which removes the per-kernel launch cost of Python at batch 1;
+``cuda_graph='both'`` times every model twice in the same run, plain and
+graphed, interleaved (the second named ``NAME [cuda graph]``).
+``tracker_threads`` sets torch's threads while the tracker runs (restored
+after it; the switch is left out of the timers). A model may also
 run with its network in ONNX Runtime on the CPU (:class:`ORTBackend`, swapped
 in by :func:`forward_backend`); decoding, NMS, embedding gathering and the
 tracker are the same PyTorch code, so the ratio ONNX / PyTorch is that of the
@@ -61,7 +69,8 @@ import torch
 
 __all__ = [
     'render_clip', 'build_model', 'Timed', 'measure', 'ort_backend',
-    'measure_tracking_fps', 'format_fps_report', 'build_distiller_batch',
+    'measure_tracking_fps', 'format_fps_report', 'GraphedForward',
+    'build_distiller_batch',
     'time_steps', 'time_components', 'measure_kd_step_overhead',
     'format_step_overhead', 'step_overhead_json', 'fps_json', 'write_json',
     'report_kd_step_overhead', 'report_tracking_fps'
@@ -176,6 +185,59 @@ def device_info(device: str, fp16: bool) -> dict:
     return info
 
 
+class GraphedForward:
+    """A tensor forward captured once in a CUDA graph and replayed.
+
+    As PyTorch's documentation of whole-network capture shows: a static
+    input (a copy of ``example``), ``warmup`` calls on a side stream (they
+    also absorb ``cudnn.benchmark``'s tuning), then one capture under
+    ``torch.cuda.graph``. Calling the object copies the frame into the
+    static input, replays the graph and returns the static outputs, which
+    the next call overwrites (use them before that).
+
+    Args:
+        forward (callable): Tensor -> tensors (a dict/list of tensors);
+            must not synchronise with the host (no ``.item()``, no shapes
+            that depend on values).
+        example (Tensor): A CUDA tensor of the fixed input shape and dtype.
+        warmup (int): Side-stream calls before the capture.
+        cuda: The CUDA API (``torch.cuda``; another object with
+            ``Stream``, ``current_stream``, ``stream``, ``CUDAGraph`` and
+            ``graph`` only for tests).
+    """
+
+    def __init__(self, forward: Callable, example: torch.Tensor,
+                 warmup: int = 3, cuda=None) -> None:
+        if cuda is None:
+            cuda = torch.cuda
+            if not example.is_cuda:
+                raise ValueError('cuda_graph: CUDA graphs need a CUDA device; '
+                                 f'the input is on {example.device}')
+        if warmup < 1:
+            raise ValueError(f'cuda_graph: warmup must be >= 1, got {warmup}')
+        self.static_input = example.clone()
+        with torch.no_grad():
+            side = cuda.Stream()
+            side.wait_stream(cuda.current_stream())
+            with cuda.stream(side):
+                for _ in range(warmup):
+                    forward(self.static_input)
+            cuda.current_stream().wait_stream(side)
+            self.graph = cuda.CUDAGraph()
+            with cuda.graph(self.graph):
+                self.static_output = forward(self.static_input)
+
+    def __call__(self, x: torch.Tensor):
+        if x.shape != self.static_input.shape or \
+                x.dtype != self.static_input.dtype:
+            raise ValueError(
+                f'cuda_graph: captured for {tuple(self.static_input.shape)} '
+                f'{self.static_input.dtype}, got {tuple(x.shape)} {x.dtype}')
+        self.static_input.copy_(x)
+        self.graph.replay()
+        return self.static_output
+
+
 class Timed:
     """One model, timed frame by frame on a clip.
 
@@ -189,13 +251,25 @@ class Timed:
         fp16 (bool): the model is in half precision: its inputs are made
             half too, and its outputs are cast back to float32 before the
             post-processing (timed with the model).
+        cuda_graph (bool): run the network (``_forward`` and, in fp16, the
+            cast back) as a :class:`GraphedForward` captured on the first
+            frame (needs a CUDA device).
+        tracker_threads (int, optional): torch threads while the tracker
+            runs (the previous count is restored after it).
+        graph_api: passed to :class:`GraphedForward` as ``cuda`` (tests).
     """
 
     def __init__(self, model: torch.nn.Module,
                  frames: Sequence[np.ndarray], device: str = 'cpu',
-                 fp16: bool = False) -> None:
+                 fp16: bool = False, cuda_graph: bool = False,
+                 tracker_threads: Optional[int] = None,
+                 graph_api=None) -> None:
+        if tracker_threads is not None and tracker_threads < 1:
+            raise ValueError('tracker_threads must be >= 1, got '
+                             f'{tracker_threads}')
         self.model = model
         self.fp16 = bool(fp16)
+        self.tracker_threads = tracker_threads
         self.sync = _synchronizer(device)
         dp = model.data_preprocessor
         mean = getattr(dp, 'mean', torch.zeros(3, 1, 1)).view(
@@ -211,11 +285,23 @@ class Timed:
                 x = x[:, [2, 1, 0]]
             x = ((x - mean) / std).to(device)
             self.inputs.append(x.half() if self.fp16 else x)
+        self.network = self._network
+        if cuda_graph:
+            self.network = GraphedForward(self._network, self.inputs[0],
+                                          cuda=graph_api)
         self.model_s: List[float] = []
         self.network_s: List[float] = []
         self.tracker_s: List[float] = []
         self.dets: List[int] = []
         self.tracks: List[int] = []
+
+    def _network(self, x: torch.Tensor) -> dict:
+        """The network forward; in fp16 its outputs cast back to float32."""
+        outs = self.model._forward(x)
+        if self.fp16:
+            outs = dict(det_preds=[p.float() for p in outs['det_preds']],
+                        id_map=outs['id_map'].float())
+        return outs
 
     @torch.no_grad()
     def step(self, index: int, record: bool) -> None:
@@ -226,10 +312,7 @@ class Timed:
         sync = self.sync
         sync()
         t0 = time.perf_counter()
-        outs = self.model._forward(x)
-        if self.fp16:
-            outs = dict(det_preds=[p.float() for p in outs['det_preds']],
-                        id_map=outs['id_map'].float())
+        outs = self.network(x)
         sync()
         t_net = time.perf_counter()
         pred = self.model._postprocess(outs['det_preds'], outs['id_map'],
@@ -240,13 +323,22 @@ class Timed:
             frame_id=index, img_shape=(h, w), ori_shape=(h, w),
             scale_factor=(1., 1.)))
         sample.pred_instances = pred
-        tracks = self.model.tracker.track(sample)
-        sync()
-        t2 = time.perf_counter()
+        threads = torch.get_num_threads()
+        t_track = t1
+        if self.tracker_threads is not None:
+            torch.set_num_threads(self.tracker_threads)
+            t_track = time.perf_counter()  # the switch is not timed
+        try:
+            tracks = self.model.tracker.track(sample)
+            sync()
+            t2 = time.perf_counter()
+        finally:
+            if self.tracker_threads is not None:
+                torch.set_num_threads(threads)
         if record:
             self.model_s.append(t1 - t0)
             self.network_s.append(t_net - t0)
-            self.tracker_s.append(t2 - t1)
+            self.tracker_s.append(t2 - t_track)
             self.dets.append(len(pred))
             self.tracks.append(len(tracks))
 
@@ -275,13 +367,17 @@ class Timed:
 
 def measure(models: Sequence[torch.nn.Module], frames: Sequence[np.ndarray],
             warmup: int = 5, device: str = 'cpu',
-            fp16: bool = False) -> List[Dict[str, float]]:
+            fp16: bool = False,
+            cuda_graph: Union[bool, Sequence[bool]] = False,
+            tracker_threads: Optional[int] = None,
+            graph_api=None) -> List[Dict[str, float]]:
     """Time every model on ``frames``, interleaved frame by frame.
 
     The first ``warmup`` frames of the clip are run but not timed (the
     tracker still sees them, so its state is that of a real clip).
     ``device`` and ``fp16``: where the models are and whether they are in
-    half precision (see :class:`Timed`).
+    half precision; ``cuda_graph`` (one flag, or one per model),
+    ``tracker_threads`` and ``graph_api``: see :class:`Timed`.
 
     Returns:
         list[dict]: per model ``dict(frames, fps, model_ms, tracker_ms,
@@ -290,7 +386,14 @@ def measure(models: Sequence[torch.nn.Module], frames: Sequence[np.ndarray],
     if warmup >= len(frames):
         raise ValueError(f'--frames ({len(frames)}) must exceed the warm-up '
                          f'({warmup})')
-    timed = [Timed(m, frames, device, fp16) for m in models]
+    graphs = [bool(cuda_graph)] * len(models) \
+        if isinstance(cuda_graph, bool) else [bool(g) for g in cuda_graph]
+    if len(graphs) != len(models):
+        raise ValueError(f'cuda_graph: {len(graphs)} flags for '
+                         f'{len(models)} models')
+    timed = [Timed(m, frames, device, fp16, cuda_graph=g,
+                   tracker_threads=tracker_threads, graph_api=graph_api)
+             for m, g in zip(models, graphs)]
     for i in range(len(frames)):
         order = timed if i % 2 == 0 else timed[::-1]
         for t in order:
@@ -325,7 +428,9 @@ def measure_tracking_fps(config: str,
                          threads: Optional[int] = None,
                          people: Optional[Tuple[int, int]] = None,
                          device: str = 'cpu',
-                         fp16: bool = False) -> dict:
+                         fp16: bool = False,
+                         cuda_graph: Union[bool, str] = False,
+                         tracker_threads: Optional[int] = None) -> dict:
     """Tracking FPS (model + tracker, batch 1) of one or two models, and
     optionally of the first one's network in ONNX Runtime.
 
@@ -351,6 +456,12 @@ def measure_tracking_fps(config: str,
         device (str): ``'cpu'`` or a CUDA device (``cudnn.benchmark`` is
             turned on there); ONNX Runtime runs on the CPU only.
         fp16 (bool): run the networks in half precision (meant for GPUs).
+        cuda_graph (bool | str): replay each network's forward from a CUDA
+            graph (:class:`GraphedForward`; CUDA devices only); ``'both'``:
+            time every model plain and graphed, interleaved (a copy of
+            the model, with its own tracker, named ``NAME [cuda graph]``).
+        tracker_threads (int, optional): torch threads while the tracker
+            runs (default: as during the rest of the frame).
 
     Returns:
         dict: ``names`` (one per timed model: the config file names, then
@@ -358,12 +469,21 @@ def measure_tracking_fps(config: str,
         several files), ``stats`` (per model :meth:`Timed.report`),
         ``threads``, ``input_size``, ``warmup``, ``compare`` (bool),
         ``onnx`` (as given), ``onnx_files`` (the timed files), ``people``
-        and :func:`device_info`.
+        ``cuda_graph``, ``tracker_threads`` and :func:`device_info`.
     """
     w, h = input_size
     problem = check_device(device)
     if problem:
         raise ValueError(problem)
+    if cuda_graph not in (False, True, 'both'):
+        raise ValueError(f"cuda_graph must be True, False or 'both', got "
+                         f'{cuda_graph!r}')
+    if cuda_graph and torch.device(device).type != 'cuda':
+        raise ValueError(f'cuda_graph: CUDA graphs need a CUDA device, got '
+                         f'device={device!r}')
+    if tracker_threads is not None and tracker_threads < 1:
+        raise ValueError(f'tracker_threads must be >= 1, got '
+                         f'{tracker_threads}')
     if onnx is not None and torch.device(device).type != 'cpu':
         raise ValueError('onnx: ONNX Runtime runs on the CPU here; time it '
                          "with device='cpu'")
@@ -401,13 +521,30 @@ def measure_tracking_fps(config: str,
                 names.append(f'{names[0]} (onnxruntime)' if len(files) == 1
                              else f'{names[0]} (onnxruntime: '
                              f'{osp.basename(onnx_file)})')
-        stats = measure(models, clip, warmup, device, fp16)
+        graphs: Union[bool, List[bool]] = bool(cuda_graph)
+        if cuda_graph == 'both':
+            n = len(models)
+            models += [copy.deepcopy(m) for m in models]  # own trackers
+            names += [f'{name} [cuda graph]' for name in names]
+            graphs = [False] * n + [True] * n
+        stats = measure(models, clip, warmup, device, fp16, graphs,
+                        tracker_threads)
     return dict(names=names, stats=stats, threads=torch.get_num_threads(),
+                cuda_graph=cuda_graph, tracker_threads=tracker_threads,
                 input_size=(w, h), warmup=warmup, compare=bool(pairs),
                 n_compare=len(pairs), onnx=onnx,
                 onnx_files=files if onnx else [],
                 people=list(people) if people else None,
                 **device_info(device, fp16))
+
+
+def _graph_pairs(result: dict) -> List[Tuple[int, int]]:
+    """With ``cuda_graph='both'``: (plain, graphed) indices of each model
+    in ``result['stats']``."""
+    if result.get('cuda_graph') != 'both':
+        return []
+    n = len(result['stats']) // 2
+    return [(i, n + i) for i in range(n)]
 
 
 def format_fps_report(result: dict) -> str:
@@ -424,8 +561,13 @@ def format_fps_report(result: dict) -> str:
             *result['people']))
     if result.get('device', 'cpu') != 'cpu' or result.get('fp16'):
         gpu = f' ({result["gpu"]})' if result.get('gpu') else ''
+        graph = {True: ', CUDA graph', 'both': ', plain and CUDA graph'}.get(
+            result.get('cuda_graph', False), '')
         lines.append(f'device: {result["device"]}{gpu}, '
-                     f'{"fp16" if result.get("fp16") else "fp32"}')
+                     f'{"fp16" if result.get("fp16") else "fp32"}{graph}')
+    if result.get('tracker_threads') is not None:
+        lines.append(f'torch threads during the tracker: '
+                     f'{result["tracker_threads"]}')
     if onnx is not None:
         where = (', '.join(onnx) if not isinstance(onnx, str) else onnx) \
             or 'exported to a temporary file'
@@ -449,6 +591,13 @@ def format_fps_report(result: dict) -> str:
                 f'ratio FPS {names[0]} / {names[i]}: '
                 f'{stats[0]["fps"] / stats[i]["fps"]:.3f} (model alone '
                 f'{stats[0]["model_fps"] / stats[i]["model_fps"]:.3f})')
+    for plain, graphed in _graph_pairs(result):
+        lines.append(
+            f'ratio FPS {names[graphed]} / {names[plain]}: '
+            f'{stats[graphed]["fps"] / stats[plain]["fps"]:.3f} (model alone '
+            f'{stats[graphed]["model_fps"] / stats[plain]["model_fps"]:.3f}; '
+            f'network {stats[graphed]["network_ms"]:.1f} against '
+            f'{stats[plain]["network_ms"]:.1f} ms)')
     n_onnx = len(result.get('onnx_files') or [None]) if onnx is not None \
         else 0
     pt_s = stats[0]
@@ -839,9 +988,11 @@ def fps_json(result: dict, command: Optional[Sequence[str]] = None) -> dict:
         alone), ``onnx_speedup`` and ``onnx_model_speedup`` (with several
         ONNX files: each later file's FPS over the first file's, e.g. int8
         over fp32), ``input_size``, ``warmup``, ``torch_threads``,
-        ``onnx``, ``people``, ``device`` and ``fp16`` (on a GPU also
-        ``gpu``, ``cuda_version``, ``cudnn_version``, ``cudnn_benchmark``),
-        ``date``, ``command`` and the torch version.
+        ``onnx``, ``people``, ``device``, ``fp16``, ``cuda_graph``,
+        ``tracker_threads`` (on a GPU also ``gpu``, ``cuda_version``,
+        ``cudnn_version``, ``cudnn_benchmark``), with ``cuda_graph='both'``
+        ``graph_speedup`` and ``graph_model_speedup`` (per model: graphed
+        FPS over plain FPS), ``date``, ``command`` and the torch version.
     """
     stats = result['stats']
     models = [dict(name=n, **s) for n, s in zip(result['names'], stats)]
@@ -849,7 +1000,17 @@ def fps_json(result: dict, command: Optional[Sequence[str]] = None) -> dict:
                warmup=result['warmup'], torch_threads=result['threads'],
                onnx=result['onnx'], people=result.get('people'),
                device=result.get('device', 'cpu'),
-               fp16=bool(result.get('fp16', False)))
+               fp16=bool(result.get('fp16', False)),
+               cuda_graph=result.get('cuda_graph', False),
+               tracker_threads=result.get('tracker_threads'))
+    pairs = _graph_pairs(result)
+    if pairs:
+        doc['graph_speedup'] = {
+            result['names'][p]: stats[g]['fps'] / stats[p]['fps']
+            for p, g in pairs}
+        doc['graph_model_speedup'] = {
+            result['names'][p]: stats[g]['model_fps'] / stats[p]['model_fps']
+            for p, g in pairs}
     for key in ('gpu', 'cuda_version', 'cudnn_version', 'cudnn_benchmark'):
         if key in result:
             doc[key] = result[key]

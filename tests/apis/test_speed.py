@@ -1,5 +1,6 @@
 """The JSON reports of the speed tools (tools/benchmark/fps.py and
 kd_step_overhead.py, over mmtrack_kd.apis.speed)."""
+import contextlib
 import json
 import os
 import os.path as osp
@@ -286,3 +287,231 @@ def test_fps_tool_refuses_missing_checkpoint_and_onnx_on_gpu(
     args = tool.parse_args([cfg, 'none', '--input-size', '64', '64',
                             '--device', 'cuda', '--onnx'])
     assert '--onnx runs ONNX Runtime on the CPU' in tool.check_args(args)
+
+
+# --------------------------------------------------------------- CUDA graphs
+class FakeCUDA:
+    """Stands in for torch.cuda in GraphedForward on a CPU-only machine:
+    records the calls; a graph's replay runs its ``replay_fn`` (set by the
+    test: what the captured kernels would recompute)."""
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    class CUDAGraph:
+        def __init__(self):
+            self.replays = 0
+            self.replay_fn = None
+
+        def replay(self):
+            self.replays += 1
+            if self.replay_fn is not None:
+                self.replay_fn()
+
+    def __init__(self):
+        self.log = []
+
+    def current_stream(self):
+        return self.Stream()
+
+    @contextlib.contextmanager
+    def stream(self, s):
+        self.log.append('warmup_begin')
+        yield
+        self.log.append('warmup_end')
+
+    @contextlib.contextmanager
+    def graph(self, g):
+        self.log.append('capture_begin')
+        yield
+        self.log.append('capture_end')
+
+
+def _copy_into(dst, src):
+    """Copy a nested dict/list of tensors into the same structure."""
+    if isinstance(dst, dict):
+        for k in dst:
+            _copy_into(dst[k], src[k])
+    elif isinstance(dst, (list, tuple)):
+        for d, s in zip(dst, src):
+            _copy_into(d, s)
+    else:
+        dst.copy_(src)
+
+
+def test_graphed_forward_copies_into_the_static_input_and_replays():
+    from mmtrack_kd.apis.speed import GraphedForward
+    calls = []
+
+    def forward(x):
+        calls.append(x)
+        return dict(a=[x * 2], b=x.sum(1))
+
+    fake = FakeCUDA()
+    example = torch.arange(6.).view(1, 2, 3)
+    graphed = GraphedForward(forward, example, warmup=2, cuda=fake)
+    assert fake.log == ['warmup_begin', 'warmup_end', 'capture_begin',
+                        'capture_end']
+    assert len(calls) == 3 and all(c is graphed.static_input for c in calls)
+    assert graphed.static_input is not example  # a copy, not the frame
+    graphed.graph.replay_fn = lambda: _copy_into(
+        graphed.static_output, forward(graphed.static_input))
+    calls.clear()
+    for seed in (1, 2):
+        x = torch.randn(1, 2, 3, generator=torch.Generator().manual_seed(seed))
+        out = graphed(x)
+        assert out is graphed.static_output
+        assert torch.equal(graphed.static_input, x)
+        assert torch.equal(out['a'][0], x * 2)
+        assert torch.equal(out['b'], x.sum(1))
+    assert graphed.graph.replays == 2
+    with pytest.raises(ValueError, match=r'captured for \(1, 2, 3\)'):
+        graphed(torch.zeros(1, 2, 4))
+    with pytest.raises(ValueError, match='torch.float64'):
+        graphed(torch.zeros(1, 2, 3, dtype=torch.float64))
+    with pytest.raises(ValueError, match='warmup must be >= 1'):
+        GraphedForward(forward, example, warmup=0, cuda=fake)
+
+
+def test_graphed_forward_refuses_cpu_tensors():
+    from mmtrack_kd.apis.speed import GraphedForward
+    with pytest.raises(ValueError, match='CUDA graphs need a CUDA device'):
+        GraphedForward(lambda x: x, torch.zeros(1, 3, 8, 8))
+
+
+@pytest.fixture(scope='module')
+def tiny_model_and_clip(repo_root):
+    from mmtrack_kd.apis.speed import build_model, render_clip
+    torch.manual_seed(0)
+    model = build_model(
+        osp.join(repo_root, 'configs/cstrack/cstrack_yolov5n_synthmot.py'),
+        'none')
+    return model, render_clip(64, 64, 4)
+
+
+def test_timed_cuda_graph_path_tracks_like_the_plain_forward(
+        tiny_model_and_clip):
+    """The graphed path (fake graph: replay recomputes the forward into
+    the static outputs) gives the same detections and tracks as the plain
+    one, and the network runs once per frame through the replay."""
+    import copy
+
+    from mmtrack_kd.apis.speed import GraphedForward, Timed
+    model, clip = tiny_model_and_clip
+    model.test_cfg['score_thr'] = 0.0  # random weights: keep boxes
+    plain = Timed(copy.deepcopy(model), clip)
+    graphed = Timed(copy.deepcopy(model), clip, cuda_graph=True,
+                    graph_api=FakeCUDA())
+    assert isinstance(graphed.network, GraphedForward)
+    assert not isinstance(plain.network, GraphedForward)
+    g = graphed.network
+    forwards = []
+
+    def replay():
+        forwards.append(1)
+        _copy_into(g.static_output, graphed._network(g.static_input))
+
+    g.graph.replay_fn = replay
+    for i in range(len(clip)):
+        plain.step(i, record=True)
+        graphed.step(i, record=True)
+    assert g.graph.replays == len(clip) == len(forwards)
+    assert graphed.dets == plain.dets and graphed.tracks == plain.tracks
+    assert sum(plain.dets) > 0
+
+
+def test_timed_tracker_threads_apply_during_the_tracker_only(
+        tiny_model_and_clip):
+    import copy
+
+    from mmtrack_kd.apis.speed import Timed
+    model, clip = tiny_model_and_clip
+    model = copy.deepcopy(model)
+    seen = []
+    track = model.tracker.track
+
+    def counting_track(sample):
+        seen.append(torch.get_num_threads())
+        return track(sample)
+
+    model.tracker.track = counting_track
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        timed = Timed(model, clip, tracker_threads=1)
+        timed.step(0, record=True)
+        assert seen == [1] and torch.get_num_threads() == 2
+        timed.tracker_threads = None
+        timed.step(1, record=True)
+        assert seen == [1, 2]
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match='tracker_threads must be >= 1'):
+        Timed(model, clip, tracker_threads=0)
+
+
+def test_cuda_graph_needs_a_cuda_device(repo_root):
+    from mmtrack_kd.apis.speed import measure_tracking_fps
+    cfg = osp.join(repo_root, 'configs/cstrack/cstrack_yolov5n_synthmot.py')
+    with pytest.raises(ValueError, match='CUDA graphs need a CUDA device'):
+        measure_tracking_fps(cfg, 'none', (64, 64), cuda_graph=True)
+    with pytest.raises(ValueError, match="True, False or 'both'"):
+        measure_tracking_fps(cfg, 'none', (64, 64), cuda_graph='on')
+    with pytest.raises(ValueError, match='tracker_threads must be >= 1'):
+        measure_tracking_fps(cfg, 'none', (64, 64), tracker_threads=0)
+
+
+def test_fps_tool_checks_cuda_graph_and_tracker_threads(repo_root,
+                                                         monkeypatch):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'fps_tool', osp.join(repo_root, 'tools', 'benchmark', 'fps.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    cfg = osp.join(repo_root, 'configs/cstrack/cstrack_yolov5n_synthmot.py')
+    base = [cfg, 'none', '--input-size', '64', '64']
+    args = tool.parse_args(base + ['--cuda-graph'])
+    assert args.cuda_graph == 'on'
+    assert '--cuda-graph needs --device cuda' in tool.check_args(args)
+    assert tool.parse_args(base + ['--cuda-graph', 'both']).cuda_graph == \
+        'both'
+    with pytest.raises(SystemExit):
+        tool.parse_args(base + ['--cuda-graph', 'always'])
+    args = tool.parse_args(base + ['--tracker-threads', '0'])
+    assert tool.check_args(args) == \
+        '--tracker-threads 0: expected a positive count'
+    assert tool.check_args(tool.parse_args(base + ['--tracker-threads',
+                                                   '1'])) is None
+    monkeypatch.setattr('mmtrack_kd.apis.speed.check_device',
+                        lambda device: None)  # as if a GPU were there
+    args = tool.parse_args(base + ['--device', 'cuda', '--cuda-graph'])
+    assert tool.check_args(args) is None
+
+
+def test_fps_report_and_json_of_plain_and_graphed_models():
+    from mmtrack_kd.apis.speed import format_fps_report
+    stat = dict(frames=4, fps=10.0, model_ms=80.0, tracker_ms=20.0,
+                model_fps=12.5, network_ms=70.0, postprocess_ms=10.0,
+                tracker_share=0.2, dets_per_frame=1.0, tracks_per_frame=1.0)
+    result = dict(
+        names=['a.py', 'b.py', 'a.py [cuda graph]', 'b.py [cuda graph]'],
+        stats=[stat, dict(stat, fps=20.0, model_fps=25.0),
+               dict(stat, fps=30.0, model_fps=50.0, network_ms=10.0),
+               dict(stat, fps=25.0, model_fps=40.0, network_ms=5.0)],
+        threads=16, input_size=(64, 64), warmup=1, compare=True,
+        n_compare=1, onnx=None, device='cuda', fp16=True, gpu='Some GPU',
+        cuda_graph='both', tracker_threads=1)
+    doc = fps_json(result)
+    assert doc['cuda_graph'] == 'both' and doc['tracker_threads'] == 1
+    assert doc['graph_speedup'] == {'a.py': 3.0, 'b.py': 1.25}
+    assert doc['graph_model_speedup'] == {'a.py': 4.0, 'b.py': 1.6}
+    assert doc['speedup']['a.py [cuda graph]'] == 3.0
+    text = format_fps_report(result)
+    assert 'device: cuda (Some GPU), fp16, plain and CUDA graph' in text
+    assert 'torch threads during the tracker: 1' in text
+    assert ('ratio FPS a.py [cuda graph] / a.py: 3.000 (model alone 4.000; '
+            'network 10.0 against 70.0 ms)') in text
+    assert 'ratio FPS b.py [cuda graph] / b.py: 1.250' in text
+    plain = fps_json(fps_result())
+    assert plain['cuda_graph'] is False and 'graph_speedup' not in plain

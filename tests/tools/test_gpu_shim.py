@@ -127,3 +127,26 @@ def test_gpu_fps_script_rejects_unknown_run(tmp_path):
         capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 2
     assert 'unknown run fp8' in proc.stdout
+
+
+def test_gpu_fps_script_repeats_runs_and_refuses_graphs_on_cpu(tmp_path):
+    """A run named twice is run twice (files _2); --tracker-threads reaches
+    fps.py; the CUDA-graph runs stop with fps.py's message on the CPU and
+    the script goes on."""
+    out = tmp_path / 'out'
+    env = dict(os.environ, DEVICE='cpu', FRAMES='2', WARMUP='1',
+               SIZE='64 64', RUNS='fp32_tracker1 fp32_graph fp32_tracker1',
+               SKIP_INSTALL='1', PYTHON=os.sys.executable,
+               OUT_DIR=str(out), KD_CONFIG=str(tmp_path / 'missing.py'),
+               OMP_NUM_THREADS='1')
+    proc = subprocess.run(
+        ['bash', osp.join(ROOT, 'tools', 'benchmark', 'gpu_fps.sh')],
+        capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert '--cuda-graph needs --device cuda' in proc.stdout
+    assert 'gpu_fps: run fp32_graph failed' in proc.stdout
+    doc = json.loads((out / 'fps_gpu.json').read_text())
+    assert sorted(doc['runs']) == ['fp32_tracker1', 'fp32_tracker1_2']
+    for run in doc['runs'].values():
+        assert run['tracker_threads'] == 1 and run['cuda_graph'] is False
+        assert '--tracker-threads 1' in run['command']

@@ -14,6 +14,9 @@ Example:
         none --input-size 1088 608 --device cuda --fp16 --warmup 30 \
         --compare configs/cstrack/cstrack_yolov5s_mot17.py none \
         --compare kd_student.py kd_student.pth --out fps_gpu.json
+    python tools/benchmark/fps.py configs/cstrack/cstrack_yolov5l_mot17.py \
+        none --input-size 1088 608 --device cuda --fp16 --cuda-graph both \
+        --tracker-threads 1 --out fps_gpu_graph.json
 
 The clip is one SynthMOT sequence rendered at the input size (seed 0); each
 frame is timed as model + tracker. With ``--compare`` the two models run
@@ -32,7 +35,11 @@ model's line gives the tracker's share of the frame time and the detections and
 tracks per frame. ``--device cuda`` runs the models on a GPU (timers closed by
 ``torch.cuda.synchronize()``, ``cudnn.benchmark`` on: give enough ``--warmup``
 frames for its tuning) and ``--fp16`` in half precision; the tracker stays on
-the CPU (``tools/benchmark/gpu_fps.sh``).
+the CPU (``tools/benchmark/gpu_fps.sh``). ``--cuda-graph`` captures each
+network's forward once in a CUDA graph on a static input and replays it per
+frame (decoding, NMS, embedding gathering and the tracker unchanged);
+``--cuda-graph both`` times every model plain and graphed in the same run.
+``--tracker-threads N`` sets torch's threads while the tracker runs.
 See :mod:`mmtrack_kd.apis.speed`.
 """
 import argparse
@@ -73,6 +80,14 @@ def parse_args(argv=None):
                         help='cpu (default) or cuda[:N]')
     parser.add_argument('--fp16', action='store_true',
                         help='run the networks in half precision (GPU)')
+    parser.add_argument('--cuda-graph', nargs='?', const='on',
+                        choices=('on', 'both'), default=None,
+                        help='replay each network forward from a CUDA graph '
+                        '(needs --device cuda); "both": time every model '
+                        'plain and graphed, interleaved')
+    parser.add_argument('--tracker-threads', type=int, default=None,
+                        metavar='N', help='torch threads while the tracker '
+                        'runs (default: as for the rest of the frame)')
     parser.add_argument('--out', metavar='FILE.json',
                         help='also write the figures as JSON')
     return parser.parse_args(argv)
@@ -98,6 +113,13 @@ def check_args(args):
         return problem
     if args.onnx is not None and args.device != 'cpu':
         return '--onnx runs ONNX Runtime on the CPU: use it with --device cpu'
+    if args.cuda_graph and not args.device.startswith('cuda'):
+        return ('--cuda-graph needs --device cuda (CUDA graphs do not run '
+                'on the CPU)')
+    for flag, value in (('--threads', args.threads),
+                        ('--tracker-threads', args.tracker_threads)):
+        if value is not None and value < 1:
+            return f'{flag} {value}: expected a positive count'
     if args.people is not None and not 0 <= args.people[0] <= \
             args.people[1]:
         return (f'--people {args.people[0]} {args.people[1]}: expected '
@@ -119,7 +141,10 @@ def main(argv=None) -> int:
         compare=[tuple(c) for c in args.compare] if args.compare else None,
         onnx=args.onnx, threads=args.threads,
         people=tuple(args.people) if args.people else None,
-        device=args.device, fp16=args.fp16))
+        device=args.device, fp16=args.fp16,
+        cuda_graph={None: False, 'on': True}.get(args.cuda_graph,
+                                                 args.cuda_graph),
+        tracker_threads=args.tracker_threads))
     return 0
 
 

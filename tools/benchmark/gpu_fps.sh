@@ -18,7 +18,13 @@
 #    cstrack_yolov5l_mot17.py), CSTrack-S (cstrack_yolov5s_mot17.py) and the
 #    KD student ($KD_CONFIG, $KD_CKPT; skipped when missing) interleaved:
 #    fp16 on the default clip, fp16 with 30 people in view, and fp32
-#    (RUNS="fp16 fp16_30people fp32" selects).
+#    (RUNS="fp16 fp16_30people fp32" selects). More runs: fp16_graph and
+#    fp32_graph time every model plain and with its network replayed from a
+#    CUDA graph, interleaved (--cuda-graph both); fp32_graph_tracker1 does
+#    the same with one torch thread during the tracker (--tracker-threads
+#    1), fp32_tracker1 without the graphs. A run named twice is run twice
+#    (the second one's files end in _2, and so on: the spread between
+#    processes).
 #    L and S have random weights (no MOT17 checkpoints here): they detect
 #    nothing, so their tracker time is that of an empty frame.
 #
@@ -28,6 +34,9 @@
 # (DEVICE=cpu, or automatically) with FRAMES/WARMUP as given, as a dry run.
 #
 # Example (device machine):  bash tools/benchmark/gpu_fps.sh
+# Example (CUDA graphs, 100 timed frames):
+#     RUNS="fp16_graph fp32_graph fp32_graph_tracker1 fp16_graph fp32_graph" \
+#     FRAMES=120 WARMUP=20 bash tools/benchmark/gpu_fps.sh
 # Example (dry run here):    DEVICE=cpu FRAMES=4 WARMUP=1 SIZE="128 96" \
 #     PYTHON=.venv/bin/python bash tools/benchmark/gpu_fps.sh
 set -uo pipefail
@@ -112,8 +121,11 @@ if [ -f "$KD_CONFIG" ] && [ -f "$KD_CKPT" ]; then
 else
     echo "gpu_fps: KD student ($KD_CONFIG, $KD_CKPT) not found: skipped"
 fi
+declare -A SEEN=()
 run() {  # NAME EXTRA_ARGS...
     local name=$1; shift
+    SEEN[$name]=$(( ${SEEN[$name]:-0} + 1 ))
+    [ "${SEEN[$name]}" -gt 1 ] && name=${name}_${SEEN[$name]}
     echo "== $name"
     $PY tools/benchmark/fps.py $L none --input-size $SIZE \
         --frames "$FRAMES" --warmup "$WARMUP" --device "$DEVICE" \
@@ -124,7 +136,14 @@ for r in ${RUNS:-fp16 fp16_30people fp32}; do
         fp16) run fp16 --fp16 ;;
         fp16_30people) run fp16_30people --fp16 --people 30 30 ;;
         fp32) run fp32 ;;
-        *) echo "gpu_fps: unknown run $r (fp16, fp16_30people, fp32)"; exit 2 ;;
+        fp16_graph) run fp16_graph --fp16 --cuda-graph both ;;
+        fp32_graph) run fp32_graph --cuda-graph both ;;
+        fp32_graph_tracker1)
+            run fp32_graph_tracker1 --cuda-graph both --tracker-threads 1 ;;
+        fp32_tracker1) run fp32_tracker1 --tracker-threads 1 ;;
+        *) echo "gpu_fps: unknown run $r (fp16, fp16_30people, fp32," \
+               "fp16_graph, fp32_graph, fp32_graph_tracker1," \
+               "fp32_tracker1)"; exit 2 ;;
     esac || echo "gpu_fps: run $r failed"
 done
 $PY - "$OUT_DIR" <<'PY'
@@ -135,6 +154,10 @@ for path in sorted(glob.glob(osp.join(out, 'fps_gpu_*.json'))):
     doc = json.load(open(path))
     first = doc['models'][0]['fps']
     doc['fps_over_L'] = {m['name']: m['fps'] / first for m in doc['models']}
+    graphed = [m for m in doc['models'] if m['name'].endswith('[cuda graph]')]
+    if graphed:  # each graphed model over graphed L
+        doc['fps_over_L_graph'] = {m['name']: m['fps'] / graphed[0]['fps']
+                                   for m in graphed}
     runs[osp.basename(path)[len('fps_gpu_'):-len('.json')]] = doc
 if runs:
     json.dump(dict(runs=runs), open(osp.join(out, 'fps_gpu.json'), 'w'),
@@ -142,5 +165,11 @@ if runs:
     for name, doc in runs.items():
         print(name, {m['name']: round(m['fps'], 1) for m in doc['models']},
               {k: round(v, 2) for k, v in doc['fps_over_L'].items()})
+        if graphed := doc.get('fps_over_L_graph'):
+            print(name, 'graphed over graphed L:',
+                  {k: round(v, 2) for k, v in graphed.items()})
+        if 'graph_speedup' in doc:
+            print(name, 'cuda graph / plain:',
+                  {k: round(v, 2) for k, v in doc['graph_speedup'].items()})
 PY
 echo "== done in $(( $(date +%s) - t_start )) s"
