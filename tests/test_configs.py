@@ -60,6 +60,6 @@ def test_mot17_kd_config_builds(tmp_path):
     assert distiller.teacher.neck_channels == [256] * 3
     assert not any(k.startswith('teacher') for k in distiller.state_dict())
     # the shipped balance of the three losses
-    assert distiller.loss_balance.ratios == dict(kd_id=2.0, kd_feat=5.0,
+    assert distiller.loss_balance.ratios == dict(kd_id=2.0, kd_feat=2.0,
                                                  kd_resp=20.0)
     assert distiller.loss_balance.shared_params(distiller.student)

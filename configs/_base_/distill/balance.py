@@ -3,12 +3,13 @@
 # distillation loss is rescaled so that its gradient norm on the student's
 # neck is this many times the task's. Ratios, unlike loss weights, do not
 # depend on the batch size or on the losses' units. Picked on the SynthMOT
-# val split (docs/benchmark.md: resp 20, feat 5, id 2 against resp 20,
-# feat 2, id 1; the response ratio is the one the x10 weight had, measured);
+# val split (docs/benchmark.md, "The method on val": resp 20, feat 2, id 2
+# with the key-feature fragment's standardised, foreground-only maps; the
+# response ratio is the one the x10 weight had, measured);
 # use with the three fragments of this folder:
 #   model = dict(type='MOTDistiller', ..., loss_balance=_base_.kd_balance)
 kd_balance = dict(
-    ratios=dict(kd_id=2.0, kd_feat=5.0, kd_resp=20.0),
+    ratios=dict(kd_id=2.0, kd_feat=2.0, kd_resp=20.0),
     interval=20,
     momentum=0.8,
     shared=['neck'])

@@ -1,7 +1,9 @@
 # Key-feature distillation (KeyFeatureLoss) for mmdet's ByteTrack: the
 # detector's YOLOXPAFPN outputs (3 levels, strides 8/16/32), one 1x1 conv +
 # BN connector per level mapping the student's width to the teacher's
-# (channels read from the models at build time).
+# (channels read from the models at build time). The loss settings are those
+# of the CSTrack fragment (../key_feature.py), picked on the SynthMOT val
+# split: standardised maps, foreground only, no attention term.
 kd_key_feature = dict(
     student_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='detector.neck')),
@@ -16,8 +18,9 @@ kd_key_feature = dict(
             type='KeyFeatureLoss',
             temperature=0.5,
             alpha_fg=1.0,
-            beta_bg=0.5,
-            gamma_at=0.1,
+            beta_bg=0.0,
+            gamma_at=0.0,
+            normalize=True,
             loss_weight=1.0)),
     loss_forward_mappings=dict(
         kd_feat=dict(
