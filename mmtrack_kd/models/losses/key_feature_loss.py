@@ -79,6 +79,23 @@ class KeyFeatureLoss(nn.Module):
     box, but concentrated on the teacher's key cells); sums over overlapping
     boxes (so each keeps its full weight); the batch-level normalisation.
 
+    What the shipped fragment (``configs/_base_/distill/key_feature.py``)
+    sets, and why (val search in ``docs/results/kd_method_val.md``):
+
+    * ``normalize=True``: a 1x1 connector from a narrow student cannot
+      reach the teacher's raw map, so the raw error never goes to zero and
+      keeps pulling the shared layers; standardised maps ask for the
+      teacher's pattern only. The attentions stay those of the raw maps on
+      purpose: *where* the teacher's activations are strong is what selects
+      the key cells and channels, and standardising would flatten it.
+    * ``gamma_at=0``: the student's attention is read after the connector,
+      whose BatchNorm scale alone can match the teacher's, so the term
+      teaches the connector, not the student.
+    * ``beta_bg=0``: foreground cells only.
+
+    On the SynthMOT benchmark these settings cut the harm the loss did to
+    the response loss's gain but did not make it a gain (docs/benchmark.md).
+
     Args:
         temperature (float): attention softmax temperature. Default 0.5.
         alpha_fg (float): weight of the foreground term. Default 1.0.
