@@ -1,7 +1,10 @@
 """mmtrack_kd.benchmark.search: the val-split loss-weight search picks the
 best factor of each loss, then the best combination, from val only."""
+import glob
 import json
 import math
+import os.path as osp
+import re
 
 import pytest
 
@@ -87,3 +90,242 @@ def test_best_factor_breaks_ties_with_mota():
     assert search.best_factor(cands) == 3.0
     with pytest.raises(RuntimeError, match='no candidate finished'):
         search.best_factor({1.0: None})
+
+
+# ----------------------------------------------------- gradient-ratio search
+# the ratio each fragment does best with, in the fake trainings below
+RATIO_TARGET = dict(id=2.0, feat=5.0, resp=20.0, fitnets=1.0, pkd=3.0)
+RATIOS = ['resp=10,20,40', 'feat=1,2,5', 'id=2,4', '1,3,10']
+
+
+def make_reuse(tmp_path, family=None, seeds=2):
+    """A run folder with a (fake) trained teacher and plain students."""
+    reuse = tmp_path / 'bench'
+    ref = Benchmark(str(reuse), 'micro', 1, [])
+    for method, seed in [('teacher', 0)] + [('student', s)
+                                            for s in range(seeds)]:
+        records.json_dump(dict(metrics=dict(test=dict(IDF1=1.0)),
+                               data_fingerprint='x'),
+                          ref.record_path(method, seed))
+    if family is not None:
+        records.json_dump(dict(family=family), str(reuse / 'family.json'))
+    return str(reuse)
+
+
+def fake_ratio_execute(tasks, jobs):
+    """Records whose val IDF1 peaks at RATIO_TARGET (ours: at
+    RATIO_TARGET x 0.5) and whose test metrics would pick otherwise."""
+    for bench, method, seed, eval_only in tasks:
+        if eval_only:
+            rec = bench.load_record(method, seed)
+            rec['metrics']['val'] = dict(IDF1=40.0, MOTA=30.0, HOTA=35.0)
+        else:
+            goal = 0.5 if method == 'ours' else 1.0
+            miss = sum(abs(math.log(bench.ratio_of(method, k) /
+                                    (RATIO_TARGET[k] * goal)))
+                       for k in bench.fragments(method))
+            rec = dict(metrics=dict(
+                val=dict(IDF1=50.0 - miss, MOTA=40.0, HOTA=45.0),
+                test=dict(IDF1=50.0 + miss, MOTA=40.0, HOTA=45.0)))
+        records.json_dump(rec, bench.record_path(method, seed))
+    return []
+
+
+def ratio_search(tmp_path, ratios=RATIOS, **kwargs):
+    kwargs.setdefault('baselines', ['fitnets', 'pkd'])
+    return search.RatioSearch(
+        kwargs.pop('reuse', None) or make_reuse(tmp_path),
+        str(tmp_path / 's'), 'micro', kwargs.pop('seeds', 2),
+        search.parse_ratios(ratios), kwargs.pop('combine', [1.0, 0.5]),
+        jobs=2, **kwargs)
+
+
+def test_parse_ratios():
+    assert search.parse_ratios(['resp=10,20', '1,2', '5']) == {
+        'resp': [10.0, 20.0], '*': [1.0, 2.0, 5.0]}
+    # a baseline's method name stands for its fragment
+    assert search.parse_ratios(['liang_agkd=1,2']) == {'agkd': [1.0, 2.0]}
+    for bad, match in ((['nope=1'], 'unknown loss'), (['id=x'], 'expected'),
+                       (['id=1', 'id=2'], 'given twice'),
+                       (['id='], 'no ratio')):
+        with pytest.raises(ValueError, match=match):
+            search.parse_ratios(bad)
+
+
+def test_ratio_search_budget_is_equal_and_checked(tmp_path):
+    s = ratio_search(tmp_path)
+    # our losses: 3, 3 and 2 ratios; each baseline the plain grid of 3
+    assert s.grids == dict(resp=[10., 20., 40.], feat=[1., 2., 5.],
+                           id=[2., 4.], fitnets=[1., 3., 10.],
+                           pkd=[1., 3., 10.])
+    budget = s.budget()
+    assert budget == dict(
+        only_id=dict(candidates=2, trainings=4),
+        only_feat=dict(candidates=3, trainings=6),
+        only_resp=dict(candidates=3, trainings=6),
+        fitnets=dict(candidates=3, trainings=6),
+        pkd=dict(candidates=3, trainings=6),
+        ours=dict(candidates=2, trainings=4, builds_on=16))
+    singles = s.singles()
+    assert len(singles) == 2 + 3 + 3 + 3 + 3
+    names = sorted(osp.basename(b.out) for b in singles.values())
+    assert 'fitnets_r10' in names and 'only_id_r4' in names
+    # a baseline with fewer (or more) candidates than our largest grid
+    with pytest.raises(ValueError, match='equal budget.*fitnets'):
+        ratio_search(tmp_path, RATIOS + ['fitnets=1,2'])
+    with pytest.raises(ValueError, match='equal budget.*pkd'):
+        ratio_search(tmp_path, RATIOS + ['pkd=1,2,3,4'])
+    # a searched fragment without a grid; a grid of nothing searched
+    with pytest.raises(ValueError, match='no grid for fitnets'):
+        ratio_search(tmp_path, ['resp=1', 'feat=1', 'id=1'])
+    with pytest.raises(ValueError, match=r"\['cwd'\] not searched"):
+        ratio_search(tmp_path, RATIOS + ['cwd=1,2,3'])
+    with pytest.raises(ValueError, match='must be > 0'):
+        ratio_search(tmp_path, ['resp=0,1', 'feat=1', 'id=1', '1,2'])
+    with pytest.raises(ValueError, match='--baselines: unknown'):
+        ratio_search(tmp_path, baselines=['only_resp'])
+    with pytest.raises(ValueError, match='--kd-decay: unknown'):
+        ratio_search(tmp_path, kd_decay={'nope': 0.0})
+    # every seed's plain student is reused, not trained per candidate
+    with pytest.raises(ValueError, match=r'no plain student of seed\(s\) '
+                       r'\[2\]'):
+        ratio_search(tmp_path, seeds=3)
+
+
+def test_ratio_search_follows_the_family(tmp_path):
+    # bytetrack's ours has no ID loss: no only_id, and no id grid
+    s = ratio_search(tmp_path, ['resp=10,20', 'feat=1,2', '1,3'],
+                     reuse=make_reuse(tmp_path, 'bytetrack'),
+                     family='bytetrack', baselines=['fitnets'])
+    assert s.ours == ('feat', 'resp')
+    assert set(s.budget()) == {'only_feat', 'only_resp', 'fitnets', 'ours'}
+    with pytest.raises(ValueError, match=r"\['id'\] not searched"):
+        ratio_search(tmp_path, RATIOS,
+                     reuse=make_reuse(tmp_path, 'bytetrack'),
+                     family='bytetrack')
+    with pytest.raises(ValueError, match='objectness does not apply'):
+        ratio_search(tmp_path, reuse=make_reuse(tmp_path, 'fairmot'),
+                     family='fairmot', baselines=['objectness'])
+    # the reused folder must be of the family searched
+    with pytest.raises(ValueError, match='family bytetrack, not --family '
+                       'cstrack'):
+        ratio_search(tmp_path, reuse=make_reuse(tmp_path, 'bytetrack'))
+
+
+def test_ratio_search_picks_best_val_ratios(tmp_path, monkeypatch):
+    monkeypatch.setattr(runner, 'execute', fake_ratio_execute)
+    monkeypatch.setattr(Benchmark, 'prepare', lambda self, tasks: None)
+    monkeypatch.setattr(Benchmark, 'summarize', lambda self: {})
+    s = ratio_search(tmp_path, kd_decay=dict(feat=0.0),
+                     loss_options=dict(feat=dict(normalize=True)))
+    result = s.run()
+    chosen = result['chosen']
+    assert chosen == {
+        'only_id.id': 2.0, 'only_feat.feat': 5.0, 'only_resp.resp': 20.0,
+        'fitnets.fitnets': 1.0, 'pkd.pkd': 3.0,
+        'ours.id': 1.0, 'ours.feat': 2.5, 'ours.resp': 10.0}
+    assert result['ours_factor'] == 0.5
+    assert result['student']['IDF1'] == 40.0
+    assert result['best']['pkd']['IDF1'] == 50.0
+    assert result['budget']['fitnets']['trainings'] == \
+        result['budget']['only_resp']['trainings'] == 6
+    # the candidates were balanced, decayed and optioned as asked
+    cand = Benchmark(str(tmp_path / 's' / 'pkd_r3'), 'micro', 2, ['pkd'],
+                     grad_ratio={'pkd.pkd': 3.0}, kd_decay=dict(feat=0.0),
+                     loss_options=dict(feat=dict(normalize=True)))
+    assert cand.load_record('pkd', 1)['metrics']['val']['IDF1'] == 50.0
+    md = (tmp_path / 's' / 'search.md').read_text()
+    assert '| pkd | ratio 3 | 50.00 | 40.00 | 45.00 | 6 |' in md
+    assert '| ours | x0.5 on the best ratios | 50.00 | 40.00 | 45.00 | ' \
+        '4 (+16) |' in md
+    assert '| fitnets ratio 10 |' in md
+    saved = json.loads((tmp_path / 's' / 'search.json').read_text())
+    assert saved['grad_ratio_args'] == result['grad_ratio_args']
+    args = result['benchmark_args']
+    assert args.startswith('--family cstrack --loss-option '
+                           'feat.normalize=True --kd-decay feat=0 '
+                           '--grad-ratio only_id.id=2 ')
+    # the chosen arguments give kd_benchmark these ratios, method by method
+    ratio = parse_loss_scale(result['grad_ratio_args'].split(),
+                             '--grad-ratio')
+    full = Benchmark(str(tmp_path / 'full'), 'micro', 1,
+                     ['ours', 'ours_no_id', 'only_resp', 'fitnets', 'pkd'],
+                     grad_ratio=ratio)
+    assert full.ratio_of('only_resp', 'resp') == 20.0
+    assert full.ratio_of('ours', 'resp') == 10.0
+    assert full.ratio_of('ours_no_id', 'feat') == 2.5
+    assert full.ratio_of('fitnets', 'fitnets') == 1.0
+    assert full.ratio_of('pkd', 'pkd') == 3.0
+
+
+def test_ratio_search_plans_configs_without_training(tmp_path):
+    """The planned candidates write KD configs balanced at their ratio
+    (what a training would start from); nothing is trained."""
+    from mmtrack_kd.benchmark import configs
+    from mmtrack_kd.utils.config import load_config
+    s = ratio_search(tmp_path, kd_decay=dict(resp=0.5))
+    for (method, key, r), bench in s.singles().items():
+        cfg = load_config(configs.kd_cfg(bench, method, 0, 'teacher.py',
+                                         'teacher.pth'))
+        balance = cfg.model.loss_balance
+        assert set(balance['ratios'].values()) == {r}, (method, balance)
+        assert len(balance['ratios']) == len(cfg.model.distill_cfgs[0]
+                                             ['distill_losses'])
+        assert ('decay' in balance) == (key == 'resp'), (method, balance)
+    ours = s.combined(dict(id=2.0, feat=5.0, resp=20.0))[0.5]
+    cfg = load_config(configs.kd_cfg(ours, 'ours', 0, 'teacher.py',
+                                     'teacher.pth'))
+    assert sorted(cfg.model.loss_balance['ratios'].values()) == [
+        1.0, 2.5, 10.0]
+    assert not any(osp.isdir(osp.join(b.out, 'records'))
+                   for b in s.singles().values())
+
+
+def test_kd_search_cli_dry_run_and_bad_arguments(tmp_path, capsys):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'kd_search', osp.join(osp.dirname(osp.dirname(osp.dirname(
+            osp.abspath(__file__)))), 'tools', 'benchmark', 'kd_search.py'))
+    kd_search = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(kd_search)
+    reuse = make_reuse(tmp_path)
+    base = ['--reuse', reuse, '--out', str(tmp_path / 's'), '--preset',
+            'micro', '--seeds', '2']
+    assert kd_search.main(base + ['--grad-ratios', '--ratios'] + RATIOS +
+                          ['--baselines', 'fitnets', 'pkd',
+                           '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert re.search(r'^\s+fitnets\s+6 \(3 candidate\(s\)\)$', out,
+                     re.M), out
+    assert re.search(r'^\s+only_id\s+4 \(2 candidate\(s\)\)$', out,
+                     re.M), out
+    assert re.search(r'^\s+ours\s+4 \(2 candidate\(s\)\) \+ the 16 ', out,
+                     re.M), out
+    minutes = float(re.search(r'estimated time: ([\d.]+) min',
+                              out).group(1))
+    assert minutes > 0
+    # the reused plain models lack val: each of the 16 candidates
+    # evaluates the teacher and the two students again
+    assert '3 plain record(s) of' in out and '48 evaluations in all' in out
+    for path in glob.glob(osp.join(reuse, 'records', '*.json')):
+        rec = json.load(open(path))
+        rec['metrics']['val'] = dict(IDF1=1.0)
+        records.json_dump(rec, path)
+    assert kd_search.main(base + ['--grad-ratios', '--ratios'] + RATIOS +
+                          ['--baselines', 'fitnets', 'pkd',
+                           '--dry-run']) == 0
+    out = capsys.readouterr().out
+    assert 'plain record(s)' not in out
+    assert float(re.search(r'estimated time: ([\d.]+) min',
+                           out).group(1)) < minutes
+    assert not (tmp_path / 's').exists()
+    for extra, match in (
+            (['--kd-decay', 'feat=0'], '--kd-decay needs --grad-ratios'),
+            (['--baselines', 'pkd'], '--baselines needs --grad-ratios'),
+            (['--grad-ratios'], '--grad-ratios needs --ratios'),
+            (['--grad-ratios', '--ratios', '1', '--scales', '1'],
+             '--scales is the loss-weight search'),
+            (['--grad-ratios', '--ratios', '1', '--baselines', 'nope'],
+             '--baselines: unknown')):
+        assert kd_search.main(base + extra) == 2, extra
+        assert match in capsys.readouterr().err, extra

@@ -1,23 +1,38 @@
-"""The val-split loss-weight search of the KD benchmark (command line of
+"""The val-split searches of the KD benchmark (command line of
 :mod:`mmtrack_kd.benchmark.search`).
 
-Reuses the teacher and the plain students of a benchmark run (``--reuse``,
-the same preset and data) and trains, on ``--seeds`` seeds, evaluating on
-the **val** split only:
+Both reuse the teacher and the plain students of a benchmark run
+(``--reuse``, the same family, preset and data) and train, on ``--seeds``
+seeds, candidates evaluated on the **val** split only; per method the
+candidate of the highest val IDF1 is kept (MOTA breaks ties). The test
+split is never read.
 
-1. each of our losses alone (``only_id``, ``only_feat``, ``only_resp``) with
-   its ``loss_weight`` multiplied by every factor of its grid in
-   ``--scales`` (``0.3 1`` for every loss, or ``id=1,3 feat=0.3,1 ...``);
-   the best factor of each loss is the one of the highest val IDF1 (MOTA
-   breaks ties);
-2. ``ours`` (all three losses) with those factors times every factor of
-   ``--combine`` (the three losses add up, so their sum may want less).
+``--grad-ratios`` (the balanced protocol; every KD method balanced by
+gradient ratio as ``kd_benchmark.py --grad-ratio`` does):
 
-It prints, and writes to ``OUT/search.json`` and ``OUT/search.md``, the
-val table and the ``--loss-scale`` arguments that give the full benchmark
-the chosen weights. The test split is never read.
+1. each of our losses alone (``only_id``, ``only_feat``, ``only_resp``:
+   those of the family's ours) at every ratio of its ``--ratios`` grid,
+   and each baseline of ``--baselines`` at every ratio of its fragment's
+   grid; each baseline gets as many candidates as the largest grid of our
+   losses (the equal budget; anything else is refused);
+2. ``ours`` at those best ratios times every factor of ``--combine``.
+
+It prints the val trainings each method was given and the
+``--grad-ratio`` arguments (``METHOD.LOSS=R``) for ``kd_benchmark.py``.
+
+Without ``--grad-ratios`` (the unbalanced protocol), the ``loss_weight`` of
+each of our losses is searched: every factor of ``--scales`` alone, then
+``ours`` with the best factors times ``--combine``; it prints the
+``--loss-scale`` arguments.
+
+Both write ``OUT/search.json`` and ``OUT/search.md``. Rerunning skips what
+is recorded.
 
 Example:
+    python tools/benchmark/kd_search.py --grad-ratios --reuse \
+        outputs/bench_full --out outputs/ratio_search --seeds 3 \
+        --ratios resp=10,20,40 feat=1,2,5 id=1,2,5 1,3,10 \
+        --baselines fitnets pkd liang_agkd atttrack --combine 1
     python tools/benchmark/kd_search.py --reuse outputs/bench_full \
         --out outputs/kd_search --scales id=1,3,10 feat=0.1,0.3,1 \
         resp=0.1,0.3,1 --combine 1
@@ -27,24 +42,66 @@ import os.path as osp
 import sys
 
 from mmtrack_kd.benchmark.lock import RunFolderBusyError
-from mmtrack_kd.benchmark.plan import preset_names
+from mmtrack_kd.benchmark.plan import (
+    family_names,
+    parse_loss_options,
+    parse_loss_scale,
+    preset_names,
+)
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
-from mmtrack_kd.benchmark.search import Search, markdown, parse_scales
+from mmtrack_kd.benchmark.search import (
+    BASELINES,
+    RatioSearch,
+    Search,
+    markdown,
+    parse_ratios,
+    parse_scales,
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
-        description='val-split loss-weight search for kd_benchmark.py')
+        description='val-split search (gradient ratios or loss weights) '
+        'for kd_benchmark.py')
     parser.add_argument('--reuse', required=True,
                         help='benchmark run folder with the trained teacher '
                         'and students')
     parser.add_argument('--out', required=True, help='search folder')
     parser.add_argument('--preset', default='full',
                         choices=sorted(preset_names()))
+    parser.add_argument('--family', default='cstrack',
+                        choices=family_names(),
+                        help='tracker family of --reuse (default cstrack)')
     parser.add_argument('--seeds', type=int, default=1)
-    parser.add_argument('--scales', nargs='+', default=['0.3', '1', '3'],
+    parser.add_argument('--grad-ratios', action='store_true',
+                        help='search gradient ratios (every KD method '
+                        'balanced, as kd_benchmark.py --grad-ratio) '
+                        'instead of loss weights')
+    parser.add_argument('--ratios', nargs='+', default=None,
+                        metavar='LOSS=R1,R2',
+                        help='with --grad-ratios: the ratio grid of each '
+                        'searched fragment (resp=10,20,40 feat=1,2,5 '
+                        'fitnets=...), plain R1,R2 for every fragment '
+                        'without its own')
+    parser.add_argument('--baselines', nargs='+', default=[],
+                        metavar='METHOD',
+                        help=f'with --grad-ratios: baselines searched with '
+                        f'the same budget, some of {list(BASELINES)}')
+    parser.add_argument('--kd-decay', nargs='+', default=None,
+                        metavar='LOSS=END',
+                        help='with --grad-ratios: --kd-decay of every '
+                        'candidate (as kd_benchmark.py)')
+    parser.add_argument('--loss-option', nargs='+', default=[],
+                        metavar='LOSS.ARG=VALUE',
+                        help='--loss-option of every candidate (as '
+                        'kd_benchmark.py)')
+    parser.add_argument('--epochs', type=int, default=None,
+                        help="epochs of every student (default: the "
+                        "preset's; --reuse's students must have as many)")
+    parser.add_argument('--scales', nargs='+', default=None,
                         help='loss-weight factors tried for each loss alone: '
-                        'F1 F2 ... for all, or id=F1,F2 feat=... resp=...')
+                        'F1 F2 ... for all, or id=F1,F2 feat=... resp=... '
+                        '(default 0.3 1 3; not with --grad-ratios)')
     parser.add_argument('--combine', type=float, nargs='+',
                         default=[1.0, 0.3],
                         help='factors on the best ones, tried for ours')
@@ -53,18 +110,60 @@ def parse_args(argv=None):
     parser.add_argument('--allow-stale', action='store_true',
                         help='use records made with other code, config or '
                         'data instead of refusing them')
+    parser.add_argument('--dry-run', action='store_true',
+                        help='with --grad-ratios: print the candidates, the '
+                        'val trainings per method and the time estimate '
+                        'only')
     return parser.parse_args(argv)
+
+
+def make_search(args):
+    """The search the arguments ask for.
+
+    Raises:
+        ValueError: bad or contradicting arguments.
+    """
+    common = dict(family=args.family, epochs=args.epochs,
+                  loss_options=parse_loss_options(args.loss_option))
+    if args.grad_ratios:
+        if args.scales is not None:
+            raise ValueError('--scales is the loss-weight search; with '
+                             '--grad-ratios give --ratios')
+        if not args.ratios:
+            raise ValueError('--grad-ratios needs --ratios (e.g. '
+                             'resp=10,20,40 feat=1,2,5 id=1,2,5)')
+        return RatioSearch(
+            args.reuse, args.out, args.preset, args.seeds,
+            parse_ratios(args.ratios), args.combine, args.jobs,
+            args.threads, allow_stale=args.allow_stale,
+            baselines=args.baselines,
+            kd_decay=None if args.kd_decay is None else
+            parse_loss_scale(args.kd_decay, '--kd-decay'), **common)
+    for flag, value in (('--ratios', args.ratios),
+                        ('--baselines', args.baselines),
+                        ('--kd-decay', args.kd_decay),
+                        ('--dry-run', args.dry_run)):
+        if value:
+            raise ValueError(f'{flag} needs --grad-ratios (baselines, '
+                             'decay and the plan are of the balanced '
+                             'search)')
+    return Search(args.reuse, args.out, args.preset, args.seeds,
+                  parse_scales(args.scales or ['0.3', '1', '3']),
+                  args.combine, args.jobs, args.threads,
+                  allow_stale=args.allow_stale, **common)
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        search = Search(args.reuse, args.out, args.preset, args.seeds,
-                        parse_scales(args.scales), args.combine, args.jobs,
-                        args.threads, allow_stale=args.allow_stale)
+        search = make_search(args)
     except ValueError as err:
         print(f'kd_search: {err}', file=sys.stderr)
         return 2
+    if isinstance(search, RatioSearch):
+        print(search.describe(), flush=True)
+        if args.dry_run:
+            return 0
     try:
         result = search.run()
     except (StaleRecordsError, RunFolderBusyError) as err:
