@@ -240,6 +240,25 @@ def _grouped(table: Dict[str, float], method: str, key: str) -> float:
     return float(table.get(f'{group}.{key}', table.get(key, 1.0)))
 
 
+def _checked_table(table: Dict[str, float], option: str,
+                   what: str) -> Dict[str, float]:
+    """A copy of a ``LOSS=VALUE`` table of ``option`` (keys a fragment,
+    or ``METHOD.FRAGMENT`` with METHOD ``ours`` or a method).
+
+    Raises:
+        ValueError: an unknown key, or a value below 0 (names ``option``).
+    """
+    table = dict(table)
+    bad = [k for k in table if k.rpartition('.')[2] not in FRAGMENTS or
+           k.rpartition('.')[0] not in ('', 'ours', *METHODS)]
+    if bad:
+        raise ValueError(f'{option}: unknown loss {bad}, expected some of '
+                         f'{list(FRAGMENTS)}')
+    if any(not v >= 0 for v in table.values()):
+        raise ValueError(f'{option}: {what} must be >= 0, got {table}')
+    return table
+
+
 class BenchmarkPlan:
     """The settings of one benchmark run folder, checked, and what follows
     from them: the runs, their paths, schedules and time estimates.
@@ -318,36 +337,12 @@ class BenchmarkPlan:
             raise ValueError('--seeds must be >= 1')
         if jobs < 1:
             raise ValueError('--jobs must be >= 1')
-        self.loss_scale = dict(loss_scale or {})
-        bad = [k for k in self.loss_scale
-               if k.rpartition('.')[2] not in FRAGMENTS or
-               k.rpartition('.')[0] not in ('', 'ours', *METHODS)]
-        if bad:
-            raise ValueError(f'--loss-scale: unknown loss {bad}, expected '
-                             f'some of {list(FRAGMENTS)}')
-        if any(not v >= 0 for v in self.loss_scale.values()):
-            raise ValueError(f'--loss-scale: factors must be >= 0, got '
-                             f'{self.loss_scale}')
-        self.grad_ratio = None if grad_ratio is None else dict(grad_ratio)
-        bad = [k for k in (self.grad_ratio or {})
-               if k.rpartition('.')[2] not in FRAGMENTS or
-               k.rpartition('.')[0] not in ('', 'ours', *METHODS)]
-        if bad:
-            raise ValueError(f'--grad-ratio: unknown loss {bad}, expected '
-                             f'some of {list(FRAGMENTS)}')
-        if any(not v >= 0 for v in (self.grad_ratio or {}).values()):
-            raise ValueError(f'--grad-ratio: ratios must be >= 0, got '
-                             f'{self.grad_ratio}')
-        self.kd_decay = dict(kd_decay or {})
-        bad = [k for k in self.kd_decay
-               if k.rpartition('.')[2] not in FRAGMENTS or
-               k.rpartition('.')[0] not in ('', 'ours', *METHODS)]
-        if bad:
-            raise ValueError(f'--kd-decay: unknown loss {bad}, expected '
-                             f'some of {list(FRAGMENTS)}')
-        if any(not v >= 0 for v in self.kd_decay.values()):
-            raise ValueError(f'--kd-decay: end factors must be >= 0, got '
-                             f'{self.kd_decay}')
+        self.loss_scale = _checked_table(loss_scale or {}, '--loss-scale',
+                                         'factors')
+        self.grad_ratio = None if grad_ratio is None else _checked_table(
+            grad_ratio, '--grad-ratio', 'ratios')
+        self.kd_decay = _checked_table(kd_decay or {}, '--kd-decay',
+                                       'end factors')
         if self.kd_decay and self.grad_ratio is None:
             raise ValueError('--kd-decay needs --grad-ratio (the decay is '
                              'part of the distiller\'s loss_balance)')

@@ -98,20 +98,8 @@ class GradientBalancer(nn.Module):
         super().__init__()
         self.loss_names = list(loss_names)
         self.cfg_key = cfg_key
-        ratios = dict(ratios) if ratios is not None else None
-        if ratios is not None:
-            unknown = sorted(set(ratios) - set(self.loss_names))
-            if unknown:
-                raise DistillConfigError(
-                    f'{cfg_key}.ratios: unknown distillation loss(es) '
-                    f'{unknown}; the losses are {self.loss_names}')
-            bad = {k: v for k, v in ratios.items()
-                   if not (isinstance(v, (int, float)) and v >= 0
-                           and math.isfinite(v))}
-            if bad:
-                raise DistillConfigError(
-                    f'{cfg_key}.ratios: expected finite numbers >= 0, got '
-                    f'{bad}')
+        ratios = None if ratios is None else self._checked(
+            'ratios', ratios, 'finite numbers >= 0')
         if not (isinstance(interval, int) and interval >= 1):
             raise DistillConfigError(
                 f'{cfg_key}.interval: expected an int >= 1, got '
@@ -123,18 +111,7 @@ class GradientBalancer(nn.Module):
         if not max_scale > 1:
             raise DistillConfigError(
                 f'{cfg_key}.max_scale: expected > 1, got {max_scale!r}')
-        decay = dict(decay or {})
-        unknown = sorted(set(decay) - set(self.loss_names))
-        if unknown:
-            raise DistillConfigError(
-                f'{cfg_key}.decay: unknown distillation loss(es) {unknown}; '
-                f'the losses are {self.loss_names}')
-        bad = {k: v for k, v in decay.items()
-               if not (isinstance(v, (int, float)) and v >= 0
-                       and math.isfinite(v))}
-        if bad:
-            raise DistillConfigError(
-                f'{cfg_key}.decay: expected end factors >= 0, got {bad}')
+        decay = self._checked('decay', decay or {}, 'end factors >= 0')
         if decay_iters is not None and not (isinstance(decay_iters, int)
                                             and decay_iters >= 1):
             raise DistillConfigError(
@@ -152,6 +129,28 @@ class GradientBalancer(nn.Module):
         # saved with the model, so that a resumed run goes on with them
         self.register_buffer('scales', torch.ones(len(self.loss_names)))
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
+
+    def _checked(self, key: str, table: Dict[str, float],
+                 expected: str) -> Dict[str, float]:
+        """A copy of a loss name -> number table of ``cfg_key.key``.
+
+        Raises:
+            DistillConfigError: an unknown loss, or a value that is not a
+                finite number >= 0 (names the key).
+        """
+        table = dict(table)
+        unknown = sorted(set(table) - set(self.loss_names))
+        if unknown:
+            raise DistillConfigError(
+                f'{self.cfg_key}.{key}: unknown distillation loss(es) '
+                f'{unknown}; the losses are {self.loss_names}')
+        bad = {k: v for k, v in table.items()
+               if not (isinstance(v, (int, float)) and v >= 0
+                       and math.isfinite(v))}
+        if bad:
+            raise DistillConfigError(
+                f'{self.cfg_key}.{key}: expected {expected}, got {bad}')
+        return table
 
     def extra_repr(self) -> str:
         return (f'ratios={self.ratios}, interval={self.interval}, '
