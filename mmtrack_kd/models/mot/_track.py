@@ -1,17 +1,19 @@
 """The frame-by-frame tracking loop the JDE-family models share."""
-from typing import Callable
-
-from mmengine.structures import InstanceData
 from torch import Tensor
+
+from .split import track_frame
 
 
 def track_clip(model, name: str, inputs: Tensor, data_samples: list,
-               rescale: bool, detect: Callable[[Tensor], InstanceData],
-               **kwargs) -> list:
-    """Detect, embed and track every frame of one video clip.
+               rescale: bool, **kwargs) -> list:
+    """Detect, embed and track every frame of one video clip, through the
+    model's :class:`~mmtrack_kd.models.mot.split.FrameSplit` (its network,
+    then its post-processing with ``model.test_cfg``, then
+    ``model.tracker``).
 
     Args:
-        model: the tracker model (``with_tracker``, ``tracker``).
+        model: the tracker model (``with_tracker``, ``tracker``,
+            ``test_cfg``, ``frame_split()``).
         name: the model's name, for the errors.
         inputs: (1, T, 3, H, W) normalised frames.
         data_samples: one ``TrackDataSample`` with T frames; each frame's
@@ -19,8 +21,6 @@ def track_clip(model, name: str, inputs: Tensor, data_samples: list,
             ``scale_factor`` (w, h) from the resize.
         rescale: map boxes back to the original image with
             ``scale_factor``.
-        detect: one frame (1, 3, H, W) -> ``InstanceData`` (bboxes in input
-            pixels, scores, labels, embeds).
 
     Returns:
         list: the same ``TrackDataSample``; each frame gets
@@ -32,14 +32,10 @@ def track_clip(model, name: str, inputs: Tensor, data_samples: list,
                          f'(got {tuple(inputs.shape)})')
     if not model.with_tracker:
         raise ValueError(f'{name}.predict needs model.tracker')
+    split = model.frame_split()
     track_sample = data_samples[0]
     for t in range(len(track_sample)):
-        frame = track_sample[t]
-        pred = detect(inputs[:, t].contiguous())
-        if rescale and 'scale_factor' in frame.metainfo:
-            sf = pred.bboxes.new_tensor(frame.metainfo['scale_factor'])
-            pred.bboxes = pred.bboxes / sf.repeat(2)
-        frame.pred_instances = pred
-        frame.pred_track_instances = model.tracker.track(
-            data_sample=frame, **kwargs)
+        img = inputs[:, t].contiguous()
+        track_frame(split, model.tracker, split.network(img), img,
+                    track_sample[t], model.test_cfg, rescale, **kwargs)
     return [track_sample]

@@ -17,13 +17,14 @@ from ...utils.batch import box_tensor, fold_video_inputs, video_frames
 from ..dense_heads.cstrack_id_head import gather_embeddings
 from ..task_modules.yolo_decode import decode_yolov5
 from ._track import track_clip
+from .split import JDESplitMixin
 
 DEFAULT_TEST_CFG = dict(
     score_thr=0.5, nms=dict(type='nms', iou_threshold=0.6), max_per_img=500)
 
 
 @MODELS.register_module()
-class CSTrack(BaseMOTModel):
+class CSTrack(JDESplitMixin, BaseMOTModel):
     """CSTrack (Liang et al., IEEE TIP 2022), a JDE-style tracker.
 
     backbone -> neck (3 levels, strides 8/16/32) -> CCN splits every level
@@ -64,6 +65,8 @@ class CSTrack(BaseMOTModel):
         strides (list[int]): strides of the neck levels.
         embed_channels (int): D of the embedding map.
     """
+
+    default_test_cfg = DEFAULT_TEST_CFG
 
     def __init__(self,
                  backbone: dict,
@@ -109,9 +112,7 @@ class CSTrack(BaseMOTModel):
         if tracker is not None:
             self.tracker = MODELS.build(tracker)
         self.train_cfg = train_cfg
-        cfg = copy.deepcopy(DEFAULT_TEST_CFG)
-        cfg.update(test_cfg or {})
-        self.test_cfg = cfg
+        self.test_cfg = self.merged_test_cfg(test_cfg)
         self.loss_balance = loss_balance
         self.loss_scale_by_batch = bool(loss_scale_by_batch)
         if loss_balance == 'uncertainty':
@@ -204,19 +205,30 @@ class CSTrack(BaseMOTModel):
         return losses
 
     # --------------------------------------------------------------- predict
+    def decode_frame(self, outs: Dict[str, Union[List[Tensor], Tensor]],
+                     batch_input_shape: Tuple[int, int],
+                     test_cfg: Optional[dict] = None) -> InstanceData:
+        """:meth:`_postprocess` of one frame's :meth:`_forward` outputs."""
+        return self._postprocess(outs['det_preds'], outs['id_map'],
+                                 batch_input_shape, test_cfg)
+
     def _postprocess(self, det_preds: List[Tensor], id_map: Tensor,
-                     batch_input_shape: Tuple[int, int]) -> InstanceData:
+                     batch_input_shape: Tuple[int, int],
+                     test_cfg: Optional[dict] = None) -> InstanceData:
         """Detections with embeddings for one image (input pixels).
 
         Args:
             det_preds: per level (1, A*(5+C), H_l, W_l).
             id_map: (1, D, H_0, W_0).
             batch_input_shape: (H_in, W_in).
+            test_cfg: the settings (``score_thr``, ``nms``,
+                ``max_per_img``); None: the model's ``test_cfg``.
 
         Returns:
             InstanceData: bboxes (K, 4), scores (K,), labels (K,), embeds
             (K, D) L2-normalised, sorted by score.
         """
+        cfg = self.test_cfg if test_cfg is None else test_cfg
         head = self.bbox_head
         boxes, obj, cls = decode_yolov5(det_preds, head.anchors, head.strides,
                                         head.num_classes)
@@ -226,11 +238,11 @@ class CSTrack(BaseMOTModel):
             labels = torch.zeros_like(scores, dtype=torch.long)
         else:
             scores, labels = (obj.sigmoid()[:, None] * cls.sigmoid()).max(1)
-        keep = scores > self.test_cfg['score_thr']
+        keep = scores > cfg['score_thr']
         boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         if boxes.numel():
-            _, keep = batched_nms(boxes, scores, labels, self.test_cfg['nms'])
-            keep = keep[:self.test_cfg['max_per_img']]
+            _, keep = batched_nms(boxes, scores, labels, cfg['nms'])
+            keep = keep[:cfg['max_per_img']]
             boxes, scores, labels = boxes[keep], scores[keep], labels[keep]
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2
         embeds = gather_embeddings(id_map[0], centres, batch_input_shape)
@@ -260,10 +272,5 @@ class CSTrack(BaseMOTModel):
             ``pred_instances`` (bboxes, scores, labels, embeds) and
             ``pred_track_instances`` from the tracker.
         """
-        def detect(img: Tensor) -> InstanceData:
-            outs = self._forward(img)
-            return self._postprocess(outs['det_preds'], outs['id_map'],
-                                     tuple(img.shape[-2:]))
-
         return track_clip(self, 'CSTrack', inputs, data_samples, rescale,
-                          detect, **kwargs)
+                          **kwargs)

@@ -19,12 +19,13 @@ from ..task_modules import centernet_decoder  # noqa: F401  ('centernet')
 from ..task_modules.centernet_decode import decode_centernet, gather_cells
 from ..task_modules.grid import map_stride
 from ._track import track_clip
+from .split import JDESplitMixin
 
 DEFAULT_TEST_CFG = dict(score_thr=0.4, max_per_img=500, nms_kernel=3)
 
 
 @MODELS.register_module()
-class FairMOT(BaseMOTModel):
+class FairMOT(JDESplitMixin, BaseMOTModel):
     """FairMOT (Zhang et al., IJCV 2021): CenterNet detection and re-ID
     embeddings from one stride-4 map, tracked by a JDE-style tracker.
 
@@ -63,6 +64,8 @@ class FairMOT(BaseMOTModel):
         strides (list[int]): ``[stride of the neck map]`` (4).
         embed_channels (int): D of the embedding map.
     """
+
+    default_test_cfg = DEFAULT_TEST_CFG
 
     def __init__(self,
                  backbone: dict,
@@ -111,9 +114,7 @@ class FairMOT(BaseMOTModel):
         if tracker is not None:
             self.tracker = MODELS.build(tracker)
         self.train_cfg = train_cfg
-        cfg = copy.deepcopy(DEFAULT_TEST_CFG)
-        cfg.update(test_cfg or {})
-        self.test_cfg = cfg
+        self.test_cfg = self.merged_test_cfg(test_cfg)
         self.loss_balance = loss_balance
         if loss_balance == 'uncertainty':
             self.s_det = nn.Parameter(torch.tensor(-1.85))
@@ -191,28 +192,38 @@ class FairMOT(BaseMOTModel):
         return losses
 
     # --------------------------------------------------------------- predict
+    def decode_frame(self, outs: Dict[str, Tensor],
+                     batch_input_shape: Tuple[int, int],
+                     test_cfg: Optional[dict] = None) -> InstanceData:
+        """:meth:`_postprocess` of one frame's :meth:`_forward` outputs."""
+        return self._postprocess(outs, batch_input_shape, test_cfg)
+
     def _postprocess(self, outs: Dict[str, Tensor],
-                     batch_input_shape: Tuple[int, int]) -> InstanceData:
+                     batch_input_shape: Tuple[int, int],
+                     test_cfg: Optional[dict] = None) -> InstanceData:
         """Detections with embeddings for one image (input pixels).
 
         Args:
             outs: :meth:`_forward` output for one image.
             batch_input_shape: (H_in, W_in).
+            test_cfg: the settings (``score_thr``, ``max_per_img``,
+                ``nms_kernel``); None: the model's ``test_cfg``.
 
         Returns:
             InstanceData: bboxes (K, 4), scores (K,), labels (K,), embeds
             (K, D) L2-normalised, read at the heatmap peaks; sorted by
             score, scores above ``test_cfg.score_thr``.
         """
+        cfg = self.test_cfg if test_cfg is None else test_cfg
         heatmap = outs['heatmap']
         # input pixels per heatmap cell (from the heights, as FairMOT)
         stride = map_stride(heatmap.shape[-2:], batch_input_shape)[1]
         bboxes, scores, labels, inds = decode_centernet(
             heatmap, outs['wh'], outs['offset'], stride,
-            k=self.test_cfg['max_per_img'], ltrb=self.bbox_head.ltrb,
-            nms_kernel=self.test_cfg['nms_kernel'])
+            k=cfg['max_per_img'], ltrb=self.bbox_head.ltrb,
+            nms_kernel=cfg['nms_kernel'])
         embeds = gather_cells(outs['id_map'], inds)[0]
-        keep = scores[0] > self.test_cfg['score_thr']
+        keep = scores[0] > cfg['score_thr']
         return InstanceData(
             bboxes=bboxes[0][keep],
             scores=scores[0][keep],
@@ -239,7 +250,5 @@ class FairMOT(BaseMOTModel):
             ``pred_instances`` (bboxes, scores, labels, embeds) and
             ``pred_track_instances`` from the tracker.
         """
-        return track_clip(
-            self, 'FairMOT', inputs, data_samples, rescale,
-            lambda img: self._postprocess(self._forward(img),
-                                          tuple(img.shape[-2:])), **kwargs)
+        return track_clip(self, 'FairMOT', inputs, data_samples, rescale,
+                          **kwargs)
