@@ -9,7 +9,7 @@ from mmtrack_kd.utils.tools import load_run_config
 
 from .train import build_runner
 
-__all__ = ['build_test_config', 'evaluate_checkpoint']
+__all__ = ['build_test_config', 'evaluate_checkpoint', 'sweep_test_cfg']
 
 
 def build_test_config(config: str,
@@ -60,10 +60,35 @@ def build_test_config(config: str,
     return cfg
 
 
+def sweep_test_cfg(cfg: Config, candidates: Dict[str, dict]) -> dict:
+    """The ``test_cfg`` (loop) of ``cfg`` that scores ``candidates`` on one
+    network pass (:class:`~mmtrack_kd.evaluation.ThresholdSweepLoop`).
+
+    Raises:
+        ValueError: the config's test loop is not mmengine's ``TestLoop``.
+    """
+    loop = dict(cfg.get('test_cfg') or {})
+    if loop.get('type', 'TestLoop') != 'TestLoop':
+        raise ValueError(f'--sweep: the config\'s test_cfg.type is '
+                         f'{loop["type"]!r}; a sweep replaces TestLoop only')
+    loop.pop('type', None)
+    return dict(loop, type='ThresholdSweepLoop',
+                candidates={k: dict(v) for k, v in candidates.items()})
+
+
+def write_metrics(metrics: dict, path: str) -> None:
+    """Write ``metrics`` as JSON to ``path`` (atomically)."""
+    from mmtrack_kd.utils.io import atomic_write
+    with atomic_write(path) as f:
+        json.dump(metrics, f, indent=2, default=float)
+    print(f'metrics written to {path}')
+
+
 def evaluate_checkpoint(config: str,
                         checkpoint: str,
                         out: Optional[str] = None,
                         onnx: Optional[str] = None,
+                        sweep: Optional[Dict[str, dict]] = None,
                         **kwargs) -> Dict[str, float]:
     """Track the test (or val) split with ``checkpoint`` and score it.
 
@@ -71,22 +96,39 @@ def evaluate_checkpoint(config: str,
         config (str): Test config file.
         checkpoint (str): Checkpoint file.
         out (str, optional): Write the metrics (and ``FPS``) as JSON to
-            this file (rank 0 only).
+            this file (rank 0 only); with ``sweep``, a pattern or a folder
+            (:func:`~mmtrack_kd.evaluation.sweep_out_paths`): one file per
+            candidate, as its own run would write it.
         onnx (str, optional): Run the network in ONNX Runtime (CPU, as many
             intra-op threads as torch has) from this exported file (fp32 or
             int8); post-processing and tracker stay the model's own, with
             ``checkpoint`` loaded.
+        sweep (dict, optional): Candidates, label -> {config key: value}
+            (``--cfg-options`` keys of the post-processing and the tracker):
+            each is scored as ``config`` with its options, all on one
+            network pass per frame
+            (:class:`~mmtrack_kd.evaluation.ThresholdSweepLoop`).
         **kwargs: As :func:`build_test_config`.
 
     Returns:
-        dict: the metrics, ``FPS`` included.
+        dict: the metrics, ``FPS`` included; with ``sweep``, label ->
+        metrics.
 
     Raises:
         FileNotFoundError: a missing ``onnx`` file.
+        ValueError: with ``sweep``: a key that cannot be swept (named), or
+            an ``out`` that would put two candidates in one file.
     """
     if onnx is not None and not osp.isfile(onnx):
         raise FileNotFoundError(f'--onnx: file not found: {onnx}')
-    runner = build_runner(build_test_config(config, checkpoint, **kwargs))
+    cfg = build_test_config(config, checkpoint, **kwargs)
+    paths = {}
+    if sweep is not None:
+        from mmtrack_kd.evaluation import sweep_out_paths
+        if out:
+            paths = sweep_out_paths(out, list(sweep))
+        cfg.test_cfg = sweep_test_cfg(cfg, sweep)
+    runner = build_runner(cfg)
     if onnx is not None:
         import torch
 
@@ -98,8 +140,8 @@ def evaluate_checkpoint(config: str,
     else:
         metrics = dict(runner.test() or {})
     if out and runner.rank == 0:
-        from mmtrack_kd.utils.io import atomic_write
-        with atomic_write(out) as f:
-            json.dump(metrics, f, indent=2, default=float)
-        print(f'metrics written to {out}')
+        if sweep is None:
+            write_metrics(metrics, out)
+        for label, path in paths.items():
+            write_metrics(metrics[label], path)
     return metrics

@@ -21,6 +21,7 @@ class's MRO (mmdet's ``ByteTrack``: :class:`ByteTrackSplit`).
 from typing import Any, Dict, Optional, Tuple, Type
 
 from mmdet.models.mot import ByteTrack
+from mmengine.config import ConfigDict
 from torch import Tensor
 
 
@@ -120,14 +121,15 @@ class ByteTrackSplit(FrameSplit):
     def detect(self, outs: Tuple, img: Tensor, frame, test_cfg: dict,
                rescale: bool = True) -> None:
         det = self.model.detector
+        # mmdet's heads read the settings as attributes
         results = det.bbox_head.predict_by_feat(
-            *outs, batch_img_metas=[frame.metainfo], cfg=test_cfg,
-            rescale=rescale)
+            *outs, batch_img_metas=[frame.metainfo],
+            cfg=ConfigDict(test_cfg), rescale=rescale)
         det.add_pred_to_datasample([frame], results)
 
     def test_cfg(self, model_cfg: dict) -> dict:
         # SingleStageDetector hands its test_cfg to the head as it is
-        return model_cfg['detector'].get('test_cfg')
+        return ConfigDict(model_cfg['detector'].get('test_cfg'))
 
 
 #: Adapters of models that have no ``frame_split()`` method, by class.
