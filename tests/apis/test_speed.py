@@ -138,6 +138,10 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
         assert f'connector.{c}.forward' in doc['components']
     assert {'recorders.student', 'recorders.teacher', 'teacher_forward',
             'batch_data'} <= set(doc['components'])
+    # the parts timed inside KD steps (no balancer in this config)
+    assert {'forward', 'backward', 'other', 'backward_extra',
+            'loss.kd_feat'} <= set(doc['in_step'])
+    assert 'balancer' not in doc
     assert doc['torch_threads'] == 1 and doc['iters'] == 1
     assert doc['clock'] == 'cpu'
     assert doc['date'] and '--out' in doc['command']

@@ -11,18 +11,44 @@ one untimed warm-up of each: ``student`` (``student.loss`` + backward),
 tensor forward under ``no_grad``). Prints the median times and the ratios
 ``kd / student`` and ``(kd - teacher) / student`` (the overhead beyond the
 teacher's forward), then the parts of the KD step (recorders, batch data,
-each connector and each loss, forward and backward) timed alone. With
-``--out FILE`` the report is also written as JSON (key
-``overhead_beyond_teacher``: a fraction of a student step). See
+each connector and each loss, forward and backward) timed alone. See
 :mod:`mmtrack_kd.apis.speed`.
+
+Then, on a second build of the same model and batch, the parts timed
+inside real KD steps (:func:`time_in_step`): each part of
+``MOTDistiller.loss`` wrapped by a timer, the backward, and the student
+step's forward and backward beside it, so that what the parts timed alone
+leave out (``in_step.other``: the distiller's own work between the parts)
+and the backward's extra over the student's (``in_step.backward_extra``)
+show; and the gradient balancer (``loss_balance``): its measurement on the
+iterations it measures (every ``interval``-th; the median KD step above is
+one that does not), and that cost spread over ``interval`` iterations.
+``overhead_beyond_teacher_amortised`` adds it to the overhead.
+
+With ``--out FILE`` the report is also written as JSON (key
+``overhead_beyond_teacher``: a fraction of a student step; ``in_step``,
+``balancer`` and ``overhead_beyond_teacher_amortised`` beside it). With
+``--profile FILE`` a ``torch.profiler`` table of a few KD steps (operators
+by self CPU time) is written to FILE.
 """
 import argparse
+import contextlib
 import os.path as osp
+import statistics
 import sys
+from typing import Callable, Dict, Iterator, List
 
+import torch
 from mmengine.config import DictAction
 
-from mmtrack_kd.apis.speed import report_kd_step_overhead
+from mmtrack_kd.apis.speed import (
+    CLOCKS,
+    build_distiller_batch,
+    format_step_overhead,
+    measure_kd_step_overhead,
+    step_overhead_json,
+    write_json,
+)
 
 
 def parse_args(argv=None):
@@ -34,10 +60,206 @@ def parse_args(argv=None):
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     parser.add_argument('--out', metavar='FILE.json',
                         help='also write the report as JSON')
+    parser.add_argument('--profile', metavar='FILE.txt',
+                        help='write a torch.profiler table of KD steps')
     parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
                         help='wall: elapsed time (default); cpu: CPU time '
                         'of the process, steadier on a shared machine')
     return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def _timers(model, now: Callable[[], float],
+            acc: Dict[str, float]) -> Iterator[None]:
+    """Wrap the parts of ``MOTDistiller.loss`` by timers that add their
+    seconds to ``acc``: ``teacher_forward`` (with its recorders),
+    ``batch_data``, ``student_loss`` (with its recorders), ``connectors``,
+    ``loss.NAME`` and ``balancer`` (its measurement) / ``balance`` (the
+    rest of the balancing: scaling and logs). Removed on exit."""
+    from mmtrack_kd.models.distill import distiller
+
+    def timed(key: str, fn: Callable) -> Callable:
+        def wrapped(*args, **kwargs):
+            t0 = now()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                acc[key] = acc.get(key, 0.0) + now() - t0
+        return wrapped
+
+    module_fns = dict(teacher_forward='tensor_forward',
+                      batch_data='collect_batch_data',
+                      connectors='apply_connectors')
+    saved = {name: getattr(distiller, name) for name in module_fns.values()}
+    instances = [(model.student, 'loss', 'student_loss'),
+                 (model, '_balanced', 'balance')]
+    instances += [(loss, 'forward', f'loss.{name}')
+                  for name, loss in model.distill_losses.items()]
+    if model.loss_balance is not None:
+        instances.append((model.loss_balance, 'forward', 'balancer'))
+    try:
+        for key, name in module_fns.items():
+            setattr(distiller, name, timed(key, saved[name]))
+        for obj, attr, key in instances:
+            setattr(obj, attr, timed(key, getattr(obj, attr)))
+        yield
+    finally:
+        for name, fn in saved.items():
+            setattr(distiller, name, fn)
+        for obj, attr, _ in instances:
+            vars(obj).pop(attr, None)  # back to the class's method
+
+
+def time_in_step(model, inputs: torch.Tensor, data_samples, iters: int,
+                 clock: str = 'wall') -> Dict[str, List[float]]:
+    """Seconds of each part of real KD steps, beside student steps.
+
+    ``iters`` KD steps on which the balancer (if any) does not measure and,
+    interleaved, ``iters`` student steps, after one untimed warm-up of each;
+    then, with a balancer, ``iters`` KD steps on which it measures. The
+    balancer's counter is set before each step and put back after.
+
+    Returns:
+        dict[str, list[float]]: the parts of :func:`_timers` (KD steps on
+        which the balancer does not measure), ``forward`` (all of
+        ``MOTDistiller.loss``), ``backward``, ``other`` (``forward`` less
+        its parts: the distiller's own work), ``student.forward`` and
+        ``student.backward``; with a balancer, ``balancer.measure`` (the
+        balancer on the steps where it measures).
+    """
+    now = CLOCKS[clock]
+    balancer = model.loss_balance
+    step0 = None if balancer is None else balancer.step.clone()
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+
+    def one(kind: str) -> Dict[str, float]:
+        acc: Dict[str, float] = {}
+        if balancer is not None:  # due: a multiple of the interval
+            balancer.step.fill_(balancer.interval if kind == 'measure' else
+                                balancer.interval + 1)
+        fwd = model.loss if kind != 'student' else model.student.loss
+        with _timers(model, now, acc):
+            t0 = now()
+            losses = fwd(inputs, data_samples)
+            t1 = now()
+            total = sum(v.sum() for k, v in losses.items()
+                        if k.startswith('loss') and
+                        isinstance(v, torch.Tensor))
+            total.backward()
+            t2 = now()
+        for p in params:
+            p.grad = None
+        if kind == 'student':
+            return {'student.forward': t1 - t0, 'student.backward': t2 - t1}
+        if kind == 'measure':
+            return {'balancer.measure': acc.get('balancer', 0.0)}
+        acc.pop('balancer', None)  # it only counts the step
+        acc.update(forward=t1 - t0, backward=t2 - t1)
+        acc['other'] = acc['forward'] - sum(
+            v for k, v in acc.items() if k not in ('forward', 'backward'))
+        return acc
+
+    kinds = ['kd', 'student'] + (['measure'] if balancer is not None else [])
+    times: Dict[str, List[float]] = {}
+    try:
+        for kind in kinds:  # warm-up
+            one(kind)
+        for i in range(iters):
+            for kind in (kinds if i % 2 == 0 else kinds[::-1]):
+                for key, seconds in one(kind).items():
+                    times.setdefault(key, []).append(seconds)
+    finally:
+        if balancer is not None:
+            balancer.step.copy_(step0)
+    return times
+
+
+def in_step_report(times: Dict[str, List[float]], student_s: float,
+                   overhead: float, balancer) -> dict:
+    """The ``in_step`` and ``balancer`` parts of the JSON report.
+
+    Args:
+        times (dict): :func:`time_in_step`'s result.
+        student_s (float): the median student step (seconds) of the main
+            measurement, the unit of the shares.
+        overhead (float): the main measurement's
+            ``overhead_beyond_teacher``.
+        balancer (GradientBalancer | None): the model's balancer.
+
+    Returns:
+        dict: ``in_step`` (part -> ``dict(median_ms, share_of_student)``,
+        ``backward_extra``: KD backward less the student's), and with a
+        balancer ``balancer`` (``interval``, ``measure_ms``: its
+        measurement on a measured iteration, ``amortised_ms`` = that /
+        ``interval``, ``share_of_student``) and
+        ``overhead_beyond_teacher_amortised`` (the overhead plus that
+        share; the main median KD step is one without the measurement
+        when ``interval`` > 2, and is every step's at 1).
+    """
+    med = {k: statistics.median(v) for k, v in times.items()}
+    measure = med.pop('balancer.measure', None)
+    med['backward_extra'] = med['backward'] - med['student.backward']
+    doc = dict(in_step={
+        k: dict(median_ms=1e3 * v, share_of_student=v / student_s)
+        for k, v in med.items()})
+    if balancer is not None and measure is not None:
+        amortised = measure / balancer.interval
+        doc['balancer'] = dict(
+            interval=balancer.interval, measure_ms=1e3 * measure,
+            amortised_ms=1e3 * amortised,
+            share_of_student=amortised / student_s)
+        # interval 1: every KD step measured, the median one included
+        doc['overhead_beyond_teacher_amortised'] = overhead + (
+            amortised / student_s if balancer.interval > 1 else 0.0)
+    return doc
+
+
+def format_in_step(doc: dict) -> str:
+    """The printed part of :func:`in_step_report`."""
+    lines = ['parts timed inside KD steps (medians; share of the student '
+             'step):']
+    for name, part in doc['in_step'].items():
+        lines.append(f'  {name:<32} {part["median_ms"]:8.2f} ms '
+                     f'{100 * part["share_of_student"]:6.2f} %')
+    bal = doc.get('balancer')
+    if bal:
+        lines.append(
+            f'gradient balancer: {bal["measure_ms"]:.1f} ms on a measured '
+            f'iteration, every {bal["interval"]}: {bal["amortised_ms"]:.2f}'
+            f' ms a step ({100 * bal["share_of_student"]:.2f} % of a '
+            f'student step)')
+        lines.append(
+            f'overhead beyond the teacher forward with the balancer '
+            f'amortised: {doc["overhead_beyond_teacher_amortised"]:+.3f}')
+    return '\n'.join(lines)
+
+
+def profile_kd_steps(model, inputs, data_samples, path: str,
+                     steps: int = 3) -> None:
+    """Write a ``torch.profiler`` table (operators by self CPU time) of
+    ``steps`` KD steps (loss and backward), after one warm-up."""
+    from torch.profiler import ProfilerActivity, profile
+    params = [p for p in model.parameters() if p.requires_grad]
+    model.train()
+
+    def step():
+        losses = model.loss(inputs, data_samples)
+        sum(v.sum() for k, v in losses.items()
+            if k.startswith('loss') and isinstance(v, torch.Tensor)
+            ).backward()
+        for p in params:
+            p.grad = None
+
+    step()
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            step()
+    with open(path, 'w') as f:
+        f.write(f'{steps} KD steps\n')
+        f.write(prof.key_averages().table(sort_by='self_cpu_time_total',
+                                          row_limit=60))
+        f.write('\n')
 
 
 def main(argv=None) -> int:
@@ -51,9 +273,24 @@ def main(argv=None) -> int:
         return 2
     command = ['python', 'tools/benchmark/kd_step_overhead.py'] + list(
         sys.argv[1:] if argv is None else argv)
-    print(report_kd_step_overhead(args.config, args.iters, args.cfg_options,
-                                  args.threads, args.out, command,
-                                  args.clock))
+    result = measure_kd_step_overhead(args.config, args.iters,
+                                      args.cfg_options, args.threads,
+                                      clock=args.clock)
+    print(format_step_overhead(result))
+    # a fresh build: the same weights and batch (seeded)
+    model, inputs, samples = build_distiller_batch(args.config,
+                                                   args.cfg_options)
+    extra = in_step_report(
+        time_in_step(model, inputs, samples, args.iters, args.clock),
+        result['median']['student'], result['overhead_beyond_teacher'],
+        model.loss_balance)
+    print(format_in_step(extra))
+    if args.out:
+        doc = step_overhead_json(result, command)
+        doc.update(extra)
+        write_json(doc, args.out)
+    if args.profile:
+        profile_kd_steps(model, inputs, samples, args.profile)
     return 0
 
 
