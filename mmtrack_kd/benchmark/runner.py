@@ -355,26 +355,74 @@ class Benchmark(BenchmarkPlan):
                 os.remove(log)
         return run_cmd(cmd, log, self.threads)
 
+    def metrics_path(self, method: str, seed: int, split: str,
+                     tag: str = '') -> str:
+        """``OUT/metrics/NAME.SPLIT[TAG].json``."""
+        return osp.join(self.out, 'metrics',
+                        f'{self.name(method, seed)}.{split}{tag}.json')
+
+    @staticmethod
+    def read_metrics(path: str) -> dict:
+        """The metrics of a ``tools/test.py --out`` file without the
+        ``mot/`` prefix."""
+        import json
+        with open(path) as f:
+            raw = json.load(f)
+        return {k.split('/', 1)[-1]: v for k, v in raw.items()}
+
     def evaluate(self, method: str, seed: int, cfg: str, ckpt: str,
                  split: str, options: Optional[Dict[str, float]] = None,
                  tag: str = '') -> dict:
         """``tools/test.py --split SPLIT [--cfg-options ...]``; its metrics
         without the ``mot/`` prefix (``METRICS/NAME.SPLIT[TAG].json``)."""
-        import json
-        out = osp.join(self.out, 'metrics',
-                       f'{self.name(method, seed)}.{split}{tag}.json')
+        out = self.metrics_path(method, seed, split, tag)
         run_cmd(['tools/test.py', cfg, ckpt, '--split', split, '--out', out,
                  '--work-dir', osp.join(self.work_dir(method, seed), 'test')]
                 + thr.cfg_option_args(options),
                 self.log_path(method, seed, split), self.threads)
-        with open(out) as f:
-            raw = json.load(f)
-        return {k.split('/', 1)[-1]: v for k, v in raw.items()}
+        return self.read_metrics(out)
+
+    def sweepable(self, cands: Dict[str, Dict[str, float]]) -> bool:
+        """Whether every key of ``cands`` is one that ``tools/test.py
+        --sweep`` varies on one network pass (the tracker's and the
+        family's post-processing ``test_cfg``)."""
+        from mmtrack_kd.evaluation.sweep import unsweepable_keys
+        test_cfg_key = f'{self.family.prefix}test_cfg'
+        return not any(unsweepable_keys(c, test_cfg_key)
+                       for c in cands.values())
+
+    def evaluate_sweep(self, method: str, seed: int, cfg: str, ckpt: str,
+                       split: str, cands: Dict[str, Dict[str, float]]
+                       ) -> Dict[str, dict]:
+        """``tools/test.py --split SPLIT --sweep``: every candidate on one
+        network pass per frame, candidate ``i``'s metrics in
+        ``METRICS/NAME.SPLIT.t{i}.json`` as :meth:`evaluate` with tag
+        ``.t{i}`` writes them.
+
+        Returns:
+            dict: label -> metrics without the ``mot/`` prefix.
+        """
+        work = osp.join(self.work_dir(method, seed), 'test')
+        sweep = osp.join(work, f'{split}_sweep.json')
+        records.json_dump(cands, sweep)
+        paths = [self.metrics_path(method, seed, split, f'.t{i}')
+                 for i in range(len(cands))]
+        pattern = self.metrics_path(method, seed, split).replace(
+            '{', '{{').replace('}', '}}')[:-len('.json')] + '.t{i}.json'
+        run_cmd(['tools/test.py', cfg, ckpt, '--split', split, '--sweep',
+                 sweep, '--out', pattern, '--work-dir', work],
+                self.log_path(method, seed, split), self.threads)
+        return {label: self.read_metrics(path)
+                for label, path in zip(cands, paths)}
 
     def pick_thresholds(self, method: str, seed: int, cfg: str,
                         ckpt: str) -> Tuple[Optional[dict], dict]:
         """Evaluate every threshold candidate on val and keep the best
-        (:mod:`~mmtrack_kd.benchmark.thresholds`).
+        (:mod:`~mmtrack_kd.benchmark.thresholds`): one ``tools/test.py
+        --sweep`` run for all of them (:meth:`evaluate_sweep`), or one run
+        per candidate when the grid has a key the network reads
+        (:meth:`sweepable`). Either way candidate ``i``'s metrics are in
+        ``METRICS/NAME.val.t{i}.json``.
 
         Returns:
             tuple: the record's ``thresholds`` (``metric``,
@@ -387,9 +435,12 @@ class Benchmark(BenchmarkPlan):
         if not cands:
             return None, {}
         spec = self.threshold_spec()
-        val = {label: self.evaluate(method, seed, cfg, ckpt, 'val', c,
-                                    tag=f'.t{i}')
-               for i, (label, c) in enumerate(cands.items())}
+        if self.sweepable(cands):
+            val = self.evaluate_sweep(method, seed, cfg, ckpt, 'val', cands)
+        else:
+            val = {label: self.evaluate(method, seed, cfg, ckpt, 'val', c,
+                                        tag=f'.t{i}')
+                   for i, (label, c) in enumerate(cands.items())}
         best = thr.choose(val, spec['metric'], spec['tie_break'])
         tuned = dict(
             metric=spec['metric'], tie_break=spec['tie_break'],

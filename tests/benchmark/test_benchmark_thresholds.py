@@ -82,22 +82,44 @@ def fake_evaluate(calls):
     return evaluate
 
 
+def fake_sweep(calls, evaluate):
+    """:meth:`Benchmark.evaluate_sweep` as ``evaluate`` per candidate
+    (recorded as one call, ``('sweep', labels)``)."""
+    def evaluate_sweep(method, seed, cfg, ckpt, split, cands):
+        calls.append(('sweep', list(cands)))
+        return {label: evaluate(method, seed, cfg, ckpt, split, c,
+                                tag=f'.t{i}')
+                for i, (label, c) in enumerate(cands.items())}
+    return evaluate_sweep
+
+
 @pytest.mark.parametrize('splits', [['test'], ['val', 'test']])
+@pytest.mark.parametrize('sweep', [True, False])
 def test_score_picks_on_val_and_scores_test_with_it(tmp_path, monkeypatch,
-                                                    splits):
+                                                    splits, sweep):
     bench = Benchmark(str(tmp_path), 'micro', 1, [], splits=splits)
     bench.tune_thresholds = True
     calls = []
     monkeypatch.setattr(bench, 'evaluate', fake_evaluate(calls))
+    monkeypatch.setattr(bench, 'evaluate_sweep',
+                        fake_sweep(calls, bench.evaluate))
+    if not sweep:  # a grid key the network reads: one run per candidate
+        grid = bench.threshold_candidates()
+        for c in grid.values():
+            c['model.neck.out_channels'] = 16
+        monkeypatch.setattr(bench, 'threshold_candidates', lambda: grid)
     tuned, metrics = bench.score('student', 0, 'c.py', 'm.pth', splits)
     assert tuned['chosen'] == 'score_thr=0.4'
     assert tuned['options']['model.tracker.init_track_thr'] == 0.4
     assert tuned['grid'] == list(bench.threshold_candidates())
     assert tuned['val'][tuned['chosen']]['IDF1'] == pytest.approx(60.0)
+    # the default grid: one sweep run of the four candidates
+    assert (calls[0] == ('sweep', tuned['grid'])) == sweep
+    runs = [c for c in calls if c[0] != 'sweep']
     # four val candidates, then each other split once, with the choice
-    assert [c[0] for c in calls] == ['val'] * 4 + ['test']
-    assert calls[-1][1] == tuned['options']
-    assert len({c[2] for c in calls[:4]}) == 4  # one metrics file each
+    assert [c[0] for c in runs] == ['val'] * 4 + ['test']
+    assert runs[-1][1] == tuned['options']
+    assert len({c[2] for c in runs[:4]}) == 4  # one metrics file each
     assert metrics['test']['IDF1'] == pytest.approx(50.0)
     if 'val' in splits:
         assert metrics['val']['IDF1'] == pytest.approx(60.0)
@@ -107,6 +129,41 @@ def test_score_picks_on_val_and_scores_test_with_it(tmp_path, monkeypatch,
     monkeypatch.setattr(plain, 'evaluate', fake_evaluate(calls))
     tuned, metrics = plain.score('student', 0, 'c.py', 'm.pth', splits)
     assert tuned is None and [c[1] for c in calls] == [{}] * len(splits)
+
+
+@pytest.mark.parametrize('family', ['cstrack', 'fairmot', 'bytetrack'])
+def test_evaluate_sweep_runs_test_py_once(tmp_path, monkeypatch, family):
+    """One tools/test.py --sweep run writes candidate i's metrics where its
+    own run would (``METRICS/NAME.val.t{i}.json``); the tool's file naming
+    is that of the evaluation package."""
+    from mmtrack_kd.benchmark import runner
+    from mmtrack_kd.evaluation import load_sweep, sweep_out_paths
+    bench = Benchmark(str(tmp_path / 'b{x}'), 'full', 1, [], family=family)
+    cands = bench.threshold_candidates()
+    assert len(cands) == 4 and bench.sweepable(cands)
+    cmds = []
+
+    def run_cmd(cmd, log, threads):
+        cmds.append(cmd)
+        out = cmd[cmd.index('--out') + 1]
+        sweep = load_sweep(cmd[cmd.index('--sweep') + 1])
+        assert sweep == cands
+        for i, path in enumerate(sweep_out_paths(out, list(sweep)).values()):
+            records.json_dump({'mot/IDF1': float(i), 'FPS': 9.0}, path)
+        return 1.0, 1.0
+
+    monkeypatch.setattr(runner, 'run_cmd', run_cmd)
+    val = bench.evaluate_sweep('student', 0, 'c.py', 'm.pth', 'val', cands)
+    assert len(cmds) == 1 and cmds[0][:5] == [
+        'tools/test.py', 'c.py', 'm.pth', '--split', 'val']
+    assert list(val) == list(cands)
+    for i, label in enumerate(cands):
+        assert val[label] == {'IDF1': float(i), 'FPS': 9.0}
+        assert bench.read_metrics(bench.metrics_path(
+            'student', 0, 'val', f'.t{i}')) == val[label]
+    # a key of another family's post-processing is not swept
+    other = {'x': {'model.detector.test_cfg.score_thr': 0.3}}
+    assert bench.sweepable(other) == (family == 'bytetrack')
 
 
 def test_complete_uses_the_recorded_choice(tmp_path, monkeypatch):
