@@ -393,3 +393,85 @@ def test_errors_name_the_loss():
     for temp in (0., -0.5):
         with _raises(f'KeyFeatureLoss: temperature must be > 0, got {temp}'):
             KeyFeatureLoss(temperature=temp)
+
+
+def _full_level(s, t, boxes, temp=0.5, alpha=1., beta=0.5, gamma=0.1,
+                normalize=False):
+    """The whole computation of one level, every term computed and then
+    weighted (also by a zero weight), Tensor.std for the standardisation:
+    what the loss computed before it skipped zero-weighted terms."""
+    from mmtrack_kd.models.losses.key_feature_loss import \
+        spatial_channel_attention
+    sp_t, ch_t = spatial_channel_attention(t, temp)
+    sp_s, ch_s = spatial_channel_attention(s, temp)
+    w_fg, w_bg = KeyFeatureLoss.box_weights(sp_t, boxes, REF_SHAPE)
+    if normalize:
+        s, t = [(x - x.mean((2, 3), keepdim=True)) /
+                (x.std((2, 3), keepdim=True) + 1e-6) for x in (s, t)]
+    d = ((s - t)**2 * ch_t[:, :, None, None]).mean(1)
+    loss = alpha * (w_fg * d).sum() / w_fg.sum() + \
+        beta * (w_bg * d).sum() / w_bg.sum()
+    at = (sp_s - sp_t).abs().mean() + (ch_s - ch_t).abs().mean()
+    return loss + gamma * at
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(gamma_at=0.),
+    dict(beta_bg=0.),
+    dict(beta_bg=0., gamma_at=0., normalize=True),  # the fragment's
+    dict(beta_bg=0., gamma_at=0.3, temperature=1.5, normalize=True),
+])
+def test_zero_weight_shortcuts_keep_value_and_gradient(kwargs):
+    """A zero beta_bg / gamma_at skips its term: the value and the
+    student's gradient are those of the whole computation."""
+    got_s, want_s = _t(REF_S, True), _t(REF_S, True)
+    got = KeyFeatureLoss(**kwargs)(got_s, _t(REF_T), _ref_boxes(), REF_SHAPE)
+    want = _full_level(want_s, _t(REF_T), _ref_boxes(),
+                       temp=kwargs.get('temperature', 0.5),
+                       beta=kwargs.get('beta_bg', 0.5),
+                       gamma=kwargs.get('gamma_at', 0.1),
+                       normalize=kwargs.get('normalize', False))
+    assert got.item() == pytest.approx(want.item(), rel=1e-12)
+    got.backward()
+    want.backward()
+    torch.testing.assert_close(got_s.grad, want_s.grad, rtol=1e-10,
+                               atol=1e-12)
+    # and the numpy reference agrees
+    ref = _np_kf_level(REF_S, REF_T, REF_BOXES,
+                       temp=kwargs.get('temperature', 0.5),
+                       beta=kwargs.get('beta_bg', 0.5),
+                       gamma=kwargs.get('gamma_at', 0.1),
+                       normalize=kwargs.get('normalize', False))
+    assert got.item() == pytest.approx(ref, rel=1e-9)
+
+
+def test_standardize_matches_tensor_std_in_value_and_gradient():
+    from mmtrack_kd.models.losses.key_feature_loss import _standardize
+    x = torch.randn(2, 5, 7, 9, dtype=torch.float64) * 3 + 1
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    got = _standardize(a)
+    want = (b - b.mean((2, 3), keepdim=True)) / (
+        b.std((2, 3), keepdim=True) + 1e-6)
+    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
+    weight = torch.randn_like(x)
+    (got * weight).sum().backward()
+    (want * weight).sum().backward()
+    torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12)
+    # float32 too, to float tolerance
+    x32 = x.float()
+    torch.testing.assert_close(
+        _standardize(x32), (x32 - x32.mean((2, 3), keepdim=True)) /
+        (x32.std((2, 3), keepdim=True) + 1e-6), rtol=1e-5, atol=1e-5)
+    # one cell: NaN, as Tensor.std
+    assert torch.isnan(_standardize(torch.ones(1, 2, 1, 1))).all()
+
+
+def test_box_weights_without_background():
+    t = _feat()
+    sp_T = t.abs().mean(1).softmax(-1)
+    boxes = [torch.cat([SMALL, LARGE]), LARGE]
+    w_fg, w_bg = KeyFeatureLoss.box_weights(sp_T, boxes, SHAPE)
+    fg_only, none = KeyFeatureLoss.box_weights(sp_T, boxes, SHAPE,
+                                               background=False)
+    assert none is None
+    torch.testing.assert_close(fg_only, w_fg, rtol=0, atol=0)
