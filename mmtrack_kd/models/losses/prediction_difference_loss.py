@@ -190,7 +190,10 @@ class PredictionDifferenceLoss(nn.Module):
 
         def relations(x: Tensor) -> Tensor:  # (P, R) cosines
             ref = x.gather(2, ref_cells[:, None].expand(-1, x.shape[1], -1))
-            return torch.bmm(x[img, :, cells][:, None], ref[img])[:, 0]
+            # every cell of each image against its references (N, hw, R),
+            # then each candidate's row: one product, no (P, D, R) copy of
+            # the references per candidate
+            return torch.bmm(x.transpose(1, 2), ref)[img, cells]
 
         valid = torch.arange(r, device=s.device)[None] < n_ref[img, None]
         gap = (relations(s) - relations(t)).abs() * valid
