@@ -86,6 +86,12 @@ def model_overrides(spec: dict) -> dict:
     return cstrack_overrides(spec, PRESETS_FILE)
 
 
+# a swept threshold candidate beyond the first, in evaluations of one split
+# (its post-processing, tracker and scoring without the network): the 4
+# candidates of the grid took 47 s in one tools/test.py --sweep run against
+# 119 s in 4 runs (one trained full-preset student on val, 2026-11-30)
+SWEEP_CANDIDATE_EVALS = 0.2
+
 # what a family's section of presets.yaml may set per preset: the sizes and
 # the schedule (data, splits and the threshold choice are shared)
 FAMILY_PRESET_KEYS = ('teacher', 'student', 'epochs', 'teacher_epochs',
@@ -470,6 +476,24 @@ class BenchmarkPlan:
         from .thresholds import candidates
         return candidates(self.threshold_spec())
 
+    def sweepable(self, cands: Dict[str, Dict[str, float]]) -> bool:
+        """Whether every key of ``cands`` is one that ``tools/test.py
+        --sweep`` varies on one network pass (the tracker's and the
+        family's post-processing ``test_cfg``)."""
+        from mmtrack_kd.evaluation.sweep import unsweepable_keys
+        test_cfg_key = f'{self.family.prefix}test_cfg'
+        return not any(unsweepable_keys(c, test_cfg_key)
+                       for c in cands.values())
+
+    def threshold_evals(self) -> float:
+        """The val threshold choice in evaluations of one split: one per
+        candidate, or, swept on one network pass, one plus
+        :data:`SWEEP_CANDIDATE_EVALS` per further candidate."""
+        cands = self.threshold_candidates()
+        if not cands or not self.sweepable(cands):
+            return float(len(cands))
+        return 1.0 + SWEEP_CANDIDATE_EVALS * (len(cands) - 1)
+
     def threshold_spec(self) -> dict:
         """The checked ``thresholds`` section of the family's data
         (:func:`~mmtrack_kd.benchmark.thresholds.grid_spec`)."""
@@ -496,7 +520,7 @@ class BenchmarkPlan:
         # a KD step also runs the teacher forward and the losses
         factor = dict(kd=p['kd_factor'], teacher=p['teacher_factor']).get(
             METHODS[method][0], 1.0)
-        evals = len(self.splits) + len(self.threshold_candidates())
+        evals = len(self.splits) + self.threshold_evals()
         return p['startup_s'] + iters * p['sec_per_iter'] * factor + \
             evals * p['eval_s']
 

@@ -382,15 +382,6 @@ class Benchmark(BenchmarkPlan):
                 self.log_path(method, seed, split), self.threads)
         return self.read_metrics(out)
 
-    def sweepable(self, cands: Dict[str, Dict[str, float]]) -> bool:
-        """Whether every key of ``cands`` is one that ``tools/test.py
-        --sweep`` varies on one network pass (the tracker's and the
-        family's post-processing ``test_cfg``)."""
-        from mmtrack_kd.evaluation.sweep import unsweepable_keys
-        test_cfg_key = f'{self.family.prefix}test_cfg'
-        return not any(unsweepable_keys(c, test_cfg_key)
-                       for c in cands.values())
-
     def evaluate_sweep(self, method: str, seed: int, cfg: str, ckpt: str,
                        split: str, cands: Dict[str, Dict[str, float]]
                        ) -> Dict[str, dict]:
@@ -421,7 +412,8 @@ class Benchmark(BenchmarkPlan):
         (:mod:`~mmtrack_kd.benchmark.thresholds`): one ``tools/test.py
         --sweep`` run for all of them (:meth:`evaluate_sweep`), or one run
         per candidate when the grid has a key the network reads
-        (:meth:`sweepable`). Either way candidate ``i``'s metrics are in
+        (:meth:`~mmtrack_kd.benchmark.plan.BenchmarkPlan.sweepable`).
+        Either way candidate ``i``'s metrics are in
         ``METRICS/NAME.val.t{i}.json``.
 
         Returns:

@@ -7,6 +7,7 @@ import pytest
 from mmtrack_kd.benchmark import plan
 from mmtrack_kd.benchmark.plan import (
     METHODS,
+    SWEEP_CANDIDATE_EVALS,
     BenchmarkPlan,
     load_benchmark_data,
     model_overrides,
@@ -128,14 +129,22 @@ def test_schedule_and_estimate_from_the_preset(tmp_path):
     assert p.iters_per_epoch() == 120
     assert p.epochs('teacher') == 12 and p.epochs('ours') == 4
     c = p.preset
-    # the test split, plus the val evaluations of the threshold candidates
+    # the test split, plus the val sweep of the 4 threshold candidates (one
+    # evaluation and a fraction for each further candidate)
     assert p.tune_thresholds and len(p.threshold_candidates()) == 4
-    evals = 1 + 4
+    evals = 1 + 1 + 3 * SWEEP_CANDIDATE_EVALS
     assert p.estimate_s('student') == pytest.approx(
         c['startup_s'] + 480 * c['sec_per_iter'] + evals * c['eval_s'])
     assert p.estimate_s('ours') == pytest.approx(
         c['startup_s'] + 480 * c['sec_per_iter'] * c['kd_factor'] +
         evals * c['eval_s'])
+    # a grid key the network reads: one evaluation per candidate
+    grid = {k: dict(v, **{'model.neck.out_channels': 16})
+            for k, v in p.threshold_candidates().items()}
+    assert not p.sweepable(grid)
+    p.threshold_candidates = lambda: grid
+    assert p.threshold_evals() == 4
+    del p.threshold_candidates
     text = p.describe(lambda m, s: m == 'teacher')
     assert re.search(r'^\s+teacher\s+seed 0 .* done ', text, re.M)
     minutes = float(re.search(r'estimated time left: ([\d.]+) min',
