@@ -191,11 +191,15 @@ class KeyFeatureLoss(nn.Module):
             map_S, map_T = _standardize(preds_S), _standardize(preds_T)
         # D(p): channel-attention-weighted squared error, (N, H, W)
         diff = ((map_S - map_T)**2 * ch_T[:, :, None, None]).mean(1)
-        loss = zero_with_grad(preds_S)
+        terms = []
         if w_fg.sum() > 0:
-            loss = loss + self.alpha_fg * (w_fg * diff).sum() / w_fg.sum()
+            terms.append(self.alpha_fg * (w_fg * diff).sum() / w_fg.sum())
         if w_bg is not None and w_bg.sum() > 0:
-            loss = loss + self.beta_bg * (w_bg * diff).sum() / w_bg.sum()
+            terms.append(self.beta_bg * (w_bg * diff).sum() / w_bg.sum())
+        # a zero in the student's graph only when no term is: adding it to
+        # a term changes neither value nor gradient, and costs a pass over
+        # the map each way
+        loss = sum(terms[1:], terms[0]) if terms else zero_with_grad(preds_S)
         if self.gamma_at == 0:
             return loss
         sp_S, ch_S = spatial_channel_attention(preds_S, self.temperature)
