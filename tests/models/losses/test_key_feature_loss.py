@@ -475,3 +475,15 @@ def test_box_weights_without_background():
                                                background=False)
     assert none is None
     torch.testing.assert_close(fg_only, w_fg, rtol=0, atol=0)
+
+
+def test_no_target_and_zero_weights_give_a_connected_zero():
+    """No box, no background term, no attention term: a zero that keeps
+    the student's graph (every level, every parameter still reached)."""
+    s = _t(REF_S, True)
+    loss = KeyFeatureLoss(beta_bg=0., gamma_at=0., normalize=True)(
+        s, _t(REF_T), [torch.zeros(0, 4, dtype=torch.float64)] * 2,
+        REF_SHAPE)
+    assert loss.item() == 0. and loss.requires_grad
+    loss.backward()
+    assert s.grad is not None and (s.grad == 0).all()
