@@ -10,6 +10,7 @@ import argparse
 import sys
 
 from mmtrack_kd.apis.train import train_model
+from mmtrack_kd.utils.malloc import retain_freed_memory
 from mmtrack_kd.utils.tools import add_common_args, parse_common
 
 
@@ -30,12 +31,20 @@ def parse_args(argv=None):
         'stretched to match')
     parser.add_argument(
         '--amp', action='store_true', help='mixed precision training')
+    parser.add_argument(
+        '--release-memory',
+        action='store_true',
+        help="keep glibc's default of handing freed memory back to the OS "
+        'between steps (by default it stays in the process, which spares '
+        'the page faults of every step; see mmtrack_kd.utils.malloc)')
     add_common_args(parser)
     return parse_common(parser, argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
+    if not args.release_memory:
+        retain_freed_memory()
     train_model(args.config, work_dir=args.work_dir,
                 cfg_options=args.cfg_options, launcher=args.launcher,
                 resume=args.resume, epochs=args.epochs, amp=args.amp)

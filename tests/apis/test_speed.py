@@ -142,6 +142,7 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
     assert {'forward', 'backward', 'other', 'backward_extra',
             'loss.kd_feat'} <= set(doc['in_step'])
     assert 'balancer' not in doc
+    assert isinstance(doc['retain_freed_memory'], bool)
     assert doc['torch_threads'] == 1 and doc['iters'] == 1
     assert doc['clock'] == 'cpu'
     assert doc['date'] and '--out' in doc['command']

@@ -25,9 +25,14 @@ iterations it measures (every ``interval``-th; the median KD step above is
 one that does not), and that cost spread over ``interval`` iterations.
 ``overhead_beyond_teacher_amortised`` adds it to the overhead.
 
+The process keeps freed memory as ``tools/train.py`` sets it
+(:func:`mmtrack_kd.utils.malloc.retain_freed_memory`);
+``--release-memory`` measures with glibc's default instead.
+
 With ``--out FILE`` the report is also written as JSON (key
 ``overhead_beyond_teacher``: a fraction of a student step; ``in_step``,
-``balancer`` and ``overhead_beyond_teacher_amortised`` beside it). With
+``balancer``, ``overhead_beyond_teacher_amortised`` and
+``retain_freed_memory`` beside it). With
 ``--profile FILE`` a ``torch.profiler`` table of a few KD steps (operators
 by self CPU time) is written to FILE.
 """
@@ -49,6 +54,7 @@ from mmtrack_kd.apis.speed import (
     step_overhead_json,
     write_json,
 )
+from mmtrack_kd.utils.malloc import retain_freed_memory
 
 
 def parse_args(argv=None):
@@ -62,6 +68,10 @@ def parse_args(argv=None):
                         help='also write the report as JSON')
     parser.add_argument('--profile', metavar='FILE.txt',
                         help='write a torch.profiler table of KD steps')
+    parser.add_argument('--release-memory', action='store_true',
+                        help="glibc's default malloc (freed memory back to "
+                        'the OS between steps) instead of what tools/train.py '
+                        'sets (see mmtrack_kd.utils.malloc)')
     parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
                         help='wall: elapsed time (default); cpu: CPU time '
                         'of the process, steadier on a shared machine')
@@ -273,6 +283,8 @@ def main(argv=None) -> int:
         return 2
     command = ['python', 'tools/benchmark/kd_step_overhead.py'] + list(
         sys.argv[1:] if argv is None else argv)
+    # as tools/train.py runs a training, unless told otherwise
+    retained = False if args.release_memory else retain_freed_memory()
     result = measure_kd_step_overhead(args.config, args.iters,
                                       args.cfg_options, args.threads,
                                       clock=args.clock)
@@ -288,6 +300,7 @@ def main(argv=None) -> int:
     if args.out:
         doc = step_overhead_json(result, command)
         doc.update(extra)
+        doc['retain_freed_memory'] = retained
         write_json(doc, args.out)
     if args.profile:
         profile_kd_steps(model, inputs, samples, args.profile)
