@@ -310,6 +310,10 @@ class BenchmarkPlan:
             :mod:`~mmtrack_kd.benchmark.families`): its configs, the
             sizes and costs of its section of ``presets.yaml``, the
             methods that apply to it. Default ``cstrack``.
+        rescore (bool): records whose thresholds were picked on another
+            grid are picked again on val from this run's grid and scored
+            on every split, without training (``--rescore``); they are not
+            stale for their thresholds then. Default False.
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -327,7 +331,8 @@ class BenchmarkPlan:
                  epochs: Optional[int] = None,
                  grad_ratio: Optional[Dict[str, float]] = None,
                  kd_decay: Optional[Dict[str, float]] = None,
-                 family: str = DEFAULT_FAMILY) -> None:
+                 family: str = DEFAULT_FAMILY,
+                 rescore: bool = False) -> None:
         self.family = get_family(family)
         self.preset = get_preset(preset, family)
         if epochs is not None:
@@ -378,6 +383,7 @@ class BenchmarkPlan:
                              if teacher_from else None)
         self.allow_stale = allow_stale
         self.tune_thresholds = bool(self.preset['tune_thresholds'])
+        self.rescore = bool(rescore)
 
     # ................................................................. runs
     def runs(self) -> List[Tuple[str, int]]:

@@ -7,7 +7,7 @@ import shutil
 import subprocess
 import sys
 import time
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 from . import configs, provenance, records
 from . import thresholds as thr
@@ -21,8 +21,10 @@ from .plan import (
     BenchmarkPlan,
 )
 
-# (benchmark, method, seed, eval_only)
-Task = Tuple['Benchmark', str, int, bool]
+# (benchmark, method, seed, eval_only): eval_only is False (train), True
+# (evaluate the splits the record lacks) or 'rescore' (pick the thresholds
+# again on the current grid and evaluate every split; no training)
+Task = Tuple['Benchmark', str, int, Union[bool, str]]
 
 # the family of a run folder, written before anything is trained
 FAMILY_FILE = 'family.json'
@@ -188,12 +190,18 @@ class Benchmark(BenchmarkPlan):
             elif rec.get('teacher_ckpt_sha1') != file_sha1(ckpt):
                 reasons.append('trained with another teacher checkpoint')
         grid = list(self.threshold_candidates())
-        tuned = rec.get('thresholds') or {}
-        if grid != tuned.get('grid', []):
+        # --rescore picks them again (a run with no grid cannot)
+        if self.off_grid(rec) and not (self.rescore and grid):
             reasons.append('thresholds: ' + (
                 f'not picked on val from {grid}' if grid else
                 'picked on val, this run uses the configs\' thresholds'))
         return reasons
+
+    def off_grid(self, rec: dict) -> bool:
+        """Whether ``rec``'s thresholds were not picked on val from this
+        run's grid (or were picked where this run picks none)."""
+        tuned = rec.get('thresholds') or {}
+        return list(self.threshold_candidates()) != tuned.get('grid', [])
 
     def find_stale(self) -> List[dict]:
         """``[{'record': file, 'reasons': [...]}]`` of every recorded run
@@ -537,12 +545,35 @@ class Benchmark(BenchmarkPlan):
         records.json_dump(rec, self.record_path(method, seed))
         return rec
 
+    def rescore_one(self, method: str, seed: int) -> dict:
+        """``--rescore``: pick the thresholds of a recorded model again on
+        val from this run's grid and evaluate every split with them
+        (training, checkpoint and training fields kept); write the record
+        into this run folder with ``rescored`` (date, code, the earlier
+        choice)."""
+        import datetime
+        rec = self.load_record(method, seed)
+        old = rec.get('thresholds') or {}
+        tuned, metrics = self.score(method, seed, rec['eval_config'],
+                                    rec['checkpoint'], self.splits)
+        rec['rescored'] = dict(
+            date=datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec='seconds'),
+            code_version=self.code(),
+            previous=dict(grid=old.get('grid'), chosen=old.get('chosen'),
+                          metrics=rec.get('metrics')))
+        rec['thresholds'], rec['metrics'] = tuned, metrics
+        records.json_dump(rec, self.record_path(method, seed))
+        return rec
+
     def run_and_report(self, method: str, seed: int,
-                       eval_only: bool = False) -> None:
+                       eval_only: Union[bool, str] = False) -> None:
         t0 = time.time()
-        print(f'{"evaluate" if eval_only else "run"} '
-              f'{self.name(method, seed)} ...', flush=True)
-        rec = (self.complete if eval_only else self.run_one)(method, seed)
+        verb = {False: 'run', True: 'evaluate', 'rescore': 'rescore'}
+        print(f'{verb[eval_only]} {self.name(method, seed)} ...', flush=True)
+        step = {False: self.run_one, True: self.complete,
+                'rescore': self.rescore_one}[eval_only]
+        rec = step(method, seed)
         split = self.splits[-1]
         m = rec['metrics'].get(split, {})
         chosen = (rec.get('thresholds') or {}).get('chosen')
@@ -560,6 +591,9 @@ class Benchmark(BenchmarkPlan):
             rec = self.load_record(method, seed)
             if rec is None:
                 todo.append((self, method, seed, False))
+            elif self.rescore and self.tune_thresholds and \
+                    self.off_grid(rec):
+                todo.append((self, method, seed, 'rescore'))
             elif records.missing_splits(self, rec):
                 todo.append((self, method, seed, True))
             else:

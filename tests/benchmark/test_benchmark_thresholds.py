@@ -16,10 +16,12 @@ from mmtrack_kd.utils.tools import load_run_config, parse_cfg_options
 def test_grid_of_the_data_file():
     spec = thr.grid_spec(load_benchmark_data())
     cands = thr.candidates(spec)
-    assert list(cands) == ['score_thr=0.4', 'score_thr=0.5',
-                           'score_thr=0.6', 'score_thr=0.7']
-    assert [c['model.test_cfg.score_thr'] for c in cands.values()] == [
-        0.4, 0.5, 0.6, 0.7]
+    # 0.4 to 0.7 in steps of 0.025 (13 candidates)
+    values = [round(0.4 + 0.025 * i, 3) for i in range(13)]
+    assert list(cands) == [f'score_thr={v:g}' for v in values]
+    assert list(cands)[:2] == ['score_thr=0.4', 'score_thr=0.425']
+    assert [c['model.test_cfg.score_thr'] for c in cands.values()] == \
+        pytest.approx(values)
     # the tracker's thresholds follow the detection threshold
     for c in cands.values():
         assert len(set(c.values())) == 1
@@ -116,10 +118,11 @@ def test_score_picks_on_val_and_scores_test_with_it(tmp_path, monkeypatch,
     # the default grid: one sweep run of the four candidates
     assert (calls[0] == ('sweep', tuned['grid'])) == sweep
     runs = [c for c in calls if c[0] != 'sweep']
-    # four val candidates, then each other split once, with the choice
-    assert [c[0] for c in runs] == ['val'] * 4 + ['test']
+    # every val candidate, then each other split once, with the choice
+    n = len(tuned['grid'])
+    assert [c[0] for c in runs] == ['val'] * n + ['test']
     assert runs[-1][1] == tuned['options']
-    assert len({c[2] for c in runs[:4]}) == 4  # one metrics file each
+    assert len({c[2] for c in runs[:n]}) == n  # one metrics file each
     assert metrics['test']['IDF1'] == pytest.approx(50.0)
     if 'val' in splits:
         assert metrics['val']['IDF1'] == pytest.approx(60.0)
@@ -140,7 +143,7 @@ def test_evaluate_sweep_runs_test_py_once(tmp_path, monkeypatch, family):
     from mmtrack_kd.evaluation import load_sweep, sweep_out_paths
     bench = Benchmark(str(tmp_path / 'b{x}'), 'full', 1, [], family=family)
     cands = bench.threshold_candidates()
-    assert len(cands) == 4 and bench.sweepable(cands)
+    assert len(cands) == 13 and bench.sweepable(cands)
     cmds = []
 
     def run_cmd(cmd, log, threads):
@@ -181,6 +184,52 @@ def test_complete_uses_the_recorded_choice(tmp_path, monkeypatch):
     rec = bench.complete('student', 0)
     assert calls == [('test', options, '')]
     assert set(rec['metrics']) == {'val', 'test'}
+
+
+def _coarse_record(bench, method='student', seed=0):
+    """A record whose thresholds were picked on another (coarser) grid."""
+    records.json_dump(dict(
+        method=method, seed=seed, kind='student', eval_config='c.py',
+        checkpoint='m.pth', train_time_s=12.5,
+        thresholds=dict(grid=['score_thr=0.5', 'score_thr=0.6'],
+                        chosen='score_thr=0.5',
+                        options={'model.test_cfg.score_thr': 0.5}),
+        metrics=dict(val=dict(IDF1=1.0), test=dict(IDF1=2.0))),
+        bench.record_path(method, seed))
+
+
+@pytest.mark.parametrize('rescore', [False, True])
+def test_rescore_picks_records_of_another_grid_again(tmp_path, monkeypatch,
+                                                     rescore):
+    bench = Benchmark(str(tmp_path), 'full', 1, ['student'],
+                      splits=['val', 'test'], rescore=rescore)
+    _coarse_record(bench)
+    todo = [t[1:] for t in bench.tasks()]
+    # without --rescore: complete (nothing missing: skipped) and stale
+    assert (('student', 0, 'rescore') in todo) == rescore
+    monkeypatch.setattr(bench, 'configs_of', lambda m, s: ('c.py', 'c.py'))
+    monkeypatch.setattr(bench, 'config_hash', lambda cfg: 'h')
+    monkeypatch.setattr(bench, 'fingerprint', lambda: 'f')
+    reasons = bench.stale_reasons('student', 0,
+                                  bench.load_record('student', 0))
+    assert any(r.startswith('thresholds:') for r in reasons) != rescore
+    if not rescore:
+        return
+    calls = []
+    monkeypatch.setattr(bench, 'evaluate', fake_evaluate(calls))
+    monkeypatch.setattr(bench, 'evaluate_sweep',
+                        fake_sweep(calls, bench.evaluate))
+    rec = bench.rescore_one('student', 0)
+    assert rec['thresholds']['grid'] == list(bench.threshold_candidates())
+    assert rec['thresholds']['chosen'] == 'score_thr=0.4'
+    assert rec['metrics']['test']['IDF1'] == pytest.approx(50.0)
+    assert rec['train_time_s'] == 12.5  # the training is kept
+    prev = rec['rescored']['previous']
+    assert prev['chosen'] == 'score_thr=0.5'
+    assert prev['metrics']['test']['IDF1'] == 2.0
+    assert bench.load_record('student', 0)['thresholds'] == rec['thresholds']
+    # now on the grid: nothing left to do for it
+    assert [t for t in bench.tasks() if t[1] == 'student'] == []
 
 
 def test_results_md_shows_the_chosen_thresholds():

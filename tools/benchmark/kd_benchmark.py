@@ -104,6 +104,12 @@ def parse_args(argv=None):
     parser.add_argument('--epochs', type=int, default=None,
                         help="epochs of every student (default: the "
                         "preset's); the teacher keeps its own")
+    parser.add_argument('--rescore', action='store_true',
+                        help='recorded models whose thresholds were picked '
+                        'on another grid: pick them again on val from the '
+                        "preset's grid and evaluate every split (no "
+                        'training; the record keeps the earlier choice '
+                        "under 'rescored')")
     parser.add_argument('--resume', action='store_true',
                         help='resume half-finished trainings from their '
                         'last checkpoint instead of restarting them')
@@ -159,7 +165,7 @@ def main(argv=None) -> int:
             parse_loss_scale(args.grad_ratio, '--grad-ratio'),
             kd_decay=None if args.kd_decay is None else
             parse_loss_scale(args.kd_decay, '--kd-decay'),
-            family=args.family)
+            family=args.family, rescore=args.rescore)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
