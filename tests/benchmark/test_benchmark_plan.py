@@ -129,10 +129,11 @@ def test_schedule_and_estimate_from_the_preset(tmp_path):
     assert p.iters_per_epoch() == 120
     assert p.epochs('teacher') == 12 and p.epochs('ours') == 4
     c = p.preset
-    # the test split, plus the val sweep of the 4 threshold candidates (one
-    # evaluation and a fraction for each further candidate)
-    assert p.tune_thresholds and len(p.threshold_candidates()) == 4
-    evals = 1 + 1 + 3 * SWEEP_CANDIDATE_EVALS
+    # the test split, plus the val sweep of the 13 threshold candidates
+    # (one evaluation and a fraction for each further candidate)
+    n = len(p.threshold_candidates())
+    assert p.tune_thresholds and n == 13
+    evals = 1 + 1 + (n - 1) * SWEEP_CANDIDATE_EVALS
     assert p.estimate_s('student') == pytest.approx(
         c['startup_s'] + 480 * c['sec_per_iter'] + evals * c['eval_s'])
     assert p.estimate_s('ours') == pytest.approx(
@@ -143,7 +144,7 @@ def test_schedule_and_estimate_from_the_preset(tmp_path):
             for k, v in p.threshold_candidates().items()}
     assert not p.sweepable(grid)
     p.threshold_candidates = lambda: grid
-    assert p.threshold_evals() == 4
+    assert p.threshold_evals() == n
     del p.threshold_candidates
     text = p.describe(lambda m, s: m == 'teacher')
     assert re.search(r'^\s+teacher\s+seed 0 .* done ', text, re.M)
