@@ -538,12 +538,42 @@ class Benchmark(BenchmarkPlan):
         into this run folder."""
         rec = self.load_record(method, seed)
         tuned = rec.get('thresholds') or {}
-        _, metrics = self.score(method, seed, rec['eval_config'],
+        _, metrics = self.score(method, seed, self.usable_eval_config(rec),
                                 rec['checkpoint'],
                                 records.missing_splits(self, rec), tuned)
         rec['metrics'].update(metrics)
         records.json_dump(rec, self.record_path(method, seed))
         return rec
+
+    def usable_eval_config(self, rec: dict) -> str:
+        """The config to score a recorded model with: its own
+        ``eval_config``, or, when that no longer loads (a file it inherits
+        is gone, e.g. it was written from a removed git worktree), the one
+        this run writes for the same (method, seed), with a warning and
+        ``eval_config_replaced`` in the record.
+
+        Raises:
+            RuntimeError: neither loads (names both and why).
+        """
+        from mmengine.config import Config
+        cfg = rec['eval_config']
+        try:
+            Config.fromfile(cfg)
+            return cfg
+        except (FileNotFoundError, OSError) as err:
+            why = str(err)
+        name = self.name(rec['method'], rec['seed'])
+        try:
+            fresh = self.configs_of(rec['method'], rec['seed'])[1]
+            Config.fromfile(fresh)
+        except (FileNotFoundError, OSError, RuntimeError) as err:
+            raise RuntimeError(
+                f'{name}: its eval config {cfg} does not load ({why}), nor '
+                f'does this run\'s ({err})') from None
+        print(f'WARNING: {name}: its eval config {cfg} does not load '
+              f'({why}); scored with {fresh}', flush=True)
+        rec['eval_config_replaced'] = dict(was=cfg, reason=why)
+        return fresh
 
     def rescore_one(self, method: str, seed: int) -> dict:
         """``--rescore``: pick the thresholds of a recorded model again on
@@ -554,7 +584,7 @@ class Benchmark(BenchmarkPlan):
         import datetime
         rec = self.load_record(method, seed)
         old = rec.get('thresholds') or {}
-        tuned, metrics = self.score(method, seed, rec['eval_config'],
+        tuned, metrics = self.score(method, seed, self.usable_eval_config(rec),
                                     rec['checkpoint'], self.splits)
         rec['rescored'] = dict(
             date=datetime.datetime.now(datetime.timezone.utc).isoformat(

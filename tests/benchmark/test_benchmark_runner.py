@@ -164,3 +164,39 @@ def test_a_run_folder_holds_one_family(tmp_path):
     with pytest.raises(StaleRecordsError, match='family bytetrack'):
         Benchmark(str(tmp_path / 'n'), 'micro', 1, [],
                   data=str(tmp_path / 'd')).check_family()
+
+
+def test_a_record_whose_eval_config_no_longer_loads(tmp_path, capsys):
+    """A reused record written from a removed worktree: its config inherits
+    a file that is gone; it is scored with this run's config of the same
+    (method, seed), and the record says so."""
+    from mmengine.config import Config
+    bench = Benchmark(str(tmp_path / 'run'), 'micro', 1, [])
+    gone = tmp_path / 'gone_worktree' / 'configs' / 'student.py'
+    old = tmp_path / 'old_student__seed0.py'
+    old.write_text(f"_base_ = ['{gone}']\n")
+    rec = dict(method='student', seed=0, eval_config=str(old))
+    cfg = bench.usable_eval_config(rec)
+    assert cfg != str(old) and Config.fromfile(cfg).model is not None
+    assert rec['eval_config_replaced']['was'] == str(old)
+    assert 'gone_worktree' in rec['eval_config_replaced']['reason']
+    assert 'does not load' in capsys.readouterr().out
+    # a config that loads is kept as it is
+    rec = dict(method='student', seed=0, eval_config=cfg)
+    assert bench.usable_eval_config(rec) == cfg
+    assert 'eval_config_replaced' not in rec
+
+
+def test_neither_eval_config_loads(tmp_path, monkeypatch):
+    bench = Benchmark(str(tmp_path / 'run'), 'micro', 1, [])
+    old = tmp_path / 'old.py'
+    old.write_text("_base_ = ['/nonexistent/base.py']\n")
+
+    def configs_of(method, seed):
+        raise RuntimeError('the teacher is not trained')
+
+    monkeypatch.setattr(bench, 'configs_of', configs_of)
+    with pytest.raises(RuntimeError, match=r'old\.py does not load .*'
+                       'nor does this run'):
+        bench.usable_eval_config(dict(method='ours', seed=0,
+                                      eval_config=str(old)))

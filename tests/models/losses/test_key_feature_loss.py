@@ -400,8 +400,9 @@ def _full_level(s, t, boxes, temp=0.5, alpha=1., beta=0.5, gamma=0.1,
     """The whole computation of one level, every term computed and then
     weighted (also by a zero weight), Tensor.std for the standardisation:
     what the loss computed before it skipped zero-weighted terms."""
-    from mmtrack_kd.models.losses.key_feature_loss import \
-        spatial_channel_attention
+    from mmtrack_kd.models.losses.key_feature_loss import (
+        spatial_channel_attention,
+    )
     sp_t, ch_t = spatial_channel_attention(t, temp)
     sp_s, ch_s = spatial_channel_attention(s, temp)
     w_fg, w_bg = KeyFeatureLoss.box_weights(sp_t, boxes, REF_SHAPE)
