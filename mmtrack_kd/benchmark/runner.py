@@ -538,14 +538,14 @@ class Benchmark(BenchmarkPlan):
         into this run folder."""
         rec = self.load_record(method, seed)
         tuned = rec.get('thresholds') or {}
-        _, metrics = self.score(method, seed, self.usable_eval_config(rec),
-                                rec['checkpoint'],
+        cfg = self.usable_eval_config(method, seed, rec)
+        _, metrics = self.score(method, seed, cfg, rec['checkpoint'],
                                 records.missing_splits(self, rec), tuned)
         rec['metrics'].update(metrics)
         records.json_dump(rec, self.record_path(method, seed))
         return rec
 
-    def usable_eval_config(self, rec: dict) -> str:
+    def usable_eval_config(self, method: str, seed: int, rec: dict) -> str:
         """The config to score a recorded model with: its own
         ``eval_config``, or, when that no longer loads (a file it inherits
         is gone, e.g. it was written from a removed git worktree), the one
@@ -562,9 +562,9 @@ class Benchmark(BenchmarkPlan):
             return cfg
         except (FileNotFoundError, OSError) as err:
             why = str(err)
-        name = self.name(rec['method'], rec['seed'])
+        name = self.name(method, seed)
         try:
-            fresh = self.configs_of(rec['method'], rec['seed'])[1]
+            fresh = self.configs_of(method, seed)[1]
             Config.fromfile(fresh)
         except (FileNotFoundError, OSError, RuntimeError) as err:
             raise RuntimeError(
@@ -584,8 +584,9 @@ class Benchmark(BenchmarkPlan):
         import datetime
         rec = self.load_record(method, seed)
         old = rec.get('thresholds') or {}
-        tuned, metrics = self.score(method, seed, self.usable_eval_config(rec),
-                                    rec['checkpoint'], self.splits)
+        cfg = self.usable_eval_config(method, seed, rec)
+        tuned, metrics = self.score(method, seed, cfg, rec['checkpoint'],
+                                    self.splits)
         rec['rescored'] = dict(
             date=datetime.datetime.now(datetime.timezone.utc).isoformat(
                 timespec='seconds'),

@@ -92,6 +92,8 @@ def test_missing_splits_are_evaluated_without_retraining(tmp_path,
                         tested.append((m, split)) or dict(IDF1=2.0))
     monkeypatch.setattr(bench, 'run_one', lambda m, s: pytest.fail(
         f'{m} retrained'))
+    monkeypatch.setattr(bench, 'usable_eval_config',
+                        lambda m, s, rec: rec['eval_config'])
     monkeypatch.setattr(bench, 'prepare', lambda tasks: None)
     monkeypatch.setattr(bench, 'summarize', lambda: {})
     bench.run()
@@ -175,15 +177,15 @@ def test_a_record_whose_eval_config_no_longer_loads(tmp_path, capsys):
     gone = tmp_path / 'gone_worktree' / 'configs' / 'student.py'
     old = tmp_path / 'old_student__seed0.py'
     old.write_text(f"_base_ = ['{gone}']\n")
-    rec = dict(method='student', seed=0, eval_config=str(old))
-    cfg = bench.usable_eval_config(rec)
+    rec = dict(eval_config=str(old))
+    cfg = bench.usable_eval_config('student', 0, rec)
     assert cfg != str(old) and Config.fromfile(cfg).model is not None
     assert rec['eval_config_replaced']['was'] == str(old)
     assert 'gone_worktree' in rec['eval_config_replaced']['reason']
     assert 'does not load' in capsys.readouterr().out
     # a config that loads is kept as it is
-    rec = dict(method='student', seed=0, eval_config=cfg)
-    assert bench.usable_eval_config(rec) == cfg
+    rec = dict(eval_config=cfg)
+    assert bench.usable_eval_config('student', 0, rec) == cfg
     assert 'eval_config_replaced' not in rec
 
 
@@ -198,5 +200,4 @@ def test_neither_eval_config_loads(tmp_path, monkeypatch):
     monkeypatch.setattr(bench, 'configs_of', configs_of)
     with pytest.raises(RuntimeError, match=r'old\.py does not load .*'
                        'nor does this run'):
-        bench.usable_eval_config(dict(method='ours', seed=0,
-                                      eval_config=str(old)))
+        bench.usable_eval_config('ours', 0, dict(eval_config=str(old)))

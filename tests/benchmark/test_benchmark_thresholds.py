@@ -143,7 +143,9 @@ def test_evaluate_sweep_runs_test_py_once(tmp_path, monkeypatch, family):
     from mmtrack_kd.evaluation import load_sweep, sweep_out_paths
     bench = Benchmark(str(tmp_path / 'b{x}'), 'full', 1, [], family=family)
     cands = bench.threshold_candidates()
-    assert len(cands) == 13 and bench.sweepable(cands)
+    # 0.4 up to 0.7 (0.85 for ByteTrack) in steps of 0.025
+    assert len(cands) == (19 if family == 'bytetrack' else 13)
+    assert bench.sweepable(cands)
     cmds = []
 
     def run_cmd(cmd, log, threads):
@@ -216,6 +218,8 @@ def test_rescore_picks_records_of_another_grid_again(tmp_path, monkeypatch,
     if not rescore:
         return
     calls = []
+    monkeypatch.setattr(bench, 'usable_eval_config',
+                        lambda m, s, rec: rec['eval_config'])
     monkeypatch.setattr(bench, 'evaluate', fake_evaluate(calls))
     monkeypatch.setattr(bench, 'evaluate_sweep',
                         fake_sweep(calls, bench.evaluate))
