@@ -181,11 +181,14 @@ def loss_balance(plan: BenchmarkPlan, method: str,
     :func:`distill_cfgs`) at the fragment's ratio
     (:meth:`BenchmarkPlan.ratio_of`), and the decay of those that
     ``--kd-decay`` names (:meth:`BenchmarkPlan.decay_of`; the length is
-    the run's ``max_iters``)."""
+    the run's ``max_iters``), measured on the family's student neck
+    (``detector.neck`` for ByteTrack)."""
     pairs = [(key, name) for key, frag in zip(plan.fragments(method), frags)
              for name in frag.get('distill_losses', {})]
+    # measured on the student's neck, wherever the family has it
     out = dict(ratios={name: plan.ratio_of(method, key)
-                       for key, name in pairs})
+                       for key, name in pairs},
+               shared=[f'{plan.family.prefix}neck'])
     decay = {name: plan.decay_of(method, key) for key, name in pairs
              if plan.decay_of(method, key) != 1.0}
     if decay:

@@ -140,3 +140,26 @@ def test_every_kd_method_of_a_family_builds(family, teachers):
     assert 'ours' in built and 'fitnets' in built
     assert len(built) == sum(k == 'kd' for k, _, _ in METHODS.values()) - \
         len(plan.family.refused)
+
+
+@pytest.mark.parametrize('family', ['fairmot', 'bytetrack'])
+def test_balanced_ours_measures_the_family_neck(family, teachers):
+    """--grad-ratio: the balancer measures on the student's neck where the
+    family has it (``detector.neck`` in mmdet's ByteTrack); the distiller's
+    build resolves those parameters (it refused 'neck' for ByteTrack)."""
+    from mmdet.registry import MODELS
+
+    import mmtrack_kd  # noqa: F401
+    from mmtrack_kd.utils.config import resolve_num_ids
+    plan, t_cfg, t_ckpt = teachers[family]
+    plan.grad_ratio = {'resp': 20.0, 'feat': 2.0}
+    try:
+        cfg = Config.fromfile(configs.kd_cfg(plan, 'ours', 0, t_cfg, t_ckpt))
+    finally:
+        plan.grad_ratio = None
+    neck = 'detector.neck' if family == 'bytetrack' else 'neck'
+    assert cfg.model.loss_balance.shared == [neck]
+    resolve_num_ids(cfg)
+    model = MODELS.build(cfg.model)
+    params = model.loss_balance.shared_params(model.student)
+    assert params and all(p.requires_grad for p in params)
