@@ -153,7 +153,8 @@ def distill_cfgs(plan: BenchmarkPlan, method: str) -> List[dict]:
     """The ``model.distill_cfgs`` of a KD method: its fragments in the
     plan's family (:func:`fragment_file`; the shared ones adapted to the
     family's model by :func:`~mmtrack_kd.benchmark.families.
-    adapt_fragment`) with the loss options and loss-weight factors of the
+    adapt_fragment`) with the loss options (``connector.ARG`` ones go to
+    every connector of the fragment) and loss-weight factors of the
     plan applied, and the teacher's neck channels set where a loss needs
     them (MGD/FGD)."""
     teacher_ch = plan.family.neck_channels(plan.preset['teacher'])
@@ -163,8 +164,13 @@ def distill_cfgs(plan: BenchmarkPlan, method: str) -> List[dict]:
         frag = load_var(path, var)
         if key not in plan.family.fragments:
             frag = adapt_fragment(plan.family, frag)
+        opts = plan.loss_options.get(key, {})
+        for conn in frag.get('connectors', {}).values():
+            conn.update({k.partition('.')[2]: v for k, v in opts.items()
+                         if k.startswith('connector.')})
         for loss in frag.get('distill_losses', {}).values():
-            loss.update(plan.loss_options.get(key, {}))
+            loss.update({k: v for k, v in opts.items()
+                         if not k.startswith('connector.')})
             scale = plan.scale_of(method, key)
             if scale != 1.0:
                 loss['loss_weight'] = loss.get('loss_weight', 1.0) * scale

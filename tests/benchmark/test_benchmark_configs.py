@@ -109,6 +109,23 @@ def test_loss_options_set_arguments_of_one_fragment(tmp_path):
     assert 'normalize' not in losses['IDResponseConsistencyLoss']
 
 
+def test_connector_options_reach_every_connector_of_the_fragment(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                         data=str(tmp_path / 'd'), loss_options=dict(
+                             feat={'connector.detach_iters': 120,
+                                   'normalize': True}))
+    frags = {next(iter(c['distill_losses'].values()))['type']: c
+             for c in configs.distill_cfgs(plan, 'ours')}
+    feat = frags['KeyFeatureLoss']
+    assert feat['connectors'] and all(
+        c['detach_iters'] == 120 for c in feat['connectors'].values())
+    loss = feat['distill_losses']['kd_feat']
+    assert loss['normalize'] is True and 'connector.detach_iters' not in loss
+    assert all('detach_iters' not in c for c in
+               frags['IDResponseConsistencyLoss'].get('connectors',
+                                                      {}).values())
+
+
 def test_rescale_pipeline_reaches_nested_transforms():
     pipe = [dict(type='LoadImage'), dict(type='Resize', scale=(1, 1)),
             dict(type='Wrap', transforms=[dict(type='RandomResize')])]

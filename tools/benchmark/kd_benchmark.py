@@ -75,7 +75,9 @@ def parse_args(argv=None):
     parser.add_argument('--loss-option', nargs='+', default=[],
                         metavar='LOSS.ARG=VALUE',
                         help='set an argument of a fragment\'s losses, e.g. '
-                        'feat.normalize=True (VALUE is a Python literal)')
+                        'feat.normalize=True, or of its connectors, e.g. '
+                        'feat.connector.detach_iters=120 (VALUE is a '
+                        'Python literal)')
     parser.add_argument('--splits', nargs='+', choices=['val', 'test'],
                         default=None,
                         help='splits to evaluate on (default: the '

@@ -28,6 +28,10 @@ Config (a ``MOTDistiller`` argument)::
         ratios=dict(kd_resp=8.0, kd_feat=2.0, kd_id=1.0),
         interval=20, momentum=0.8, shared=['neck'])
 
+A loss's first measured gradient (the first measured iteration, or the
+first one where the loss reaches the shared layers, e.g. after a
+connector's warm-up) sets its scale directly; later ones are smoothed in.
+
 ``ratios=None`` measures and logs without rescaling. A distillation loss
 left out of ``ratios`` keeps its ``loss_weight`` (scale 1) and is still
 measured.
@@ -129,6 +133,20 @@ class GradientBalancer(nn.Module):
         # saved with the model, so that a resumed run goes on with them
         self.register_buffer('scales', torch.ones(len(self.loss_names)))
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
+        # whether a loss's scale was set from a measurement yet
+        self.register_buffer('measured',
+                             torch.zeros(len(self.loss_names),
+                                         dtype=torch.bool))
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        # checkpoints from before ``measured``: every loss with a scale
+        # other than 1, or any once a step was run, counts as measured
+        key = prefix + 'measured'
+        if key not in state_dict and prefix + 'step' in state_dict:
+            ran = bool(state_dict[prefix + 'step'] > 0)
+            state_dict[key] = torch.full((len(self.loss_names), ), ran,
+                                         dtype=torch.bool)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _checked(self, key: str, table: Dict[str, float],
                  expected: str) -> Dict[str, float]:
@@ -210,8 +228,9 @@ class GradientBalancer(nn.Module):
     @torch.no_grad()
     def _update(self, task: float, raw: Dict[str, float],
                 first: bool) -> None:
-        """New scales from the measured norms (unscaled losses); the first
-        measurement sets them, later ones are smoothed in."""
+        """New scales from the measured norms (unscaled losses); a loss's
+        first measured (non-zero) norm sets its scale, later ones are
+        smoothed in."""
         if self.ratios is None or not task > 0:
             return
         for name, ratio in self.ratios.items():
@@ -222,12 +241,14 @@ class GradientBalancer(nn.Module):
                          self.max_scale) if ratio > 0 else 0.0
             i = self.loss_names.index(name)
             old = float(self.scales[i])
-            if target == 0.0 or old == 0.0 or first:
+            if target == 0.0 or old == 0.0 or first or \
+                    not bool(self.measured[i]):
                 new = target
             else:  # smooth in log space: ratios of scales, not differences
                 new = math.exp(self.momentum * math.log(old) +
                                (1 - self.momentum) * math.log(target))
             self.scales[i] = new
+            self.measured[i] = True
 
     def forward(self, student: nn.Module, task_loss: torch.Tensor,
                 kd_losses: Dict[str, torch.Tensor]) -> Dict[str, float]:

@@ -4,6 +4,13 @@ Every connector takes ``in_channels`` and ``out_channels``. In a
 :class:`MOTDistiller` config either may be left ``None``: the distiller then
 fills them in from one no-grad dry run of student and teacher before it
 builds the connector.
+
+The learnable connectors take ``detach_iters``: for their first N forward
+calls in training mode (one per iteration when a connector feeds one loss
+argument) the student's feature enters them detached, so the connector
+learns its map from the teacher's target before the loss pulls on the
+student. A random connector at the start otherwise sends the student
+towards a random projection of the teacher's features.
 """
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -24,19 +31,46 @@ def _require(value: Optional[int], name: str, cls: str) -> int:
     return int(value)
 
 
+class _WarmupMixin:
+    """``detach_iters``: the student's feature is detached for the first
+    N training forward calls (counted in a buffer, so a resumed run goes on
+    counting)."""
+
+    def _init_warmup(self, detach_iters: int) -> None:
+        if not (isinstance(detach_iters, int) and detach_iters >= 0):
+            raise ValueError(
+                f'{type(self).__name__}: detach_iters must be an int >= 0, '
+                f'got {detach_iters!r}')
+        self.detach_iters = detach_iters
+        if detach_iters:  # no buffer (and no new state-dict key) when off
+            self.register_buffer('warmup_calls',
+                                 torch.zeros((), dtype=torch.long))
+
+    def _warm(self, x: torch.Tensor) -> torch.Tensor:
+        """``x``, detached while the warm-up lasts (training mode only)."""
+        if not self.detach_iters or not self.training:
+            return x
+        calls = int(self.warmup_calls)
+        self.warmup_calls += 1
+        return x.detach() if calls < self.detach_iters else x
+
+
 @MODELS.register_module()
-class ConvBNConnector(nn.Module):
+class ConvBNConnector(_WarmupMixin, nn.Module):
     """1x1 conv + BatchNorm (+ ReLU): (N, Cin, H, W) -> (N, Cout, H, W).
 
     Args:
         in_channels (int): Student channels Cin.
         out_channels (int): Teacher channels Cout.
         act (bool): Append a ReLU. Defaults to False.
+        detach_iters (int): Warm-up: the student's feature is detached for
+            the first N training calls (see the module docstring).
+            Defaults to 0 (none).
     """
 
     def __init__(self, in_channels: Optional[int] = None,
                  out_channels: Optional[int] = None,
-                 act: bool = False) -> None:
+                 act: bool = False, detach_iters: int = 0) -> None:
         super().__init__()
         self.in_channels = _require(in_channels, 'in_channels',
                                     type(self).__name__)
@@ -46,10 +80,11 @@ class ConvBNConnector(nn.Module):
                               bias=False)
         self.bn = nn.BatchNorm2d(self.out_channels)
         self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+        self._init_warmup(detach_iters)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, Cin, H, W) to (N, Cout, H, W)."""
-        return self.act(self.bn(self.conv(x)))
+        return self.act(self.bn(self.conv(self._warm(x))))
 
 
 @MODELS.register_module()
@@ -79,7 +114,7 @@ class IdentityConnector(nn.Module):
 
 
 @MODELS.register_module()
-class MLPConnector(nn.Module):
+class MLPConnector(_WarmupMixin, nn.Module):
     """Linear-ReLU-Linear over the channel dimension (dim 1).
 
     Works on (N, Cin) embeddings and on (N, Cin, H, W) maps alike
@@ -90,11 +125,14 @@ class MLPConnector(nn.Module):
         out_channels (int): Teacher channels Cout.
         hidden_channels (int, optional): Hidden width. Defaults to
             ``out_channels``.
+        detach_iters (int): Warm-up, as for :class:`ConvBNConnector`.
+            Defaults to 0 (none).
     """
 
     def __init__(self, in_channels: Optional[int] = None,
                  out_channels: Optional[int] = None,
-                 hidden_channels: Optional[int] = None) -> None:
+                 hidden_channels: Optional[int] = None,
+                 detach_iters: int = 0) -> None:
         super().__init__()
         self.in_channels = _require(in_channels, 'in_channels',
                                     type(self).__name__)
@@ -104,10 +142,11 @@ class MLPConnector(nn.Module):
         self.fc1 = nn.Linear(self.in_channels, hidden)
         self.act = nn.ReLU(inplace=True)
         self.fc2 = nn.Linear(hidden, self.out_channels)
+        self._init_warmup(detach_iters)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, Cin, ...) to (N, Cout, ...)."""
-        y = x.movedim(1, -1)
+        y = self._warm(x).movedim(1, -1)
         y = self.fc2(self.act(self.fc1(y)))
         return y.movedim(-1, 1)
 

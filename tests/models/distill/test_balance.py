@@ -222,3 +222,50 @@ def test_stop_hook_sets_the_decay_length(repo_root, tmp_path):
     DistillStopHook().before_train(SimpleNamespace(
         model=given, max_iters=480, iter=0, epoch=0))
     assert given.loss_balance.decay_iters == 100
+
+
+class _Student(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.neck = torch.nn.Linear(3, 3)
+
+
+def test_first_nonzero_measurement_sets_the_scale_directly():
+    """A loss that does not reach the shared layers on the first measured
+    iteration (a connector's warm-up) keeps scale 1 and is not smoothed
+    in from it later: its first real measurement sets its scale."""
+    student = _Student()
+    bal = GradientBalancer(['kd_a', 'kd_b'], ratios=dict(kd_a=1.0, kd_b=1.0),
+                           interval=1, momentum=0.9)
+    x = torch.randn(4, 3)
+
+    def step(b_reaches):
+        y = student.neck(x)
+        task = y.pow(2).sum()
+        kd_a = 3 * y.sum()
+        kd_b = 5 * (y if b_reaches else y.detach()).abs().sum()
+        bal(student, task, dict(kd_a=kd_a, kd_b=kd_b))
+        return task, kd_b
+
+    step(False)
+    assert bal.measured.tolist() == [True, False]
+    assert float(bal.scales[1]) == 1.0
+    task, kd_b = step(True)
+    assert bool(bal.measured[1])
+    params = list(student.neck.parameters())
+    t = float(torch.cat([g.flatten() for g in torch.autograd.grad(
+        task, params, retain_graph=True)]).norm())
+    b = float(torch.cat([g.flatten() for g in torch.autograd.grad(
+        kd_b, params)]).norm())
+    # set to ratio x task / norm at once, not 10 % of the way from 1
+    assert float(bal.scales[1]) == pytest.approx(t / b, rel=1e-4)
+
+
+def test_state_dict_without_measured_loads():
+    """Checkpoints written before the ``measured`` buffer still load."""
+    bal = GradientBalancer(['kd_a'], ratios=dict(kd_a=1.0))
+    state = {'scales': torch.tensor([0.5]),
+             'step': torch.tensor(7)}
+    bal.load_state_dict(state)
+    assert bal.measured.tolist() == [True]
+    assert int(bal.step) == 7

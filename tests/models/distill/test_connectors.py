@@ -33,3 +33,36 @@ def test_mlp_connector_on_maps_and_vectors():
     x = torch.randn(1, 4, 2, 2)
     torch.testing.assert_close(
         conn(x)[0, :, 1, 0], conn(x[:, :, 1, 0])[0])
+
+
+@pytest.mark.parametrize('cfg', [
+    dict(type='ConvBNConnector', in_channels=4, out_channels=6),
+    dict(type='MLPConnector', in_channels=4, out_channels=6)])
+def test_warmup_detaches_the_student_feature_for_n_training_calls(cfg):
+    conn = MODELS.build(dict(cfg, detach_iters=2))
+    conn.train()
+
+    def grad_reaches_input():
+        x = torch.randn(2, 4, 3, 3, requires_grad=True)
+        conn(x).sum().backward()
+        return x.grad is not None
+
+    conn.eval()  # eval calls neither count nor detach
+    x = torch.randn(2, 4, 3, 3, requires_grad=True)
+    conn(x).sum().backward()
+    assert x.grad is not None and int(conn.warmup_calls) == 0
+    conn.train()
+    assert [grad_reaches_input() for _ in range(4)] == \
+        [False, False, True, True]
+    # the connector itself learns during the warm-up
+    assert all(p.grad is not None for p in conn.parameters())
+    assert 'warmup_calls' in conn.state_dict()
+
+
+def test_no_warmup_adds_no_state():
+    conn = MODELS.build(dict(type='ConvBNConnector', in_channels=4,
+                             out_channels=6))
+    assert not any('warmup' in k for k in conn.state_dict())
+    with pytest.raises(ValueError, match='detach_iters'):
+        MODELS.build(dict(type='ConvBNConnector', in_channels=4,
+                          out_channels=6, detach_iters=-1))
