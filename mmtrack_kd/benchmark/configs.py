@@ -3,7 +3,7 @@ family's configs by absolute path as ``_base_`` plus the preset's
 overrides."""
 import os.path as osp
 import pprint
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 from .families import adapt_fragment
 from .plan import FRAGMENTS, REPO_ROOT, BenchmarkPlan
@@ -202,6 +202,22 @@ def loss_balance(plan: BenchmarkPlan, method: str,
     return out
 
 
+def grad_projection(plan: BenchmarkPlan, method: str,
+                    frags: List[dict]) -> Optional[dict]:
+    """The distiller's ``grad_projection`` of a KD method under
+    ``--project``: the losses of the named fragments projected off the
+    task and the method's other distillation losses (on the student's
+    neck outputs); None when the method has none of those fragments."""
+    names = {key: list(frag.get('distill_losses', {}))
+             for key, frag in zip(plan.fragments(method), frags)}
+    losses = [n for k in plan.project if k in names for n in names[k]]
+    if not losses:
+        return None
+    against = ['task'] + [n for k, ns in names.items()
+                          if k not in plan.project for n in ns]
+    return dict(losses=losses, against=against, recorder='neck')
+
+
 def kd_cfg(plan: BenchmarkPlan, method: str, seed: int, teacher_cfg: str,
            teacher_ckpt: str) -> str:
     """Write the distiller config of a KD method and seed; return its
@@ -217,6 +233,15 @@ def kd_cfg(plan: BenchmarkPlan, method: str, seed: int, teacher_cfg: str,
     if plan.grad_ratio is not None:
         over['model']['loss_balance'] = loss_balance(
             plan, method, over['model']['distill_cfgs'])
+    frags = over['model']['distill_cfgs']
+    proj = grad_projection(plan, method, frags)
+    if proj is not None:
+        over['model']['grad_projection'] = proj
+        if not any('neck' in f.get('student_recorders', {})
+                   for f in frags):  # the feature it is taken on
+            frags.append(dict(student_recorders=dict(neck=dict(
+                type='ModuleOutputsRecorder',
+                source=f'{plan.family.prefix}neck'))))
     over['load_from'] = plan.init_path(seed, kd=True)
     frags = ', '.join(osp.relpath(fragment_file(plan, k)[0], REPO_ROOT)
                       for k in plan.fragments(method))

@@ -314,6 +314,10 @@ class BenchmarkPlan:
             grid are picked again on val from this run's grid and scored
             on every split, without training (``--rescore``); they are not
             stale for their thresholds then. Default False.
+        project (Sequence[str], optional): fragment keys whose losses'
+            feature gradient is projected off the task's and the method's
+            other distillation losses' where they conflict
+            (``--project``, the distiller's ``grad_projection``).
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -332,7 +336,8 @@ class BenchmarkPlan:
                  grad_ratio: Optional[Dict[str, float]] = None,
                  kd_decay: Optional[Dict[str, float]] = None,
                  family: str = DEFAULT_FAMILY,
-                 rescore: bool = False) -> None:
+                 rescore: bool = False,
+                 project: Optional[Sequence[str]] = None) -> None:
         self.family = get_family(family)
         self.preset = get_preset(preset, family)
         if epochs is not None:
@@ -357,6 +362,11 @@ class BenchmarkPlan:
         if self.kd_decay and self.grad_ratio is None:
             raise ValueError('--kd-decay needs --grad-ratio (the decay is '
                              'part of the distiller\'s loss_balance)')
+        self.project = list(project or [])
+        bad = [k for k in self.project if k not in FRAGMENTS]
+        if bad:
+            raise ValueError(f'--project: unknown loss {bad}, expected '
+                             f'some of {list(FRAGMENTS)}')
         self.loss_options = {k: dict(v) for k, v in
                              (loss_options or {}).items()}
         bad = [k for k in self.loss_options if k not in FRAGMENTS]
@@ -554,6 +564,7 @@ class BenchmarkPlan:
                  + (f', gradient balance {self.grad_ratio}'
                     if self.grad_ratio is not None else '')
                  + (f', decay to {self.kd_decay}' if self.kd_decay else '')
+                 + (f', projected {self.project}' if self.project else '')
                  + (f', thresholds picked on val from '
                     f'{len(self.threshold_candidates())} candidates'
                     if self.tune_thresholds else ''),

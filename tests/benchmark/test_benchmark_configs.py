@@ -109,6 +109,28 @@ def test_loss_options_set_arguments_of_one_fragment(tmp_path):
     assert 'normalize' not in losses['IDResponseConsistencyLoss']
 
 
+def test_project_writes_the_grad_projection(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1,
+                         ['ours', 'ours_no_feat', 'only_resp'],
+                         data=str(tmp_path / 'd'), project=['feat', 'id'])
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'ours', 0, '/t.py', '/t.pth'))
+    assert cfg.model.grad_projection == dict(
+        losses=['kd_feat', 'kd_id'], against=['task', 'kd_resp'],
+        recorder='neck')
+    # no feature fragment: the neck is recorded for the projection alone
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'ours_no_feat', 0, '/t.py',
+                                         '/t.pth'))
+    assert cfg.model.grad_projection['losses'] == ['kd_id']
+    assert any('neck' in f.get('student_recorders', {})
+               for f in cfg.model.distill_cfgs)
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'only_resp', 0, '/t.py',
+                                         '/t.pth'))
+    assert 'grad_projection' not in cfg.model
+    with pytest.raises(ValueError, match='--project'):
+        BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                      data=str(tmp_path / 'd'), project=['nope'])
+
+
 def test_connector_options_reach_every_connector_of_the_fragment(tmp_path):
     plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
                          data=str(tmp_path / 'd'), loss_options=dict(

@@ -78,6 +78,13 @@ def parse_args(argv=None):
                         'feat.normalize=True, or of its connectors, e.g. '
                         'feat.connector.detach_iters=120 (VALUE is a '
                         'Python literal)')
+    parser.add_argument('--project', nargs='+', default=[],
+                        metavar='LOSS',
+                        help='project the feature gradient of these '
+                        'fragments\' losses (e.g. feat id) off the task\'s '
+                        'and the method\'s other distillation losses\' '
+                        'where they conflict, per image, on the student\'s '
+                        'neck outputs (the distiller\'s grad_projection)')
     parser.add_argument('--splits', nargs='+', choices=['val', 'test'],
                         default=None,
                         help='splits to evaluate on (default: the '
@@ -167,7 +174,7 @@ def main(argv=None) -> int:
             parse_loss_scale(args.grad_ratio, '--grad-ratio'),
             kd_decay=None if args.kd_decay is None else
             parse_loss_scale(args.kd_decay, '--kd-decay'),
-            family=args.family, rescore=args.rescore)
+            family=args.family, rescore=args.rescore, project=args.project)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2

@@ -70,6 +70,7 @@ from .mappings import (
     loss_log_names,
     recorded_value,
 )
+from .projection import build_projector
 from .recorders import RecorderManager
 from .teacher import TeacherBox, TeacherInputs, build_frozen_teacher
 
@@ -122,6 +123,13 @@ class MOTDistiller(BaseModel):
             :class:`~mmtrack_kd.models.distill.balance.GradientBalancer`);
             the measured norms and scales are logged. None (default): each
             loss keeps its ``loss_weight`` alone.
+        grad_projection (dict, optional): in training, remove from the
+            feature gradient of some distillation losses (``losses``) the
+            part that opposes other terms (``against``: losses or
+            ``'task'``), per image, on a student recorder's output
+            (``recorder``, default ``'neck'``); see
+            :class:`~mmtrack_kd.models.distill.projection.
+            GradientProjector`. None (default): no projection.
         distill_cfgs (list[dict], optional): Fragments, each with any of
             ``student_recorders``, ``teacher_recorders``, ``connectors``,
             ``distill_losses``, ``loss_forward_mappings``, merged into those
@@ -148,6 +156,7 @@ class MOTDistiller(BaseModel):
                  distill_stop_iter: Optional[int] = None,
                  distill_stop_epoch: Optional[int] = None,
                  loss_balance: Optional[dict] = None,
+                 grad_projection: Optional[dict] = None,
                  distill_cfgs: Sequence[dict] = (),
                  dry_run_input_shape: Sequence[int] = (1, 3, 128, 128),
                  data_preprocessor: Optional[Union[dict, nn.Module]] = None,
@@ -207,6 +216,9 @@ class MOTDistiller(BaseModel):
                                            list(self.loss_specs))
         if self.loss_balance is not None:  # paths checked at build
             self.loss_balance.shared_params(self.student)
+        self.projector = build_projector(
+            grad_projection, list(self.loss_specs),
+            list(self.student_recorders.recorders))
 
     # ---------------------------------------------------------------- parts
     @property
@@ -328,6 +340,8 @@ class MOTDistiller(BaseModel):
             if active and self.training and self.loss_balance is not None:
                 outs, logs = self._balanced(losses, outs, inputs)
                 losses.update(logs)
+            if active and self.training and self.projector is not None:
+                losses.update(self._projected(losses, outs, inputs))
             for name, out in outs.items():
                 log_name = self.log_names[name]
                 items = {f'{log_name}_{k}': v for k, v in out.items()} \
@@ -364,6 +378,30 @@ class MOTDistiller(BaseModel):
                 self.loss_balance.factor(n)) for n in outs
                 if n in self.loss_balance.decay})
         return scaled, logs
+
+    def _projected(self, losses: Dict[str, Any], outs: Dict[str, Any],
+                   inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Add to each projected loss of ``outs`` the projector's term
+        (value 0: the loss's feature gradient becomes the projected one);
+        return the logs (``proj_frac_*``)."""
+        proj = self.projector
+        task = summed({k: v for k, v in losses.items() if 'loss' in k})
+        feats = self.student_recorders.get_recorder(
+            proj.recorder).get_record_data()
+        res = proj(feats, task, {n: summed(o) for n, o in outs.items()})
+        logs = {}
+        for key, value in res.items():
+            if key.startswith('proj_frac_'):
+                logs[key] = inputs.new_tensor(value)
+                continue
+            out = outs[key]
+            extra = value  # 0, with the projection's gradient
+            if isinstance(out, dict):  # on its first entry
+                first = next(iter(out))
+                outs[key] = dict(out, **{first: out[first] + extra})
+            else:
+                outs[key] = out + extra
+        return logs
 
     def _zero_loss(self, name: str, inputs: torch.Tensor) -> torch.Tensor:
         """0, but touching every parameter the loss would have used."""
