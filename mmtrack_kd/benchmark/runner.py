@@ -548,12 +548,14 @@ class Benchmark(BenchmarkPlan):
     def usable_eval_config(self, method: str, seed: int, rec: dict) -> str:
         """The config to score a recorded model with: its own
         ``eval_config``, or, when that no longer loads (a file it inherits
-        is gone, e.g. it was written from a removed git worktree), the one
-        this run writes for the same (method, seed), with a warning and
-        ``eval_config_replaced`` in the record.
+        is gone, e.g. it was written from a removed git worktree) and
+        ``--allow-stale`` is given, the one this run writes for the same
+        (method, seed), with a warning and ``eval_config_replaced`` in the
+        record.
 
         Raises:
-            RuntimeError: neither loads (names both and why).
+            RuntimeError: it does not load and ``--allow-stale`` is not
+                given, or neither loads (names the configs and why).
         """
         from mmengine.config import Config
         cfg = rec['eval_config']
@@ -563,6 +565,11 @@ class Benchmark(BenchmarkPlan):
         except (FileNotFoundError, OSError) as err:
             why = str(err)
         name = self.name(method, seed)
+        if not self.allow_stale:
+            raise RuntimeError(
+                f'{name}: its eval config {cfg} does not load ({why}); give '
+                '--allow-stale to score it with this run\'s config of the '
+                'same method and seed') from None
         try:
             fresh = self.configs_of(method, seed)[1]
             Config.fromfile(fresh)

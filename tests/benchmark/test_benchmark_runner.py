@@ -173,11 +173,17 @@ def test_a_record_whose_eval_config_no_longer_loads(tmp_path, capsys):
     a file that is gone; it is scored with this run's config of the same
     (method, seed), and the record says so."""
     from mmengine.config import Config
-    bench = Benchmark(str(tmp_path / 'run'), 'micro', 1, [])
     gone = tmp_path / 'gone_worktree' / 'configs' / 'student.py'
     old = tmp_path / 'old_student__seed0.py'
     old.write_text(f"_base_ = ['{gone}']\n")
     rec = dict(eval_config=str(old))
+    # not without --allow-stale: another config is a stale score
+    strict = Benchmark(str(tmp_path / 'run'), 'micro', 1, [])
+    with pytest.raises(RuntimeError, match='--allow-stale'):
+        strict.usable_eval_config('student', 0, rec)
+    assert 'eval_config_replaced' not in rec
+    bench = Benchmark(str(tmp_path / 'run'), 'micro', 1, [],
+                      allow_stale=True)
     cfg = bench.usable_eval_config('student', 0, rec)
     assert cfg != str(old) and Config.fromfile(cfg).model is not None
     assert rec['eval_config_replaced']['was'] == str(old)
@@ -190,7 +196,8 @@ def test_a_record_whose_eval_config_no_longer_loads(tmp_path, capsys):
 
 
 def test_neither_eval_config_loads(tmp_path, monkeypatch):
-    bench = Benchmark(str(tmp_path / 'run'), 'micro', 1, [])
+    bench = Benchmark(str(tmp_path / 'run'), 'micro', 1, [],
+                      allow_stale=True)
     old = tmp_path / 'old.py'
     old.write_text("_base_ = ['/nonexistent/base.py']\n")
 

@@ -176,7 +176,9 @@ def test_complete_uses_the_recorded_choice(tmp_path, monkeypatch):
                       splits=['val', 'test'])
     bench.tune_thresholds = True
     options = {'model.test_cfg.score_thr': 0.3}
-    records.json_dump(dict(method='student', seed=0, eval_config='c.py',
+    cfg = tmp_path / 'c.py'
+    cfg.write_text('x = 1\n')
+    records.json_dump(dict(method='student', seed=0, eval_config=str(cfg),
                            checkpoint='m.pth', thresholds=dict(
                                chosen='x', options=options),
                            metrics=dict(val=dict(IDF1=1.0))),
