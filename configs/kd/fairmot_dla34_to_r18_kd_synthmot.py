@@ -23,7 +23,7 @@ teacher_ckpt = 'work_dirs/fairmot_dla34_synthmot/epoch_12.pth'
 kd_key_feature_fairmot = dict(
     student_recorders=_base_.kd_key_feature.student_recorders,
     teacher_recorders=_base_.kd_key_feature.teacher_recorders,
-    connectors=dict(neck_c0=dict(type='ConvBNConnector')),
+    connectors=dict(neck_c0=_base_.kd_key_feature.connectors.neck_c0),
     distill_losses=_base_.kd_key_feature.distill_losses,
     loss_forward_mappings=dict(
         kd_feat=dict(

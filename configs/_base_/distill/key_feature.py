@@ -7,16 +7,20 @@
 # attention-transfer term (gamma_at=0: the student's attention is taken
 # after the connector, whose BatchNorm scale alone can match it). The
 # loss's class defaults (raw maps, beta_bg 0.5, gamma_at 0.1) are the first
-# design.
+# design. The connectors warm up for 120 iterations (detach_iters): the
+# student's features enter them detached, so each connector learns its map
+# to the teacher before the loss pulls on the student (a random connector
+# otherwise sends the student towards a random projection of the teacher's
+# features); picked on val (docs/results/kd_method_val.md, fifth pass).
 kd_key_feature = dict(
     student_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='neck')),
     teacher_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='neck')),
     connectors=dict(
-        neck_c0=dict(type='ConvBNConnector'),
-        neck_c1=dict(type='ConvBNConnector'),
-        neck_c2=dict(type='ConvBNConnector')),
+        neck_c0=dict(type='ConvBNConnector', detach_iters=120),
+        neck_c1=dict(type='ConvBNConnector', detach_iters=120),
+        neck_c2=dict(type='ConvBNConnector', detach_iters=120)),
     distill_losses=dict(
         kd_feat=dict(
             type='KeyFeatureLoss',

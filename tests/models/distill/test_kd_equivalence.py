@@ -65,10 +65,13 @@ def tiny_batch():
     return inputs, samples
 
 
-def build_tiny_distiller(repo_root: str, tmp_dir: str, **model_kwargs):
+def build_tiny_distiller(repo_root: str, tmp_dir: str,
+                         warmup: bool = False, **model_kwargs):
     """The distiller of ``KD_CFG`` at tiny widths, with a random teacher
     saved (seed 0) to ``tmp_dir``; built with seed 1, in train mode.
-    ``model_kwargs`` are further keys of the model config."""
+    The connectors' warm-up (``detach_iters``) is switched off unless
+    ``warmup``, so that every loss reaches the student from the first
+    step. ``model_kwargs`` are further keys of the model config."""
     import os.path as osp
     teacher = _sized(load_config(osp.join(repo_root, TEACHER_CFG)).model,
                      0.125, 32)
@@ -83,6 +86,9 @@ def build_tiny_distiller(repo_root: str, tmp_dir: str, **model_kwargs):
     for frag in cfg.model.distill_cfgs:
         if 'kd_feat' in frag.get('distill_losses', {}):
             frag['distill_losses']['kd_feat'].update(RECORDED_KD_FEAT)
+        if not warmup:
+            for conn in frag.get('connectors', {}).values():
+                conn['detach_iters'] = 0
     cfg.model.update(model_kwargs)
     torch.manual_seed(1)
     return MODELS.build(cfg.model).train()

@@ -3,16 +3,17 @@
 # BN connector per level mapping the student's width to the teacher's
 # (channels read from the models at build time). The loss settings are those
 # of the CSTrack fragment (../key_feature.py), picked on the SynthMOT val
-# split: standardised maps, foreground only, no attention term.
+# split: standardised maps, foreground only, no attention term, and the
+# connectors' 120-iteration warm-up (detach_iters).
 kd_key_feature = dict(
     student_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='detector.neck')),
     teacher_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='detector.neck')),
     connectors=dict(
-        neck_c0=dict(type='ConvBNConnector'),
-        neck_c1=dict(type='ConvBNConnector'),
-        neck_c2=dict(type='ConvBNConnector')),
+        neck_c0=dict(type='ConvBNConnector', detach_iters=120),
+        neck_c1=dict(type='ConvBNConnector', detach_iters=120),
+        neck_c2=dict(type='ConvBNConnector', detach_iters=120)),
     distill_losses=dict(
         kd_feat=dict(
             type='KeyFeatureLoss',
