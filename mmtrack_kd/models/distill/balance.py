@@ -226,8 +226,7 @@ class GradientBalancer(nn.Module):
         return int(self.step) % self.interval == 0
 
     @torch.no_grad()
-    def _update(self, task: float, raw: Dict[str, float],
-                first: bool) -> None:
+    def _update(self, task: float, raw: Dict[str, float]) -> None:
         """New scales from the measured norms (unscaled losses); a loss's
         first measured (non-zero) norm sets its scale, later ones are
         smoothed in."""
@@ -241,8 +240,7 @@ class GradientBalancer(nn.Module):
                          self.max_scale) if ratio > 0 else 0.0
             i = self.loss_names.index(name)
             old = float(self.scales[i])
-            if target == 0.0 or old == 0.0 or first or \
-                    not bool(self.measured[i]):
+            if target == 0.0 or old == 0.0 or not bool(self.measured[i]):
                 new = target
             else:  # smooth in log space: ratios of scales, not differences
                 new = math.exp(self.momentum * math.log(old) +
@@ -267,7 +265,7 @@ class GradientBalancer(nn.Module):
             ``gnorm_<name>`` (the norm of the scaled loss, i.e. what the
             step gets); empty otherwise.
         """
-        due, first = self.due(), int(self.step) == 0
+        due = self.due()
         self.step += 1
         if not due:
             return {}
@@ -281,7 +279,7 @@ class GradientBalancer(nn.Module):
             all_reduce(norms, op='mean')
         task, raw = float(norms[0]), dict(zip(self.loss_names,
                                               norms[1:].tolist()))
-        self._update(task, raw, first)
+        self._update(task, raw)
         out = dict(gnorm_task=task)
         for name in self.loss_names:
             out[f'gnorm_{name}'] = raw[name] * float(

@@ -47,12 +47,23 @@ class _WarmupMixin:
                                  torch.zeros((), dtype=torch.long))
 
     def _warm(self, x: torch.Tensor) -> torch.Tensor:
-        """``x``, detached while the warm-up lasts (training mode only)."""
-        if not self.detach_iters or not self.training:
+        """``x``, detached while the warm-up lasts (training mode only).
+        Once it is over the count is no longer read (no device sync per
+        step)."""
+        if not self.detach_iters or not self.training or \
+                getattr(self, '_warm_done', False):
             return x
         calls = int(self.warmup_calls)
+        if calls >= self.detach_iters:
+            self._warm_done = True
+            return x
         self.warmup_calls += 1
-        return x.detach() if calls < self.detach_iters else x
+        return x.detach()
+
+    def _load_from_state_dict(self, *args, **kwargs):
+        # a loaded count may be inside the warm-up again: read it
+        self._warm_done = False
+        super()._load_from_state_dict(*args, **kwargs)
 
 
 @MODELS.register_module()

@@ -361,7 +361,7 @@ class MOTDistiller(BaseModel):
         measures gradient norms on its iterations), and what it logs
         (``gnorm_*`` and ``kd_scale_*``: no ``loss`` in the names, so
         logged but not summed)."""
-        task = summed({k: v for k, v in losses.items() if 'loss' in k})
+        task = self._task_total(losses)
         logs = self.loss_balance(self.student, task,
                                  {n: summed(o) for n, o in outs.items()})
         scaled = {}
@@ -379,23 +379,29 @@ class MOTDistiller(BaseModel):
                 if n in self.loss_balance.decay})
         return scaled, logs
 
+    @staticmethod
+    def _task_total(losses: Dict[str, Any]) -> torch.Tensor:
+        """The student's own losses summed as mmengine sums them (only
+        they are in ``losses`` when this is called; the logs of the
+        balancer have no ``loss`` in their names)."""
+        return summed({k: v for k, v in losses.items() if 'loss' in k})
+
     def _projected(self, losses: Dict[str, Any], outs: Dict[str, Any],
                    inputs: torch.Tensor) -> Dict[str, torch.Tensor]:
         """Add to each projected loss of ``outs`` the projector's term
         (value 0: the loss's feature gradient becomes the projected one);
         return the logs (``proj_frac_*``)."""
         proj = self.projector
-        task = summed({k: v for k, v in losses.items() if 'loss' in k})
         feats = self.student_recorders.get_recorder(
             proj.recorder).get_record_data()
-        res = proj(feats, task, {n: summed(o) for n, o in outs.items()})
+        res = proj(feats, self._task_total(losses),
+                   {n: summed(o) for n, o in outs.items()})
         logs = {}
-        for key, value in res.items():
+        for key, extra in res.items():  # extra: 0, with the new gradient
             if key.startswith('proj_frac_'):
-                logs[key] = inputs.new_tensor(value)
+                logs[key] = inputs.new_tensor(extra)
                 continue
             out = outs[key]
-            extra = value  # 0, with the projection's gradient
             if isinstance(out, dict):  # on its first entry
                 first = next(iter(out))
                 outs[key] = dict(out, **{first: out[first] + extra})

@@ -73,7 +73,8 @@ class GradientProjector:
 
     def __call__(self, feats, task: torch.Tensor,
                  kd: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
-        """The surrogate of each projected loss and the logs.
+        """The zero-valued term to add to each projected loss, and the
+        logs.
 
         Args:
             feats (Tensor | list[Tensor]): the recorded student feature.

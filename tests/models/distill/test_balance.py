@@ -269,3 +269,29 @@ def test_state_dict_without_measured_loads():
     bal.load_state_dict(state)
     assert bal.measured.tolist() == [True]
     assert int(bal.step) == 7
+
+
+def test_feature_loss_balanced_from_the_end_of_the_connector_warmup(
+        repo_root, tmp_path):
+    """The shipped fragment's warm-up (shortened to 2 calls): the feature
+    loss does not reach the student's neck during it; on the first
+    iteration after it, its scale is set to the ratio at once."""
+    model = build_tiny_distiller(
+        repo_root, str(tmp_path), warmup=True,
+        loss_balance=dict(ratios=dict(kd_feat=2.0), interval=1,
+                          momentum=0.9))
+    conns = [c for c in model.connectors.values()
+             if getattr(c, 'detach_iters', 0)]
+    assert conns and all(c.detach_iters == 120 for c in conns)
+    for c in conns:
+        c.detach_iters = 2
+    i = model.loss_balance.loss_names.index('kd_feat')
+    inputs, samples = tiny_batch()
+    for _ in range(2):
+        out = model.loss(inputs, samples)
+        assert out['gnorm_kd_feat'] == 0.0
+        assert not bool(model.loss_balance.measured[i])
+    out = model.loss(inputs, samples)
+    assert bool(model.loss_balance.measured[i])
+    assert float(out['gnorm_kd_feat']) == pytest.approx(
+        2.0 * float(out['gnorm_task']), rel=1e-3)
