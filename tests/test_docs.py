@@ -92,6 +92,10 @@ def test_readme_kd_example_builds_and_trains(user_dir):
     model = MODELS.build(cfg.model)
     assert type(model).__name__ == 'MOTDistiller'
     assert model.teacher.id_head.num_ids == 7  # read from the checkpoint
+    # the example balances the three losses with the shipped ratios
+    assert model.loss_balance is not None
+    assert cfg.model.loss_balance.ratios == dict(kd_id=2.0, kd_feat=2.0,
+                                                 kd_resp=20.0)
 
     # one training step on a batch of the example's own data pipeline
     from mmengine.runner import Runner
