@@ -68,7 +68,8 @@ import numpy as np
 import torch
 
 __all__ = [
-    'render_clip', 'build_model', 'Timed', 'measure', 'ort_backend',
+    'render_clip', 'build_model', 'postprocess', 'Timed', 'measure',
+    'ort_backend',
     'measure_tracking_fps', 'format_fps_report', 'GraphedForward',
     'build_distiller_batch',
     'time_steps', 'time_components', 'measure_kd_step_overhead',
@@ -238,12 +239,57 @@ class GraphedForward:
         return self.static_output
 
 
+def _to_float(outs: Any) -> Any:
+    """``outs`` (tensors in dicts, lists and tuples) with every floating
+    tensor cast to float32."""
+    if isinstance(outs, torch.Tensor):
+        return outs.float() if outs.is_floating_point() else outs
+    if isinstance(outs, dict):
+        return {k: _to_float(v) for k, v in outs.items()}
+    if isinstance(outs, (list, tuple)):
+        return type(outs)(_to_float(v) for v in outs)
+    return outs
+
+
+def postprocess(model: torch.nn.Module, outs: Any,
+                shape: Tuple[int, int]):
+    """Detections of one image (input pixels) from the network outputs of
+    :func:`tensor_forward`, as the tracker of each family gets them.
+
+    - CSTrack: ``_postprocess(det_preds, id_map, shape)``;
+    - FairMOT: ``_postprocess(outs, shape)``;
+    - mmdet MOT models that wrap a detector (ByteTrack): the detector head's
+      ``predict_by_feat`` (score threshold and NMS of its ``test_cfg``).
+
+    Returns:
+        InstanceData: ``bboxes``, ``scores``, ``labels`` (and ``embeds``
+        for the joint trackers).
+    """
+    if hasattr(model, '_postprocess'):
+        if isinstance(outs, dict) and 'det_preds' in outs:
+            return model._postprocess(outs['det_preds'], outs['id_map'],
+                                      shape)
+        return model._postprocess(outs, shape)
+    detector = getattr(model, 'detector', None)
+    head = getattr(detector, 'bbox_head', None)
+    if head is None or not hasattr(head, 'predict_by_feat'):
+        raise TypeError(f'{type(model).__name__}: no _postprocess and no '
+                        'detector.bbox_head.predict_by_feat to time')
+    h, w = shape
+    meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
+                batch_input_shape=(h, w), scale_factor=(1., 1.))
+    return head.predict_by_feat(*outs, batch_img_metas=[meta],
+                                cfg=detector.test_cfg, rescale=False)[0]
+
+
 class Timed:
     """One model, timed frame by frame on a clip.
 
     Args:
-        model (nn.Module): a CSTrack-like model (``_forward``,
-            ``_postprocess``, ``tracker``, ``data_preprocessor``).
+        model (nn.Module): a tracker with ``tracker`` and
+            ``data_preprocessor``: CSTrack or FairMOT (``_forward``,
+            ``_postprocess``) or an mmdet MOT model that wraps a detector
+            (ByteTrack; see :func:`postprocess`).
         frames (Sequence[np.ndarray]): BGR uint8 (H, W, 3) images; H, W
             multiples of 32.
         device (str): where the model is; the frames are normalised on the
@@ -267,6 +313,8 @@ class Timed:
         if tracker_threads is not None and tracker_threads < 1:
             raise ValueError('tracker_threads must be >= 1, got '
                              f'{tracker_threads}')
+        from mmtrack_kd.models.distill.families import tensor_forward
+        self._tensor_forward = tensor_forward
         self.model = model
         self.fp16 = bool(fp16)
         self.tracker_threads = tracker_threads
@@ -295,12 +343,13 @@ class Timed:
         self.dets: List[int] = []
         self.tracks: List[int] = []
 
-    def _network(self, x: torch.Tensor) -> dict:
-        """The network forward; in fp16 its outputs cast back to float32."""
-        outs = self.model._forward(x)
+    def _network(self, x: torch.Tensor) -> Any:
+        """The network forward (:func:`tensor_forward`: the model's own
+        ``_forward``, or its detector's for mmdet's ByteTrack); in fp16 its
+        outputs cast back to float32."""
+        outs = self._tensor_forward(self.model, x)
         if self.fp16:
-            outs = dict(det_preds=[p.float() for p in outs['det_preds']],
-                        id_map=outs['id_map'].float())
+            outs = _to_float(outs)
         return outs
 
     @torch.no_grad()
@@ -315,8 +364,7 @@ class Timed:
         outs = self.network(x)
         sync()
         t_net = time.perf_counter()
-        pred = self.model._postprocess(outs['det_preds'], outs['id_map'],
-                                       (h, w))
+        pred = postprocess(self.model, outs, (h, w))
         sync()
         t1 = time.perf_counter()
         sample = DetDataSample(metainfo=dict(

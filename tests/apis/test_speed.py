@@ -520,3 +520,47 @@ def test_fps_report_and_json_of_plain_and_graphed_models():
     assert 'ratio FPS b.py [cuda graph] / b.py: 1.250' in text
     plain = fps_json(fps_result())
     assert plain['cuda_graph'] is False and 'graph_speedup' not in plain
+
+
+@pytest.mark.parametrize('config', [
+    'configs/cstrack/cstrack_yolov5n_synthmot.py',
+    'configs/fairmot/fairmot_r18_synthmot.py',
+    'configs/bytetrack/bytetrack_yolox_tiny_synthmot.py'])
+def test_timed_tracks_every_family(repo_root, config):
+    """fps.py's timing runs CSTrack, FairMOT and mmdet's ByteTrack (whose
+    network is its detector's): every frame is timed and tracked."""
+    from mmtrack_kd.apis.speed import Timed, build_model, render_clip
+    torch.manual_seed(0)
+    model = build_model(osp.join(repo_root, config), 'none')
+    timed = Timed(model, render_clip(64, 64, 3))
+    for i in range(3):
+        timed.step(i, record=True)
+    rep = timed.report()
+    assert rep['frames'] == 3 and rep['fps'] > 0
+    assert len(timed.dets) == len(timed.tracks) == 3
+
+
+def test_bytetrack_postprocess_detects_as_its_detector(repo_root):
+    """For mmdet's ByteTrack the timed post-processing gives the boxes of
+    the detector's own ``predict`` (same threshold and NMS)."""
+    from mmdet.structures import DetDataSample
+
+    from mmtrack_kd.apis.speed import build_model, postprocess
+    from mmtrack_kd.models.distill.families import tensor_forward
+    torch.manual_seed(0)
+    model = build_model(osp.join(
+        repo_root, 'configs/bytetrack/bytetrack_yolox_tiny_synthmot.py'),
+        'none')
+    model.detector.test_cfg['score_thr'] = 0.0  # random weights
+    x = torch.rand(1, 3, 64, 96) * 255
+    meta = dict(img_shape=(64, 96), ori_shape=(64, 96), pad_shape=(64, 96),
+                batch_input_shape=(64, 96), scale_factor=(1., 1.))
+    with torch.no_grad():
+        ours = postprocess(model, tensor_forward(model, x), (64, 96))
+        ref = model.detector.predict(
+            x, [DetDataSample(metainfo=meta)], rescale=False)[0]
+    assert len(ours) == len(ref.pred_instances) > 0
+    assert torch.allclose(ours.bboxes, ref.pred_instances.bboxes)
+    assert torch.allclose(ours.scores, ref.pred_instances.scores)
+    with pytest.raises(TypeError, match='predict_by_feat'):
+        postprocess(torch.nn.Linear(1, 1), None, (64, 96))

@@ -51,3 +51,19 @@ def test_atttrack_fragment_builds_in_distiller_and_trains(tmp_path):
     assert torch.isfinite(kd) and kd.item() > 0
     kd.backward()
     assert model.connectors['atttrack_c2'].conv.weight.grad is not None
+
+
+def test_cross_model_without_attention_is_fitnets_times_two():
+    """With ``att_weight=0`` (the fragment's default) the loss is FitNets's
+    0.5 * MSE per level times 2: the same gradient direction, so under the
+    benchmark's gradient balance the two baselines train identically
+    (docs/benchmark.md, "Baselines under the protocol")."""
+    from mmtrack_kd.models.losses import FitNetsLoss
+    t = [torch.randn(2, 3, 4, 4), torch.randn(2, 3, 2, 2)]
+    s = [torch.randn(2, 3, 4, 4), torch.randn(2, 3, 2, 2)]
+    assert CrossModelFeatureLoss()(s, t).item() == pytest.approx(
+        2 * FitNetsLoss(reduction='sum')(s, t).item(), rel=1e-6)
+    # the attention term makes it another loss
+    assert CrossModelFeatureLoss(att_weight=1.)(s, t).item() != \
+        pytest.approx(2 * FitNetsLoss(reduction='sum')(s, t).item(),
+                      rel=1e-3)
