@@ -6,7 +6,10 @@
 # levels, ConvBNConnector, MSE per level, the levels summed; the optional
 # attention-transfer term is off (att_weight=0). AttTrack's inference-time
 # parts (interleaving the models, teacher priors) are not distillation
-# losses and are not part of the benchmark.
+# losses and are not part of the benchmark. Without the attention term the
+# loss is FitNets's times 2, so under the benchmark's gradient balance the
+# two train identically; the benchmark's AttTrack row sets att_weight=1000
+# (docs/benchmark.md, "The baselines under the protocol").
 kd_atttrack = dict(
     student_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='neck')),
