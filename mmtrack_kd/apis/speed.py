@@ -68,8 +68,7 @@ import numpy as np
 import torch
 
 __all__ = [
-    'render_clip', 'build_model', 'postprocess', 'Timed', 'measure',
-    'ort_backend',
+    'render_clip', 'build_model', 'Timed', 'measure', 'ort_backend',
     'measure_tracking_fps', 'format_fps_report', 'GraphedForward',
     'build_distiller_batch',
     'time_steps', 'time_components', 'measure_kd_step_overhead',
@@ -251,45 +250,15 @@ def _to_float(outs: Any) -> Any:
     return outs
 
 
-def postprocess(model: torch.nn.Module, outs: Any,
-                shape: Tuple[int, int]):
-    """Detections of one image (input pixels) from the network outputs of
-    :func:`tensor_forward`, as the tracker of each family gets them.
-
-    - CSTrack: ``_postprocess(det_preds, id_map, shape)``;
-    - FairMOT: ``_postprocess(outs, shape)``;
-    - mmdet MOT models that wrap a detector (ByteTrack): the detector head's
-      ``predict_by_feat`` (score threshold and NMS of its ``test_cfg``).
-
-    Returns:
-        InstanceData: ``bboxes``, ``scores``, ``labels`` (and ``embeds``
-        for the joint trackers).
-    """
-    if hasattr(model, '_postprocess'):
-        if isinstance(outs, dict) and 'det_preds' in outs:
-            return model._postprocess(outs['det_preds'], outs['id_map'],
-                                      shape)
-        return model._postprocess(outs, shape)
-    detector = getattr(model, 'detector', None)
-    head = getattr(detector, 'bbox_head', None)
-    if head is None or not hasattr(head, 'predict_by_feat'):
-        raise TypeError(f'{type(model).__name__}: no _postprocess and no '
-                        'detector.bbox_head.predict_by_feat to time')
-    h, w = shape
-    meta = dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w),
-                batch_input_shape=(h, w), scale_factor=(1., 1.))
-    return head.predict_by_feat(*outs, batch_img_metas=[meta],
-                                cfg=detector.test_cfg, rescale=False)[0]
-
-
 class Timed:
     """One model, timed frame by frame on a clip.
 
     Args:
-        model (nn.Module): a tracker with ``tracker`` and
-            ``data_preprocessor``: CSTrack or FairMOT (``_forward``,
-            ``_postprocess``) or an mmdet MOT model that wraps a detector
-            (ByteTrack; see :func:`postprocess`).
+        model (nn.Module): a tracker with ``tracker``,
+            ``data_preprocessor`` and a frame split
+            (:func:`mmtrack_kd.models.mot.split.frame_split`: CSTrack,
+            FairMOT, mmdet's ByteTrack), whose ``network`` and ``detect``
+            are the timed model part.
         frames (Sequence[np.ndarray]): BGR uint8 (H, W, 3) images; H, W
             multiples of 32.
         device (str): where the model is; the frames are normalised on the
@@ -313,8 +282,9 @@ class Timed:
         if tracker_threads is not None and tracker_threads < 1:
             raise ValueError('tracker_threads must be >= 1, got '
                              f'{tracker_threads}')
-        from mmtrack_kd.models.distill.families import tensor_forward
-        self._tensor_forward = tensor_forward
+        from mmtrack_kd.models.mot.split import frame_split
+        self.split = frame_split(model)
+        self.test_cfg = self.split.model_test_cfg()
         self.model = model
         self.fp16 = bool(fp16)
         self.tracker_threads = tracker_threads
@@ -344,10 +314,9 @@ class Timed:
         self.tracks: List[int] = []
 
     def _network(self, x: torch.Tensor) -> Any:
-        """The network forward (:func:`tensor_forward`: the model's own
-        ``_forward``, or its detector's for mmdet's ByteTrack); in fp16 its
+        """The network forward of the model's frame split; in fp16 its
         outputs cast back to float32."""
-        outs = self._tensor_forward(self.model, x)
+        outs = self.split.network(x)
         if self.fp16:
             outs = _to_float(outs)
         return outs
@@ -358,19 +327,20 @@ class Timed:
         from mmdet.structures import DetDataSample
         x = self.inputs[index]
         h, w = x.shape[-2:]
+        sample = DetDataSample(metainfo=dict(
+            frame_id=index, img_shape=(h, w), ori_shape=(h, w),
+            pad_shape=(h, w), batch_input_shape=(h, w),
+            scale_factor=(1., 1.)))
         sync = self.sync
         sync()
         t0 = time.perf_counter()
         outs = self.network(x)
         sync()
         t_net = time.perf_counter()
-        pred = postprocess(self.model, outs, (h, w))
+        self.split.detect(outs, x, sample, self.test_cfg, rescale=False)
+        pred = sample.pred_instances
         sync()
         t1 = time.perf_counter()
-        sample = DetDataSample(metainfo=dict(
-            frame_id=index, img_shape=(h, w), ori_shape=(h, w),
-            scale_factor=(1., 1.)))
-        sample.pred_instances = pred
         threads = torch.get_num_threads()
         t_track = t1
         if self.tracker_threads is not None:

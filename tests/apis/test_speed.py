@@ -540,27 +540,29 @@ def test_timed_tracks_every_family(repo_root, config):
     assert len(timed.dets) == len(timed.tracks) == 3
 
 
-def test_bytetrack_postprocess_detects_as_its_detector(repo_root):
-    """For mmdet's ByteTrack the timed post-processing gives the boxes of
-    the detector's own ``predict`` (same threshold and NMS)."""
+def test_timed_bytetrack_detects_as_its_detector(repo_root):
+    """For mmdet's ByteTrack the timed model part (its frame split) gives
+    the boxes of the detector's own ``predict`` (same threshold and
+    NMS)."""
     from mmdet.structures import DetDataSample
 
-    from mmtrack_kd.apis.speed import build_model, postprocess
-    from mmtrack_kd.models.distill.families import tensor_forward
+    from mmtrack_kd.apis.speed import Timed, build_model, render_clip
     torch.manual_seed(0)
     model = build_model(osp.join(
         repo_root, 'configs/bytetrack/bytetrack_yolox_tiny_synthmot.py'),
         'none')
     model.detector.test_cfg['score_thr'] = 0.0  # random weights
-    x = torch.rand(1, 3, 64, 96) * 255
+    timed = Timed(model, render_clip(96, 64, 2))
+    x = timed.inputs[0]
     meta = dict(img_shape=(64, 96), ori_shape=(64, 96), pad_shape=(64, 96),
                 batch_input_shape=(64, 96), scale_factor=(1., 1.))
     with torch.no_grad():
-        ours = postprocess(model, tensor_forward(model, x), (64, 96))
         ref = model.detector.predict(
             x, [DetDataSample(metainfo=meta)], rescale=False)[0]
+        sample = DetDataSample(metainfo=meta)
+        timed.split.detect(timed.network(x), x, sample, timed.test_cfg,
+                           rescale=False)
+    ours = sample.pred_instances
     assert len(ours) == len(ref.pred_instances) > 0
     assert torch.allclose(ours.bboxes, ref.pred_instances.bboxes)
     assert torch.allclose(ours.scores, ref.pred_instances.scores)
-    with pytest.raises(TypeError, match='predict_by_feat'):
-        postprocess(torch.nn.Linear(1, 1), None, (64, 96))

@@ -57,6 +57,10 @@ class FrameSplit:
         uses (its defaults filled in)."""
         raise NotImplementedError
 
+    def model_test_cfg(self) -> dict:
+        """The post-processing settings the built model uses now."""
+        raise NotImplementedError
+
 
 def track_frame(split: FrameSplit, tracker, outs: Any, img: Tensor, frame,
                 test_cfg: dict, rescale: bool = True, **kwargs) -> None:
@@ -89,6 +93,9 @@ class JDEFrameSplit(FrameSplit):
 
     def test_cfg(self, model_cfg: dict) -> dict:
         return self.model.merged_test_cfg(model_cfg.get('test_cfg'))
+
+    def model_test_cfg(self) -> dict:
+        return self.model.test_cfg
 
 
 class ByteTrackSplit(FrameSplit):
@@ -130,6 +137,9 @@ class ByteTrackSplit(FrameSplit):
     def test_cfg(self, model_cfg: dict) -> dict:
         # SingleStageDetector hands its test_cfg to the head as it is
         return ConfigDict(model_cfg['detector'].get('test_cfg'))
+
+    def model_test_cfg(self) -> dict:
+        return self.model.detector.test_cfg
 
 
 #: Adapters of models that have no ``frame_split()`` method, by class.
