@@ -13,9 +13,13 @@ is the ratio of each fragment's gradient norm to the task's:
 1. each of our losses alone (``only_id``, ``only_feat``, ``only_resp``;
    the ones of the family's ``ours``) at every ratio of its grid, and each
    baseline named (``fitnets``, ``pkd``, ...) at every ratio of its
-   fragment's grid: the same number of candidates for every baseline as
-   for the largest grid of our losses (the equal budget, checked);
+   fragment's grid: each baseline gets as many candidates as ``ours`` is
+   tuned on, the candidates of our losses alone plus the ``combine``
+   factors (the equal budget, checked);
 2. ``ours`` at those best ratios times every ``combine`` factor.
+
+``baselines_only`` runs the baselines of stage 1 alone, on that budget
+(for baselines searched after ``ours``).
 
 The result holds the val tables, the trainings each method was given and
 the ``--grad-ratio`` arguments (``METHOD.LOSS=R``) for ``kd_benchmark.py``.
@@ -357,13 +361,23 @@ class RatioSearch(_SearchBase):
         baselines (Sequence[str]): methods of :data:`BASELINES` searched
             with the same budget.
         kd_decay (dict, optional): ``--kd-decay`` of every candidate.
+        baselines_only (bool): search the baselines alone
+            (``--baselines-only``): our losses and ``ours`` are not
+            trained; their grids and ``combine`` still say what ``ours``
+            was given, so the baselines get as much.
+
+    The equal budget: ``ours`` is tuned on the candidates of each of its
+    losses alone plus its ``combine`` candidates, so each baseline gets
+    exactly that many candidates (sum of our grids + ``len(combine)``),
+    on the same seeds.
 
     Raises:
         ValueError: a searched fragment without a grid, a grid of a
             fragment not searched, non-positive ratios or factors, a
             baseline that is unknown or does not apply to the family, a
-            baseline with another number of candidates than the largest
-            grid of our losses (the equal budget), a bad ``reuse``.
+            baseline with another number of candidates than ``ours``
+            (the equal budget), ``baselines_only`` without baselines, a
+            bad ``reuse``.
     """
 
     def __init__(self, reuse: str, out: str, preset: str, seeds: int,
@@ -371,7 +385,7 @@ class RatioSearch(_SearchBase):
                  jobs: int, threads: int = 1, allow_stale: bool = False,
                  baselines: Sequence[str] = (),
                  kd_decay: Optional[Dict[str, float]] = None,
-                 **kwargs) -> None:
+                 baselines_only: bool = False, **kwargs) -> None:
         fam = get_family(kwargs.get('family', DEFAULT_FAMILY))
         ours = method_fragments(fam, 'ours', METHODS['ours'][1])
         baselines = list(dict.fromkeys(baselines))
@@ -397,25 +411,29 @@ class RatioSearch(_SearchBase):
             raise ValueError(f'--ratios: ratios must be > 0, got {grids}')
         if not combine or any(not g > 0 for g in combine):
             raise ValueError('--combine: factors must be > 0, at least one')
-        budget = max(len(grids[k]) for k in ours)
+        if baselines_only and not baselines:
+            raise ValueError('--baselines-only needs --baselines')
+        combine = list(dict.fromkeys(float(g) for g in combine))
+        budget = sum(len(grids[k]) for k in ours) + len(combine)
         unequal = {m: len(grids[frag_of[m]]) for m in baselines
                    if len(grids[frag_of[m]]) != budget}
         if unequal:
             raise ValueError(
                 f'--ratios: equal budget: each baseline gets as many '
-                f'candidates as the largest grid of our losses '
-                f'({budget}: ' + ', '.join(f'{k} {len(grids[k])}'
-                                           for k in ours) +
-                '), got ' + ', '.join(f'{m} ({frag_of[m]}) {n}'
-                                      for m, n in unequal.items()))
+                f'candidates as ours is tuned on ({budget}: ' +
+                ', '.join(f'{k} {len(grids[k])}' for k in ours) +
+                f', --combine {len(combine)}), got ' +
+                ', '.join(f'{m} ({frag_of[m]}) {n}'
+                          for m, n in unequal.items()))
         super().__init__(reuse, out, preset, seeds, jobs, threads,
                          allow_stale, **kwargs)
         self.ours = tuple(ours)
         self.baselines = baselines
         self.frag_of = frag_of
         self.grids = grids
-        self.combine = list(dict.fromkeys(float(g) for g in combine))
+        self.combine = combine
         self.kd_decay = dict(kd_decay or {})
+        self.baselines_only = baselines_only
         # checks --kd-decay (and every setting) before anything runs
         self.bench('_check', ['ours'] + baselines, {})
 
@@ -431,8 +449,9 @@ class RatioSearch(_SearchBase):
         """The first stage: ``(method, fragment, ratio) -> candidate`` for
         each of our losses alone and each baseline."""
         out = {}
-        methods = [(f'only_{k}', k) for k in self.ours] + \
-            [(m, self.frag_of[m]) for m in self.baselines]
+        methods = [] if self.baselines_only else [
+            (f'only_{k}', k) for k in self.ours]
+        methods += [(m, self.frag_of[m]) for m in self.baselines]
         for method, key in methods:
             for r in self.grids[key]:
                 out[(method, key, r)] = self.bench(
@@ -450,7 +469,9 @@ class RatioSearch(_SearchBase):
     def budget(self) -> Dict[str, dict]:
         """Per method: its ``candidates``, the val ``trainings`` they take
         (candidates x seeds) and, for ``ours``, the trainings of the
-        single losses it builds on (``builds_on``)."""
+        single losses it builds on (``builds_on``). With
+        ``baselines_only``, our methods' entries are what their search is
+        given (``searched_here: False``), not trained here."""
         out = {}
         for k in self.ours:
             n = len(self.grids[k])
@@ -462,6 +483,9 @@ class RatioSearch(_SearchBase):
             candidates=len(self.combine),
             trainings=len(self.combine) * self.seeds,
             builds_on=sum(out[f'only_{k}']['trainings'] for k in self.ours))
+        if self.baselines_only:
+            for m in [f'only_{k}' for k in self.ours] + ['ours']:
+                out[m]['searched_here'] = False
         return out
 
     def describe(self) -> str:
@@ -469,14 +493,16 @@ class RatioSearch(_SearchBase):
         budget per method and the estimated time (from the preset's
         costs; teacher and plain students are reused)."""
         singles = self.singles()
-        ours = self.combined({k: self.grids[k][0] for k in self.ours})
+        ours = {} if self.baselines_only else self.combined(
+            {k: self.grids[k][0] for k in self.ours})
         lines = [f'gradient-ratio search, family {self.family.name}, '
                  f'preset {self.preset}, seeds 0..{self.seeds - 1}, '
                  f'reusing {self.reuse}'
                  + (f', decay {self.kd_decay}' if self.kd_decay else '')
                  + (f', loss options {self.loss_options}'
                     if self.loss_options else '')
-                 + (f', {self.epochs} epochs' if self.epochs else ''),
+                 + (f', {self.epochs} epochs' if self.epochs else '')
+                 + (', baselines only' if self.baselines_only else ''),
                  'stage 1 (each alone):']
         total = 0.
         for (method, key, r), bench in singles.items():
@@ -484,8 +510,10 @@ class RatioSearch(_SearchBase):
             total += est
             lines.append(f'  {osp.basename(bench.out):<24} {method} at '
                          f'{key} ratio {fmt_scale(r)}  ~{est:6.0f} s')
-        lines.append('stage 2 (ours at the best ratios of stage 1 times '
-                     f'{", ".join(map(fmt_scale, self.combine))}):')
+        if not self.baselines_only:
+            lines.append('stage 2 (ours at the best ratios of stage 1 '
+                         'times '
+                         f'{", ".join(map(fmt_scale, self.combine))}):')
         for g, bench in ours.items():
             est = bench.estimate_s('ours') * self.seeds
             total += est
@@ -497,10 +525,12 @@ class RatioSearch(_SearchBase):
                          f' candidate(s))' + (
                              f' + the {b["builds_on"]} of our single '
                              'losses it builds on' if 'builds_on' in b
-                             else ''))
+                             else '') + (
+                             ', its own search: not trained here'
+                             if b.get('searched_here') is False else ''))
         if self.no_val:
             evals = len(self.no_val) * (len(singles) + len(ours))
-            total += evals * next(iter(ours.values())).preset['eval_s']
+            total += evals * next(iter(singles.values())).preset['eval_s']
             which = ', '.join(f'{m} seed {s}' for m, s in self.no_val)
             lines.append(
                 f'{len(self.no_val)} plain record(s) of {self.reuse} lack '
@@ -522,12 +552,15 @@ class RatioSearch(_SearchBase):
         self.execute(list(singles.values()))
         result = dict(self.header(), mode='grad_ratio',
                       kd_decay=self.kd_decay,
+                      baselines_only=self.baselines_only,
                       **self.plain_scores(next(iter(singles.values()))),
                       grids={k: [fmt_scale(r) for r in g]
                              for k, g in self.grids.items()},
                       candidates={}, chosen={})
         best = {}
-        for method in [f'only_{k}' for k in self.ours] + self.baselines:
+        ours_singles = [] if self.baselines_only else [
+            f'only_{k}' for k in self.ours]
+        for method in ours_singles + self.baselines:
             cands = {r: val_means(b, method, seeds)
                      for (m, _, r), b in singles.items() if m == method}
             key = next(k for (m, k, _) in singles if m == method)
@@ -535,15 +568,19 @@ class RatioSearch(_SearchBase):
                 fmt_scale(r): v for r, v in cands.items()}
             best[method] = best_factor(cands)
             result['chosen'][f'{method}.{key}'] = best[method]
-        combined = self.combined({k: best[f'only_{k}'] for k in self.ours})
-        self.execute(list(combined.values()))
-        cands = {g: val_means(b, 'ours', seeds) for g, b in combined.items()}
-        result['candidates']['ours'] = {
-            fmt_scale(g): v for g, v in cands.items()}
-        g = best_factor(cands)
-        result['ours_factor'] = g
-        for k in self.ours:
-            result['chosen'][f'ours.{k}'] = best[f'only_{k}'] * g
+        g = None
+        if not self.baselines_only:
+            combined = self.combined(
+                {k: best[f'only_{k}'] for k in self.ours})
+            self.execute(list(combined.values()))
+            cands = {g: val_means(b, 'ours', seeds)
+                     for g, b in combined.items()}
+            result['candidates']['ours'] = {
+                fmt_scale(g): v for g, v in cands.items()}
+            g = best_factor(cands)
+            result['ours_factor'] = g
+            for k in self.ours:
+                result['chosen'][f'ours.{k}'] = best[f'only_{k}'] * g
         result['best'] = {
             m: dict(result['candidates'][m][fmt_scale(
                 g if m == 'ours' else best[m])] or {},
@@ -621,6 +658,14 @@ def _ratio_markdown(result: dict) -> str:
             spent += f' (+{budget[m]["builds_on"]})'
         lines.append(_row(m, v if 'IDF1' in v else None, f' {what} |') +
                      f' {spent} |')
+    if result.get('baselines_only'):
+        ours = budget['ours']
+        lines += ['', f'Baselines only: `ours` and our single losses were '
+                  f'not trained here; their search gives `ours` '
+                  f'{ours["trainings"] + ours["builds_on"]} val trainings '
+                  f'({ours["builds_on"]} of the single losses + '
+                  f'{ours["trainings"]} of `ours`), as many as each '
+                  'baseline above.']
     lines += ['', '| candidate | val IDF1 | val MOTA | val HOTA |',
               '|---|---|---|---|']
     for m, cands in result['candidates'].items():

@@ -95,7 +95,11 @@ def test_best_factor_breaks_ties_with_mota():
 # ----------------------------------------------------- gradient-ratio search
 # the ratio each fragment does best with, in the fake trainings below
 RATIO_TARGET = dict(id=2.0, feat=5.0, resp=20.0, fitnets=1.0, pkd=3.0)
-RATIOS = ['resp=10,20,40', 'feat=1,2,5', 'id=2,4', '1,3,10']
+# each baseline's grid: as many candidates as ours is tuned on, 3 + 3 + 2
+# of its losses alone and 2 of --combine (1 and 0.5)
+RATIOS = ['resp=10,20,40', 'feat=1,2,5', 'id=2,4',
+          '0.3,0.5,1,2,3,5,10,20,30,40']
+GRID = [0.3, 0.5, 1., 2., 3., 5., 10., 20., 30., 40.]
 
 
 def make_reuse(tmp_path, family=None, seeds=2):
@@ -154,27 +158,34 @@ def test_parse_ratios():
 
 def test_ratio_search_budget_is_equal_and_checked(tmp_path):
     s = ratio_search(tmp_path)
-    # our losses: 3, 3 and 2 ratios; each baseline the plain grid of 3
+    # our losses: 3, 3 and 2 ratios; each baseline the plain grid of 10
     assert s.grids == dict(resp=[10., 20., 40.], feat=[1., 2., 5.],
-                           id=[2., 4.], fitnets=[1., 3., 10.],
-                           pkd=[1., 3., 10.])
+                           id=[2., 4.], fitnets=GRID, pkd=GRID)
     budget = s.budget()
     assert budget == dict(
         only_id=dict(candidates=2, trainings=4),
         only_feat=dict(candidates=3, trainings=6),
         only_resp=dict(candidates=3, trainings=6),
-        fitnets=dict(candidates=3, trainings=6),
-        pkd=dict(candidates=3, trainings=6),
+        fitnets=dict(candidates=10, trainings=20),
+        pkd=dict(candidates=10, trainings=20),
         ours=dict(candidates=2, trainings=4, builds_on=16))
+    # the equal budget: a baseline's val trainings are all of ours's
+    assert budget['pkd']['trainings'] == \
+        budget['ours']['trainings'] + budget['ours']['builds_on']
     singles = s.singles()
-    assert len(singles) == 2 + 3 + 3 + 3 + 3
+    assert len(singles) == 2 + 3 + 3 + 10 + 10
     names = sorted(osp.basename(b.out) for b in singles.values())
     assert 'fitnets_r10' in names and 'only_id_r4' in names
-    # a baseline with fewer (or more) candidates than our largest grid
-    with pytest.raises(ValueError, match='equal budget.*fitnets'):
-        ratio_search(tmp_path, RATIOS + ['fitnets=1,2'])
+    # a baseline with fewer (or more) candidates than ours is tuned on;
+    # the largest grid of our losses alone (the old rule) is not enough
+    with pytest.raises(ValueError, match=r'equal budget.*\(10: .*'
+                       r'--combine 2\).*fitnets'):
+        ratio_search(tmp_path, RATIOS + ['fitnets=1,3,10'])
     with pytest.raises(ValueError, match='equal budget.*pkd'):
-        ratio_search(tmp_path, RATIOS + ['pkd=1,2,3,4'])
+        ratio_search(tmp_path, RATIOS + ['pkd=' + ','.join(
+            map(str, range(1, 12)))])
+    # fewer --combine factors: a budget of 9
+    ratio_search(tmp_path, RATIOS[:3] + ['1,2,3,4,5,6,7,8,9'], combine=[1])
     # a searched fragment without a grid; a grid of nothing searched
     with pytest.raises(ValueError, match='no grid for fitnets'):
         ratio_search(tmp_path, ['resp=1', 'feat=1', 'id=1'])
@@ -194,7 +205,7 @@ def test_ratio_search_budget_is_equal_and_checked(tmp_path):
 
 def test_ratio_search_follows_the_family(tmp_path):
     # bytetrack's ours has no ID loss: no only_id, and no id grid
-    s = ratio_search(tmp_path, ['resp=10,20', 'feat=1,2', '1,3'],
+    s = ratio_search(tmp_path, ['resp=10,20', 'feat=1,2', '1,2,3,5,10,20'],
                      reuse=make_reuse(tmp_path, 'bytetrack'),
                      family='bytetrack', baselines=['fitnets'])
     assert s.ours == ('feat', 'resp')
@@ -227,15 +238,16 @@ def test_ratio_search_picks_best_val_ratios(tmp_path, monkeypatch):
     assert result['ours_factor'] == 0.5
     assert result['student']['IDF1'] == 40.0
     assert result['best']['pkd']['IDF1'] == 50.0
-    assert result['budget']['fitnets']['trainings'] == \
-        result['budget']['only_resp']['trainings'] == 6
+    assert result['budget']['fitnets']['trainings'] == 20
+    assert result['budget']['only_resp']['trainings'] == 6
     # the candidates were balanced, decayed and optioned as asked
     cand = Benchmark(str(tmp_path / 's' / 'pkd_r3'), 'micro', 2, ['pkd'],
                      grad_ratio={'pkd.pkd': 3.0}, kd_decay=dict(feat=0.0),
                      loss_options=dict(feat=dict(normalize=True)))
     assert cand.load_record('pkd', 1)['metrics']['val']['IDF1'] == 50.0
     md = (tmp_path / 's' / 'search.md').read_text()
-    assert '| pkd | ratio 3 | 50.00 | 40.00 | 45.00 | 6 |' in md
+    assert '| pkd | ratio 3 | 50.00 | 40.00 | 45.00 | 20 |' in md
+    assert 'Baselines only' not in md
     assert '| ours | x0.5 on the best ratios | 50.00 | 40.00 | 45.00 | ' \
         '4 (+16) |' in md
     assert '| fitnets ratio 10 |' in md
@@ -256,6 +268,37 @@ def test_ratio_search_picks_best_val_ratios(tmp_path, monkeypatch):
     assert full.ratio_of('ours_no_id', 'feat') == 2.5
     assert full.ratio_of('fitnets', 'fitnets') == 1.0
     assert full.ratio_of('pkd', 'pkd') == 3.0
+
+
+def test_ratio_search_baselines_only(tmp_path, monkeypatch, capsys):
+    """--baselines-only trains the baselines alone, on the budget that
+    the grids of our losses and --combine give."""
+    monkeypatch.setattr(runner, 'execute', fake_ratio_execute)
+    monkeypatch.setattr(Benchmark, 'prepare', lambda self, tasks: None)
+    monkeypatch.setattr(Benchmark, 'summarize', lambda self: {})
+    with pytest.raises(ValueError, match='--baselines-only needs '
+                       '--baselines'):
+        ratio_search(tmp_path, baselines=[], baselines_only=True)
+    with pytest.raises(ValueError, match='equal budget.*pkd'):
+        ratio_search(tmp_path, RATIOS + ['pkd=1,3,10'], baselines_only=True)
+    s = ratio_search(tmp_path, baselines_only=True)
+    assert {m for m, _, _ in s.singles()} == {'fitnets', 'pkd'}
+    assert 'stage 2' not in s.describe()
+    assert 'its own search: not trained here' in s.describe()
+    result = s.run()
+    assert result['baselines_only'] is True
+    assert result['chosen'] == {'fitnets.fitnets': 1.0, 'pkd.pkd': 3.0}
+    assert set(result['best']) == {'fitnets', 'pkd'}
+    assert 'ours_factor' not in result
+    assert result['budget']['pkd']['trainings'] == 20
+    assert result['budget']['ours']['searched_here'] is False
+    assert result['grad_ratio_args'] == 'fitnets.fitnets=1 pkd.pkd=3'
+    # nothing of ours was trained
+    assert not glob.glob(str(tmp_path / 's' / 'only_*')) and \
+        not glob.glob(str(tmp_path / 's' / 'ours_*'))
+    md = (tmp_path / 's' / 'search.md').read_text()
+    assert 'gives `ours` 20 val trainings (16 of the single losses + 4 ' \
+        'of `ours`), as many as each baseline above' in md
 
 
 def test_ratio_search_plans_configs_without_training(tmp_path):
@@ -295,7 +338,7 @@ def test_kd_search_cli_dry_run_and_bad_arguments(tmp_path, capsys):
                           ['--baselines', 'fitnets', 'pkd',
                            '--dry-run']) == 0
     out = capsys.readouterr().out
-    assert re.search(r'^\s+fitnets\s+6 \(3 candidate\(s\)\)$', out,
+    assert re.search(r'^\s+fitnets\s+20 \(10 candidate\(s\)\)$', out,
                      re.M), out
     assert re.search(r'^\s+only_id\s+4 \(2 candidate\(s\)\)$', out,
                      re.M), out
@@ -304,9 +347,9 @@ def test_kd_search_cli_dry_run_and_bad_arguments(tmp_path, capsys):
     minutes = float(re.search(r'estimated time: ([\d.]+) min',
                               out).group(1))
     assert minutes > 0
-    # the reused plain models lack val: each of the 16 candidates
+    # the reused plain models lack val: each of the 30 candidates
     # evaluates the teacher and the two students again
-    assert '3 plain record(s) of' in out and '48 evaluations in all' in out
+    assert '3 plain record(s) of' in out and '90 evaluations in all' in out
     for path in glob.glob(osp.join(reuse, 'records', '*.json')):
         rec = json.load(open(path))
         rec['metrics']['val'] = dict(IDF1=1.0)
@@ -322,6 +365,9 @@ def test_kd_search_cli_dry_run_and_bad_arguments(tmp_path, capsys):
     for extra, match in (
             (['--kd-decay', 'feat=0'], '--kd-decay needs --grad-ratios'),
             (['--baselines', 'pkd'], '--baselines needs --grad-ratios'),
+            (['--baselines-only'], '--baselines-only needs --grad-ratios'),
+            (['--grad-ratios', '--ratios'] + RATIOS + ['--baselines-only'],
+             '--baselines-only needs --baselines'),
             (['--grad-ratios'], '--grad-ratios needs --ratios'),
             (['--grad-ratios', '--ratios', '1', '--scales', '1'],
              '--scales is the loss-weight search'),

@@ -13,9 +13,14 @@ gradient ratio as ``kd_benchmark.py --grad-ratio`` does):
 1. each of our losses alone (``only_id``, ``only_feat``, ``only_resp``:
    those of the family's ours) at every ratio of its ``--ratios`` grid,
    and each baseline of ``--baselines`` at every ratio of its fragment's
-   grid; each baseline gets as many candidates as the largest grid of our
-   losses (the equal budget; anything else is refused);
+   grid; each baseline gets as many candidates as ``ours`` is tuned on,
+   the grids of our losses plus ``--combine`` (the equal budget; anything
+   else is refused);
 2. ``ours`` at those best ratios times every factor of ``--combine``.
+
+``--baselines-only`` trains the baselines alone (stage 1 without our
+losses, no stage 2), on the budget the grids of our losses and
+``--combine`` give: for baselines searched after ``ours``.
 
 It prints the val trainings each method was given and the
 ``--grad-ratio`` arguments (``METHOD.LOSS=R``) for ``kd_benchmark.py``.
@@ -31,7 +36,8 @@ is recorded.
 Example:
     python tools/benchmark/kd_search.py --grad-ratios --reuse \
         outputs/bench_full --out outputs/ratio_search --seeds 3 \
-        --ratios resp=10,20,40 feat=1,2,5 id=1,2,5 1,3,10 \
+        --ratios resp=10,20,40 feat=1,2,5 id=1,2,5 \
+        1,2,3,5,7,10,15,20,30,40 \
         --baselines fitnets pkd liang_agkd atttrack --combine 1
     python tools/benchmark/kd_search.py --reuse outputs/bench_full \
         --out outputs/kd_search --scales id=1,3,10 feat=0.1,0.3,1 \
@@ -87,6 +93,11 @@ def parse_args(argv=None):
                         metavar='METHOD',
                         help=f'with --grad-ratios: baselines searched with '
                         f'the same budget, some of {list(BASELINES)}')
+    parser.add_argument('--baselines-only', action='store_true',
+                        help='with --grad-ratios: train the baselines '
+                        'alone; --ratios still gives the grids of our '
+                        'losses and --combine, which set the budget each '
+                        'baseline gets')
     parser.add_argument('--kd-decay', nargs='+', default=None,
                         metavar='LOSS=END',
                         help='with --grad-ratios: --kd-decay of every '
@@ -136,11 +147,12 @@ def make_search(args):
             args.reuse, args.out, args.preset, args.seeds,
             parse_ratios(args.ratios), args.combine, args.jobs,
             args.threads, allow_stale=args.allow_stale,
-            baselines=args.baselines,
+            baselines=args.baselines, baselines_only=args.baselines_only,
             kd_decay=None if args.kd_decay is None else
             parse_loss_scale(args.kd_decay, '--kd-decay'), **common)
     for flag, value in (('--ratios', args.ratios),
                         ('--baselines', args.baselines),
+                        ('--baselines-only', args.baselines_only),
                         ('--kd-decay', args.kd_decay),
                         ('--dry-run', args.dry_run)):
         if value:
