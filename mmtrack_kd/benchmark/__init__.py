@@ -13,7 +13,8 @@ kd_benchmark.py`` and ``kd_search.py`` are its command lines).
 - :mod:`.stats`: mean/std over seeds, gap recovered, paired comparisons.
 - :mod:`.report`: results.json, results.md, the targets table.
 - :mod:`.plots`: the PNG plots (matplotlib imported when plotting).
-- :mod:`.search`: the val-split loss-weight search.
+- :mod:`.search`: the val-split searches (gradient ratios, loss weights).
+- :mod:`.cli`: the command-line options both tools share.
 """
 from .plan import (
                    FRAGMENTS,

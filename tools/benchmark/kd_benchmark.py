@@ -32,26 +32,17 @@ from mmtrack_kd.benchmark import (
     parse_loss_scale,
     run_benchmark,
 )
+from mmtrack_kd.benchmark.cli import add_shared_options
 from mmtrack_kd.benchmark.lock import RunFolderBusyError
-from mmtrack_kd.benchmark.plan import (
-    default_methods,
-    family_names,
-    preset_names,
-)
+from mmtrack_kd.benchmark.plan import default_methods
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='KD benchmark on SynthMOT (see docs/benchmark.md)')
-    parser.add_argument('--preset', choices=preset_names(), default='quick',
-                        help='sizes, data and schedule (micro: tests only)')
-    parser.add_argument('--family', choices=family_names(),
-                        default='cstrack',
-                        help='tracker family: its teacher/student/KD '
-                        'configs, the sizes and costs of its section of '
-                        'presets.yaml, the methods that apply (default '
-                        'cstrack)')
+    add_shared_options(parser, 'quick', kd_decay_help=' (as for '
+                       '--loss-scale); needs --grad-ratio')
     parser.add_argument('--seeds', type=int, default=1,
                         help='number of seeds (0..N-1)')
     parser.add_argument('--out', required=True, help='run folder')
@@ -61,23 +52,12 @@ def parse_args(argv=None):
     parser.add_argument('--data', default=None,
                         help='SynthMOT folder (made when missing); default '
                         'OUT/data/synthmot_quick or OUT/data/synthmot_bench')
-    parser.add_argument('--threads', type=int, default=1,
-                        help='torch threads per subprocess (default 1)')
-    parser.add_argument('--jobs', type=int, default=2,
-                        help='trainings at once (default 2: one per core '
-                        'of the 2-core reference machine)')
     parser.add_argument('--loss-scale', nargs='+', default=[],
                         metavar='LOSS=FACTOR',
                         help=f'multiply the loss_weight of a loss fragment '
                         f'({", ".join(FRAGMENTS)}), e.g. id=0.3 feat=0.3; '
                         'METHOD.LOSS=FACTOR sets it for one method only '
                         '(ours.LOSS also for the ours_no_* ablations)')
-    parser.add_argument('--loss-option', nargs='+', default=[],
-                        metavar='LOSS.ARG=VALUE',
-                        help='set an argument of a fragment\'s losses, e.g. '
-                        'feat.normalize=True, or of its connectors, e.g. '
-                        'feat.connector.detach_iters=120 (VALUE is a '
-                        'Python literal)')
     parser.add_argument('--project', nargs='+', default=[],
                         metavar='LOSS',
                         help='project the feature gradient of these '
@@ -92,10 +72,6 @@ def parse_args(argv=None):
     parser.add_argument('--teacher-from', default=None, metavar='DIR',
                         help='reuse the teacher and the plain students of '
                         'another run folder (same preset and data)')
-    parser.add_argument('--allow-stale', action='store_true',
-                        help='keep and report records made with other code, '
-                        'config or data (noted in results.md) instead of '
-                        'refusing them')
     parser.add_argument('--grad-ratio', nargs='+', default=None,
                         metavar='LOSS=RATIO',
                         help='balance every KD method: each loss '
@@ -103,16 +79,6 @@ def parse_args(argv=None):
                         'is kept at RATIO times the task\'s (model.'
                         'loss_balance); METHOD.LOSS=RATIO as for '
                         '--loss-scale; a fragment left out gets 1')
-    parser.add_argument('--kd-decay', nargs='+', default=None,
-                        metavar='LOSS=END',
-                        help='with --grad-ratio: decay a loss fragment '
-                        'linearly over the training to END times its '
-                        'balanced scale (e.g. feat=0 id=0: hints early, the '
-                        'task and the other losses late); METHOD.LOSS=END '
-                        'as for --loss-scale')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help="epochs of every student (default: the "
-                        "preset's); the teacher keeps its own")
     parser.add_argument('--rescore', action='store_true',
                         help='recorded models whose thresholds were picked '
                         'on another grid: pick them again on val from the '

@@ -47,13 +47,9 @@ import argparse
 import os.path as osp
 import sys
 
+from mmtrack_kd.benchmark.cli import add_shared_options
 from mmtrack_kd.benchmark.lock import RunFolderBusyError
-from mmtrack_kd.benchmark.plan import (
-    family_names,
-    parse_loss_options,
-    parse_loss_scale,
-    preset_names,
-)
+from mmtrack_kd.benchmark.plan import parse_loss_options, parse_loss_scale
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
 from mmtrack_kd.benchmark.search import (
     BASELINES,
@@ -73,12 +69,12 @@ def parse_args(argv=None):
                         help='benchmark run folder with the trained teacher '
                         'and students')
     parser.add_argument('--out', required=True, help='search folder')
-    parser.add_argument('--preset', default='full',
-                        choices=sorted(preset_names()))
-    parser.add_argument('--family', default='cstrack',
-                        choices=family_names(),
-                        help='tracker family of --reuse (default cstrack)')
-    parser.add_argument('--seeds', type=int, default=1)
+    add_shared_options(parser, 'full', kd_decay_help=' (ours.LOSS also '
+                       'for the ours_no_* ablations); needs --grad-ratios; '
+                       'passed to every candidate')
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='seeds 0..N-1 of every candidate (--reuse '
+                        'needs a plain student of each)')
     parser.add_argument('--grad-ratios', action='store_true',
                         help='search gradient ratios (every KD method '
                         'balanced, as kd_benchmark.py --grad-ratio) '
@@ -98,17 +94,6 @@ def parse_args(argv=None):
                         'alone; --ratios still gives the grids of our '
                         'losses and --combine, which set the budget each '
                         'baseline gets')
-    parser.add_argument('--kd-decay', nargs='+', default=None,
-                        metavar='LOSS=END',
-                        help='with --grad-ratios: --kd-decay of every '
-                        'candidate (as kd_benchmark.py)')
-    parser.add_argument('--loss-option', nargs='+', default=[],
-                        metavar='LOSS.ARG=VALUE',
-                        help='--loss-option of every candidate (as '
-                        'kd_benchmark.py)')
-    parser.add_argument('--epochs', type=int, default=None,
-                        help="epochs of every student (default: the "
-                        "preset's; --reuse's students must have as many)")
     parser.add_argument('--scales', nargs='+', default=None,
                         help='loss-weight factors tried for each loss alone: '
                         'F1 F2 ... for all, or id=F1,F2 feat=... resp=... '
@@ -116,11 +101,6 @@ def parse_args(argv=None):
     parser.add_argument('--combine', type=float, nargs='+',
                         default=[1.0, 0.3],
                         help='factors on the best ones, tried for ours')
-    parser.add_argument('--jobs', type=int, default=2)
-    parser.add_argument('--threads', type=int, default=1)
-    parser.add_argument('--allow-stale', action='store_true',
-                        help='use records made with other code, config or '
-                        'data instead of refusing them')
     parser.add_argument('--dry-run', action='store_true',
                         help='with --grad-ratios: print the candidates, the '
                         'val trainings per method and the time estimate '

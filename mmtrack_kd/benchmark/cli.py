@@ -1,0 +1,57 @@
+"""The command-line options that ``kd_benchmark.py`` and ``kd_search.py``
+share, declared once so that both tools spell, default and explain them
+the same way."""
+import argparse
+
+from .plan import family_names, preset_names
+
+
+def add_shared_options(parser: argparse.ArgumentParser,
+                       preset_default: str,
+                       kd_decay_help: str = '') -> None:
+    """Add ``--preset``, ``--family``, ``--threads``, ``--jobs``,
+    ``--loss-option``, ``--kd-decay``, ``--epochs`` and ``--allow-stale``
+    to ``parser``.
+
+    Args:
+        parser: the tool's parser.
+        preset_default: the tool's default preset.
+        kd_decay_help: what the tool adds to ``--kd-decay``'s help (when
+            it applies).
+    """
+    parser.add_argument('--preset', choices=sorted(preset_names()),
+                        default=preset_default,
+                        help=f'sizes, data and schedule (micro: tests only; '
+                        f'default {preset_default})')
+    parser.add_argument('--family', choices=family_names(),
+                        default='cstrack',
+                        help='tracker family: its teacher/student/KD '
+                        'configs, the sizes and costs of its section of '
+                        'presets.yaml, the methods that apply (default '
+                        'cstrack)')
+    parser.add_argument('--threads', type=int, default=1,
+                        help='torch threads per subprocess (default 1)')
+    parser.add_argument('--jobs', type=int, default=2,
+                        help='trainings at once (default 2: one per core '
+                        'of the 2-core reference machine)')
+    parser.add_argument('--loss-option', nargs='+', default=[],
+                        metavar='LOSS.ARG=VALUE',
+                        help='set an argument of a fragment\'s losses, e.g. '
+                        'feat.normalize=True, or of its connectors, e.g. '
+                        'feat.connector.detach_iters=120 (VALUE is a '
+                        'Python literal)')
+    parser.add_argument('--kd-decay', nargs='+', default=None,
+                        metavar='LOSS=END',
+                        help='with the gradient balance: decay a loss '
+                        'fragment linearly over the training to END times '
+                        'its balanced scale (e.g. feat=0 id=0: hints early, '
+                        'the task and the other losses late); '
+                        'METHOD.LOSS=END for one method only' +
+                        kd_decay_help)
+    parser.add_argument('--epochs', type=int, default=None,
+                        help="epochs of every student (default: the "
+                        "preset's); the teacher keeps its own")
+    parser.add_argument('--allow-stale', action='store_true',
+                        help='keep and use records made with other code, '
+                        'config or data (noted in results.md) instead of '
+                        'refusing them')
