@@ -63,3 +63,31 @@ def test_mot17_kd_config_builds(tmp_path):
     assert distiller.loss_balance.ratios == dict(kd_id=2.0, kd_feat=2.0,
                                                  kd_resp=20.0)
     assert distiller.loss_balance.shared_params(distiller.student)
+
+
+@pytest.mark.parametrize('ratio', [0.5, 1.0, 1.2])
+def test_mot17_train_pipeline_keeps_the_input_size(ratio):
+    """The MOT17 training pipeline's resize and crop give at most 1088x608
+    (w x h), exactly that when the resized frame covers it (mmdet's
+    RandomCrop takes (w, h): a crop of (h, w) trained on 608x608)."""
+    import numpy as np
+    from mmdet.registry import TRANSFORMS
+    init_default_scope('mmdet')
+    cfg = Config.fromfile(
+        osp.join(ROOT, 'configs/_base_/datasets/mot17_halftrain.py'))
+    inner = cfg.train_pipeline[1]['transforms']
+    resize, crop = [dict(t) for t in inner
+                    if t['type'] in ('RandomResize', 'RandomCrop')]
+    resize['ratio_range'] = (ratio, ratio)
+    steps = [TRANSFORMS.build(resize), TRANSFORMS.build(crop)]
+    h, w = 1080, 1920  # a MOT17 frame
+    results = dict(img=np.zeros((h, w, 3), np.uint8), img_shape=(h, w),
+                   ori_shape=(h, w))
+    for step in steps:
+        results = step(results)
+    out_h, out_w = results['img'].shape[:2]
+    assert out_h <= 608 and out_w <= 1088
+    if ratio == 1.0:  # 1920x1080 fits 1081x608
+        assert (out_h, out_w) == (608, 1081)
+    if ratio > 1.0:
+        assert (out_h, out_w) == (608, 1088)

@@ -22,7 +22,8 @@ train_pipeline = [
                 keep_ratio=True,
                 clip_object_border=False),
             dict(type='PhotoMetricDistortion'),  # HSV-style colour jitter
-            dict(type='RandomCrop', crop_size=(608, 1088),
+            # mmdet's RandomCrop takes (w, h): the 1088x608 training input
+            dict(type='RandomCrop', crop_size=img_scale,
                  bbox_clip_border=False),
             dict(type='RandomFlip', prob=0.5),
         ]),
