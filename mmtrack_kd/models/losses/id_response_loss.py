@@ -12,9 +12,11 @@ from ._utils import (
     box_cell_masks,
     centre_cells,
     frame_index,
-    unit_vectors,
     zero_with_grad,
 )
+
+#: The smallest norm divided by (as :func:`._utils.unit_vectors`'s eps).
+NORM_EPS = 1e-12
 
 
 @MODELS.register_module()
@@ -117,7 +119,13 @@ class IDResponseConsistencyLoss(nn.Module):
             (K, H*W) bool mask of the own cells.
         """
         n, d, h, w = emb_maps.shape
-        flat = unit_vectors(emb_maps.reshape(n, d, h * w), 1)  # (N, D, HW)
+        flat = emb_maps.reshape(n, d, h * w)  # (N, D, HW)
+        # cosines as dot products of the raw vectors over their norms: the
+        # same as normalising the map first (unit_vectors), without a
+        # divide of the whole (N, D, HW) map and its backward, the larger
+        # part of this loss's cost at 1088x608 with 512 channels
+        inv = torch.linalg.vector_norm(flat, dim=1).clamp_min(
+            NORM_EPS).reciprocal()  # (N, HW)
         idx = centre_cells(bboxes, (h, w), batch_input_shape)
         # the targets of each frame in slots 0..K_i-1 of (N, K_max): one
         # batched product instead of one per frame
@@ -129,8 +137,10 @@ class IDResponseConsistencyLoss(nn.Module):
         cells[frame, slot] = idx
         e_pad = flat.gather(2, cells[:, None].expand(-1, d, -1))
         e_pad = e_pad.transpose(1, 2)  # (N, K_max, D)
-        logits = torch.bmm(e_pad, flat)[frame, slot] / self.tau  # (K, HW)
-        e = e_pad[frame, slot]  # (K, D)
+        inv_e = inv.gather(1, cells)[frame, slot]  # (K,)
+        dots = torch.bmm(e_pad, flat)[frame, slot]  # (K, HW)
+        logits = dots * (inv[frame] * (inv_e / self.tau)[:, None])
+        e = e_pad[frame, slot] * inv_e[:, None]  # (K, D) unit vectors
         own = torch.zeros_like(logits, dtype=torch.bool)
         own[rows, idx] = True
         if self.exclude == 'box':

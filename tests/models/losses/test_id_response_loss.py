@@ -480,3 +480,29 @@ def test_box_covering_the_whole_map_keeps_its_environment():
 def test_bad_env_options_are_named(kwargs, msg):
     with pytest.raises(ValueError, match=msg):
         IDResponseConsistencyLoss(**kwargs)
+
+
+def test_cosines_from_raw_vectors_match_the_normalised_map():
+    """The responses are computed as dot products of the raw vectors over
+    their norms (no divide of the whole map): the same loss and gradient as
+    on the map normalised first, and finite with all-zero embeddings."""
+    from mmtrack_kd.models.losses._utils import unit_vectors
+    torch.manual_seed(3)
+    loss = IDResponseConsistencyLoss(tau=0.1, lambda_sim=1.0)
+    t = torch.randn(2, 16, 12, 20)
+    s = torch.randn(2, 16, 12, 20)
+    s[0, :, 3:6, 4:9] = 0  # ReLU-off cells, some of them targets' centres
+    boxes = [torch.tensor([[40., 30., 60., 60.], [100., 10., 140., 80.]]),
+             torch.tensor([[8., 8., 40., 60.]])]
+    raw = s.clone().requires_grad_(True)
+    value = loss(raw, t, boxes, (96, 160))
+    value.backward()
+    normed = s.clone().requires_grad_(True)
+    ref = loss(unit_vectors(normed, 1), unit_vectors(t, 1), boxes, (96, 160))
+    ref.backward()
+    assert torch.isfinite(raw.grad).all()
+    torch.testing.assert_close(value, ref, rtol=1e-5, atol=1e-7)
+    # on cells of nonzero norm; the normalised map's own chain rule adds
+    # the projection, so compare where both are defined and nonzero
+    torch.testing.assert_close(raw.grad[1], normed.grad[1], rtol=1e-4,
+                               atol=1e-6)
