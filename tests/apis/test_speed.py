@@ -148,6 +148,39 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
     assert doc['date'] and '--out' in doc['command']
 
 
+def test_random_teacher_checkpoint_fits_the_distiller(repo_root,
+                                                      tiny_synthmot,
+                                                      tmp_path):
+    """--random-teacher: the checkpoint written for a config whose teacher
+    is not trained loads strictly into its distiller (num_ids counted from
+    the training annotations), and a config without a teacher is named."""
+    import importlib.util
+
+    from mmtrack_kd.apis.speed import build_distiller_batch
+    spec = importlib.util.spec_from_file_location(
+        'kd_step_overhead',
+        osp.join(repo_root, 'tools', 'benchmark', 'kd_step_overhead.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    tiny = TINY.format(data=tiny_synthmot.rstrip('/'))
+    kd_cfg = tmp_path / 'kd.py'
+    kd_cfg.write_text(
+        f"_base_ = ['{repo_root}/configs/kd/cstrack_s2n_kd_synthmot.py']\n"
+        + tiny + "model = dict(teacher_ckpt='never/trained.pth')\n")
+    ckpt = tool.random_teacher(str(kd_cfg), None, str(tmp_path / 't.pth'))
+    state = torch.load(ckpt, map_location='cpu')
+    assert state['meta'] == dict(random_teacher=True)
+    model, inputs, _ = build_distiller_batch(
+        str(kd_cfg), {'model.teacher_ckpt': ckpt})
+    assert inputs.shape[0] == 2
+    assert model.teacher.id_head.num_ids == model.student.id_head.num_ids
+    plain = tmp_path / 'plain.py'
+    plain.write_text(f"_base_ = ['{repo_root}/configs/cstrack/"
+                     "cstrack_yolov5s_synthmot.py']\n" + tiny)
+    with pytest.raises(ValueError, match='model.teacher is not set'):
+        tool.random_teacher(str(plain), None, str(tmp_path / 'x.pth'))
+
+
 def test_unknown_clock_is_refused():
     from mmtrack_kd.apis.speed import CLOCKS, measure_kd_step_overhead
     assert set(CLOCKS) == {'wall', 'cpu'}

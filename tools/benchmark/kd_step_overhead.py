@@ -31,8 +31,10 @@ The process keeps freed memory as ``tools/train.py`` sets it
 
 With ``--out FILE`` the report is also written as JSON (key
 ``overhead_beyond_teacher``: a fraction of a student step; ``in_step``,
-``balancer``, ``overhead_beyond_teacher_amortised`` and
-``retain_freed_memory`` beside it). With
+``balancer``, ``overhead_beyond_teacher_amortised``,
+``retain_freed_memory`` and ``random_teacher`` beside it).
+``--random-teacher`` times the step with a teacher of random weights, for
+configs whose teacher is not trained yet (the MOT17 ones). With
 ``--profile FILE`` a ``torch.profiler`` table of a few KD steps (operators
 by self CPU time) is written to FILE.
 """
@@ -41,6 +43,7 @@ import contextlib
 import os.path as osp
 import statistics
 import sys
+import tempfile
 from typing import Callable, Dict, Iterator, List
 
 import torch
@@ -72,6 +75,11 @@ def parse_args(argv=None):
                         help="glibc's default malloc (freed memory back to "
                         'the OS between steps) instead of what tools/train.py '
                         'sets (see mmtrack_kd.utils.malloc)')
+    parser.add_argument('--random-teacher', action='store_true',
+                        help='time with a teacher of random weights (seed 0; '
+                        'its checkpoint written to a temporary folder) '
+                        'instead of model.teacher_ckpt: for configs whose '
+                        'teacher is not trained yet, e.g. the MOT17 ones')
     parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
                         help='wall: elapsed time (default); cpu: CPU time '
                         'of the process, steadier on a shared machine')
@@ -272,6 +280,38 @@ def profile_kd_steps(model, inputs, data_samples, path: str,
         f.write('\n')
 
 
+def random_teacher(config: str, cfg_options, path: str) -> str:
+    """Write a checkpoint of ``config``'s teacher with random weights (seed
+    0) to ``path``; an ``'auto'`` ``num_ids`` of its ID head is counted
+    from the config's training annotations, as the student's is. The
+    teacher's weights do not change the work of a step, only which priors
+    the response loss keeps."""
+    from mmdet.registry import MODELS
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    import mmtrack_kd  # noqa: F401
+    from mmtrack_kd.utils import load_config
+    from mmtrack_kd.utils.config import count_identities, train_ann_file
+    cfg = load_config(config, cfg_options)
+    teacher = cfg.model.get('teacher')
+    if teacher is None:
+        raise ValueError(f'{config}: model.teacher is not set (a '
+                         'MOTDistiller config)')
+    if isinstance(teacher, str):
+        teacher = Config.fromfile(teacher)[cfg.model.get(
+            'teacher_cfg_key', 'model')]
+    head = teacher.get('id_head')
+    if head is not None and head.get('num_ids', 'auto') in (None, 'auto'):
+        head['num_ids'] = count_identities(train_ann_file(cfg))
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    torch.manual_seed(0)
+    model = MODELS.build(teacher)
+    torch.save({'state_dict': model.state_dict(),
+                'meta': dict(random_teacher=True)}, path)
+    return path
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     if not osp.isfile(args.config):
@@ -285,6 +325,16 @@ def main(argv=None) -> int:
         sys.argv[1:] if argv is None else argv)
     # as tools/train.py runs a training, unless told otherwise
     retained = False if args.release_memory else retain_freed_memory()
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.random_teacher:
+            args.cfg_options = dict(args.cfg_options or {})
+            args.cfg_options['model.teacher_ckpt'] = random_teacher(
+                args.config, args.cfg_options, osp.join(tmp, 'teacher.pth'))
+        return measure(args, command, retained)
+
+
+def measure(args, command: List[str], retained: bool) -> int:
+    """Time, print and write what ``args`` ask for (see :func:`main`)."""
     result = measure_kd_step_overhead(args.config, args.iters,
                                       args.cfg_options, args.threads,
                                       clock=args.clock)
@@ -301,6 +351,7 @@ def main(argv=None) -> int:
         doc = step_overhead_json(result, command)
         doc.update(extra)
         doc['retain_freed_memory'] = retained
+        doc['random_teacher'] = bool(args.random_teacher)
         write_json(doc, args.out)
     if args.profile:
         profile_kd_steps(model, inputs, samples, args.profile)
