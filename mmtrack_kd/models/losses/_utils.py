@@ -41,7 +41,12 @@ def check_same_shape(s: Tensor, t: Tensor, name: str) -> None:
             f'{tuple(t.shape)} differ; put a connector on the student')
 
 
-def unit_vectors(x: Tensor, dim: int = 1, eps: float = 1e-12) -> Tensor:
+#: The smallest norm a vector is divided by (:func:`unit_vectors` and the
+#: cosines of ``IDResponseConsistencyLoss``).
+NORM_EPS = 1e-12
+
+
+def unit_vectors(x: Tensor, dim: int = 1, eps: float = NORM_EPS) -> Tensor:
     """``x`` divided by its L2 norm along ``dim`` (at least ``eps``), as
     ``F.normalize``; several times faster than it when ``dim`` is not the
     innermost one (the channels of (N, C, H*W) maps).

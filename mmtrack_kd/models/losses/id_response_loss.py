@@ -8,15 +8,13 @@ from mmdet.registry import MODELS
 from torch import Tensor
 
 from ._utils import (
+    NORM_EPS,
     as_level_list,
     box_cell_masks,
     centre_cells,
     frame_index,
     zero_with_grad,
 )
-
-#: The smallest norm divided by (as :func:`._utils.unit_vectors`'s eps).
-NORM_EPS = 1e-12
 
 
 @MODELS.register_module()
