@@ -44,6 +44,7 @@ defaults to the run's ``max_iters`` (set by ``DistillStopHook``, which the
 KD configs add). The factor multiplies the balanced scale at every
 iteration (``kd_factor_<loss>`` in the log).
 """
+import logging
 import math
 from typing import Dict, List, Optional, Sequence, Union
 
@@ -80,8 +81,13 @@ class GradientBalancer(nn.Module):
             the log-scale across measurements, in [0, 1). Defaults to 0.8.
         shared (Sequence[str]): module paths, in the student, whose
             parameters the norms are taken on. Defaults to ``['neck']``.
-        max_scale (float): bound on a scale (and 1 / bound below), against
-            a loss whose gradient vanishes for a batch. Defaults to 1e4.
+        max_scale (float): upper bound on a scale, against a loss whose
+            gradient nearly vanishes for a batch. Defaults to 1e4.
+        min_scale (float): lower bound on a scale (> 0). Defaults to 1e-8:
+            low enough for a loss whose raw gradient is 1e4 times the
+            task's (AttTrack's attention term at weight 1000) to reach a
+            ratio of 0.01. A scale held at either bound misses its ratio;
+            that is logged once per loss (``print_log``, level WARNING).
         decay (dict, optional): loss name -> end factor (>= 0) of a linear
             decay of that loss over ``decay_iters`` iterations.
         decay_iters (int, optional): length of the decay; None: the run's
@@ -96,6 +102,7 @@ class GradientBalancer(nn.Module):
                  momentum: float = 0.8,
                  shared: Union[str, Sequence[str]] = ('neck', ),
                  max_scale: float = 1e4,
+                 min_scale: float = 1e-8,
                  decay: Optional[Dict[str, float]] = None,
                  decay_iters: Optional[int] = None,
                  cfg_key: str = 'model.loss_balance') -> None:
@@ -115,6 +122,10 @@ class GradientBalancer(nn.Module):
         if not max_scale > 1:
             raise DistillConfigError(
                 f'{cfg_key}.max_scale: expected > 1, got {max_scale!r}')
+        if not 0 < min_scale < 1:
+            raise DistillConfigError(
+                f'{cfg_key}.min_scale: expected a value in (0, 1), got '
+                f'{min_scale!r}')
         decay = self._checked('decay', decay or {}, 'end factors >= 0')
         if decay_iters is not None and not (isinstance(decay_iters, int)
                                             and decay_iters >= 1):
@@ -130,6 +141,8 @@ class GradientBalancer(nn.Module):
         if not self.shared:
             raise DistillConfigError(f'{cfg_key}.shared: empty')
         self.max_scale = float(max_scale)
+        self.min_scale = float(min_scale)
+        self._warned = set()  # losses whose scale was held at a bound
         # saved with the model, so that a resumed run goes on with them
         self.register_buffer('scales', torch.ones(len(self.loss_names)))
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
@@ -236,8 +249,12 @@ class GradientBalancer(nn.Module):
             norm = raw.get(name, 0.0)
             if not norm > 0:  # no gradient this batch: keep the scale
                 continue
-            target = min(max(ratio * task / norm, 1 / self.max_scale),
-                         self.max_scale) if ratio > 0 else 0.0
+            target = 0.0
+            if ratio > 0:
+                wanted = ratio * task / norm
+                target = min(max(wanted, self.min_scale), self.max_scale)
+                if target != wanted:
+                    self._warn_bound(name, ratio, wanted, target)
             i = self.loss_names.index(name)
             old = float(self.scales[i])
             if target == 0.0 or old == 0.0 or not bool(self.measured[i]):
@@ -247,6 +264,21 @@ class GradientBalancer(nn.Module):
                                (1 - self.momentum) * math.log(target))
             self.scales[i] = new
             self.measured[i] = True
+
+    def _warn_bound(self, name: str, ratio: float, wanted: float,
+                    held: float) -> None:
+        if name in self._warned:
+            return
+        self._warned.add(name)
+        from mmengine.logging import print_log
+        bound = 'min_scale' if held > wanted else 'max_scale'
+        print_log(
+            f'{self.cfg_key}: the scale of {name} needed for ratio '
+            f'{ratio:g} is {wanted:.3g}, held at {self.cfg_key}.{bound}='
+            f'{held:.3g}, so its gradient is {ratio * held / wanted:.3g} '
+            "times the task's, not the ratio (logged once; widen "
+            f'{bound} if that is not meant)',
+            logger='current', level=logging.WARNING)
 
     def forward(self, student: nn.Module, task_loss: torch.Tensor,
                 kd_losses: Dict[str, torch.Tensor]) -> Dict[str, float]:
@@ -300,7 +332,7 @@ def build_balancer(cfg: Optional[dict],
     cfg = dict(cfg)
     cfg.pop('type', None)
     allowed = {'ratios', 'interval', 'momentum', 'shared', 'max_scale',
-               'decay', 'decay_iters'}
+               'min_scale', 'decay', 'decay_iters'}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise DistillConfigError(

@@ -119,7 +119,7 @@ class MOTDistiller(BaseModel):
         loss_balance (dict, optional): scale each distillation loss, in
             training, to a set ratio of the task's gradient norm on the
             student's shared layers (``ratios``, ``interval``,
-            ``momentum``, ``shared``, ``max_scale``: see
+            ``momentum``, ``shared``, ``max_scale``, ``min_scale``: see
             :class:`~mmtrack_kd.models.distill.balance.GradientBalancer`);
             the measured norms and scales are logged. None (default): each
             loss keeps its ``loss_weight`` alone.

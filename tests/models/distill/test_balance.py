@@ -119,6 +119,9 @@ def test_scales_travel_with_the_state_dict(repo_root, tmp_path):
     (dict(decay=dict(kd_nope=0.0)), 'decay'),
     (dict(decay=dict(kd_id=-0.5)), 'decay'),
     (dict(decay=dict(kd_id=0.0), decay_iters=0), 'decay_iters'),
+    (dict(max_scale=1.0), 'max_scale'),
+    (dict(min_scale=0.0), 'min_scale'),
+    (dict(min_scale=1.0), 'min_scale'),
 ])
 def test_bad_settings_name_the_key(cfg, key):
     with pytest.raises(DistillConfigError, match=f'loss_balance.{key}'):
@@ -259,6 +262,49 @@ def test_first_nonzero_measurement_sets_the_scale_directly():
         kd_b, params)]).norm())
     # set to ratio x task / norm at once, not 10 % of the way from 1
     assert float(bal.scales[1]) == pytest.approx(t / b, rel=1e-4)
+
+
+def test_a_large_raw_gradient_reaches_a_small_ratio():
+    """A loss whose raw gradient is 1e4 times the task's (AttTrack's
+    attention term at weight 1000) gets the scale its ratio needs, down
+    to min_scale; a scale held at a bound is logged once, naming it."""
+    import logging
+
+    from mmengine.logging import MMLogger
+    student = _Student()
+    x = torch.randn(4, 3)
+
+    def measure(bal):
+        y = student.neck(x)
+        task = y.pow(2).sum()
+        kd = 1e5 * y.pow(2).sum()  # raw gradient 1e5 x the task's
+        bal(student, task, dict(kd_a=kd))
+        return float(bal.scales[0])
+
+    for ratio in (0.05, 0.1):
+        bal = GradientBalancer(['kd_a'], ratios=dict(kd_a=ratio))
+        assert measure(bal) == pytest.approx(ratio * 1e-5, rel=1e-4)
+    records = []
+
+    class Grab(logging.Handler):
+        def emit(self, record):
+            records.append(record)
+
+    logger = MMLogger.get_current_instance()
+    handler = Grab(level=logging.WARNING)
+    logger.addHandler(handler)
+    try:
+        bal = GradientBalancer(['kd_a'], ratios=dict(kd_a=0.05),
+                               min_scale=1e-4, interval=1)
+        assert measure(bal) == pytest.approx(1e-4)  # held at the bound
+        measure(bal)
+    finally:
+        logger.removeHandler(handler)
+    msgs = [r.getMessage() for r in records]
+    assert len(msgs) == 1, msgs  # once per loss
+    assert 'kd_a' in msgs[0] and 'min_scale=0.0001' in msgs[0]
+    # wanted 0.05 / 1e5 = 5e-7; held 1e-4: 0.05 x 1e-4 / 5e-7 = 10
+    assert 'is 10 times' in msgs[0]
 
 
 def test_state_dict_without_measured_loads():
