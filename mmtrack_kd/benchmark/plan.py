@@ -272,7 +272,8 @@ class BenchmarkPlan:
     Args:
         out (str): the run folder (configs/, logs/, work/, records/ ...).
         preset (str): a preset of ``presets.yaml``.
-        seeds (int): seeds 0..seeds-1.
+        seeds (int): the number of seeds: ``first_seed`` ..
+            ``first_seed + seeds - 1``.
         methods (Sequence[str]): keys of :data:`METHODS`; the teacher and
             student are added when missing (every KD method needs both).
         data (str, optional): SynthMOT folder; made when missing. Default
@@ -318,6 +319,10 @@ class BenchmarkPlan:
             feature gradient is projected off the task's and the method's
             other distillation losses' where they conflict
             (``--project``, the distiller's ``grad_projection``).
+        first_seed (int): the first student seed (``--first-seed``), to
+            add seeds to a study in a new folder without training the
+            earlier ones again; the teacher keeps :data:`TEACHER_SEED`.
+            Default 0.
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -337,7 +342,8 @@ class BenchmarkPlan:
                  kd_decay: Optional[Dict[str, float]] = None,
                  family: str = DEFAULT_FAMILY,
                  rescore: bool = False,
-                 project: Optional[Sequence[str]] = None) -> None:
+                 project: Optional[Sequence[str]] = None,
+                 first_seed: int = 0) -> None:
         self.family = get_family(family)
         self.preset = get_preset(preset, family)
         if epochs is not None:
@@ -351,6 +357,8 @@ class BenchmarkPlan:
         check_methods(self.family, list(methods))
         if seeds < 1:
             raise ValueError('--seeds must be >= 1')
+        if first_seed < 0:
+            raise ValueError('--first-seed must be >= 0')
         if jobs < 1:
             raise ValueError('--jobs must be >= 1')
         self.loss_scale = _checked_table(loss_scale or {}, '--loss-scale',
@@ -379,7 +387,7 @@ class BenchmarkPlan:
             raise ValueError(f'--splits: unknown {bad}, expected val/test')
         self.out = osp.abspath(out)
         self.preset_name = preset
-        self.seeds = list(range(seeds))
+        self.seeds = list(range(first_seed, first_seed + seeds))
         wanted = set(methods) | {'teacher', 'student'}
         self.methods = [m for m in METHODS if m in wanted]
         if data is None:  # owned by the run: nobody regenerates it midway

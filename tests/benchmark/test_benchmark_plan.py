@@ -50,6 +50,7 @@ def test_settings_are_checked(tmp_path):
     for kwargs, option in ((dict(preset='nope'), '--preset'),
                            (dict(methods=['nope']), '--methods'),
                            (dict(seeds=0), '--seeds'),
+                           (dict(first_seed=-1), '--first-seed'),
                            (dict(jobs=0), '--jobs'),
                            (dict(loss_scale={'nope': 1.}), '--loss-scale'),
                            (dict(loss_scale={'nope.id': 1.}),
@@ -77,6 +78,14 @@ def test_runs_train_the_teacher_once_and_ablations_last(tmp_path):
                                            'ours__seed1.json')
     assert p.final_ckpt('teacher', 0).endswith(
         'work/teacher__seed0/epoch_6.pth')
+
+
+def test_first_seed_adds_later_seeds_and_keeps_the_teacher(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'quick', 2, ['ours'], first_seed=5)
+    assert p.seeds == [5, 6]
+    assert p.runs() == [('teacher', 0), ('student', 5), ('student', 6),
+                        ('ours', 5), ('ours', 6)]
+    assert p.record_path('ours', 6).endswith('ours__seed6.json')
 
 
 def test_epochs_option_sets_every_student_not_the_teacher(tmp_path):

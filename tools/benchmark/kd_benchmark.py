@@ -44,7 +44,12 @@ def parse_args(argv=None):
     add_shared_options(parser, 'quick', kd_decay_help=' (as for '
                        '--loss-scale); needs --grad-ratio')
     parser.add_argument('--seeds', type=int, default=1,
-                        help='number of seeds (0..N-1)')
+                        help='number of seeds (FIRST..FIRST+N-1)')
+    parser.add_argument('--first-seed', type=int, default=0,
+                        metavar='FIRST',
+                        help='first student seed (default 0): add seeds '
+                        'to a study in a new folder; the teacher keeps '
+                        'seed 0')
     parser.add_argument('--out', required=True, help='run folder')
     parser.add_argument('--methods', nargs='+', default=None,
                         help=f'subset of {list(METHODS)} (teacher and '
@@ -140,7 +145,8 @@ def main(argv=None) -> int:
             parse_loss_scale(args.grad_ratio, '--grad-ratio'),
             kd_decay=None if args.kd_decay is None else
             parse_loss_scale(args.kd_decay, '--kd-decay'),
-            family=args.family, rescore=args.rescore, project=args.project)
+            family=args.family, rescore=args.rescore, project=args.project,
+            first_seed=args.first_seed)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2

@@ -186,7 +186,8 @@ class GradientBalancer(nn.Module):
     def extra_repr(self) -> str:
         return (f'ratios={self.ratios}, interval={self.interval}, '
                 f'momentum={self.momentum}, shared={self.shared}, '
-                f'decay={self.decay}, decay_iters={self.decay_iters}')
+                f'decay={self.decay}, decay_iters={self.decay_iters}, '
+                f'min_scale={self.min_scale}, max_scale={self.max_scale}')
 
     # ................................................................ parts
     def shared_params(self, student: nn.Module) -> List[nn.Parameter]:

@@ -284,6 +284,7 @@ def test_a_large_raw_gradient_reaches_a_small_ratio():
     for ratio in (0.05, 0.1):
         bal = GradientBalancer(['kd_a'], ratios=dict(kd_a=ratio))
         assert measure(bal) == pytest.approx(ratio * 1e-5, rel=1e-4)
+    assert 'min_scale=1e-08, max_scale=10000.0' in repr(bal)
     records = []
 
     class Grab(logging.Handler):
