@@ -62,6 +62,9 @@ def test_a_seed_with_other_metrics_is_refused(tmp_path, capsys):
     assert 'ours seed 0 differs' in err and 'a.json' in err
     assert tool.main([a, '--pairs', 'ours-student']) == 2
     assert 'A:B' in capsys.readouterr().err
+    assert tool.main([a, '--pairs', 'ours:student', '--metrics',
+                      'IDF2']) == 2
+    assert "('IDF2', 'test')" in capsys.readouterr().err
     assert tool.main([a, '--pairs', 'ours:fgd']) == 2
     assert "['fgd']" in capsys.readouterr().err
     (tmp_path / 'bad.json').write_text('{}')

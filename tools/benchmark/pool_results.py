@@ -10,7 +10,7 @@ have distilled from different teacher trainings, which the output says.
 
 Example:
     python tools/benchmark/pool_results.py \\
-        docs/results/kd_len_e8_all.json outputs/e8_rep/results.json \\
+        docs/results/kd_len_e8_obj3.json outputs/e8_rep/results.json \\
         --pairs ours:student ours:only_resp only_resp:student \\
         --out docs/results/kd_len_e8_pooled.json
 """
@@ -22,7 +22,12 @@ import os.path as osp
 import sys
 from typing import Dict, List, Sequence
 
-from mmtrack_kd.benchmark.stats import aggregate, paired_comparisons
+from mmtrack_kd.benchmark.records import json_dump
+from mmtrack_kd.benchmark.stats import (
+    aggregate,
+    paired_comparisons,
+    seed_values,
+)
 
 METRICS = ('IDF1', 'MOTA', 'HOTA', 'MT%')
 
@@ -119,6 +124,13 @@ def main(argv=None) -> int:
         print(f'pool_results: no seeds of {missing} in the files',
               file=sys.stderr)
         return 2
+    absent = [(metric, split) for metric in args.metrics
+              for split in args.splits
+              if not any(seed_values(doc, m, metric, split) for m in methods)]
+    if absent:
+        print(f'pool_results: --metrics/--splits: no seed has {absent}',
+              file=sys.stderr)
+        return 2
     comps = paired_comparisons(doc, pairs, args.metrics, args.splits)
     summary = {m: {split: aggregate(doc['methods'][m]['seeds'], split)
                    for split in args.splits} for m in methods}
@@ -150,7 +162,6 @@ def main(argv=None) -> int:
               f'{c["ci95_high"]:+.2f}] n={c["n"]} p={c["p"]:.3g} '
               f'p_holm={c["p_holm"]:.3g}')
     if args.out:
-        from mmtrack_kd.benchmark.records import json_dump
         json_dump(out, args.out)
     return 0
 
