@@ -135,15 +135,34 @@ def write_config(plan: BenchmarkPlan, name: str, bases: List[str],
     return path
 
 
+def ema_hooks(plan: BenchmarkPlan, base: str) -> Optional[list]:
+    """The ``custom_hooks`` of a student config under ``--ema``: those of
+    its base config ``base`` and mmengine's ``EMAHook`` (an
+    ``ExponentialMovingAverage`` of the weights at ``plan.ema``; its
+    checkpoints hold the averaged weights, so the extracted and scored
+    student is the average). None without ``--ema``."""
+    if plan.ema is None:
+        return None
+    from mmtrack_kd.utils.config import load_config
+    hooks = load_config(base).get('custom_hooks', [])
+    hooks = [h.to_dict() if hasattr(h, 'to_dict') else dict(h)
+             for h in hooks]
+    return hooks + [dict(type='EMAHook', ema_type='ExponentialMovingAverage',
+                         momentum=plan.ema, priority=49)]
+
+
 def model_cfg(plan: BenchmarkPlan, role: str, seed: int) -> str:
     """Write the plain teacher or student config of ``seed``; return its
     path. The student starts from the seed's initial weights
     (``load_from`` = ``plan.init_path(seed)``)."""
     over = common_overrides(plan, seed, role)
     over['model'] = plan.preset[role]
+    base = family_cfg(plan, role)
     if role == 'student':
         over['load_from'] = plan.init_path(seed)
-    base = family_cfg(plan, role)
+        hooks = ema_hooks(plan, base)
+        if hooks is not None:
+            over['custom_hooks'] = hooks
     return write_config(
         plan, f'{role}__seed{seed}', [base], over,
         f'{role}: {base} with the {plan.preset_name} preset, seed {seed}')
@@ -243,6 +262,9 @@ def kd_cfg(plan: BenchmarkPlan, method: str, seed: int, teacher_cfg: str,
                 type='ModuleOutputsRecorder',
                 source=f'{plan.family.prefix}neck'))))
     over['load_from'] = plan.init_path(seed, kd=True)
+    hooks = ema_hooks(plan, family_cfg(plan, 'kd'))
+    if hooks is not None:
+        over['custom_hooks'] = hooks
     frags = ', '.join(osp.relpath(fragment_file(plan, k)[0], REPO_ROOT)
                       for k in plan.fragments(method))
     return write_config(

@@ -323,6 +323,13 @@ class BenchmarkPlan:
             add seeds to a study in a new folder without training the
             earlier ones again; the teacher keeps :data:`TEACHER_SEED`.
             Default 0.
+        ema (float, optional): score an exponential moving average of
+            each student's weights (``--ema``): the momentum of mmengine's
+            ``ExponentialMovingAverage`` (the weight of the new value at
+            each iteration, in (0, 1)), given to every plain and KD
+            student through ``EMAHook``, whose checkpoint holds the
+            averaged weights. The teacher is trained without it. None: the
+            last weights are scored.
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -343,7 +350,8 @@ class BenchmarkPlan:
                  family: str = DEFAULT_FAMILY,
                  rescore: bool = False,
                  project: Optional[Sequence[str]] = None,
-                 first_seed: int = 0) -> None:
+                 first_seed: int = 0,
+                 ema: Optional[float] = None) -> None:
         self.family = get_family(family)
         self.preset = get_preset(preset, family)
         if epochs is not None:
@@ -361,6 +369,10 @@ class BenchmarkPlan:
             raise ValueError('--first-seed must be >= 0')
         if jobs < 1:
             raise ValueError('--jobs must be >= 1')
+        if ema is not None and not 0 < ema < 1:
+            raise ValueError(f'--ema: expected a momentum in (0, 1), got '
+                             f'{ema!r}')
+        self.ema = None if ema is None else float(ema)
         self.loss_scale = _checked_table(loss_scale or {}, '--loss-scale',
                                          'factors')
         self.grad_ratio = None if grad_ratio is None else _checked_table(
@@ -573,6 +585,8 @@ class BenchmarkPlan:
                     if self.grad_ratio is not None else '')
                  + (f', decay to {self.kd_decay}' if self.kd_decay else '')
                  + (f', projected {self.project}' if self.project else '')
+                 + (f', students scored as the EMA of their weights '
+                    f'(momentum {self.ema})' if self.ema else '')
                  + (f', thresholds picked on val from '
                     f'{len(self.threshold_candidates())} candidates'
                     if self.tune_thresholds else ''),

@@ -52,6 +52,33 @@ def test_model_cfg_sets_the_preset_sizes_and_schedule(tmp_path):
     assert warm.type == 'LinearLR' and cosine.T_max == 1
 
 
+def test_ema_averages_every_student_and_not_the_teacher(tmp_path):
+    """``--ema``: plain and KD students keep their base hooks and get an
+    EMAHook at the momentum; the teacher gets none; without ``--ema``
+    no config sets custom_hooks."""
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                         data=str(tmp_path / 'd'), ema=0.01)
+    assert 'EMA of their weights (momentum 0.01)' in plan.describe(
+        lambda m, s: False)
+    for role, path in (
+            ('student', configs.model_cfg(plan, 'student', 0)),
+            ('kd', configs.kd_cfg(plan, 'ours', 0, '/t.py', '/t.pth'))):
+        hooks = Config.fromfile(path).custom_hooks
+        assert hooks[-1] == dict(type='EMAHook',
+                                 ema_type='ExponentialMovingAverage',
+                                 momentum=0.01, priority=49)
+        base = Config.fromfile(configs.family_cfg(plan, role)).custom_hooks
+        assert hooks[:-1] == base
+    assert base[-1]['type'] == 'DistillStopHook'  # the KD base's, kept
+    teacher = Config.fromfile(configs.model_cfg(plan, 'teacher', 0))
+    assert 'EMAHook' not in [h['type'] for h in teacher.custom_hooks]
+    off = BenchmarkPlan(str(tmp_path / 'o'), 'quick', 1, ['ours'],
+                        data=str(tmp_path / 'd'))
+    for path in (configs.model_cfg(off, 'student', 0),
+                 configs.kd_cfg(off, 'ours', 0, '/t.py', '/t.pth')):
+        assert 'custom_hooks = ' not in open(path).read()
+
+
 def test_loss_scale_multiplies_only_the_named_losses(tmp_path):
     plain = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
                           data=str(tmp_path / 'd'))

@@ -51,6 +51,8 @@ def test_settings_are_checked(tmp_path):
                            (dict(methods=['nope']), '--methods'),
                            (dict(seeds=0), '--seeds'),
                            (dict(first_seed=-1), '--first-seed'),
+                           (dict(ema=0.), '--ema'),
+                           (dict(ema=1.), '--ema'),
                            (dict(jobs=0), '--jobs'),
                            (dict(loss_scale={'nope': 1.}), '--loss-scale'),
                            (dict(loss_scale={'nope.id': 1.}),

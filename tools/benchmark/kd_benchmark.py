@@ -70,6 +70,13 @@ def parse_args(argv=None):
                         'and the method\'s other distillation losses\' '
                         'where they conflict, per image, on the student\'s '
                         'neck outputs (the distiller\'s grad_projection)')
+    parser.add_argument('--ema', type=float, default=None,
+                        metavar='MOMENTUM',
+                        help='score the exponential moving average of each '
+                        "student's weights (mmengine's EMAHook with an "
+                        'ExponentialMovingAverage of this momentum, the '
+                        "new value's weight per iteration, e.g. 0.01); the "
+                        'teacher is trained without it')
     parser.add_argument('--splits', nargs='+', choices=['val', 'test'],
                         default=None,
                         help='splits to evaluate on (default: the '
@@ -146,7 +153,7 @@ def main(argv=None) -> int:
             kd_decay=None if args.kd_decay is None else
             parse_loss_scale(args.kd_decay, '--kd-decay'),
             family=args.family, rescore=args.rescore, project=args.project,
-            first_seed=args.first_seed)
+            first_seed=args.first_seed, ema=args.ema)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
