@@ -30,6 +30,7 @@ def write(path, text):
     return str(path)
 
 
+KD_BASE = f'{ROOT}/configs/kd/cstrack_s2n_kd_synthmot.py'
 STUDENT_MODEL = ("dict(backbone=dict(widen_factor=0.125), "
                  "neck=dict(out_channels=32), "
                  "id_head=dict(embed_channels=32))")
@@ -50,20 +51,26 @@ def teacher(tiny_synthmot, tmp_path_factory):
     return tiny, teacher_cfg, tmp_path / 't' / 'epoch_1.pth'
 
 
-def test_cstrack_kd_end_to_end(teacher, tmp_path):
+def train_kd(teacher, tmp_path, extra=''):
+    """Train the tiny KD student of ``teacher`` (the fixture) one epoch,
+    with ``extra`` config lines; return its checkpoint."""
     tiny, teacher_cfg, t_ckpt = teacher
-    student_model = STUDENT_MODEL
+    kd_cfg = write(tmp_path / 'kd.py', (
+        f"_base_ = ['{KD_BASE}']\n" + tiny
+        + f"model = dict(teacher='{teacher_cfg}', teacher_ckpt='{t_ckpt}', "
+        f'student={STUDENT_MODEL})\n' + extra))
+    run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
+    return tmp_path / 'kd' / 'epoch_1.pth'
+
+
+def test_cstrack_kd_end_to_end(teacher, tmp_path):
+    tiny, _, t_ckpt = teacher
     student_cfg = write(tmp_path / 'student.py', (
         f"_base_ = ['{ROOT}/configs/cstrack/cstrack_yolov5n_synthmot.py']\n"
-        + tiny + f'model = {student_model}\n'))
+        + tiny + f'model = {STUDENT_MODEL}\n'))
     t_hash = sha(t_ckpt)
 
-    kd_cfg = write(tmp_path / 'kd.py', (
-        f"_base_ = ['{ROOT}/configs/kd/cstrack_s2n_kd_synthmot.py']\n" + tiny
-        + f"model = dict(teacher='{teacher_cfg}', teacher_ckpt='{t_ckpt}', "
-        f'student={student_model})\n'))
-    run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
-    kd_ckpt = tmp_path / 'kd' / 'epoch_1.pth'
+    kd_ckpt = train_kd(teacher, tmp_path)
     assert sha(t_ckpt) == t_hash, 'KD training modified the teacher file'
 
     state = torch.load(kd_ckpt, map_location='cpu')['state_dict']
@@ -97,16 +104,10 @@ def test_ema_checkpoint_holds_the_averaged_student(teacher, tmp_path):
     from types import SimpleNamespace
 
     from mmtrack_kd.benchmark.configs import ema_hooks, py_literal
-    tiny, teacher_cfg, t_ckpt = teacher
-    base = f'{ROOT}/configs/kd/cstrack_s2n_kd_synthmot.py'
-    hooks = ema_hooks(SimpleNamespace(ema=0.3), base)
+    hooks = ema_hooks(SimpleNamespace(ema=0.3), KD_BASE)
     assert [h['type'] for h in hooks][-2:] == ['DistillStopHook', 'EMAHook']
-    kd_cfg = write(tmp_path / 'kd.py', (
-        f"_base_ = ['{base}']\n" + tiny
-        + f"model = dict(teacher='{teacher_cfg}', teacher_ckpt='{t_ckpt}', "
-        f'student={STUDENT_MODEL})\ncustom_hooks = {py_literal(hooks)}\n'))
-    run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
-    kd_ckpt = tmp_path / 'kd' / 'epoch_1.pth'
+    kd_ckpt = train_kd(teacher, tmp_path,
+                       f'custom_hooks = {py_literal(hooks)}\n')
     ckpt = torch.load(kd_ckpt, map_location='cpu')
     state, last = ckpt['state_dict'], ckpt['ema_state_dict']
     assert not any(k.startswith('teacher') for k in state)
