@@ -174,6 +174,10 @@ class _SearchBase:
         epochs (int, optional): ``--epochs`` of every candidate (``reuse``'s
             plain students must have been trained with as many, or they are
             refused as stale).
+        ema (float, optional): ``--ema`` of every candidate: score each
+            student's moving average of this momentum (``reuse``'s plain
+            students must have been trained with the same, or they are
+            refused as stale).
 
     Raises:
         ValueError: ``reuse`` without a trained teacher or a plain student
@@ -185,14 +189,15 @@ class _SearchBase:
                  jobs: int, threads: int = 1, allow_stale: bool = False,
                  family: str = DEFAULT_FAMILY,
                  loss_options: Optional[Dict[str, dict]] = None,
-                 epochs: Optional[int] = None) -> None:
+                 epochs: Optional[int] = None,
+                 ema: Optional[float] = None) -> None:
         fam = get_family(family)
         owner = runner.folder_family(reuse)
         if owner is not None and owner != fam.name:
             raise ValueError(f'--reuse: {reuse} is a run folder of family '
                              f'{owner}, not --family {fam.name}')
         ref = Benchmark(reuse, preset, seeds, [], family=fam.name,
-                        loss_options=loss_options, epochs=epochs)
+                        loss_options=loss_options, epochs=epochs, ema=ema)
         if ref.load_record('teacher', TEACHER_SEED) is None:
             raise ValueError(f'--reuse: {reuse} has no trained teacher '
                              '(run kd_benchmark.py with it first)')
@@ -214,6 +219,7 @@ class _SearchBase:
         self.loss_options = {k: dict(v) for k, v in
                              (loss_options or {}).items()}
         self.epochs = epochs
+        self.ema = ref.ema
         self.data = ref.data
 
     def candidate(self, name: str, methods: List[str],
@@ -228,7 +234,7 @@ class _SearchBase:
                          allow_stale=self.allow_stale,
                          family=self.family.name,
                          loss_options=self.loss_options,
-                         epochs=self.epochs, **settings)
+                         epochs=self.epochs, ema=self.ema, **settings)
 
     def execute(self, benches: List[Benchmark]) -> None:
         """Prepare each candidate (data fingerprint, teacher data, stale
@@ -252,7 +258,8 @@ class _SearchBase:
         """The settings every ``search.json`` starts with."""
         return dict(family=self.family.name, preset=self.preset,
                     reuse=self.reuse, seeds=list(range(self.seeds)),
-                    epochs=self.epochs, loss_options=self.loss_options)
+                    epochs=self.epochs, ema=self.ema,
+                    loss_options=self.loss_options)
 
     def plain_scores(self, bench: Benchmark) -> dict:
         """The val means of the student and the teacher (from a finished
@@ -596,10 +603,13 @@ class RatioSearch(_SearchBase):
 
 def benchmark_args(result: dict) -> str:
     """The ``kd_benchmark.py`` arguments that train the methods of a ratio
-    search as it chose them (family, epochs, options, decay, ratios)."""
+    search as it chose them (family, epochs, EMA, options, decay,
+    ratios)."""
     args = [f'--family {result["family"]}']
     if result.get('epochs'):
         args.append(f'--epochs {result["epochs"]}')
+    if result.get('ema'):
+        args.append(f'--ema {result["ema"]}')
     opts = [f'{k}.{a}={v!r}' for k, o in result['loss_options'].items()
             for a, v in o.items()]
     if opts:

@@ -324,6 +324,34 @@ def test_ratio_search_plans_configs_without_training(tmp_path):
                    for b in s.singles().values())
 
 
+def test_ratio_search_scores_the_moving_average_when_asked(
+        tmp_path, monkeypatch):
+    """--ema reaches every candidate (an EMAHook in its KD config), the
+    search header and the kd_benchmark arguments it prints; a bad
+    momentum is refused naming --ema."""
+    from mmtrack_kd.benchmark import configs
+    from mmtrack_kd.utils.config import load_config
+    with pytest.raises(ValueError, match='--ema'):
+        ratio_search(tmp_path, ema=1.5)
+    s = ratio_search(tmp_path, ema=0.01)
+    for (method, _, _), bench in s.singles().items():
+        assert bench.ema == 0.01
+        cfg = load_config(configs.kd_cfg(bench, method, 0, 'teacher.py',
+                                         'teacher.pth'))
+        ema = [h for h in cfg.custom_hooks if h['type'] == 'EMAHook']
+        assert [h['momentum'] for h in ema] == [0.01], method
+    monkeypatch.setattr(runner, 'execute', fake_ratio_execute)
+    monkeypatch.setattr(Benchmark, 'prepare', lambda self, tasks: None)
+    monkeypatch.setattr(Benchmark, 'summarize', lambda self: {})
+    result = s.run()
+    assert result['ema'] == 0.01
+    assert ' --ema 0.01 ' in result['benchmark_args']
+    # without it, nothing of the kind
+    plain = ratio_search(tmp_path / 'plain')
+    assert plain.ema is None
+    assert plain.header()['ema'] is None
+
+
 def test_kd_search_cli_dry_run_and_bad_arguments(tmp_path, capsys):
     import importlib.util
     spec = importlib.util.spec_from_file_location(

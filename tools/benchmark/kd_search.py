@@ -101,6 +101,11 @@ def parse_args(argv=None):
     parser.add_argument('--combine', type=float, nargs='+',
                         default=[1.0, 0.3],
                         help='factors on the best ones, tried for ours')
+    parser.add_argument('--ema', type=float, default=None,
+                        metavar='MOMENTUM',
+                        help='score the moving average of each '
+                        "candidate's student weights, as kd_benchmark.py "
+                        '--ema (--reuse must have been run with the same)')
     parser.add_argument('--dry-run', action='store_true',
                         help='with --grad-ratios: print the candidates, the '
                         'val trainings per method and the time estimate '
@@ -114,7 +119,7 @@ def make_search(args):
     Raises:
         ValueError: bad or contradicting arguments.
     """
-    common = dict(family=args.family, epochs=args.epochs,
+    common = dict(family=args.family, epochs=args.epochs, ema=args.ema,
                   loss_options=parse_loss_options(args.loss_option))
     if args.grad_ratios:
         if args.scales is not None:
