@@ -8,16 +8,17 @@ from .plan import family_names, preset_names
 
 def add_shared_options(parser: argparse.ArgumentParser,
                        preset_default: str,
-                       kd_decay_help: str = '') -> None:
+                       kd_decay_help: str = '', ema_help: str = '') -> None:
     """Add ``--preset``, ``--family``, ``--threads``, ``--jobs``,
-    ``--loss-option``, ``--kd-decay``, ``--epochs`` and ``--allow-stale``
-    to ``parser``.
+    ``--loss-option``, ``--kd-decay``, ``--epochs``, ``--ema`` and
+    ``--allow-stale`` to ``parser``.
 
     Args:
         parser: the tool's parser.
         preset_default: the tool's default preset.
         kd_decay_help: what the tool adds to ``--kd-decay``'s help (when
             it applies).
+        ema_help: what the tool adds to ``--ema``'s help.
     """
     parser.add_argument('--preset', choices=sorted(preset_names()),
                         default=preset_default,
@@ -51,6 +52,13 @@ def add_shared_options(parser: argparse.ArgumentParser,
     parser.add_argument('--epochs', type=int, default=None,
                         help="epochs of every student (default: the "
                         "preset's); the teacher keeps its own")
+    parser.add_argument('--ema', type=float, default=None,
+                        metavar='MOMENTUM',
+                        help='score the exponential moving average of each '
+                        "student's weights (mmengine's EMAHook with an "
+                        'ExponentialMovingAverage of this momentum, the '
+                        "new value's weight per iteration, e.g. 0.01); the "
+                        'teacher is trained without it' + ema_help)
     parser.add_argument('--allow-stale', action='store_true',
                         help='keep and use records made with other code, '
                         'config or data (noted in results.md) instead of '

@@ -70,13 +70,6 @@ def parse_args(argv=None):
                         'and the method\'s other distillation losses\' '
                         'where they conflict, per image, on the student\'s '
                         'neck outputs (the distiller\'s grad_projection)')
-    parser.add_argument('--ema', type=float, default=None,
-                        metavar='MOMENTUM',
-                        help='score the exponential moving average of each '
-                        "student's weights (mmengine's EMAHook with an "
-                        'ExponentialMovingAverage of this momentum, the '
-                        "new value's weight per iteration, e.g. 0.01); the "
-                        'teacher is trained without it')
     parser.add_argument('--splits', nargs='+', choices=['val', 'test'],
                         default=None,
                         help='splits to evaluate on (default: the '

@@ -71,7 +71,9 @@ def parse_args(argv=None):
     parser.add_argument('--out', required=True, help='search folder')
     add_shared_options(parser, 'full', kd_decay_help=' (ours.LOSS also '
                        'for the ours_no_* ablations); needs --grad-ratios; '
-                       'passed to every candidate')
+                       'passed to every candidate',
+                       ema_help=' (passed to every candidate; --reuse must '
+                       'have been run with the same)')
     parser.add_argument('--seeds', type=int, default=1,
                         help='seeds 0..N-1 of every candidate (--reuse '
                         'needs a plain student of each)')
@@ -101,11 +103,6 @@ def parse_args(argv=None):
     parser.add_argument('--combine', type=float, nargs='+',
                         default=[1.0, 0.3],
                         help='factors on the best ones, tried for ours')
-    parser.add_argument('--ema', type=float, default=None,
-                        metavar='MOMENTUM',
-                        help='score the moving average of each '
-                        "candidate's student weights, as kd_benchmark.py "
-                        '--ema (--reuse must have been run with the same)')
     parser.add_argument('--dry-run', action='store_true',
                         help='with --grad-ratios: print the candidates, the '
                         'val trainings per method and the time estimate '
