@@ -38,9 +38,11 @@ def add_shared_options(parser: argparse.ArgumentParser,
     parser.add_argument('--loss-option', nargs='+', default=[],
                         metavar='LOSS.ARG=VALUE',
                         help='set an argument of a fragment\'s losses, e.g. '
-                        'feat.normalize=True, or of its connectors, e.g. '
-                        'feat.connector.detach_iters=120 (VALUE is a '
-                        'Python literal)')
+                        'feat.normalize=True, of its connectors, e.g. '
+                        'feat.connector.detach_iters=120, or of its '
+                        'recorders, e.g. "feat.recorder.source=\'backbone\'" '
+                        '(a loss reading the backbone is then balanced on '
+                        'the backbone; VALUE is a Python literal)')
     parser.add_argument('--kd-decay', nargs='+', default=None,
                         metavar='LOSS=END',
                         help='with the gradient balance: decay a loss '

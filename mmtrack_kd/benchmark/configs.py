@@ -187,9 +187,13 @@ def distill_cfgs(plan: BenchmarkPlan, method: str) -> List[dict]:
         for conn in frag.get('connectors', {}).values():
             conn.update({k.partition('.')[2]: v for k, v in opts.items()
                          if k.startswith('connector.')})
+        for side in ('student_recorders', 'teacher_recorders'):
+            for rec in frag.get(side, {}).values():
+                rec.update({k.partition('.')[2]: v for k, v in opts.items()
+                            if k.startswith('recorder.')})
         for loss in frag.get('distill_losses', {}).values():
             loss.update({k: v for k, v in opts.items()
-                         if not k.startswith('connector.')})
+                         if not k.startswith(('connector.', 'recorder.'))})
             scale = plan.scale_of(method, key)
             if scale != 1.0:
                 loss['loss_weight'] = loss.get('loss_weight', 1.0) * scale
@@ -207,13 +211,26 @@ def loss_balance(plan: BenchmarkPlan, method: str,
     (:meth:`BenchmarkPlan.ratio_of`), and the decay of those that
     ``--kd-decay`` names (:meth:`BenchmarkPlan.decay_of`; the length is
     the run's ``max_iters``), measured on the family's student neck
-    (``detector.neck`` for ByteTrack)."""
+    (``detector.neck`` for ByteTrack); the losses of a fragment whose
+    student recorders all read the backbone (``recorder.source``) are
+    measured on the backbone, the layers they reach."""
     pairs = [(key, name) for key, frag in zip(plan.fragments(method), frags)
              for name in frag.get('distill_losses', {})]
     # measured on the student's neck, wherever the family has it
     out = dict(ratios={name: plan.ratio_of(method, key)
                        for key, name in pairs},
                shared=[f'{plan.family.prefix}neck'])
+    backbone = f'{plan.family.prefix}backbone'
+    upstream = {}
+    for frag in frags:
+        sources = [str(rec.get('source', '')) for rec in
+                   frag.get('student_recorders', {}).values()]
+        if sources and all(src == backbone or src.startswith(backbone + '.')
+                           for src in sources):
+            upstream.update({name: [backbone]
+                             for name in frag.get('distill_losses', {})})
+    if upstream:
+        out['loss_shared'] = upstream
     decay = {name: plan.decay_of(method, key) for key, name in pairs
              if plan.decay_of(method, key) != 1.0}
     if decay:

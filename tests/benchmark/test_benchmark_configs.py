@@ -175,6 +175,34 @@ def test_connector_options_reach_every_connector_of_the_fragment(tmp_path):
                                                       {}).values())
 
 
+def test_recorder_options_move_the_read_point_and_its_balance(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                         data=str(tmp_path / 'd'),
+                         grad_ratio=dict(resp=20, feat=2, id=2),
+                         loss_options=dict(
+                             feat={'recorder.source': 'backbone'}))
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'ours', 0, '/t.py', '/t.pth'))
+    frags = {next(iter(c['distill_losses'].values()))['type']: c
+             for c in cfg.model.distill_cfgs}
+    feat = frags['KeyFeatureLoss']
+    for side in ('student_recorders', 'teacher_recorders'):
+        assert [r['source'] for r in feat[side].values()] == ['backbone']
+    assert 'recorder.source' not in feat['distill_losses']['kd_feat']
+    # the other fragments read where they did
+    resp = frags['PredictionDifferenceLoss']['student_recorders']
+    assert all(r['source'] != 'backbone' for r in resp.values())
+    # the loss reading the backbone is balanced there, the others on the
+    # neck
+    assert cfg.model.loss_balance.shared == ['neck']
+    assert cfg.model.loss_balance.loss_shared == dict(kd_feat=['backbone'])
+    plain = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                          data=str(tmp_path / 'd'),
+                          grad_ratio=dict(resp=20, feat=2, id=2))
+    cfg = Config.fromfile(configs.kd_cfg(plain, 'ours', 0, '/t.py',
+                                         '/t.pth'))
+    assert 'loss_shared' not in cfg.model.loss_balance
+
+
 def test_rescale_pipeline_reaches_nested_transforms():
     pipe = [dict(type='LoadImage'), dict(type='Resize', scale=(1, 1)),
             dict(type='Wrap', transforms=[dict(type='RandomResize')])]

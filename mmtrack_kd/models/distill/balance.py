@@ -32,6 +32,13 @@ A loss's first measured gradient (the first measured iteration, or the
 first one where the loss reaches the shared layers, e.g. after a
 connector's warm-up) sets its scale directly; later ones are smoothed in.
 
+``loss_shared=dict(kd_feat=['backbone'])`` measures those losses, and the
+task they are weighed against, on other modules than ``shared``: for a loss
+that reads a module upstream of ``shared`` (a feature loss on the backbone's
+stages, whose gradient never reaches the neck), its ratio is then the share
+of the step it gets on the layers it reaches. The task's norm on each such
+group is logged as ``gnorm_task_<loss>``.
+
 ``ratios=None`` measures and logs without rescaling. A distillation loss
 left out of ``ratios`` keeps its ``loss_weight`` (scale 1) and is still
 measured.
@@ -88,6 +95,9 @@ class GradientBalancer(nn.Module):
             task's (AttTrack's attention term at weight 1000) to reach a
             ratio of 0.01. A scale held at either bound misses its ratio;
             that is logged once per loss (``print_log``, level WARNING).
+        loss_shared (dict, optional): loss name -> module paths (a str or
+            a sequence) on which that loss and the task are measured
+            instead of ``shared``.
         decay (dict, optional): loss name -> end factor (>= 0) of a linear
             decay of that loss over ``decay_iters`` iterations.
         decay_iters (int, optional): length of the decay; None: the run's
@@ -103,6 +113,8 @@ class GradientBalancer(nn.Module):
                  shared: Union[str, Sequence[str]] = ('neck', ),
                  max_scale: float = 1e4,
                  min_scale: float = 1e-8,
+                 loss_shared: Optional[Dict[str, Union[str, Sequence[str]]]]
+                 = None,
                  decay: Optional[Dict[str, float]] = None,
                  decay_iters: Optional[int] = None,
                  cfg_key: str = 'model.loss_balance') -> None:
@@ -140,6 +152,20 @@ class GradientBalancer(nn.Module):
         self.shared = [shared] if isinstance(shared, str) else list(shared)
         if not self.shared:
             raise DistillConfigError(f'{cfg_key}.shared: empty')
+        loss_shared = dict(loss_shared or {})
+        unknown = sorted(set(loss_shared) - set(self.loss_names))
+        if unknown:
+            raise DistillConfigError(
+                f'{cfg_key}.loss_shared: unknown distillation loss(es) '
+                f'{unknown}; the losses are {self.loss_names}')
+        self.loss_shared = {}
+        for name, paths in loss_shared.items():
+            paths = [paths] if isinstance(paths, str) else list(paths)
+            if not paths or not all(isinstance(p, str) for p in paths):
+                raise DistillConfigError(
+                    f'{cfg_key}.loss_shared.{name}: expected module paths, '
+                    f'got {loss_shared[name]!r}')
+            self.loss_shared[name] = paths
         self.max_scale = float(max_scale)
         self.min_scale = float(min_scale)
         self._warned = set()  # losses whose scale was held at a bound
@@ -186,31 +212,44 @@ class GradientBalancer(nn.Module):
     def extra_repr(self) -> str:
         return (f'ratios={self.ratios}, interval={self.interval}, '
                 f'momentum={self.momentum}, shared={self.shared}, '
+                f'loss_shared={self.loss_shared}, '
                 f'decay={self.decay}, decay_iters={self.decay_iters}, '
                 f'min_scale={self.min_scale}, max_scale={self.max_scale}')
 
     # ................................................................ parts
-    def shared_params(self, student: nn.Module) -> List[nn.Parameter]:
-        """The trainable parameters of the ``shared`` modules.
+    def shared_params(self, student: nn.Module,
+                      loss: Optional[str] = None) -> List[nn.Parameter]:
+        """The trainable parameters of the ``shared`` modules, or of those
+        ``loss_shared`` gives ``loss``.
 
         Raises:
             DistillConfigError: a path is not a module of the student, or
                 they hold no trainable parameter (names the config key).
         """
+        key, paths = 'shared', self.shared
+        if loss in self.loss_shared:
+            key, paths = f'loss_shared.{loss}', self.loss_shared[loss]
         params = []
-        for path in self.shared:
+        for path in paths:
             try:
                 module = student.get_submodule(path)
             except AttributeError:
                 raise DistillConfigError(
-                    f'{self.cfg_key}.shared: the student has no module '
+                    f'{self.cfg_key}.{key}: the student has no module '
                     f'{path!r}') from None
             params += [p for p in module.parameters() if p.requires_grad]
         if not params:
             raise DistillConfigError(
-                f'{self.cfg_key}.shared: {self.shared} hold no trainable '
+                f'{self.cfg_key}.{key}: {paths} hold no trainable '
                 'parameter')
         return params
+
+    def check_paths(self, student: nn.Module) -> None:
+        """Check every ``shared`` and ``loss_shared`` path on ``student``
+        (raises as :meth:`shared_params`)."""
+        self.shared_params(student)
+        for name in self.loss_shared:
+            self.shared_params(student, name)
 
     def scale_of(self, name: str) -> torch.Tensor:
         return self.scales[self.loss_names.index(name)]
@@ -240,19 +279,24 @@ class GradientBalancer(nn.Module):
         return int(self.step) % self.interval == 0
 
     @torch.no_grad()
-    def _update(self, task: float, raw: Dict[str, float]) -> None:
-        """New scales from the measured norms (unscaled losses); a loss's
-        first measured (non-zero) norm sets its scale, later ones are
-        smoothed in."""
-        if self.ratios is None or not task > 0:
+    def _update(self, task: Union[float, Dict[str, float]],
+                raw: Dict[str, float]) -> None:
+        """New scales from the measured norms (unscaled losses) against the
+        task's (one norm, or loss name -> the task's norm where that loss
+        is measured); a loss's first measured (non-zero) norm sets its
+        scale, later ones are smoothed in."""
+        if self.ratios is None:
             return
         for name, ratio in self.ratios.items():
             norm = raw.get(name, 0.0)
+            task_norm = task[name] if isinstance(task, dict) else task
+            if not task_norm > 0:
+                continue
             if not norm > 0:  # no gradient this batch: keep the scale
                 continue
             target = 0.0
             if ratio > 0:
-                wanted = ratio * task / norm
+                wanted = ratio * task_norm / norm
                 target = min(max(wanted, self.min_scale), self.max_scale)
                 if target != wanted:
                     self._warn_bound(name, ratio, wanted, target)
@@ -303,17 +347,25 @@ class GradientBalancer(nn.Module):
         if not due:
             return {}
         params = self.shared_params(student)
+        own = [n for n in self.loss_names if n in self.loss_shared]
+        own_params = {n: self.shared_params(student, n) for n in own}
         norms = torch.tensor(
             [_grad_norm(task_loss, params)] +
-            [_grad_norm(kd_losses[n], params) if n in kd_losses else 0.0
-             for n in self.loss_names])
+            [_grad_norm(kd_losses[n], own_params.get(n, params))
+             if n in kd_losses else 0.0 for n in self.loss_names] +
+            [_grad_norm(task_loss, own_params[n]) for n in own])
         from mmengine.dist import all_reduce, get_world_size
         if get_world_size() > 1:  # one set of scales on every rank
             all_reduce(norms, op='mean')
-        task, raw = float(norms[0]), dict(zip(self.loss_names,
-                                              norms[1:].tolist()))
-        self._update(task, raw)
+        values = norms.tolist()
+        k = len(self.loss_names)
+        task = values[0]
+        raw = dict(zip(self.loss_names, values[1:k + 1]))
+        task_own = dict(zip(own, values[k + 1:]))
+        self._update({n: task_own.get(n, task) for n in self.loss_names}
+                     if own else task, raw)
         out = dict(gnorm_task=task)
+        out.update({f'gnorm_task_{n}': v for n, v in task_own.items()})
         for name in self.loss_names:
             out[f'gnorm_{name}'] = raw[name] * float(
                 self.scale_of(name)) * self.factor(name)
@@ -332,8 +384,8 @@ def build_balancer(cfg: Optional[dict],
         return None
     cfg = dict(cfg)
     cfg.pop('type', None)
-    allowed = {'ratios', 'interval', 'momentum', 'shared', 'max_scale',
-               'min_scale', 'decay', 'decay_iters'}
+    allowed = {'ratios', 'interval', 'momentum', 'shared', 'loss_shared',
+               'max_scale', 'min_scale', 'decay', 'decay_iters'}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise DistillConfigError(

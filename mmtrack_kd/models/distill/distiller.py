@@ -215,7 +215,7 @@ class MOTDistiller(BaseModel):
         self.loss_balance = build_balancer(loss_balance,
                                            list(self.loss_specs))
         if self.loss_balance is not None:  # paths checked at build
-            self.loss_balance.shared_params(self.student)
+            self.loss_balance.check_paths(self.student)
         self.projector = build_projector(
             grad_projection, list(self.loss_specs),
             list(self.student_recorders.recorders))

@@ -51,6 +51,43 @@ def test_scaled_losses_have_the_set_gradient_ratios(repo_root, tmp_path):
                    if k.startswith(('gnorm_', 'kd_scale_')))
 
 
+def _norm_on(loss, model, path):
+    params = list(model.student.get_submodule(path).parameters())
+    grads = torch.autograd.grad(loss, params, retain_graph=True,
+                                allow_unused=True)
+    return float(torch.cat([g.flatten() for g in grads
+                            if g is not None]).norm())
+
+
+def test_a_loss_measured_on_its_own_layers(repo_root, tmp_path):
+    # kd_feat weighed against the task on the backbone, the others on the
+    # neck: each ratio holds on the layers it is measured on
+    ratios = dict(kd_id=0.5, kd_feat=2.0, kd_resp=8.0)
+    model = _with_balance(repo_root, tmp_path, ratios=ratios, interval=5,
+                          loss_shared=dict(kd_feat='backbone'))
+    torch.manual_seed(3)
+    inputs, samples = tiny_batch()
+    losses = model.loss(inputs, samples)
+    task = summed({k: v for k, v in losses.items()
+                   if 'loss' in k and '_kd_' not in k})
+    on = dict(neck=_norm_on(task, model, 'neck'),
+              backbone=_norm_on(task, model, 'backbone'))
+    assert on['neck'] != pytest.approx(on['backbone'], rel=1e-2)
+    assert losses['gnorm_task'] == pytest.approx(on['neck'], rel=1e-4)
+    assert losses['gnorm_task_kd_feat'] == pytest.approx(on['backbone'],
+                                                         rel=1e-4)
+    for name, ratio in ratios.items():
+        path = 'backbone' if name == 'kd_feat' else 'neck'
+        got = _norm_on(losses[f'loss_{name}'], model, path)
+        assert got == pytest.approx(ratio * on[path], rel=1e-3), name
+    assert 'loss_shared' in repr(model.loss_balance)
+    # checked at build, naming the key
+    with pytest.raises(DistillConfigError,
+                       match='loss_balance.loss_shared.kd_feat'):
+        _with_balance(repo_root, tmp_path,
+                      loss_shared=dict(kd_feat=['no_such_module']))
+
+
 def test_scales_kept_between_measurements_and_smoothed(repo_root,
                                                          tmp_path):
     model = _with_balance(repo_root, tmp_path, ratios=dict(kd_resp=1.0),
@@ -116,6 +153,8 @@ def test_scales_travel_with_the_state_dict(repo_root, tmp_path):
     (dict(interval=0), 'interval'),
     (dict(momentum=1.0), 'momentum'),
     (dict(shared=[]), 'shared'),
+    (dict(loss_shared=dict(kd_nope='neck')), 'loss_shared'),
+    (dict(loss_shared=dict(kd_id=[])), 'loss_shared.kd_id'),
     (dict(decay=dict(kd_nope=0.0)), 'decay'),
     (dict(decay=dict(kd_id=-0.5)), 'decay'),
     (dict(decay=dict(kd_id=0.0), decay_iters=0), 'decay_iters'),
