@@ -72,3 +72,29 @@ def test_a_seed_with_other_metrics_is_refused(tmp_path, capsys):
                       'ours:student']) == 2
     assert 'bad.json: not a benchmark results.json' in \
         capsys.readouterr().err
+
+
+def test_a_method_of_one_file_read_under_another_name(tmp_path, capsys):
+    tool = _tool()
+    a = _results(tmp_path / 'a.json', 57., ours={0: 50., 1: 52.})
+    b = _results(tmp_path / 'b.json', 57., ours={0: 53., 1: 56.})
+    out = tmp_path / 'pooled.json'
+    # without the rename the two designs clash as one method
+    assert tool.main([a, b, '--pairs', 'ours:student']) == 2
+    capsys.readouterr()
+    assert tool.main([a, b, '--pairs', 'ours_b:ours', '--metrics', 'IDF1',
+                      '--rename', f'{b}:ours=ours_b', '--out',
+                      str(out)]) == 0
+    doc = json.loads(out.read_text())
+    (c, ) = doc['comparisons']
+    assert (c['a'], c['b'], c['n']) == ('ours_b', 'ours', 2)
+    assert c['mean_diff'] == pytest.approx(3.5)
+    assert doc['sources'] == {'ours__seed0': a, 'ours__seed1': a,
+                              'ours_b__seed0': b, 'ours_b__seed1': b}
+    assert doc['renamed'] == {f'{b}:ours': 'ours_b'}
+    capsys.readouterr()
+    assert tool.main([a, '--pairs', 'ours:x', '--rename',
+                      'nope.json:ours=x']) == 2
+    assert 'nope.json is not one of' in capsys.readouterr().err
+    assert tool.main([a, '--pairs', 'ours:x', '--rename', f'{a}:ours']) == 2
+    assert 'FILE:OLD=NEW' in capsys.readouterr().err

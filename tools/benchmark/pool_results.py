@@ -8,6 +8,10 @@ metrics, else it stops and names both files. The teachers of the files
 are listed with their test and val IDF1: students of different files may
 have distilled from different teacher trainings, which the output says.
 
+``--rename FILE:OLD=NEW`` reads method OLD of one file as NEW, so that
+two variants run under the same method name in different folders (e.g.
+``ours`` with two designs of a loss) can be compared.
+
 Example:
     python tools/benchmark/pool_results.py \\
         docs/results/kd_len_e8_obj3.json outputs/e8_rep/results.json \\
@@ -20,7 +24,7 @@ import json
 import math
 import os.path as osp
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from mmtrack_kd.benchmark.records import json_dump
 from mmtrack_kd.benchmark.stats import (
@@ -41,6 +45,10 @@ def parse_args(argv=None):
     parser.add_argument('--metrics', nargs='+', default=list(METRICS))
     parser.add_argument('--splits', nargs='+', default=['test'],
                         choices=['val', 'test'])
+    parser.add_argument('--rename', nargs='+', default=[],
+                        metavar='FILE:OLD=NEW',
+                        help='read method OLD of results file FILE (as '
+                        'given above) as NEW')
     parser.add_argument('--out', default=None,
                         help='write the pooled comparisons as JSON')
     return parser.parse_args(argv)
@@ -59,9 +67,33 @@ def _same(a: dict, b: dict) -> bool:
     return True
 
 
-def pool(paths: Sequence[str], methods: Sequence[str]) -> dict:
+def parse_renames(items: Sequence[str],
+                  paths: Sequence[str]) -> Dict[tuple, str]:
+    """``['a.json:ours=ours_bb']`` -> ``{('a.json', 'ours'): 'ours_bb'}``.
+
+    Raises:
+        ValueError: not FILE:OLD=NEW, or FILE not one of ``paths``.
+    """
+    out = {}
+    for item in items:
+        path, sep, rest = item.rpartition(':')
+        old, eq, new = rest.partition('=')
+        if not (sep and path and eq and old and new):
+            raise ValueError(f'--rename: expected FILE:OLD=NEW, got '
+                             f'{item!r}')
+        if path not in paths:
+            raise ValueError(f'--rename: {path} is not one of the results '
+                             f'files {list(paths)}')
+        out[(path, old)] = new
+    return out
+
+
+def pool(paths: Sequence[str], methods: Sequence[str],
+         renames: Optional[Dict[tuple, str]] = None) -> dict:
     """``{'methods': {m: {'seeds': {seed: record}}}, 'sources': ...,
-    'teachers': [...]}`` from the results.json files in ``paths``.
+    'teachers': [...]}`` from the results.json files in ``paths``; method
+    OLD of file F is read as ``renames[(F, OLD)]`` where given (and not
+    under its own name).
 
     Raises:
         ValueError: a file is not a results.json, or a (method, seed) has
@@ -85,8 +117,13 @@ def pool(paths: Sequence[str], methods: Sequence[str]) -> dict:
                 checkpoint=rec.get('checkpoint'),
                 test_IDF1=m.get('test', {}).get('IDF1'),
                 val_IDF1=m.get('val', {}).get('IDF1')))
+        names = {renames.get((path, m), m): m for m in found
+                 if m != 'teacher'} if renames else {m: m for m in found}
         for method in methods:
-            for seed, rec in found.get(method, {}).get('seeds', {}).items():
+            src = names.get(method)
+            if src is None:
+                continue
+            for seed, rec in found[src].get('seeds', {}).items():
                 key = (method, str(seed))
                 if key in where:
                     old = pooled[method]['seeds'][str(seed)]
@@ -115,7 +152,8 @@ def main(argv=None) -> int:
         pairs.append((a, b))
     methods = sorted({m for p in pairs for m in p})
     try:
-        doc = pool(args.results, methods)
+        renames = parse_renames(args.rename, args.results)
+        doc = pool(args.results, methods, renames)
     except ValueError as err:
         print(f'pool_results: {err}', file=sys.stderr)
         return 2
@@ -141,6 +179,7 @@ def main(argv=None) -> int:
                                      (argv or sys.argv[1:])),
         date=datetime.date.today().isoformat(),
         files=list(args.results), teachers=doc['teachers'],
+        renamed={f'{f}:{old}': new for (f, old), new in renames.items()},
         same_teacher_scores=len(idf1) <= 1,
         seeds={m: sorted(doc['methods'][m]['seeds'], key=int)
                for m in methods},
