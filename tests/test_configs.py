@@ -91,3 +91,33 @@ def test_mot17_train_pipeline_keeps_the_input_size(ratio):
         assert (out_h, out_w) == (608, 1081)
     if ratio > 1.0:
         assert (out_h, out_w) == (608, 1088)
+
+
+def test_backbone_key_feature_fragment_builds(tmp_path):
+    """kd_key_feature_backbone with kd_balance_backbone_feat: three
+    connectors sized from the backbones' stages, the feature loss balanced
+    on the backbone."""
+    init_default_scope('mmdet')
+    kd = Config.fromfile(osp.join(ROOT,
+                                  'configs/kd/cstrack_s2n_kd_synthmot.py'))
+    frags = Config.fromfile(osp.join(
+        ROOT, 'configs/_base_/distill/key_feature.py'))
+    bal = Config.fromfile(osp.join(ROOT, 'configs/_base_/distill/balance.py'))
+    kd.model.distill_cfgs[1] = frags.kd_key_feature_backbone
+    kd.model.loss_balance = bal.kd_balance_backbone_feat
+    tcfg = Config.fromfile(kd.model.teacher)
+    tcfg.model.id_head.num_ids = 7
+    kd.model.student.id_head.num_ids = 7
+    teacher = MODELS.build(tcfg.model)
+    ckpt = tmp_path / 'teacher.pth'
+    torch.save({'state_dict': teacher.state_dict(), 'meta': {}}, ckpt)
+    kd.model.teacher_ckpt = str(ckpt)
+    kd.model.teacher = tcfg.model
+    kd.model.dry_run_input_shape = (1, 3, 64, 96)
+    distiller = MODELS.build(kd.model)
+    stages_T = [c.out_channels for c in (
+        distiller.connectors[f'backbone_c{i}'] for i in range(3))]
+    assert stages_T == [c * 2 for c in (
+        distiller.connectors[f'backbone_c{i}'].in_channels
+        for i in range(3))]  # the S teacher is twice the N student's width
+    assert distiller.loss_balance.loss_shared == dict(kd_feat=['backbone'])

@@ -13,3 +13,14 @@ kd_balance = dict(
     interval=20,
     momentum=0.8,
     shared=['neck'])
+
+# kd_balance for the key-feature loss on the backbone
+# (key_feature.py's kd_key_feature_backbone): the feature loss never reaches
+# the neck, so its ratio is taken against the task's gradient norm on the
+# backbone, the layers it reaches; the other two stay on the neck.
+kd_balance_backbone_feat = dict(
+    ratios=dict(kd_id=2.0, kd_feat=2.0, kd_resp=20.0),
+    interval=20,
+    momentum=0.8,
+    shared=['neck'],
+    loss_shared=dict(kd_feat=['backbone']))

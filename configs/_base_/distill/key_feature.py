@@ -39,3 +39,38 @@ kd_key_feature = dict(
             preds_T=dict(from_student=False, recorder='neck'),
             gt_bboxes=dict(from_data='gt_bboxes'),
             batch_input_shape=dict(from_data='batch_input_shape'))))
+
+# The same loss on the backbone's three output stages (C3-C5 of YOLOv5)
+# instead of the neck: the design picked on the SynthMOT val split at 8
+# epochs (docs/benchmark.md, "Other designs of the key-feature loss"). The
+# neck's maps are what the heads read, so the response loss already shapes
+# them; the backbone's stages are upstream, where it pulls least. The loss
+# never reaches the neck, so balance it on the backbone: use with
+# `loss_balance=_base_.kd_balance_backbone_feat` (balance.py).
+kd_key_feature_backbone = dict(
+    student_recorders=dict(
+        backbone=dict(type='ModuleOutputsRecorder', source='backbone')),
+    teacher_recorders=dict(
+        backbone=dict(type='ModuleOutputsRecorder', source='backbone')),
+    connectors=dict(
+        backbone_c0=dict(type='ConvBNConnector', detach_iters=120),
+        backbone_c1=dict(type='ConvBNConnector', detach_iters=120),
+        backbone_c2=dict(type='ConvBNConnector', detach_iters=120)),
+    distill_losses=dict(
+        kd_feat=dict(
+            type='KeyFeatureLoss',
+            temperature=0.5,
+            alpha_fg=1.0,
+            beta_bg=0.0,
+            gamma_at=0.0,
+            normalize=True,
+            loss_weight=1.0)),
+    loss_forward_mappings=dict(
+        kd_feat=dict(
+            preds_S=dict(
+                from_student=True,
+                recorder='backbone',
+                connector=['backbone_c0', 'backbone_c1', 'backbone_c2']),
+            preds_T=dict(from_student=False, recorder='backbone'),
+            gt_bboxes=dict(from_data='gt_bboxes'),
+            batch_input_shape=dict(from_data='batch_input_shape'))))
