@@ -59,21 +59,13 @@ kd_key_feature_backbone = dict(
         backbone_c0=dict(type='ConvBNConnector', detach_iters=120),
         backbone_c1=dict(type='ConvBNConnector', detach_iters=120),
         backbone_c2=dict(type='ConvBNConnector', detach_iters=120)),
-    distill_losses=dict(
-        kd_feat=dict(
-            type='KeyFeatureLoss',
-            temperature=0.5,
-            alpha_fg=1.0,
-            beta_bg=0.0,
-            gamma_at=0.0,
-            normalize=True,
-            loss_weight=1.0)),
+    # the loss and its data arguments as above; only the maps change
+    distill_losses=kd_key_feature['distill_losses'],
     loss_forward_mappings=dict(
         kd_feat=dict(
+            kd_key_feature['loss_forward_mappings']['kd_feat'],
             preds_S=dict(
                 from_student=True,
                 recorder='backbone',
                 connector=['backbone_c0', 'backbone_c1', 'backbone_c2']),
-            preds_T=dict(from_student=False, recorder='backbone'),
-            gt_bboxes=dict(from_data='gt_bboxes'),
-            batch_input_shape=dict(from_data='batch_input_shape'))))
+            preds_T=dict(from_student=False, recorder='backbone'))))
