@@ -98,3 +98,7 @@ def test_a_method_of_one_file_read_under_another_name(tmp_path, capsys):
     assert 'nope.json is not one of' in capsys.readouterr().err
     assert tool.main([a, '--pairs', 'ours:x', '--rename', f'{a}:ours']) == 2
     assert 'FILE:OLD=NEW' in capsys.readouterr().err
+    c = _results(tmp_path / 'c.json', 57., ours={0: 50.}, student={0: 40.})
+    assert tool.main([c, '--pairs', 'student:ours', '--rename',
+                      f'{c}:ours=student']) == 2
+    assert "two methods the name 'student'" in capsys.readouterr().err

@@ -117,8 +117,13 @@ def pool(paths: Sequence[str], methods: Sequence[str],
                 checkpoint=rec.get('checkpoint'),
                 test_IDF1=m.get('test', {}).get('IDF1'),
                 val_IDF1=m.get('val', {}).get('IDF1')))
-        names = {renames.get((path, m), m): m for m in found
-                 if m != 'teacher'} if renames else {m: m for m in found}
+        names = {}
+        for m in found:
+            new = (renames or {}).get((path, m), m)
+            if new in names:
+                raise ValueError(f'{path}: --rename gives two methods the '
+                                 f'name {new!r} ({names[new]!r} and {m!r})')
+            names[new] = m
         for method in methods:
             src = names.get(method)
             if src is None:

@@ -19,8 +19,4 @@ kd_balance = dict(
 # the neck, so its ratio is taken against the task's gradient norm on the
 # backbone, the layers it reaches; the other two stay on the neck.
 kd_balance_backbone_feat = dict(
-    ratios=dict(kd_id=2.0, kd_feat=2.0, kd_resp=20.0),
-    interval=20,
-    momentum=0.8,
-    shared=['neck'],
-    loss_shared=dict(kd_feat=['backbone']))
+    kd_balance, loss_shared=dict(kd_feat=['backbone']))

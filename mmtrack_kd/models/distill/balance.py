@@ -279,21 +279,18 @@ class GradientBalancer(nn.Module):
         return int(self.step) % self.interval == 0
 
     @torch.no_grad()
-    def _update(self, task: Union[float, Dict[str, float]],
+    def _update(self, task: Dict[str, float],
                 raw: Dict[str, float]) -> None:
         """New scales from the measured norms (unscaled losses) against the
-        task's (one norm, or loss name -> the task's norm where that loss
-        is measured); a loss's first measured (non-zero) norm sets its
-        scale, later ones are smoothed in."""
+        task's (loss name -> the task's norm where that loss is measured);
+        a loss's first measured (non-zero) norm sets its scale, later ones
+        are smoothed in."""
         if self.ratios is None:
             return
         for name, ratio in self.ratios.items():
-            norm = raw.get(name, 0.0)
-            task_norm = task[name] if isinstance(task, dict) else task
-            if not task_norm > 0:
-                continue
-            if not norm > 0:  # no gradient this batch: keep the scale
-                continue
+            norm, task_norm = raw.get(name, 0.0), task[name]
+            if not (norm > 0 and task_norm > 0):
+                continue  # no gradient this batch: keep the scale
             target = 0.0
             if ratio > 0:
                 wanted = ratio * task_norm / norm
@@ -362,8 +359,8 @@ class GradientBalancer(nn.Module):
         task = values[0]
         raw = dict(zip(self.loss_names, values[1:k + 1]))
         task_own = dict(zip(own, values[k + 1:]))
-        self._update({n: task_own.get(n, task) for n in self.loss_names}
-                     if own else task, raw)
+        self._update({n: task_own.get(n, task) for n in self.loss_names},
+                     raw)
         out = dict(gnorm_task=task)
         out.update({f'gnorm_task_{n}': v for n, v in task_own.items()})
         for name in self.loss_names:
