@@ -175,15 +175,18 @@ def distill_cfgs(plan: BenchmarkPlan, method: str) -> List[dict]:
     adapt_fragment`) with the loss options (``connector.ARG`` ones go to
     every connector of the fragment) and loss-weight factors of the
     plan applied, and the teacher's neck channels set where a loss needs
-    them (MGD/FGD)."""
+    them (MGD/FGD). The option ``fragment`` picks another variable of the
+    fragment's file (``feat.fragment='kd_key_feature_relation'``)."""
     teacher_ch = plan.family.neck_channels(plan.preset['teacher'])
     frags = []
     for key in plan.fragments(method):
+        opts = dict(plan.loss_options.get(key, {}))
         path, var = fragment_file(plan, key)
+        # another variable of the fragment's file (``LOSS.fragment=NAME``)
+        var = opts.pop('fragment', var)
         frag = load_var(path, var)
         if key not in plan.family.fragments:
             frag = adapt_fragment(plan.family, frag)
-        opts = plan.loss_options.get(key, {})
         for conn in frag.get('connectors', {}).values():
             conn.update({k.partition('.')[2]: v for k, v in opts.items()
                          if k.startswith('connector.')})

@@ -175,6 +175,29 @@ def test_connector_options_reach_every_connector_of_the_fragment(tmp_path):
                                                       {}).values())
 
 
+def test_fragment_option_picks_another_variable_of_the_file(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                         data=str(tmp_path / 'd'), loss_options=dict(
+                             feat={'fragment': 'kd_key_feature_relation',
+                                   'temperature': 0.25}))
+    frags = {next(iter(c['distill_losses'].values()))['type']: c
+             for c in configs.distill_cfgs(plan, 'ours')}
+    feat = frags['KeyFeatureLoss']
+    loss = feat['distill_losses']['kd_feat']
+    assert loss['relation'] is True and loss['temperature'] == 0.25
+    assert 'fragment' not in loss and not feat.get('connectors')
+    assert 'connector' not in feat['loss_forward_mappings']['kd_feat'][
+        'preds_S']
+    # the other fragments are the defaults; a missing variable is named
+    assert 'relation' not in str(frags['PredictionDifferenceLoss'])
+    bad = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
+                        data=str(tmp_path / 'd'),
+                        loss_options=dict(feat={'fragment': 'kd_nope'}))
+    with pytest.raises(KeyError,
+                       match="key_feature.py: no variable 'kd_nope'"):
+        configs.distill_cfgs(bad, 'ours')
+
+
 def test_recorder_options_move_the_read_point_and_its_balance(tmp_path):
     plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
                          data=str(tmp_path / 'd'),

@@ -69,3 +69,20 @@ kd_key_feature_backbone = dict(
                 recorder='backbone',
                 connector=['backbone_c0', 'backbone_c1', 'backbone_c2']),
             preds_T=dict(from_student=False, recorder='backbone'))))
+
+# The relation design (KeyFeatureLoss(relation=True)): each foreground
+# cell's cosine similarities to every cell of its frame, the student's
+# against the teacher's, on the neck's three levels. No connectors: the
+# relations do not depend on the channel count, so the narrow student's own
+# maps are compared and no connector can absorb the error. Foreground cells
+# only, weighted per box by the teacher's attention as above.
+kd_key_feature_relation = dict(
+    student_recorders=kd_key_feature['student_recorders'],
+    teacher_recorders=kd_key_feature['teacher_recorders'],
+    distill_losses=dict(
+        kd_feat=dict(
+            kd_key_feature['distill_losses']['kd_feat'], relation=True)),
+    loss_forward_mappings=dict(
+        kd_feat=dict(
+            kd_key_feature['loss_forward_mappings']['kd_feat'],
+            preds_S=dict(from_student=True, recorder='neck'))))

@@ -13,6 +13,7 @@ from ._utils import (
     box_cell_masks,
     check_same_shape,
     frame_index,
+    unit_vectors,
     zero_with_grad,
 )
 
@@ -117,7 +118,29 @@ class KeyFeatureLoss(nn.Module):
             instead of raw ones in :math:`D`, so the student learns the
             teacher's pattern, not its magnitudes. The attentions are still
             those of the raw maps. Default False.
+        relation (bool): compare how each foreground cell relates to every
+            cell of its frame instead of the maps themselves (see below).
+            The student's map needs no connector: only the frame count and
+            H, W must match the teacher's. Needs ``beta_bg=0`` and
+            ``gamma_at=0``. Default False.
         loss_weight (float): overall weight. Default 1.0.
+
+    With ``relation=True``, :math:`D(p)` of a foreground cell is the error
+    between the student's and the teacher's relations of that cell to the
+    frame, the cosine similarity of its feature vector with each cell's
+    (standardised first when ``normalize``):
+
+    .. math::
+        R(p, q) = \frac{F(:, p) \cdot F(:, q)}{\|F(:, p)\|\,\|F(:, q)\|},
+        \qquad D(p) = \frac{1}{HW}\sum_q (R_S(p, q) - R_T(p, q))^2
+
+    and :math:`L_{fg}` weighs it as above. A narrow student cannot carry
+    the teacher's channels, and a connector that maps them can absorb the
+    error (the student's map is then free to stay as it is); which cells
+    look alike to the teacher - the parts of one target, a target against
+    its neighbours and the background - is a structure any width can
+    carry. Only foreground rows are computed (a K x HW matrix for the K
+    covered cells of a frame), so the cost stays low at 1088x608.
     """
 
     def __init__(self,
@@ -126,6 +149,7 @@ class KeyFeatureLoss(nn.Module):
                  beta_bg: float = 0.5,
                  gamma_at: float = 0.1,
                  normalize: bool = False,
+                 relation: bool = False,
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         if temperature <= 0:
@@ -136,6 +160,12 @@ class KeyFeatureLoss(nn.Module):
         self.beta_bg = float(beta_bg)
         self.gamma_at = float(gamma_at)
         self.normalize = bool(normalize)
+        self.relation = bool(relation)
+        if self.relation and (self.beta_bg != 0 or self.gamma_at != 0):
+            raise ValueError(
+                'KeyFeatureLoss: relation=True compares foreground cells '
+                'only; set beta_bg=0 and gamma_at=0 (got beta_bg='
+                f'{beta_bg}, gamma_at={gamma_at})')
         self.loss_weight = float(loss_weight)
 
     @staticmethod
@@ -173,13 +203,53 @@ class KeyFeatureLoss(nn.Module):
         w_bg = spatial_T.masked_fill(covered > 0, 0.)
         return w_fg, w_bg
 
+    def _relation_level(self, preds_S: Tensor, preds_T: Tensor,
+                        gt_bboxes: Sequence[Tensor],
+                        batch_input_shape: Sequence[int]) -> Tensor:
+        """:math:`L_{fg}` of one level on the relations of the foreground
+        cells (``relation=True``)."""
+        if (preds_S.dim() != 4 or preds_T.dim() != 4
+                or preds_S.shape[0] != preds_T.shape[0]
+                or preds_S.shape[2:] != preds_T.shape[2:]):
+            raise ValueError(
+                f'KeyFeatureLoss: student map {tuple(preds_S.shape)} and '
+                f'teacher map {tuple(preds_T.shape)} differ in frames or '
+                'H, W (relation=True needs only those to match)')
+        preds_T = preds_T.detach()
+        sp_T, _ = spatial_channel_attention(preds_T, self.temperature)
+        w_fg, _ = self.box_weights(sp_T, gt_bboxes, batch_input_shape,
+                                   background=False)
+        map_S, map_T = preds_S, preds_T
+        if self.normalize:
+            map_S, map_T = _standardize(preds_S), _standardize(preds_T)
+        # unit feature vectors of every cell: (N, C, H*W)
+        vec_S = unit_vectors(map_S.flatten(2), dim=1)
+        vec_T = unit_vectors(map_T.flatten(2), dim=1)
+        w_fg = w_fg.flatten(1)
+        total = w_fg.sum()
+        if not total > 0:
+            return zero_with_grad(preds_S)
+        loss = preds_S.new_zeros(())
+        for n in range(w_fg.shape[0]):  # K x HW rows of the covered cells
+            cells = torch.nonzero(w_fg[n] > 0).squeeze(1)
+            if not len(cells):
+                continue
+            rel_S = vec_S[n, :, cells].t() @ vec_S[n]
+            rel_T = vec_T[n, :, cells].t() @ vec_T[n]
+            err = (rel_S - rel_T).pow(2).mean(1)
+            loss = loss + (w_fg[n, cells] * err).sum()
+        return self.alpha_fg * loss / total
+
     def _single_level(self, preds_S: Tensor, preds_T: Tensor,
                       gt_bboxes: Sequence[Tensor],
                       batch_input_shape: Sequence[int]) -> Tensor:
-        check_same_shape(preds_S, preds_T, 'KeyFeatureLoss')
         if len(gt_bboxes) != preds_S.shape[0]:
             raise ValueError(f'KeyFeatureLoss: {len(gt_bboxes)} gt_bboxes '
                              f'for a batch of {preds_S.shape[0]}')
+        if self.relation:
+            return self._relation_level(preds_S, preds_T, gt_bboxes,
+                                        batch_input_shape)
+        check_same_shape(preds_S, preds_T, 'KeyFeatureLoss')
         preds_T = preds_T.detach()
         sp_T, ch_T = spatial_channel_attention(preds_T, self.temperature)
         # a zero weight skips its term: 0 times a finite term adds nothing

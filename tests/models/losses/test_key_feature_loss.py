@@ -488,3 +488,80 @@ def test_no_target_and_zero_weights_give_a_connected_zero():
     assert loss.item() == 0. and loss.requires_grad
     loss.backward()
     assert s.grad is not None and (s.grad == 0).all()
+
+
+# ------------------------------------------------------------- relation=True
+def _relation_by_cell(s, t, boxes, temp=0.5, normalize=True):
+    """:math:`L_{fg}` of ``relation=True`` cell by cell: each covered cell's
+    cosines to every cell of its frame, from the loops of the definition."""
+    def cos_row(f, p):
+        v = f[:, p]
+        return torch.stack([
+            torch.dot(v, f[:, q]) / (v.norm() * f[:, q].norm())
+            for q in range(f.shape[1])])
+
+    def standardised(f):  # (C, HW): zero mean, unit (unbiased) std per row
+        return (f - f.mean(1, keepdim=True)) / (f.std(1, keepdim=True) + 1e-6)
+
+    n, _, h, w = t.shape
+    num = den = 0.
+    for i in range(n):
+        att = t[i].abs().mean(0).flatten() / temp
+        att = h * w * torch.softmax(att, 0)
+        weight = torch.zeros(h * w)
+        for box in boxes[i]:
+            mask = _cells(box[None], hw=h).flatten().float()
+            weight += mask * att / (mask * att).sum()
+        fs, ft = s[i].flatten(1), t[i].flatten(1)
+        if normalize:
+            fs, ft = standardised(fs), standardised(ft)
+        for p in range(h * w):
+            if weight[p] > 0:
+                err = (cos_row(fs, p) - cos_row(ft, p)).pow(2).mean()
+                num = num + weight[p] * err
+                den = den + weight[p]
+    return num / den
+
+
+@pytest.mark.parametrize('normalize', [False, True])
+def test_relation_matches_its_definition_cell_by_cell(normalize):
+    # 8 x 8 maps of a 64 x 64 input; boxes on cell edges
+    boxes = [torch.tensor([[0., 0., 16., 24.], [32., 8., 64., 56.]]),
+             torch.tensor([[8., 8., 16., 16.]])]
+    s, t = _feat(1, c=4, hw=8), _feat(2, c=6, hw=8)  # channels differ
+    got = KeyFeatureLoss(relation=True, beta_bg=0., gamma_at=0.,
+                         normalize=normalize)(s, t, boxes, (64, 64))
+    want = _relation_by_cell(s, t, boxes, normalize=normalize)
+    assert got.item() == pytest.approx(want.item(), rel=1e-4)
+    assert got.item() > 0.05
+
+
+def test_relation_needs_no_connector_and_ignores_width():
+    """A student map that is the teacher's with every channel twice has the
+    teacher's relations: zero loss, with or without standardising; a
+    different map has a loss, whose gradient reaches the student only."""
+    boxes = [torch.cat([SMALL, LARGE]), torch.zeros(0, 4)]
+    t = _feat(c=8).requires_grad_(True)
+    wide = torch.cat([t.detach(), t.detach()], 1)
+    for normalize in (False, True):
+        loss_fn = KeyFeatureLoss(relation=True, beta_bg=0., gamma_at=0.,
+                                 normalize=normalize)
+        assert loss_fn(wide, t, boxes, SHAPE).item() == pytest.approx(
+            0., abs=1e-6)
+    s = _feat(1, c=4).requires_grad_(True)
+    loss = loss_fn([s, s], [t, t], boxes, SHAPE)
+    loss.backward()
+    assert loss.item() > 0.05
+    assert t.grad is None and s.grad.abs().sum() > 0
+    # no box at all: a zero with a gradient path
+    none = loss_fn(s, t, [torch.zeros(0, 4)] * 2, SHAPE)
+    assert none.item() == 0. and none.requires_grad
+
+
+def test_relation_errors_name_the_argument():
+    with pytest.raises(ValueError, match=r'^KeyFeatureLoss: relation=True '
+                       r'compares foreground cells only; set beta_bg=0 '):
+        KeyFeatureLoss(relation=True)
+    loss_fn = KeyFeatureLoss(relation=True, beta_bg=0., gamma_at=0.)
+    with pytest.raises(ValueError, match=r'differ in frames or H, W'):
+        loss_fn(_feat(hw=8), _feat(hw=16), [SMALL, SMALL], SHAPE)
