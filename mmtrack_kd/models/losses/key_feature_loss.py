@@ -161,6 +161,8 @@ class KeyFeatureLoss(nn.Module):
         self.gamma_at = float(gamma_at)
         self.normalize = bool(normalize)
         self.relation = bool(relation)
+        #: read by ``MOTDistiller``: relations need no channel match
+        self.allow_channel_mismatch = self.relation
         if self.relation and (self.beta_bg != 0 or self.gamma_at != 0):
             raise ValueError(
                 'KeyFeatureLoss: relation=True compares foreground cells '
