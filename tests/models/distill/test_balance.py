@@ -28,15 +28,21 @@ def _with_balance(repo_root, tmp_path, **balance):
                                 loss_balance=balance)
 
 
+def _losses_and_task(model):
+    """The losses of one step of ``model`` on the tiny batch (seed 3), and
+    the task's sum."""
+    torch.manual_seed(3)
+    inputs, samples = tiny_batch()
+    losses = model.loss(inputs, samples)
+    return losses, summed({k: v for k, v in losses.items()
+                           if 'loss' in k and '_kd_' not in k})
+
+
 def test_scaled_losses_have_the_set_gradient_ratios(repo_root, tmp_path):
     ratios = dict(kd_id=0.5, kd_feat=2.0, kd_resp=8.0)
     model = _with_balance(repo_root, tmp_path, ratios=ratios, interval=5,
                           momentum=0.5)
-    torch.manual_seed(3)
-    inputs, samples = tiny_batch()
-    losses = model.loss(inputs, samples)
-    task = summed({k: v for k, v in losses.items()
-                   if 'loss' in k and '_kd_' not in k})
+    losses, task = _losses_and_task(model)
     t = _neck_norm(task, model)
     assert losses['gnorm_task'] == pytest.approx(t, rel=1e-4)
     for name, ratio in ratios.items():
@@ -65,11 +71,7 @@ def test_a_loss_measured_on_its_own_layers(repo_root, tmp_path):
     ratios = dict(kd_id=0.5, kd_feat=2.0, kd_resp=8.0)
     model = _with_balance(repo_root, tmp_path, ratios=ratios, interval=5,
                           loss_shared=dict(kd_feat='backbone'))
-    torch.manual_seed(3)
-    inputs, samples = tiny_batch()
-    losses = model.loss(inputs, samples)
-    task = summed({k: v for k, v in losses.items()
-                   if 'loss' in k and '_kd_' not in k})
+    losses, task = _losses_and_task(model)
     on = dict(neck=_norm_on(task, model, 'neck'),
               backbone=_norm_on(task, model, 'backbone'))
     assert on['neck'] != pytest.approx(on['backbone'], rel=1e-2)
@@ -392,11 +394,7 @@ def test_vectorised_norms_equal_one_pass_each(repo_root, tmp_path,
     model = _with_balance(repo_root, tmp_path,
                           ratios=dict(kd_id=0.5, kd_feat=2.0, kd_resp=8.0),
                           loss_shared=dict(kd_feat='backbone'))
-    torch.manual_seed(3)
-    inputs, samples = tiny_batch()
-    losses = model.loss(inputs, samples)
-    task = summed({k: v for k, v in losses.items()
-                   if 'loss' in k and '_kd_' not in k})
+    losses, task = _losses_and_task(model)
     kd = [summed(losses[f'loss_{n}']) for n in KD_NAMES]
     params = model.loss_balance.shared_params(model.student)
     one_each = bal._grad_norms([task] + kd, params, batched=False)
