@@ -74,40 +74,6 @@ def _grad_norm(loss: torch.Tensor, params: List[nn.Parameter]) -> float:
     return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
 
 
-def _grad_norms(losses: Sequence[torch.Tensor],
-                params: List[nn.Parameter],
-                batched: bool = True) -> List[float]:
-    """:func:`_grad_norm` of each of ``losses`` (scalars) on ``params``.
-
-    With ``batched``, one backward pass vectorised over the losses
-    (``torch.autograd.grad(..., is_grads_batched=True)``: the rows of an
-    identity as the output gradients) instead of one pass each: the layers
-    between the losses and ``params`` (the heads, at full resolution most
-    of a step's backward) are traversed once. Raises what autograd raises
-    when an operation has no vectorised backward; :class:`GradientBalancer`
-    then falls back to one pass each.
-    """
-    live = [i for i, loss in enumerate(losses) if loss.requires_grad]
-    out = [0.0] * len(losses)
-    if len(live) < 2 or not batched:
-        for i in live:
-            out[i] = _grad_norm(losses[i], params)
-        return out
-    stacked = torch.stack([losses[i].reshape(()) for i in live])
-    eye = torch.eye(len(live), dtype=stacked.dtype, device=stacked.device)
-    grads = torch.autograd.grad(stacked, params, grad_outputs=eye,
-                                retain_graph=True, allow_unused=True,
-                                is_grads_batched=True)
-    sq = [g.detach().flatten(1).pow(2).sum(1) for g in grads
-          if g is not None]
-    if not sq:
-        return out
-    norms = torch.stack(sq).sum(0).sqrt().tolist()
-    for i, norm in zip(live, norms):
-        out[i] = norm
-    return out
-
-
 class GradientBalancer(nn.Module):
     """Scale distillation losses to set ratios of the task's gradient norm
     on the student's shared layers (see the module docstring).
@@ -203,7 +169,6 @@ class GradientBalancer(nn.Module):
         self.max_scale = float(max_scale)
         self.min_scale = float(min_scale)
         self._warned = set()  # losses whose scale was held at a bound
-        self._batched = True  # see _norms
         # saved with the model, so that a resumed run goes on with them
         self.register_buffer('scales', torch.ones(len(self.loss_names)))
         self.register_buffer('step', torch.zeros((), dtype=torch.long))
@@ -285,24 +250,6 @@ class GradientBalancer(nn.Module):
         self.shared_params(student)
         for name in self.loss_shared:
             self.shared_params(student, name)
-
-    def _norms(self, losses: Sequence[torch.Tensor],
-               params: List[nn.Parameter]) -> List[float]:
-        """:func:`_grad_norms`, vectorised over the losses unless a model
-        has an operation without a vectorised backward (then one pass each
-        from there on, logged once)."""
-        if self._batched:
-            try:
-                return _grad_norms(losses, params)
-            except RuntimeError as err:
-                self._batched = False
-                from mmengine.logging import print_log
-                print_log(
-                    f'{self.cfg_key}: the gradient norms are taken one '
-                    'loss at a time (the vectorised backward failed: '
-                    f'{str(err).splitlines()[0]})', logger='current',
-                    level=logging.WARNING)
-        return _grad_norms(losses, params, batched=False)
 
     def scale_of(self, name: str) -> torch.Tensor:
         return self.scales[self.loss_names.index(name)]
@@ -398,21 +345,12 @@ class GradientBalancer(nn.Module):
             return {}
         params = self.shared_params(student)
         own = [n for n in self.loss_names if n in self.loss_shared]
-        zero = task_loss.new_zeros(())  # a loss absent from this step
-        groups = [(params, [task_loss] + [
-            kd_losses.get(n, zero) for n in self.loss_names
-            if n not in self.loss_shared])]
-        groups += [(self.shared_params(student, n),
-                    [task_loss, kd_losses.get(n, zero)]) for n in own]
-        measured = [self._norms(losses, group_params)
-                    for group_params, losses in groups]
-        shared_norms = iter(measured[0][1:])
-        own_norms = dict(zip(own, measured[1:]))
+        own_params = {n: self.shared_params(student, n) for n in own}
         norms = torch.tensor(
-            [measured[0][0]] +
-            [own_norms[n][1] if n in own_norms else next(shared_norms)
-             for n in self.loss_names] +
-            [own_norms[n][0] for n in own])
+            [_grad_norm(task_loss, params)] +
+            [_grad_norm(kd_losses[n], own_params.get(n, params))
+             if n in kd_losses else 0.0 for n in self.loss_names] +
+            [_grad_norm(task_loss, own_params[n]) for n in own])
         from mmengine.dist import all_reduce, get_world_size
         if get_world_size() > 1:  # one set of scales on every rank
             all_reduce(norms, op='mean')

@@ -384,37 +384,3 @@ def test_feature_loss_balanced_from_the_end_of_the_connector_warmup(
     assert float(out['gnorm_kd_feat']) == pytest.approx(
         2.0 * float(out['gnorm_task']), rel=1e-3)
 
-
-def test_vectorised_norms_equal_one_pass_each(repo_root, tmp_path,
-                                               monkeypatch):
-    """The balancer takes every loss's norm in one vectorised backward; it
-    gives what one backward per loss gives, and falls back to that when the
-    vectorised backward fails."""
-    from mmtrack_kd.models.distill import balance as bal
-    model = _with_balance(repo_root, tmp_path,
-                          ratios=dict(kd_id=0.5, kd_feat=2.0, kd_resp=8.0),
-                          loss_shared=dict(kd_feat='backbone'))
-    losses, task = _losses_and_task(model)
-    kd = [summed(losses[f'loss_{n}']) for n in KD_NAMES]
-    params = model.loss_balance.shared_params(model.student)
-    one_each = bal._grad_norms([task] + kd, params, batched=False)
-    assert one_each == [pytest.approx(_neck_norm(x, model), rel=1e-5)
-                        for x in [task] + kd]
-    vectorised = bal._grad_norms([task] + kd, params)
-    assert vectorised == [pytest.approx(x, rel=1e-4) for x in one_each]
-    # a loss that does not need a gradient counts 0, in both ways
-    const = torch.tensor(1.0)
-    assert bal._grad_norms([task, const], params)[1] == 0.0
-    # the fallback, logged once
-    balancer = model.loss_balance
-
-    real = bal._grad_norms
-
-    def no_batching_rule(losses, params, batched=True):
-        if batched:
-            raise RuntimeError('no batching rule\nmore')
-        return real(losses, params, batched=False)
-    monkeypatch.setattr(bal, '_grad_norms', no_batching_rule)
-    got = balancer._norms([task] + kd, params)
-    assert got == pytest.approx(one_each, rel=1e-5)
-    assert balancer._batched is False
