@@ -140,7 +140,10 @@ class KeyFeatureLoss(nn.Module):
     look alike to the teacher - the parts of one target, a target against
     its neighbours and the background - is a structure any width can
     carry. Only foreground rows are computed (a K x HW matrix for the K
-    covered cells of a frame), so the cost stays low at 1088x608.
+    covered cells of a frame), so the cost stays low at 1088x608. On the
+    SynthMOT benchmark at 8 epochs it scored as the shipped design on val
+    (61.8 IDF1 inside the three losses, seeds 5-6), below leaving the loss
+    out (62.6); it is an option (fragment ``kd_key_feature_relation``).
     """
 
     def __init__(self,
