@@ -837,12 +837,10 @@ def time_components(model, inputs: torch.Tensor, data_samples, iters: int,
     return times
 
 
-def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
-    """The distiller of ``config`` and one pre-processed training batch.
-
-    Returns:
-        tuple: ``(model, inputs, data_samples)``; ``inputs`` is (N, 3, H, W).
-    """
+def build_distiller_loader(config: str, cfg_options: Optional[dict] = None):
+    """The distiller of ``config`` (built with seed 0) and its training
+    loader (seed 0, no workers): the same weights and batches on every
+    call."""
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
     from mmengine.runner import Runner, set_random_seed
@@ -859,7 +857,16 @@ def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
     model = MODELS.build(cfg.model)
     loader_cfg = cfg.train_dataloader.copy()
     loader_cfg.update(num_workers=0, persistent_workers=False)
-    loader = Runner.build_dataloader(loader_cfg, seed=0)
+    return model, Runner.build_dataloader(loader_cfg, seed=0)
+
+
+def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
+    """The distiller of ``config`` and one pre-processed training batch.
+
+    Returns:
+        tuple: ``(model, inputs, data_samples)``; ``inputs`` is (N, 3, H, W).
+    """
+    model, loader = build_distiller_loader(config, cfg_options)
     batch = next(iter(loader))
     data = model.data_preprocessor(batch, True)
     return model, data['inputs'], data['data_samples']
