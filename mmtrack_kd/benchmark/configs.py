@@ -213,7 +213,8 @@ def loss_balance(plan: BenchmarkPlan, method: str,
     :func:`distill_cfgs`) at the fragment's ratio
     (:meth:`BenchmarkPlan.ratio_of`), and the decay of those that
     ``--kd-decay`` names (:meth:`BenchmarkPlan.decay_of`; the length is
-    the run's ``max_iters``), measured on the family's student neck
+    the run's ``max_iters``), every ``--balance-interval`` iterations
+    when set, measured on the family's student neck
     (``detector.neck`` for ByteTrack); the losses of a fragment whose
     student recorders all read the backbone (``recorder.source``) are
     measured on the backbone, the layers they reach."""
@@ -238,6 +239,8 @@ def loss_balance(plan: BenchmarkPlan, method: str,
              if plan.decay_of(method, key) != 1.0}
     if decay:
         out['decay'] = decay
+    if plan.balance_interval is not None:
+        out['interval'] = plan.balance_interval
     return out
 
 

@@ -330,6 +330,10 @@ class BenchmarkPlan:
             student through ``EMAHook``, whose checkpoint holds the
             averaged weights. The teacher is trained without it. None: the
             last weights are scored.
+        balance_interval (int, optional): iterations between the gradient
+            balancer's measurements (``--balance-interval``, the
+            ``interval`` of ``loss_balance``); needs ``grad_ratio``. None:
+            the configs' (20).
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -351,7 +355,8 @@ class BenchmarkPlan:
                  rescore: bool = False,
                  project: Optional[Sequence[str]] = None,
                  first_seed: int = 0,
-                 ema: Optional[float] = None) -> None:
+                 ema: Optional[float] = None,
+                 balance_interval: Optional[int] = None) -> None:
         self.family = get_family(family)
         self.preset = get_preset(preset, family)
         if epochs is not None:
@@ -382,6 +387,17 @@ class BenchmarkPlan:
         if self.kd_decay and self.grad_ratio is None:
             raise ValueError('--kd-decay needs --grad-ratio (the decay is '
                              'part of the distiller\'s loss_balance)')
+        if balance_interval is not None:
+            if isinstance(balance_interval, bool) or \
+                    not isinstance(balance_interval, int) or \
+                    balance_interval < 1:
+                raise ValueError('--balance-interval: expected an integer '
+                                 f'>= 1, got {balance_interval!r}')
+            if self.grad_ratio is None:
+                raise ValueError('--balance-interval needs --grad-ratio (the '
+                                 'interval is part of the distiller\'s '
+                                 'loss_balance)')
+        self.balance_interval = balance_interval
         self.project = list(project or [])
         bad = [k for k in self.project if k not in FRAGMENTS]
         if bad:
@@ -584,6 +600,8 @@ class BenchmarkPlan:
                  + (f', gradient balance {self.grad_ratio}'
                     if self.grad_ratio is not None else '')
                  + (f', decay to {self.kd_decay}' if self.kd_decay else '')
+                 + (f', balancer measuring every {self.balance_interval} '
+                    'iterations' if self.balance_interval else '')
                  + (f', projected {self.project}' if self.project else '')
                  + (f', students scored as the EMA of their weights '
                     f'(momentum {self.ema})' if self.ema else '')

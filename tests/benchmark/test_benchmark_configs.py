@@ -125,6 +125,21 @@ def test_kd_decay_writes_the_decay_of_the_named_fragments(tmp_path):
     assert 'decay' not in cfg.model.loss_balance
 
 
+def test_balance_interval_sets_the_balancers_interval(tmp_path):
+    plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours', 'fitnets'],
+                         data=str(tmp_path / 'd'), grad_ratio={'resp': 8.0},
+                         balance_interval=60)
+    for method in ('ours', 'fitnets'):
+        cfg = Config.fromfile(configs.kd_cfg(plan, method, 0, '/t.py',
+                                             '/t.pth'))
+        assert cfg.model.loss_balance.interval == 60
+    # unset: the fragments' own interval (balance.py, 20)
+    plan = BenchmarkPlan(str(tmp_path / 'o'), 'quick', 1, ['ours'],
+                         data=str(tmp_path / 'd'), grad_ratio={'resp': 8.0})
+    cfg = Config.fromfile(configs.kd_cfg(plan, 'ours', 0, '/t.py', '/t.pth'))
+    assert cfg.model.loss_balance.get('interval', 20) == 20
+
+
 def test_loss_options_set_arguments_of_one_fragment(tmp_path):
     plan = BenchmarkPlan(str(tmp_path), 'quick', 1, ['ours'],
                          data=str(tmp_path / 'd'), loss_options=dict(

@@ -117,6 +117,20 @@ def test_grad_ratio_per_fragment_and_group(tmp_path):
                       grad_ratio={'id': -1.0})
 
 
+def test_balance_interval_is_checked(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      grad_ratio={'resp': 8.0}, balance_interval=60)
+    assert p.balance_interval == 60
+    assert 'every 60 iterations' in p.describe(lambda m, s: False)
+    with pytest.raises(ValueError, match='--balance-interval needs'):
+        BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                      balance_interval=60)
+    for bad in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match='--balance-interval: expected'):
+            BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
+                          grad_ratio={'resp': 8.0}, balance_interval=bad)
+
+
 def test_kd_decay_is_checked(tmp_path):
     p = BenchmarkPlan(str(tmp_path), 'full', 1, ['ours'],
                       grad_ratio={'resp': 8.0}, kd_decay={'ours.feat': 0.0})

@@ -84,6 +84,11 @@ def parse_args(argv=None):
                         'is kept at RATIO times the task\'s (model.'
                         'loss_balance); METHOD.LOSS=RATIO as for '
                         '--loss-scale; a fragment left out gets 1')
+    parser.add_argument('--balance-interval', type=int, default=None,
+                        metavar='N',
+                        help='with --grad-ratio: the balancer measures the '
+                        'gradient norms every N iterations (default: the '
+                        "configs' 20)")
     parser.add_argument('--rescore', action='store_true',
                         help='recorded models whose thresholds were picked '
                         'on another grid: pick them again on val from the '
@@ -146,7 +151,8 @@ def main(argv=None) -> int:
             kd_decay=None if args.kd_decay is None else
             parse_loss_scale(args.kd_decay, '--kd-decay'),
             family=args.family, rescore=args.rescore, project=args.project,
-            first_seed=args.first_seed, ema=args.ema)
+            first_seed=args.first_seed, ema=args.ema,
+            balance_interval=args.balance_interval)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
