@@ -46,8 +46,10 @@ def term_losses(model: nn.Module, losses: Dict[str, torch.Tensor]
     distillation loss, by its name in ``distill_losses``."""
     terms, taken = {}, set()
     for name, log_name in model.log_names.items():
-        keys = [k for k in losses
-                if k == log_name or k.startswith(log_name + '_')]
+        # a dict-valued loss logs one entry per key (MOTDistiller.loss)
+        sub = model._dict_keys.get(name)
+        keys = [f'{log_name}_{k}' for k in sub] if sub else [log_name]
+        keys = [k for k in keys if k in losses]
         taken.update(keys)
         terms[name] = summed({k: losses[k] for k in keys}) if keys else None
     task = {k: v for k, v in losses.items() if 'loss' in k and k not in taken}
@@ -169,7 +171,8 @@ def _t975(df: int) -> float:
 
 def summarise_runs(runs: Sequence[dict]) -> dict:
     """Across runs (their ``mean``): mean, std and 95 % t interval of each
-    norm, cosine and unique share (no interval with one run)."""
+    norm, cosine, unique share and step share (no interval with one
+    run)."""
     out = {}
     for part in PARTS:
         out[part] = {}

@@ -40,6 +40,19 @@ def test_cosines_norms_and_unique_shares_of_known_vectors():
     assert res['unique']['a'] == pytest.approx(1)
 
 
+def test_terms_of_dict_valued_losses_and_the_task():
+    from types import SimpleNamespace
+    model = SimpleNamespace(log_names={'a': 'loss_kd_a', 'b': 'loss_kd_b'},
+                            _dict_keys={'b': ['x', 'y']})
+    t = torch.tensor
+    losses = {'loss_cls': t([1., 3.]), 'loss_bbox': t(4.),
+              'loss_kd_a': t(5.), 'loss_kd_b_x': t(6.), 'loss_kd_b_y': t(7.),
+              'gnorm_task': t(100.)}  # a log, not a loss
+    terms = term_losses(model, losses)
+    assert {k: float(v) for k, v in terms.items()} == {
+        'task': 6., 'a': 5., 'b': 13.}
+
+
 def test_summary_over_runs_has_a_t_interval():
     runs = [{'mean': {'norm': {'a': v}, 'cos': {}, 'unique': {},
                       'step_share': {}}}
