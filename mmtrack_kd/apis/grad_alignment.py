@@ -25,13 +25,12 @@ mean, standard deviation and 95 % t interval.
 import contextlib
 import itertools
 import math
-import statistics
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 
-from ..models.distill.balance import summed
+from ..models.distill.balance import module_params, summed
 
 __all__ = ['term_losses', 'gradient_alignment', 'alignment_of_run',
            'summarise_runs', 'format_alignment']
@@ -117,30 +116,13 @@ def _balancer_frozen(model: nn.Module):
         del bal.forward
 
 
-def shared_parameters(model: nn.Module, shared: Sequence[str]
-                      ) -> List[nn.Parameter]:
-    """Trainable parameters of the student's modules ``shared``."""
-    params = []
-    for path in shared:
-        try:
-            module = model.student.get_submodule(path)
-        except AttributeError:
-            raise ValueError(f'--shared: the student has no module {path!r}'
-                             ) from None
-        params += [p for p in module.parameters() if p.requires_grad]
-    if not params:
-        raise ValueError(f'--shared: {list(shared)} hold no trainable '
-                         'parameter')
-    return params
-
-
 def alignment_of_run(model: nn.Module,
                      batches: Iterable[Tuple[torch.Tensor, list]],
                      shared: Sequence[str] = ('neck', )) -> dict:
     """:func:`gradient_alignment` on each batch of ``batches`` (pre-processed
     ``(inputs, data_samples)``), then averaged: ``{'batches': [...],
     'mean': {'norm': .., 'cos': .., 'unique': .., 'step_share': ..}}``."""
-    params = shared_parameters(model, shared)
+    params = module_params(model.student, shared, '--shared')
     model.train()
     per_batch = []
     with _balancer_frozen(model):
@@ -164,28 +146,23 @@ def _nanmean(values: Sequence[float]) -> float:
     return sum(kept) / len(kept) if kept else math.nan
 
 
-def _t975(df: int) -> float:
-    from scipy import stats
-    return float(stats.t.ppf(0.975, df))
-
-
 def summarise_runs(runs: Sequence[dict]) -> dict:
     """Across runs (their ``mean``): mean, std and 95 % t interval of each
-    norm, cosine, unique share and step share (no interval with one
-    run)."""
+    norm, cosine, unique share and step share (no interval with one run;
+    the benchmark's statistics, :mod:`mmtrack_kd.benchmark.stats`)."""
+    from ..benchmark.stats import paired_test, summary_stats
     out = {}
     for part in PARTS:
         out[part] = {}
         for key in runs[0]['mean'][part]:
-            vals = [r['mean'][part][key] for r in runs
-                    if not math.isnan(r['mean'][part][key])]
-            entry = dict(n=len(vals), mean=_nanmean(vals) if vals else
-                         math.nan)
-            if len(vals) > 1:
-                sd = statistics.stdev(vals)
-                half = _t975(len(vals) - 1) * sd / math.sqrt(len(vals))
-                entry.update(std=sd, ci95_low=entry['mean'] - half,
-                             ci95_high=entry['mean'] + half)
+            vals = [r['mean'][part][key] for r in runs]
+            entry = summary_stats(vals)
+            if entry['n'] > 1:  # the t interval of the mean
+                test = paired_test(vals)
+                entry.update(ci95_low=test['ci95_low'],
+                             ci95_high=test['ci95_high'])
+            else:
+                entry.pop('std')
             out[part][key] = entry
     return out
 

@@ -60,7 +60,7 @@ import torch.nn as nn
 
 from .errors import DistillConfigError
 
-__all__ = ['GradientBalancer', 'build_balancer', 'summed']
+__all__ = ['GradientBalancer', 'build_balancer', 'module_params', 'summed']
 
 
 def _grad_norm(loss: torch.Tensor, params: List[nn.Parameter]) -> float:
@@ -72,6 +72,29 @@ def _grad_norm(loss: torch.Tensor, params: List[nn.Parameter]) -> float:
                                 allow_unused=True)
     sq = [g.detach().pow(2).sum() for g in grads if g is not None]
     return float(torch.stack(sq).sum().sqrt()) if sq else 0.0
+
+
+def module_params(student: nn.Module, paths: Sequence[str],
+                  where: str) -> List[nn.Parameter]:
+    """The trainable parameters of the modules ``paths`` of ``student``.
+
+    Raises:
+        DistillConfigError: a path is not a module of the student, or they
+            hold no trainable parameter (the message starts with
+            ``where``, the config key or option that gave the paths).
+    """
+    params = []
+    for path in paths:
+        try:
+            module = student.get_submodule(path)
+        except AttributeError:
+            raise DistillConfigError(
+                f'{where}: the student has no module {path!r}') from None
+        params += [p for p in module.parameters() if p.requires_grad]
+    if not params:
+        raise DistillConfigError(
+            f'{where}: {list(paths)} hold no trainable parameter')
+    return params
 
 
 class GradientBalancer(nn.Module):
@@ -229,20 +252,7 @@ class GradientBalancer(nn.Module):
         key, paths = 'shared', self.shared
         if loss in self.loss_shared:
             key, paths = f'loss_shared.{loss}', self.loss_shared[loss]
-        params = []
-        for path in paths:
-            try:
-                module = student.get_submodule(path)
-            except AttributeError:
-                raise DistillConfigError(
-                    f'{self.cfg_key}.{key}: the student has no module '
-                    f'{path!r}') from None
-            params += [p for p in module.parameters() if p.requires_grad]
-        if not params:
-            raise DistillConfigError(
-                f'{self.cfg_key}.{key}: {paths} hold no trainable '
-                'parameter')
-        return params
+        return module_params(student, paths, f'{self.cfg_key}.{key}')
 
     def check_paths(self, student: nn.Module) -> None:
         """Check every ``shared`` and ``loss_shared`` path on ``student``
