@@ -93,9 +93,11 @@ def model_overrides(spec: dict) -> dict:
 SWEEP_CANDIDATE_EVALS = 0.2
 
 # what a family's section of presets.yaml may set per preset: the sizes and
-# the schedule (data, splits and the threshold choice are shared)
+# the schedule, and its own --protocol (data, splits and the threshold
+# choice are shared)
 FAMILY_PRESET_KEYS = ('teacher', 'student', 'epochs', 'teacher_epochs',
-                      'batch_size', 'teacher_batch_size', 'log_interval')
+                      'batch_size', 'teacher_batch_size', 'log_interval',
+                      'protocol')
 
 
 @functools.lru_cache(maxsize=None)
@@ -205,6 +207,56 @@ def default_methods(preset: str, family: str = DEFAULT_FAMILY) -> List[str]:
             if m not in refused]
 
 
+# the keys a preset's ``protocol`` may set, as the options they stand for
+PROTOCOL_KEYS = dict(epochs='--epochs', seeds='--seeds',
+                     seeds_of='--seeds-of', methods='--methods',
+                     grad_ratio='--grad-ratio', loss_option='--loss-option',
+                     splits='--splits')
+
+
+def protocol_settings(preset: str, family: str = DEFAULT_FAMILY,
+                      path: str = PRESETS_FILE) -> dict:
+    """The ``protocol`` of ``preset`` in ``presets.yaml`` (``--protocol``):
+    the settings of the README's main benchmark (epochs, methods, seeds per
+    method, gradient ratios, loss options, splits), in the options' own
+    forms (``grad_ratio``: ``['resp=20', ...]``, ``seeds_of``:
+    ``{method: n}``). A family other than CSTrack has a protocol only where
+    its section of the file gives one (``families.F.presets.P.protocol``);
+    methods the family refuses are left out.
+
+    Raises:
+        ValueError: the preset or family has no protocol, or the protocol
+            has an unknown key (names the file and the key).
+    """
+    data = _read_yaml(path)
+    section = ((data.get('families') or {}).get(family) or {}).get(
+        'presets', {}).get(preset, {})
+    if 'protocol' in section:
+        proto = section['protocol']
+    elif family == DEFAULT_FAMILY:
+        proto = data['presets'].get(preset, {}).get('protocol')
+    else:
+        proto = None
+    if not proto:
+        raise ValueError(f'--protocol: preset {preset!r} of family '
+                         f'{family!r} has no protocol in {path} (give '
+                         '--epochs, --seeds, --methods, --grad-ratio ... '
+                         'instead)')
+    bad = sorted(set(proto) - set(PROTOCOL_KEYS))
+    if bad:
+        raise ValueError(f'{path}: presets.{preset}.protocol: unknown '
+                         f'key(s) {bad}, expected some of '
+                         f'{list(PROTOCOL_KEYS)}')
+    proto = copy.deepcopy(proto)
+    refused = get_family(family).refused
+    if 'methods' in proto:
+        proto['methods'] = [m for m in proto['methods'] if m not in refused]
+    if 'seeds_of' in proto:
+        proto['seeds_of'] = {m: n for m, n in proto['seeds_of'].items()
+                             if m not in refused}
+    return proto
+
+
 def parse_loss_scale(items: Sequence[str],
                      option: str = '--loss-scale') -> Dict[str, float]:
     """``['id=0.3', 'feat=1']`` -> ``{'id': 0.3, 'feat': 1.0}``; errors
@@ -265,6 +317,37 @@ def _checked_table(table: Dict[str, float], option: str,
     return table
 
 
+def _checked_seed_counts(seeds_of: Dict[str, int], methods: Sequence[str],
+                         seeds: int) -> Dict[str, int]:
+    """``--seeds-of``, checked: known methods of the run, integers >= 1,
+    no KD method with more seeds than the student.
+
+    Raises:
+        ValueError: names ``--seeds-of`` and the method.
+    """
+    out = {}
+    for method, n in seeds_of.items():
+        if method not in METHODS or method == 'teacher':
+            raise ValueError(f'--seeds-of: unknown method {method!r}, '
+                             'expected some of '
+                             f'{[m for m in METHODS if m != "teacher"]}')
+        if method not in methods:
+            raise ValueError(f'--seeds-of: {method} is not among the run\'s '
+                             f'methods {list(methods)}')
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f'--seeds-of: {method}: expected an integer '
+                             f'>= 1, got {n!r}')
+        out[method] = n
+    n_student = out.get('student', seeds)
+    more = sorted(m for m in methods if m not in ('teacher', 'student')
+                  and out.get(m, seeds) > n_student)
+    if more:
+        raise ValueError(f'--seeds-of: {more} would have more seeds than the '
+                         f'student ({n_student}); each KD seed is compared '
+                         'with the student of that seed')
+    return out
+
+
 class BenchmarkPlan:
     """The settings of one benchmark run folder, checked, and what follows
     from them: the runs, their paths, schedules and time estimates.
@@ -274,6 +357,11 @@ class BenchmarkPlan:
         preset (str): a preset of ``presets.yaml``.
         seeds (int): the number of seeds: ``first_seed`` ..
             ``first_seed + seeds - 1``.
+        seeds_of (dict, optional): method -> its own number of seeds
+            (``--seeds-of``, the protocol's 5 seeds for the main
+            comparison and 3 for the rest); the others get ``seeds``. A KD
+            method may not have more seeds than the student (each seed is
+            compared with the student of that seed).
         methods (Sequence[str]): keys of :data:`METHODS`; the teacher and
             student are added when missing (every KD method needs both).
         data (str, optional): SynthMOT folder; made when missing. Default
@@ -356,7 +444,8 @@ class BenchmarkPlan:
                  project: Optional[Sequence[str]] = None,
                  first_seed: int = 0,
                  ema: Optional[float] = None,
-                 balance_interval: Optional[int] = None) -> None:
+                 balance_interval: Optional[int] = None,
+                 seeds_of: Optional[Dict[str, int]] = None) -> None:
         self.family = get_family(family)
         self.preset = get_preset(preset, family)
         if epochs is not None:
@@ -418,6 +507,8 @@ class BenchmarkPlan:
         self.seeds = list(range(first_seed, first_seed + seeds))
         wanted = set(methods) | {'teacher', 'student'}
         self.methods = [m for m in METHODS if m in wanted]
+        self.seed_counts = _checked_seed_counts(
+            seeds_of or {}, self.methods, seeds)
         if data is None:  # owned by the run: nobody regenerates it midway
             data = osp.join(self.out, 'data',
                             f'synthmot_{self.preset["data_preset"]}')
@@ -441,7 +532,14 @@ class BenchmarkPlan:
                        key=lambda m: (m.startswith('ours_no_'),
                                       list(METHODS).index(m)))
         return [('teacher', TEACHER_SEED)] + [
-            (m, s) for m in order for s in self.seeds]
+            (m, s) for m in order for s in self.seeds_of(m)]
+
+    def seeds_of(self, method: str) -> List[int]:
+        """The seeds of ``method``: the first ``seeds_of[method]`` of the
+        run's seeds when set (:attr:`seed_counts`), else all of them."""
+        first = self.seeds[0]
+        return list(range(first, first + self.seed_counts.get(
+            method, len(self.seeds))))
 
     def fragments(self, method: str) -> Tuple[str, ...]:
         """The fragment keys of ``method`` in the plan's family (ours
@@ -576,6 +674,19 @@ class BenchmarkPlan:
         return p['startup_s'] + iters * p['sec_per_iter'] * factor + \
             evals * p['eval_s']
 
+    def _seeds_text(self) -> str:
+        """``5 seeds``, or with :attr:`seed_counts` e.g. ``3 seeds (5 for
+        student, ours)``."""
+        n = len(self.seeds)
+        other = {}
+        for m in self.methods:
+            k = self.seed_counts.get(m, n)
+            if m != 'teacher' and k != n:
+                other.setdefault(k, []).append(m)
+        extra = '; '.join(f'{k} for {", ".join(ms)}'
+                          for k, ms in sorted(other.items(), reverse=True))
+        return f'{n} seeds' + (f' ({extra})' if extra else '')
+
     def describe(self, is_done: Callable[[str, int], bool]) -> str:
         """The plan as printed before a run (and by ``--dry-run``).
 
@@ -609,7 +720,7 @@ class BenchmarkPlan:
                     f'{len(self.threshold_candidates())} candidates'
                     if self.tune_thresholds else ''),
                  f'{len(self.methods) - 1} student method(s) x '
-                 f'{len(self.seeds)} seeds + the teacher = '
+                 f'{self._seeds_text()} + the teacher = '
                  f'{len(self.runs())} trainings']
         total = 0.
         for m, s in self.runs():

@@ -230,3 +230,36 @@ def test_micro_run_of_a_family(tmp_path, repo_root, family):
     proc = run_tool(repo_root, cstrack + ['--allow-stale'], timeout=300,
                     rc=2)
     assert f'a run folder of family {family}' in proc.stderr
+
+
+def test_protocol_dry_run_and_overrides(tmp_path, repo_root):
+    """``--protocol`` runs the preset's protocol; an option given on the
+    command line replaces the protocol's entry."""
+    base = ['tools/benchmark/kd_benchmark.py', '--preset', 'full',
+            '--protocol', '--out', str(tmp_path / 'b'), '--data',
+            str(tmp_path / 'nodata'), '--dry-run']
+    out = run_tool(repo_root, base, timeout=120).stdout
+    assert '8 epochs x' in out
+    assert '3 seeds (5 for student, ours, only_resp)' in out
+    assert re.search(r'^\s+ours\s+seed 4\b', out, re.M)
+    assert not re.search(r'^\s+pkd\s+seed 3\b', out, re.M)
+    assert re.search(r'^\s+pkd\s+seed 2\b', out, re.M)
+    assert "'pkd.pkd': 7.0" in out
+    minutes = float(re.search(r'estimated time left: ([\d.]+) min',
+                              out).group(1))
+    assert 0 < minutes <= 240
+    out = run_tool(repo_root, base + [
+        '--methods', 'ours', '--seeds-of', 'student=2', 'ours=2',
+        '--epochs', '6'], timeout=120).stdout
+    assert '6 epochs x' in out
+    assert '2 student method(s) x 3 seeds (2 for student, ours) + the ' \
+        'teacher = 5 trainings' in out
+    proc = run_tool(repo_root, base + ['--seeds-of', 'ours=x'],
+                    timeout=120, rc=2)
+    assert "--seeds-of: expected METHOD=N with an integer N, got 'ours=x'" \
+        in proc.stderr
+    proc = run_tool(repo_root, ['tools/benchmark/kd_benchmark.py',
+                                '--preset', 'quick', '--protocol', '--out',
+                                str(tmp_path / 'q'), '--dry-run'],
+                    timeout=120, rc=2)
+    assert "--protocol: preset 'quick'" in proc.stderr

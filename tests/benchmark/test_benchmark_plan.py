@@ -259,3 +259,88 @@ def test_a_family_section_must_cover_every_preset(tmp_path):
     with pytest.raises(KeyError, match=r"keys \['data_preset'\] cannot be "
                        'set per family'):
         load_benchmark_data(str(bad), 'fairmot')
+
+
+def test_seeds_of_gives_a_method_its_own_seed_count(tmp_path):
+    p = BenchmarkPlan(str(tmp_path), 'quick', 2, ['ours', 'fgd'],
+                      first_seed=5, seeds_of=dict(student=3, ours=3))
+    assert p.seeds_of('ours') == [5, 6, 7]
+    assert p.seeds_of('fgd') == [5, 6]
+    assert p.runs() == [('teacher', 0), ('student', 5), ('student', 6),
+                        ('student', 7), ('ours', 5), ('ours', 6),
+                        ('ours', 7), ('fgd', 5), ('fgd', 6)]
+    text = p.describe(lambda m, s: False)
+    assert '2 seeds (3 for student, ours) + the teacher = 9 trainings' \
+        in text
+    # without seeds_of every method has every seed
+    assert BenchmarkPlan(str(tmp_path), 'quick', 2, ['ours']).seed_counts \
+        == {}
+
+
+@pytest.mark.parametrize('seeds_of, match', [
+    (dict(ours=4), r"\['ours'\] would have more seeds than the student"),
+    (dict(student=1), r"\['fgd', 'ours'\] would have more seeds"),
+    (dict(nope=2), "unknown method 'nope'"),
+    (dict(teacher=2), "unknown method 'teacher'"),
+    (dict(cwd=2), 'cwd is not among'),
+    (dict(ours=0), 'ours: expected an integer >= 1, got 0'),
+    (dict(ours=True), 'expected an integer'),
+])
+def test_seeds_of_is_checked(tmp_path, seeds_of, match):
+    with pytest.raises(ValueError, match='--seeds-of: .*' + match):
+        BenchmarkPlan(str(tmp_path), 'quick', 3, ['ours', 'fgd'],
+                      seeds_of=seeds_of)
+
+
+def test_the_full_protocol_fits_the_budget(tmp_path):
+    """``--protocol`` of ``full``: the README's 8-epoch benchmark, 5 seeds
+    for the student, ours and the best single loss, at least 3 for the
+    rest, every method balanced; its estimate from the measured costs fits
+    the 4 h the protocol allows on the 2-core machine."""
+    proto = plan.protocol_settings('full')
+    assert proto['epochs'] == 8
+    assert proto['seeds'] >= 3
+    for m in ('student', 'ours', 'only_resp'):
+        assert proto['seeds_of'][m] >= 5
+    assert {'only_id', 'only_feat', 'only_resp', 'ours_no_id',
+            'ours_no_feat', 'ours_no_resp'} <= set(proto['methods'])
+    p = BenchmarkPlan(
+        str(tmp_path), 'full', proto['seeds'], proto['methods'],
+        data=str(tmp_path / 'nodata'), epochs=proto['epochs'],
+        seeds_of=proto['seeds_of'], splits=proto['splits'],
+        grad_ratio=parse_loss_scale(proto['grad_ratio'], '--grad-ratio'),
+        loss_options=parse_loss_options(proto['loss_option']))
+    # every KD method of it is balanced by a ratio of the file, not by 1
+    for m in p.methods:
+        if METHODS[m][0] == 'kd':
+            assert all(p.ratio_of(m, k) != 1.0 for k in p.fragments(m)), m
+    total = sum(p.estimate_s(m) for m, _ in p.runs())
+    assert total / 60 / 2 <= 240
+
+
+def test_protocol_settings_name_what_is_missing(tmp_path):
+    with pytest.raises(ValueError, match="--protocol: preset 'quick'"):
+        plan.protocol_settings('quick')
+    # the protocol's methods are CSTrack's; another family needs its own
+    with pytest.raises(ValueError, match="family 'bytetrack' has no "
+                       'protocol'):
+        plan.protocol_settings('full', 'bytetrack')
+    import copy
+
+    import yaml
+    with open(plan.PRESETS_FILE) as f:
+        real = yaml.safe_load(f)
+    data = copy.deepcopy(real)
+    data['presets']['full']['protocol']['sed'] = 3
+    bad = tmp_path / 'presets.yaml'
+    bad.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=r"presets.full.protocol: unknown "
+                       r"key\(s\) \['sed'\]"):
+        plan.protocol_settings('full', path=str(bad))
+    data = copy.deepcopy(real)
+    data['families']['bytetrack']['presets']['full']['protocol'] = dict(
+        methods=['ours', 'only_id', 'pkd'], seeds_of=dict(ours=5, only_id=5))
+    own = tmp_path / 'own.yaml'
+    own.write_text(yaml.safe_dump(data))
+    proto = plan.protocol_settings('full', 'bytetrack', path=str(own))
+    assert proto == dict(methods=['ours', 'pkd'], seeds_of=dict(ours=5))

@@ -23,6 +23,7 @@ than the current run are refused (exit 2, naming each record file) unless
 """
 import argparse
 import sys
+from typing import Dict, Optional, Sequence
 
 from mmtrack_kd.benchmark import (
     FRAGMENTS,
@@ -34,7 +35,11 @@ from mmtrack_kd.benchmark import (
 )
 from mmtrack_kd.benchmark.cli import add_shared_options
 from mmtrack_kd.benchmark.lock import RunFolderBusyError
-from mmtrack_kd.benchmark.plan import default_methods
+from mmtrack_kd.benchmark.plan import (
+    PROTOCOL_KEYS,
+    default_methods,
+    protocol_settings,
+)
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
 
 
@@ -43,8 +48,20 @@ def parse_args(argv=None):
         description='KD benchmark on SynthMOT (see docs/benchmark.md)')
     add_shared_options(parser, 'quick', kd_decay_help=' (as for '
                        '--loss-scale); needs --grad-ratio')
-    parser.add_argument('--seeds', type=int, default=1,
-                        help='number of seeds (FIRST..FIRST+N-1)')
+    parser.add_argument('--seeds', type=int, default=None,
+                        help='number of seeds (FIRST..FIRST+N-1; default 1, '
+                        'or the protocol\'s)')
+    parser.add_argument('--seeds-of', nargs='+', default=None,
+                        metavar='METHOD=N',
+                        help='a method\'s own number of seeds (the first N '
+                        'of the run\'s), e.g. student=5 ours=5 with '
+                        '--seeds 3; no KD method more than the student')
+    parser.add_argument('--protocol', action='store_true',
+                        help='run the preset\'s protocol (presets.yaml, '
+                        'full: the README\'s 8-epoch benchmark): its '
+                        'epochs, methods, seeds per method, --grad-ratio, '
+                        '--loss-option and splits; an option given on the '
+                        'command line replaces the protocol\'s entry')
     parser.add_argument('--first-seed', type=int, default=0,
                         metavar='FIRST',
                         help='first student seed (default 0): add seeds '
@@ -133,14 +150,48 @@ def measure(bench: Benchmark, iters: int) -> int:
     return 0
 
 
+def parse_seeds_of(items: Optional[Sequence[str]]) -> Dict[str, int]:
+    """``['student=5', 'ours=5']`` -> ``{'student': 5, 'ours': 5}``."""
+    out = {}
+    for item in items or []:
+        method, sep, n = item.partition('=')
+        try:
+            if not sep:
+                raise ValueError
+            out[method] = int(n)
+        except ValueError:
+            raise ValueError('--seeds-of: expected METHOD=N with an integer '
+                             f'N, got {item!r}') from None
+    return out
+
+
+def apply_protocol(args) -> None:
+    """``--protocol``: fill every option of :data:`PROTOCOL_KEYS` that
+    the command line left unset from the preset's protocol."""
+    proto = protocol_settings(args.preset, args.family)
+    given = {key: getattr(args, key) for key in PROTOCOL_KEYS}
+    for key, value in proto.items():
+        if given[key] in (None, []):
+            if key == 'seeds_of':
+                value = [f'{m}={n}' for m, n in value.items()]
+            setattr(args, key, value)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    try:
+        if args.protocol:
+            apply_protocol(args)
+        seeds_of = parse_seeds_of(args.seeds_of)
+    except ValueError as err:
+        print(f'kd_benchmark: {err}', file=sys.stderr)
+        return 2
     methods = args.methods
     if methods is None:
         methods = default_methods(args.preset, args.family)
     try:
         bench = Benchmark(
-            args.out, args.preset, args.seeds, methods, args.data,
+            args.out, args.preset, args.seeds or 1, methods, args.data,
             args.threads, args.resume, jobs=args.jobs,
             loss_scale=parse_loss_scale(args.loss_scale), splits=args.splits,
             teacher_from=args.teacher_from,
@@ -152,7 +203,7 @@ def main(argv=None) -> int:
             parse_loss_scale(args.kd_decay, '--kd-decay'),
             family=args.family, rescore=args.rescore, project=args.project,
             first_seed=args.first_seed, ema=args.ema,
-            balance_interval=args.balance_interval)
+            balance_interval=args.balance_interval, seeds_of=seeds_of)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
