@@ -214,3 +214,28 @@ def test_sweep_file_and_out_paths(tmp_path):
         sweep_out_paths('m/{name}.json', ['a'])
     with pytest.raises(ValueError, match='no file name'):
         sweep_out_paths('m', ['a/b'])
+
+
+def test_output_copy_gives_each_candidate_its_own_frames():
+    """Each candidate's copy has its own video and frame objects (its own
+    predictions) and shares the ground truth; the input is left as it
+    was."""
+    from mmdet.structures import DetDataSample, TrackDataSample
+    from mmengine.structures import InstanceData
+
+    from mmtrack_kd.evaluation.sweep import _output_copy
+    frame = DetDataSample(metainfo=dict(frame_id=3, scale_factor=(2., 2.)))
+    frame.gt_instances = InstanceData(bboxes=torch.ones(2, 4))
+    video = TrackDataSample(metainfo=dict(video_id=1))
+    video.video_data_samples = [frame]
+    a, b = _output_copy([video]), _output_copy([video])
+    fa, fb = a[0].video_data_samples[0], b[0].video_data_samples[0]
+    assert fa is not fb and fa is not frame and a[0] is not video
+    assert fa.gt_instances is frame.gt_instances
+    assert fa.metainfo == frame.metainfo and a[0].metainfo == video.metainfo
+    fa.pred_track_instances = InstanceData(bboxes=torch.zeros(1, 4))
+    fa.set_metainfo(dict(frame_id=9))
+    assert 'pred_track_instances' not in fb and \
+        'pred_track_instances' not in frame
+    assert frame.frame_id == fb.frame_id == 3
+    assert len(video.video_data_samples) == 1
