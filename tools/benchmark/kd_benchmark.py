@@ -53,8 +53,8 @@ def parse_args(argv=None):
                         'or the protocol\'s)')
     parser.add_argument('--seeds-of', nargs='+', default=None,
                         metavar='METHOD=N',
-                        help='a method\'s own number of seeds (the first N '
-                        'of the run\'s), e.g. student=5 ours=5 with '
+                        help='a method\'s own number of seeds '
+                        '(FIRST..FIRST+N-1), e.g. student=5 ours=5 with '
                         '--seeds 3; no KD method more than the student')
     parser.add_argument('--protocol', action='store_true',
                         help='run the preset\'s protocol (presets.yaml, '
