@@ -58,7 +58,8 @@ def build_results(plan: BenchmarkPlan,
         family=plan.family.name,
         preset=plan.preset_name,
         data=plan.data,
-        seeds=plan.seeds,
+        # every seed of the run (a method of --seeds-of may have more)
+        seeds=sorted({s for m, s in plan.runs() if m != 'teacher'}),
         seeds_of=dict(plan.seed_counts),
         sizes=dict(teacher=preset['teacher'],
                    student=preset['student'],
@@ -284,7 +285,9 @@ def markdown(results: dict) -> str:
     comparisons and the targets."""
     lines = [f'# KD benchmark ({results.get("family", "cstrack")} family, '
              f'{results["preset"]} preset)', '',
-             f'Data: `{results["data"]}`; seeds {results["seeds"]}; sizes '
+             f'Data: `{results["data"]}`; seeds {results["seeds"]}'
+             + (f' (per method where it differs: {results["seeds_of"]})'
+                if results.get('seeds_of') else '') + '; sizes '
              f'{json.dumps(results["sizes"])}; torch threads '
              f'{results["torch_threads"]}.', '',
              'Mean ± std over seeds. Δ = difference of means against the '

@@ -154,3 +154,25 @@ def test_results_name_the_family_and_its_fragments(tmp_path):
     assert 'no ID head' in ours['description']
     assert report.markdown(results).startswith(
         '# KD benchmark (bytetrack family, micro preset)')
+
+
+def test_results_keep_the_seeds_per_method(tmp_path):
+    """With ``seeds_of`` the results list every seed of the run and the
+    counts per method; ``fgd`` is compared with the student over the two
+    seeds it has."""
+    plan = BenchmarkPlan(str(tmp_path), 'micro', 2, ['ours', 'fgd'],
+                         seeds_of=dict(student=3, ours=3))
+    idf1 = dict(student=(50, 51, 49), ours=(52, 55, 50), fgd=(51, 52))
+    records = {m: {str(s): fake_record(m, s, v[s]) for s in range(len(v))}
+               for m, v in idf1.items()}
+    records['teacher'] = {'0': fake_record('teacher', 0, 60)}
+    results = report.build_results(plan, records)
+    assert results['seeds'] == [0, 1, 2]
+    assert results['seeds_of'] == dict(student=3, ours=3)
+    n = {(c['a'], c['b']): c['n'] for c in results['comparisons']
+         if c['split'] == 'test' and c['metric'] == 'IDF1'}
+    assert n[('ours', 'student')] == 3 and n[('fgd', 'student')] == 2
+    assert n[('ours', 'fgd')] == 2
+    md = report.markdown(results)
+    assert "seeds [0, 1, 2] (per method where it differs: {'student': 3, " \
+        "'ours': 3})" in md
