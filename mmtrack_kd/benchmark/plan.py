@@ -207,11 +207,10 @@ def default_methods(preset: str, family: str = DEFAULT_FAMILY) -> List[str]:
             if m not in refused]
 
 
-# the keys a preset's ``protocol`` may set, as the options they stand for
-PROTOCOL_KEYS = dict(epochs='--epochs', seeds='--seeds',
-                     seeds_of='--seeds-of', methods='--methods',
-                     grad_ratio='--grad-ratio', loss_option='--loss-option',
-                     splits='--splits')
+# the keys a preset's ``protocol`` may set: the command-line options of
+# the same names (``seeds_of`` is ``--seeds-of``)
+PROTOCOL_KEYS = ('epochs', 'seeds', 'seeds_of', 'methods', 'grad_ratio',
+                 'loss_option', 'splits')
 
 
 def protocol_settings(preset: str, family: str = DEFAULT_FAMILY,
@@ -226,7 +225,8 @@ def protocol_settings(preset: str, family: str = DEFAULT_FAMILY,
 
     Raises:
         ValueError: the preset or family has no protocol, or the protocol
-            has an unknown key (names the file and the key).
+            has an unknown key, method, loss or value (names the file and
+            the key).
     """
     data = _read_yaml(path)
     section = ((data.get('families') or {}).get(family) or {}).get(
@@ -247,6 +247,11 @@ def protocol_settings(preset: str, family: str = DEFAULT_FAMILY,
         raise ValueError(f'{path}: presets.{preset}.protocol: unknown '
                          f'key(s) {bad}, expected some of '
                          f'{list(PROTOCOL_KEYS)}')
+    try:
+        _check_protocol_values(proto)
+    except ValueError as err:
+        raise ValueError(f'{path}: presets.{preset}.protocol: {err}') \
+            from None
     proto = copy.deepcopy(proto)
     refused = get_family(family).refused
     if 'methods' in proto:
@@ -255,6 +260,40 @@ def protocol_settings(preset: str, family: str = DEFAULT_FAMILY,
         proto['seeds_of'] = {m: n for m, n in proto['seeds_of'].items()
                              if m not in refused}
     return proto
+
+
+def _check_protocol_values(proto: dict) -> None:
+    """The values of a protocol checked as their options check them
+    (ValueError names the option)."""
+    bad = [m for m in proto.get('methods', []) if m not in METHODS]
+    bad += [m for m in proto.get('seeds_of', {}) if m not in METHODS]
+    if bad:
+        raise ValueError(f'unknown method(s) {bad}, expected some of '
+                         f'{list(METHODS)}')
+    for m, n in proto.get('seeds_of', {}).items():
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f'seeds_of: {m}: expected an integer >= 1, '
+                             f'got {n!r}')
+    _checked_table(parse_loss_scale(proto.get('grad_ratio', []),
+                                    '--grad-ratio'), '--grad-ratio',
+                   'ratios')
+    parse_loss_options(proto.get('loss_option', []))
+
+
+def parse_seeds_of(items: Optional[Sequence[str]]) -> Dict[str, int]:
+    """``['student=5', 'ours=5']`` -> ``{'student': 5, 'ours': 5}``
+    (``--seeds-of``; the methods and counts are checked by the plan)."""
+    out = {}
+    for item in items or []:
+        method, sep, n = item.partition('=')
+        try:
+            if not sep:
+                raise ValueError
+            out[method] = int(n)
+        except ValueError:
+            raise ValueError('--seeds-of: expected METHOD=N with an integer '
+                             f'N, got {item!r}') from None
+    return out
 
 
 def parse_loss_scale(items: Sequence[str],

@@ -254,6 +254,9 @@ def test_protocol_dry_run_and_overrides(tmp_path, repo_root):
     assert '6 epochs x' in out
     assert '2 student method(s) x 3 seeds (2 for student, ours) + the ' \
         'teacher = 5 trainings' in out
+    # --seeds 0 is refused as without --protocol, not replaced
+    proc = run_tool(repo_root, base + ['--seeds', '0'], timeout=120, rc=2)
+    assert '--seeds must be >= 1' in proc.stderr
     proc = run_tool(repo_root, base + ['--seeds-of', 'ours=x'],
                     timeout=120, rc=2)
     assert "--seeds-of: expected METHOD=N with an integer N, got 'ours=x'" \

@@ -261,6 +261,16 @@ def test_a_family_section_must_cover_every_preset(tmp_path):
         load_benchmark_data(str(bad), 'fairmot')
 
 
+def test_parse_seeds_of():
+    assert plan.parse_seeds_of(['student=5', 'ours=3']) == dict(student=5,
+                                                                ours=3)
+    assert plan.parse_seeds_of(None) == {}
+    for item in ('ours', 'ours=x', 'ours=2.5'):
+        with pytest.raises(ValueError, match='--seeds-of: expected '
+                           'METHOD=N'):
+            plan.parse_seeds_of([item])
+
+
 def test_seeds_of_gives_a_method_its_own_seed_count(tmp_path):
     p = BenchmarkPlan(str(tmp_path), 'quick', 2, ['ours', 'fgd'],
                       first_seed=5, seeds_of=dict(student=3, ours=3))
@@ -337,6 +347,21 @@ def test_protocol_settings_name_what_is_missing(tmp_path):
     with pytest.raises(ValueError, match=r"presets.full.protocol: unknown "
                        r"key\(s\) \['sed'\]"):
         plan.protocol_settings('full', path=str(bad))
+    # its values are checked as their options are, naming the file (one
+    # file per case: the file's reading is cached by path)
+    for i, (key, value, match) in enumerate([
+            ('grad_ratio', ['resp=x'], '--grad-ratio: expected LOSS=NUMBER'),
+            ('grad_ratio', ['nope=2'], "--grad-ratio: unknown loss"),
+            ('methods', ['ours', 'nope'], r"unknown method\(s\) \['nope'\]"),
+            ('seeds_of', dict(ours=0), 'seeds_of: ours: expected an integer'),
+            ('loss_option', ['feat.x'], '--loss-option: expected')]):
+        bad = tmp_path / f'bad{i}.yaml'
+        data = copy.deepcopy(real)
+        data['presets']['full']['protocol'][key] = value
+        bad.write_text(yaml.safe_dump(data))
+        with pytest.raises(ValueError, match=re.escape(str(bad)) +
+                           r': presets.full.protocol: ' + match):
+            plan.protocol_settings('full', path=str(bad))
     data = copy.deepcopy(real)
     data['families']['bytetrack']['presets']['full']['protocol'] = dict(
         methods=['ours', 'only_id', 'pkd'], seeds_of=dict(ours=5, only_id=5))

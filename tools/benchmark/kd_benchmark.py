@@ -23,7 +23,7 @@ than the current run are refused (exit 2, naming each record file) unless
 """
 import argparse
 import sys
-from typing import Dict, Optional, Sequence
+from typing import Dict
 
 from mmtrack_kd.benchmark import (
     FRAGMENTS,
@@ -36,8 +36,8 @@ from mmtrack_kd.benchmark import (
 from mmtrack_kd.benchmark.cli import add_shared_options
 from mmtrack_kd.benchmark.lock import RunFolderBusyError
 from mmtrack_kd.benchmark.plan import (
-    PROTOCOL_KEYS,
     default_methods,
+    parse_seeds_of,
     protocol_settings,
 )
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
@@ -150,39 +150,24 @@ def measure(bench: Benchmark, iters: int) -> int:
     return 0
 
 
-def parse_seeds_of(items: Optional[Sequence[str]]) -> Dict[str, int]:
-    """``['student=5', 'ours=5']`` -> ``{'student': 5, 'ours': 5}``."""
-    out = {}
-    for item in items or []:
-        method, sep, n = item.partition('=')
-        try:
-            if not sep:
-                raise ValueError
-            out[method] = int(n)
-        except ValueError:
-            raise ValueError('--seeds-of: expected METHOD=N with an integer '
-                             f'N, got {item!r}') from None
-    return out
-
-
-def apply_protocol(args) -> None:
-    """``--protocol``: fill every option of :data:`PROTOCOL_KEYS` that
-    the command line left unset from the preset's protocol."""
+def apply_protocol(args, seeds_of: Dict[str, int]) -> Dict[str, int]:
+    """``--protocol``: fill every option of the protocol (``PROTOCOL_KEYS``
+    of :mod:`mmtrack_kd.benchmark.plan`) that the command line left unset;
+    returns the seeds per method (``seeds_of`` when given, else the
+    protocol's)."""
     proto = protocol_settings(args.preset, args.family)
-    given = {key: getattr(args, key) for key in PROTOCOL_KEYS}
     for key, value in proto.items():
-        if given[key] in (None, []):
-            if key == 'seeds_of':
-                value = [f'{m}={n}' for m, n in value.items()]
+        if key != 'seeds_of' and getattr(args, key) in (None, []):
             setattr(args, key, value)
+    return seeds_of or proto.get('seeds_of', {})
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        if args.protocol:
-            apply_protocol(args)
         seeds_of = parse_seeds_of(args.seeds_of)
+        if args.protocol:
+            seeds_of = apply_protocol(args, seeds_of)
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
@@ -191,7 +176,8 @@ def main(argv=None) -> int:
         methods = default_methods(args.preset, args.family)
     try:
         bench = Benchmark(
-            args.out, args.preset, args.seeds or 1, methods, args.data,
+            args.out, args.preset, 1 if args.seeds is None else args.seeds,
+            methods, args.data,
             args.threads, args.resume, jobs=args.jobs,
             loss_scale=parse_loss_scale(args.loss_scale), splits=args.splits,
             teacher_from=args.teacher_from,
