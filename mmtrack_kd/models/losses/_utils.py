@@ -92,6 +92,45 @@ def zero_with_grad(*tensors: Tensor) -> Tensor:
     return out
 
 
+def box_cell_axes(bboxes: Tensor, feat_hw: Sequence[int],
+                  batch_input_shape: Sequence[int]) -> Tuple[Tensor, Tensor]:
+    """The rows and the columns of the cells covered by each box (the cells
+    whose centre lies inside it): :func:`box_cell_masks` is their outer
+    product.
+
+    A box too small to cover any cell centre gets the row and the column of
+    the cell holding its own centre, so that no target disappears from the
+    map.
+
+    Args:
+        bboxes: (K, 4) in input pixels.
+        feat_hw: (H, W).
+        batch_input_shape: (H_in, W_in).
+
+    Returns:
+        tuple: (K, H) and (K, W) float 0/1 masks.
+    """
+    h, w = int(feat_hw[0]), int(feat_hw[1])
+    sx, sy = map_stride(feat_hw, batch_input_shape)
+    xs = (torch.arange(w, device=bboxes.device, dtype=torch.float32) +
+          0.5) * sx
+    ys = (torch.arange(h, device=bboxes.device, dtype=torch.float32) +
+          0.5) * sy
+    b = bboxes.float()
+    in_x = (xs[None] >= b[:, 0:1]) & (xs[None] <= b[:, 2:3])  # (K, W)
+    in_y = (ys[None] >= b[:, 1:2]) & (ys[None] <= b[:, 3:4])  # (K, H)
+    empty = ~(in_x.any(1) & in_y.any(1))
+    if empty.any():
+        idx = centre_cells(b[empty], (h, w), batch_input_shape)
+        k = torch.arange(len(idx), device=b.device)
+        fill_y = in_y.new_zeros(len(idx), h)
+        fill_y[k, idx // w] = True
+        fill_x = in_x.new_zeros(len(idx), w)
+        fill_x[k, idx % w] = True
+        in_y[empty], in_x[empty] = fill_y, fill_x
+    return in_y.float(), in_x.float()
+
+
 def box_cell_masks(bboxes: Tensor, feat_hw: Sequence[int],
                    batch_input_shape: Sequence[int]) -> Tensor:
     """Cells covered by each box: those whose centre lies inside the box.
@@ -107,23 +146,8 @@ def box_cell_masks(bboxes: Tensor, feat_hw: Sequence[int],
     Returns:
         Tensor: (K, H, W) float 0/1 masks.
     """
-    h, w = int(feat_hw[0]), int(feat_hw[1])
-    sx, sy = map_stride(feat_hw, batch_input_shape)
-    xs = (torch.arange(w, device=bboxes.device, dtype=torch.float32) +
-          0.5) * sx
-    ys = (torch.arange(h, device=bboxes.device, dtype=torch.float32) +
-          0.5) * sy
-    b = bboxes.float()
-    in_x = (xs[None] >= b[:, 0:1]) & (xs[None] <= b[:, 2:3])  # (K, W)
-    in_y = (ys[None] >= b[:, 1:2]) & (ys[None] <= b[:, 3:4])  # (K, H)
-    masks = (in_y[:, :, None] & in_x[:, None, :]).float()
-    empty = masks.flatten(1).sum(1) == 0
-    if empty.any():
-        idx = centre_cells(b[empty], (h, w), batch_input_shape)
-        fill = torch.zeros(int(empty.sum()), h * w, device=b.device)
-        fill[torch.arange(len(idx), device=b.device), idx] = 1
-        masks[empty] = fill.view(-1, h, w)
-    return masks
+    rows, cols = box_cell_axes(bboxes, feat_hw, batch_input_shape)
+    return rows[:, :, None] * cols[:, None, :]
 
 
 def box_iou_giou(b1: Tensor, b2: Tensor,

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from ._utils import (
     as_level_list,
-    box_cell_masks,
+    box_cell_axes,
     check_same_shape,
     frame_index,
     unit_vectors,
@@ -50,7 +50,9 @@ def _standardize(feat: Tensor, eps: float = 1e-6) -> Tensor:
     # one cell: no spread, NaN as Tensor.std gives
     scale = 1 / math.sqrt(n - 1) if n > 1 else math.nan
     std = torch.linalg.vector_norm(centred, dim=(2, 3), keepdim=True) * scale
-    return centred / (std + eps)
+    # a product with the (N, C, 1, 1) reciprocal: a divide of the whole map
+    # (and the two of its backward) costs several times a product on CPU
+    return centred * (std + eps).reciprocal()
 
 
 @MODELS.register_module()
@@ -192,19 +194,32 @@ class KeyFeatureLoss(nn.Module):
             (N, H, W), zero on every cell covered by a box.
         """
         n, h, w = spatial_T.shape
-        w_fg = torch.zeros_like(spatial_T)
-        covered = torch.zeros_like(spatial_T) if background else None
         boxes, frame = frame_index(gt_bboxes, spatial_T.device)
-        if len(boxes):  # every box of the batch at once
-            masks = box_cell_masks(boxes, (h, w), batch_input_shape).to(
-                spatial_T.dtype)  # (K, H, W)
-            att = masks * spatial_T[frame]
-            att = att / att.flatten(1).sum(1).clamp(min=1e-12)[:, None, None]
-            w_fg.index_add_(0, frame, att)
-            if background:
-                covered.index_add_(0, frame, masks)
+        if not len(boxes):
+            w_bg = spatial_T.clone() if background else None
+            return torch.zeros_like(spatial_T), w_bg
+        # a box's mask is the outer product of its rows and its columns,
+        # so each frame's boxes sit in slots 0..K_i-1 of (N, K_max, H) and
+        # (N, K_max, W) and every sum over the box cells is a batched
+        # product: no (K, H, W) mask is made (K x H x W grows fast at
+        # 1088x608 in a crowd)
+        rows, cols = box_cell_axes(boxes, (h, w), batch_input_shape)
+        counts = torch.bincount(frame, minlength=n)
+        slot = torch.arange(len(frame), device=frame.device) - (
+            torch.cumsum(counts, 0) - counts)[frame]
+        k_max = int(counts.max())
+        y = spatial_T.new_zeros(n, k_max, h)
+        y[frame, slot] = rows.to(spatial_T.dtype)
+        x = spatial_T.new_zeros(n, k_max, w)
+        x[frame, slot] = cols.to(spatial_T.dtype)
+        # each box's attention total, sum over its cells of A_s: (N, K_max)
+        total = (torch.bmm(y, spatial_T) * x).sum(2)
+        # W_fg(p) = A_s(p) sum_b [p in b] / total_b (empty slots add 0)
+        y_norm = y * total.clamp(min=1e-12).reciprocal()[..., None]
+        w_fg = spatial_T * torch.bmm(y_norm.transpose(1, 2), x)
         if not background:
             return w_fg, None
+        covered = torch.bmm(y.transpose(1, 2), x)
         w_bg = spatial_T.masked_fill(covered > 0, 0.)
         return w_fg, w_bg
 
@@ -264,13 +279,23 @@ class KeyFeatureLoss(nn.Module):
         map_S, map_T = preds_S, preds_T
         if self.normalize:
             map_S, map_T = _standardize(preds_S), _standardize(preds_T)
-        # D(p): channel-attention-weighted squared error, (N, H, W)
-        diff = ((map_S - map_T)**2 * ch_T[:, :, None, None]).mean(1)
+        # sum_p W(p) D(p) with D(p) the channel-attention-weighted squared
+        # error: the squared error contracted with the cell weights first
+        # (a batched product, (N, C)), then with the channel attention, so
+        # no (N, C, H, W) product with the attention or (N, H, W) mean is
+        # made, nor their backward
+        sq = (map_S - map_T).pow(2).flatten(2)  # (N, C, HW)
+        c = sq.shape[1]
+
+        def weighted(cell_w: Tensor) -> Tensor:
+            per_ch = torch.bmm(sq, cell_w.flatten(1)[:, :, None])[..., 0]
+            return (per_ch * ch_T).sum() / c
+
         terms = []
         if w_fg.sum() > 0:
-            terms.append(self.alpha_fg * (w_fg * diff).sum() / w_fg.sum())
+            terms.append(self.alpha_fg * weighted(w_fg) / w_fg.sum())
         if w_bg is not None and w_bg.sum() > 0:
-            terms.append(self.beta_bg * (w_bg * diff).sum() / w_bg.sum())
+            terms.append(self.beta_bg * weighted(w_bg) / w_bg.sum())
         # a zero in the student's graph only when no term is: adding it to
         # a term changes neither value nor gradient, and costs a pass over
         # the map each way

@@ -185,15 +185,22 @@ class PredictionDifferenceLoss(nn.Module):
             return out
         score = obj_T.masked_fill(~cand, float('-inf'))
         ref_cells = cell_idx[score.topk(r, dim=1).indices]  # (N, R)
-        img, prior = cand.nonzero(as_tuple=True)  # (P,) each
-        cells = cell_idx[prior]
+        img, prior = cand.nonzero(as_tuple=True)  # (P,) each, by image
+        # each image's candidates in slots 0..P_i-1 of (N, P_max): one
+        # batched product of the candidates' cells (not every cell of the
+        # map) with the references, no (P, D, R) copy of the references
+        counts = cand.sum(1)
+        slot = torch.arange(len(img), device=img.device) - (
+            torch.cumsum(counts, 0) - counts)[img]
+        cand_cells = cell_idx.new_zeros(n, int(counts.max()))
+        cand_cells[img, slot] = cell_idx[prior]
 
         def relations(x: Tensor) -> Tensor:  # (P, R) cosines
-            ref = x.gather(2, ref_cells[:, None].expand(-1, x.shape[1], -1))
-            # every cell of each image against its references (N, hw, R),
-            # then each candidate's row: one product, no (P, D, R) copy of
-            # the references per candidate
-            return torch.bmm(x.transpose(1, 2), ref)[img, cells]
+            def at(cells: Tensor) -> Tensor:  # (N, D, len)
+                return x.gather(2, cells[:, None].expand(-1, x.shape[1], -1))
+
+            return torch.bmm(at(cand_cells).transpose(1, 2),
+                             at(ref_cells))[img, slot]
 
         valid = torch.arange(r, device=s.device)[None] < n_ref[img, None]
         gap = (relations(s) - relations(t)).abs() * valid

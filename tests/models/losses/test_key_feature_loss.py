@@ -565,3 +565,31 @@ def test_relation_errors_name_the_argument():
     loss_fn = KeyFeatureLoss(relation=True, beta_bg=0., gamma_at=0.)
     with pytest.raises(ValueError, match=r'differ in frames or H, W'):
         loss_fn(_feat(hw=8), _feat(hw=16), [SMALL, SMALL], SHAPE)
+
+
+def test_box_weights_match_the_explicit_masks():
+    """The batched (rows x columns) box weights equal the sums over the
+    explicit (K, H, W) masks, with overlapping, tiny and out-of-map boxes
+    and a frame without targets."""
+    from mmtrack_kd.models.losses._utils import box_cell_masks
+    g = torch.Generator().manual_seed(3)
+    sp_T = torch.rand(3, 12, 20, generator=g, dtype=torch.float64) + 0.1
+    xy = torch.rand(9, 2, generator=g) * torch.tensor([160., 96.])
+    wh = torch.rand(9, 2, generator=g) * 60
+    boxes = torch.cat([xy, xy + wh], 1)
+    boxes[0] = torch.tensor([10., 10., 11., 11.])  # covers no cell centre
+    boxes[1] = torch.tensor([-40., -40., 400., 400.])  # the whole map
+    shape = (96, 160)  # stride 8
+    gt = [boxes[:5], torch.zeros(0, 4), boxes[5:]]
+    w_fg, w_bg = KeyFeatureLoss.box_weights(sp_T, gt, shape)
+    want_fg = torch.zeros_like(sp_T)
+    covered = torch.zeros_like(sp_T)
+    for n, b in enumerate(gt):
+        for m in box_cell_masks(b, (12, 20), shape).to(sp_T):
+            att = m * sp_T[n]
+            want_fg[n] += att / att.sum()
+            covered[n] += m
+    torch.testing.assert_close(w_fg, want_fg, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(w_bg, sp_T.masked_fill(covered > 0, 0.))
+    assert w_fg[0].sum().item() == pytest.approx(5.)
+    assert w_fg[1].abs().sum().item() == 0
