@@ -8,7 +8,10 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
-from ..task_modules.response_decoders import build_response_decoder
+from ..task_modules.response_decoders import (
+    BaseResponseDecoder,
+    build_response_decoder,
+)
 from ._utils import (
     box_iou_giou,
     detach_preds,
@@ -67,6 +70,13 @@ class PredictionDifferenceLoss(nn.Module):
     it background while the student's box does overlap a GT box by that
     much (a teacher miss the student would be taught to copy).
 
+    With ``boxes_where='teacher_peaks'`` the box terms (the :math:`w_{loc}`
+    part of the score and the GIoU term of the loss) count only at the
+    priors where the teacher means a box, as its decoder defines them
+    (:meth:`box_priors`; CenterNet: the heatmap's peaks, since its size and
+    offset are trained at box centres only and the box decoded at any other
+    cell is untrained output). The objectness terms count everywhere.
+
     Changes from the first design: the objectness term is the
     Bernoulli KL, i.e. BCE(sigma(o_S), sigma(o_T)) minus the teacher's
     entropy (same gradient, but 0 when S == T); the normalisation runs over
@@ -89,6 +99,10 @@ class PredictionDifferenceLoss(nn.Module):
         gt_iou_thr (float, optional): IoU with the ground truth under which
             the teacher's call is a mistake (see above); needs
             ``gt_bboxes``. None (default): no check.
+        boxes_where (str): ``'all'`` (default): box terms at every
+            candidate; ``'teacher_peaks'``: only at the teacher's box
+            priors (see above; needs a decoder that defines them, e.g.
+            ``'centernet'``).
         loss_weight (float): overall weight. Default 1.0.
     """
 
@@ -104,6 +118,7 @@ class PredictionDifferenceLoss(nn.Module):
                  score_weights: Sequence[float] = (1.0, 1.0, 1.0),
                  num_ref: int = 32,
                  gt_iou_thr: Optional[float] = None,
+                 boxes_where: str = 'all',
                  loss_weight: float = 1.0) -> None:
         super().__init__()
         self.decoder = build_response_decoder(decoder,
@@ -124,6 +139,17 @@ class PredictionDifferenceLoss(nn.Module):
             raise ValueError('PredictionDifferenceLoss: gt_iou_thr must be '
                              f'in (0, 1], got {gt_iou_thr!r}')
         self.gt_iou_thr = None if gt_iou_thr is None else float(gt_iou_thr)
+        if boxes_where not in ('all', 'teacher_peaks'):
+            raise ValueError("PredictionDifferenceLoss: boxes_where must be "
+                             f"'all' or 'teacher_peaks', got {boxes_where!r}")
+        if boxes_where == 'teacher_peaks' and type(
+                self.decoder).box_priors is BaseResponseDecoder.box_priors:
+            raise ValueError(
+                "PredictionDifferenceLoss: boxes_where='teacher_peaks' needs "
+                'a decoder that defines box priors (e.g. centernet); '
+                f'{type(self.decoder).__name__} regresses a box at every '
+                'prior')
+        self.boxes_where = boxes_where
         self.loss_weight = float(loss_weight)
 
     @staticmethod
@@ -213,9 +239,12 @@ class PredictionDifferenceLoss(nn.Module):
                batch_input_shape: Sequence[int],
                emb_S: Optional[Tensor] = None,
                emb_T: Optional[Tensor] = None,
-               gt_bboxes: Optional[Sequence[Tensor]] = None
-               ) -> Tuple[Tensor, ...]:
+               gt_bboxes: Optional[Sequence[Tensor]] = None,
+               box_ok: Optional[Tensor] = None) -> Tuple[Tensor, ...]:
         """Decode both heads and score every prior.
+
+        ``box_ok``: the (N, M) bool mask of :meth:`box_priors`, when the
+        caller has it already.
 
         Returns:
             tuple: decoded student boxes (N, M, 4) and objectness logits
@@ -242,7 +271,12 @@ class PredictionDifferenceLoss(nn.Module):
                                                gt_bboxes)
             iou, _ = box_iou_giou(box_T, box_S)
             w_obj, w_loc, w_id = self.score_weights
-            score = w_obj * (p_T - p_S).abs() + w_loc * (1 - iou)
+            loc = 1 - iou
+            if box_ok is None:
+                box_ok = self.box_priors(preds_T)
+            if box_ok is not None:
+                loc = loc * box_ok
+            score = w_obj * (p_T - p_S).abs() + w_loc * loc
             if emb_S is not None and emb_T is not None and w_id != 0:
                 centres = self.decoder.prior_centres(preds_T).to(obj_T.device)
                 h, w = emb_T.shape[-2:]
@@ -258,6 +292,13 @@ class PredictionDifferenceLoss(nn.Module):
             keep.scatter_(1, top, True)
             keep &= cand
         return box_S, obj_S, box_T, obj_T, score, keep
+
+    def box_priors(self, preds_T) -> Optional[Tensor]:
+        """(N, M) bool priors where the box terms count, or None for all
+        (``boxes_where='all'``)."""
+        if self.boxes_where == 'all':
+            return None
+        return self.decoder.box_priors(detach_preds(preds_T))
 
     def forward(self,
                 preds_S,
@@ -282,8 +323,10 @@ class PredictionDifferenceLoss(nn.Module):
             Tensor: scalar loss; a graph-connected 0 when no prior is a
             candidate.
         """
+        box_ok = self.box_priors(preds_T)
         box_S, obj_S, box_T, obj_T, score, keep = self.select(
-            preds_S, preds_T, batch_input_shape, emb_S, emb_T, gt_bboxes)
+            preds_S, preds_T, batch_input_shape, emb_S, emb_T, gt_bboxes,
+            box_ok)
         zero = zero_with_grad(obj_S, box_S)
         if not keep.any():
             return zero
@@ -292,7 +335,10 @@ class PredictionDifferenceLoss(nn.Module):
         if total <= 0:  # every kept sample already agrees
             return zero
         _, giou = box_iou_giou(box_S[keep], box_T[keep])
+        box_term = 1 - giou
+        if box_ok is not None:
+            box_term = box_term * box_ok[keep]
         per = bernoulli_kl_with_logits(obj_S[keep], obj_T[keep]) + \
-            self.beta * (1 - giou)
+            self.beta * box_term
         return self.loss_weight * ((weight * per).sum() / total + zero)
 

@@ -8,6 +8,7 @@ logit is the largest of them (the heatmap is CenterNet's only confidence).
 from typing import List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmdet.registry import TASK_UTILS
 from torch import Tensor
 
@@ -69,3 +70,14 @@ class CenterNetResponseDecoder(BaseResponseDecoder):
             boxes = torch.cat([centre - size / 2, centre + size / 2], -1)
         cls = heatmap.flatten(2).transpose(1, 2)
         return boxes * self.strides[0], cls.max(-1).values, cls
+
+    def box_priors(self, preds: Sequence[Tensor]) -> Tensor:
+        """(N, H*W) bool: the heatmap's peaks, the cells holding the
+        largest logit of their 3x3 neighbourhood (CenterNet's decoding).
+
+        CenterNet trains its size and offset at the box centres only, so
+        the box decoded at any other cell is untrained output; the peaks
+        are where the model means a box."""
+        heat = preds[0].max(1, keepdim=True).values  # (N, 1, H, W)
+        peaks = heat == F.max_pool2d(heat, 3, stride=1, padding=1)
+        return peaks.flatten(1)

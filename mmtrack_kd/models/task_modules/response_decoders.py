@@ -91,6 +91,13 @@ class BaseResponseDecoder:
         objectness logits (N, M) and class logits (N, M, C)."""
         raise NotImplementedError
 
+    def box_priors(self, preds: Any) -> Optional[Tensor]:
+        """(N, M) bool: the priors whose decoded box the head was trained
+        to predict, or None when every prior's is (anchor-based heads
+        regress a box at every positive prior). Read by
+        ``PredictionDifferenceLoss(boxes_where='teacher_peaks')``."""
+        return None
+
     def prior_centres(self, preds: Any) -> Tensor:
         """(M, 2) x, y centre in input pixels of each prior's grid cell, in
         the decoded order (level, prior, row, column)."""
