@@ -288,3 +288,7 @@ def test_kd_config_builds(tmp_path):
             'loss_id'} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
     sum(losses.values()).backward()
+    # the box terms of the response loss at the teacher's heatmap peaks
+    resp = distiller.distill_losses['kd_resp']
+    assert resp.boxes_where == 'teacher_peaks'
+    assert type(resp.decoder).__name__ == 'CenterNetResponseDecoder'
