@@ -138,6 +138,9 @@ class Family:
             variable) of the fragments its own KD config uses instead of
             the shared one (keys of ``plan.FRAGMENTS``).
         refused (dict): method -> why it does not apply to the family.
+        loss_defaults (dict): loss type -> arguments its own KD config
+            gives that loss, set on a shared fragment's loss of that type
+            when it is adapted (unless the fragment sets them).
         description (str): one line for the plan.
     """
     name: str
@@ -153,6 +156,7 @@ class Family:
     id_head: bool
     fragments: Dict[str, Tuple[str, str]] = field(default_factory=dict)
     refused: Dict[str, str] = field(default_factory=dict)
+    loss_defaults: Dict[str, dict] = field(default_factory=dict)
     description: str = ''
 
     def config(self, role: str) -> str:
@@ -201,6 +205,10 @@ FAMILIES: Dict[str, Family] = {
             'objectness': 'ObjectnessKDLoss decodes YOLO heads only '
                           '(yolov5, yolox); fairmot\'s CenterNet head is '
                           'decoded by \'centernet\'',
+        },
+        # CenterNet's boxes are trained at its peaks only (the KD config)
+        loss_defaults={
+            'PredictionDifferenceLoss': dict(boxes_where='teacher_peaks'),
         },
         description='FairMOT (DLA-34 teacher, ResNet-18 student, '
                     'CenterNet heads at stride 4)'),
@@ -275,6 +283,8 @@ def adapt_fragment(family: Family, frag: dict) -> dict:
     - a neck of one map: the first connector of a per-level list only,
       applied to element 0 (``data_idx=0``); unused connectors dropped;
     - decoders of another type are replaced by the family's;
+    - the family's ``loss_defaults`` are set on the losses of their type
+      that do not set them;
     - without an ID head: the arguments read from ``id_head`` recordings
       (the identity term of the response loss) and their recorders are
       dropped.
@@ -329,4 +339,7 @@ def adapt_fragment(family: Family, frag: dict) -> dict:
         if isinstance(dec, dict) and dec.get('type') != \
                 family.decoder['type']:
             loss['decoder'] = dict(family.decoder)
+        for key, value in family.loss_defaults.get(loss.get('type'),
+                                                   {}).items():
+            loss.setdefault(key, value)
     return frag
