@@ -92,6 +92,24 @@ def zero_with_grad(*tensors: Tensor) -> Tensor:
     return out
 
 
+def frame_slots(frame: Tensor, n: int) -> Tuple[Tensor, int]:
+    """The slot of each item in its frame's row of an (N, K_max) layout.
+
+    Args:
+        frame: (K,) the frame of each item, sorted (items of one frame
+            together, frames in order).
+        n: the number of frames N.
+
+    Returns:
+        tuple: (K,) slots 0..K_i-1 within each frame, and K_max (at least
+        1).
+    """
+    counts = torch.bincount(frame, minlength=n)
+    slot = torch.arange(len(frame), device=frame.device) - (
+        torch.cumsum(counts, 0) - counts)[frame]
+    return slot, max(int(counts.max()) if len(counts) else 0, 1)
+
+
 def box_cell_axes(bboxes: Tensor, feat_hw: Sequence[int],
                   batch_input_shape: Sequence[int]) -> Tuple[Tensor, Tensor]:
     """The rows and the columns of the cells covered by each box (the cells

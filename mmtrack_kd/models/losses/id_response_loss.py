@@ -13,6 +13,7 @@ from ._utils import (
     box_cell_masks,
     centre_cells,
     frame_index,
+    frame_slots,
     zero_with_grad,
 )
 
@@ -129,11 +130,9 @@ class IDResponseConsistencyLoss(nn.Module):
         idx = centre_cells(bboxes, (h, w), batch_input_shape)
         # the targets of each frame in slots 0..K_i-1 of (N, K_max): one
         # batched product instead of one per frame
-        counts = torch.bincount(frame, minlength=n)
-        starts = torch.cumsum(counts, 0) - counts
+        slot, k_max = frame_slots(frame, n)
         rows = torch.arange(len(idx), device=idx.device)
-        slot = rows - starts[frame]
-        cells = idx.new_zeros(n, max(int(counts.max()), 1))
+        cells = idx.new_zeros(n, k_max)
         cells[frame, slot] = idx
         e_pad = flat.gather(2, cells[:, None].expand(-1, d, -1))
         e_pad = e_pad.transpose(1, 2)  # (N, K_max, D)

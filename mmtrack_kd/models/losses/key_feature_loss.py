@@ -13,6 +13,7 @@ from ._utils import (
     box_cell_axes,
     check_same_shape,
     frame_index,
+    frame_slots,
     unit_vectors,
     zero_with_grad,
 )
@@ -204,10 +205,7 @@ class KeyFeatureLoss(nn.Module):
         # product: no (K, H, W) mask is made (K x H x W grows fast at
         # 1088x608 in a crowd)
         rows, cols = box_cell_axes(boxes, (h, w), batch_input_shape)
-        counts = torch.bincount(frame, minlength=n)
-        slot = torch.arange(len(frame), device=frame.device) - (
-            torch.cumsum(counts, 0) - counts)[frame]
-        k_max = int(counts.max())
+        slot, k_max = frame_slots(frame, n)
         y = spatial_T.new_zeros(n, k_max, h)
         y[frame, slot] = rows.to(spatial_T.dtype)
         x = spatial_T.new_zeros(n, k_max, w)

@@ -15,6 +15,7 @@ from ..task_modules.response_decoders import (
 from ._utils import (
     box_iou_giou,
     detach_preds,
+    frame_slots,
     map_stride,
     unit_vectors,
     zero_with_grad,
@@ -215,10 +216,8 @@ class PredictionDifferenceLoss(nn.Module):
         # each image's candidates in slots 0..P_i-1 of (N, P_max): one
         # batched product of the candidates' cells (not every cell of the
         # map) with the references, no (P, D, R) copy of the references
-        counts = cand.sum(1)
-        slot = torch.arange(len(img), device=img.device) - (
-            torch.cumsum(counts, 0) - counts)[img]
-        cand_cells = cell_idx.new_zeros(n, int(counts.max()))
+        slot, p_max = frame_slots(img, n)
+        cand_cells = cell_idx.new_zeros(n, p_max)
         cand_cells[img, slot] = cell_idx[prior]
 
         def relations(x: Tensor) -> Tensor:  # (P, R) cosines
