@@ -18,6 +18,74 @@ from ._utils import (
 )
 
 
+class CosineResponses(torch.autograd.Function):
+    r"""Cosines of the vectors at given cells of a map with every vector of
+    it, over a temperature, and those vectors normalised, with a backward
+    written out.
+
+    For a map F (N, D, P) and cells c (N, M): the logits
+    :math:`L_{nmp} = \langle F_{n,c_{nm}}, F_{np}\rangle\, n_{np}\,
+    n_{n,c_{nm}} / \tau` with :math:`n = (\max(\|F\|^2,
+    \epsilon^2))^{-1/2}` (the norms clamped as ``unit_vectors`` clamps them),
+    and :math:`E_{nm} = F_{n,c_{nm}} n_{n,c_{nm}}`.
+
+    The same values and gradient as these lines under autograd (a test
+    compares them), computed as dot products of the raw vectors over their
+    norms (no divide of the whole map). Autograd's backward of them makes
+    about a dozen passes over the (N, D, P) map (the square's backward, the
+    gather's scatter into a zero map, the product's gradient, their sums);
+    this one makes three: one batched product that writes the map's
+    gradient, one that reads the map, and one fused update by the norms'
+    gradient, plus a scatter at the M cells. At 1088x608 with a 512-channel
+    ID map it was most of the ID loss's backward.
+    """
+
+    @staticmethod
+    def forward(ctx, flat: Tensor, cells: Tensor, tau: float):
+        """``flat`` (N, D, P), ``cells`` (N, M) long; returns the logits
+        (N, M, P) and the unit vectors at the cells (N, M, D)."""
+        sq = flat.pow(2).sum(1)
+        inv = sq.clamp_min(NORM_EPS * NORM_EPS).rsqrt()  # (N, P)
+        d = flat.shape[1]
+        e_pad = flat.gather(2, cells[:, None].expand(-1, d, -1))
+        e_pad = e_pad.transpose(1, 2)  # (N, M, D)
+        inv_e = inv.gather(1, cells)  # (N, M)
+        dots = torch.bmm(e_pad, flat)  # (N, M, P)
+        logits = dots * (inv[:, None, :] * (inv_e / tau)[:, :, None])
+        unit = e_pad * inv_e[:, :, None]
+        ctx.tau = tau
+        ctx.save_for_backward(flat, cells, sq, inv, e_pad, inv_e, dots)
+        return logits, unit
+
+    @staticmethod
+    def backward(ctx, g_logits: Tensor, g_unit: Tensor):
+        flat, cells, sq, inv, e_pad, inv_e, dots = ctx.saved_tensors
+        tau = ctx.tau
+        d = flat.shape[1]
+        if g_logits is None:
+            g_logits = torch.zeros_like(dots)
+        if g_unit is None:
+            g_unit = torch.zeros_like(e_pad)
+        # the product's gradient, and the two norms' (per cell, per target)
+        a = g_logits * (inv[:, None, :] * (inv_e / tau)[:, :, None])
+        gd = g_logits * dots
+        g_inv = (gd * (inv_e / tau)[:, :, None]).sum(1)  # (N, P)
+        g_inv_e = (gd * inv[:, None, :]).sum(2) / tau + (
+            g_unit * e_pad).sum(2)  # (N, M)
+        g_e = torch.baddbmm(g_unit * inv_e[:, :, None], a,
+                            flat.transpose(1, 2))  # (N, M, D)
+        g_inv = g_inv.scatter_add(1, cells, g_inv_e)
+        # d rsqrt(q) / dq = -q^(-3/2) / 2, zero where the clamp holds; and
+        # d q / d F = 2 F
+        g_sq = torch.where(sq >= NORM_EPS * NORM_EPS, -inv.pow(3) * g_inv,
+                           torch.zeros_like(g_inv))
+        g_flat = torch.bmm(e_pad.transpose(1, 2), a)  # (N, D, P)
+        g_flat.addcmul_(flat, g_sq[:, None, :])
+        g_flat.scatter_add_(2, cells[:, None].expand(-1, d, -1),
+                            g_e.transpose(1, 2))
+        return g_flat, None, None
+
+
 @MODELS.register_module()
 class IDResponseConsistencyLoss(nn.Module):
     r"""Make the student's targets respond to their frame like the teacher's.
@@ -119,14 +187,6 @@ class IDResponseConsistencyLoss(nn.Module):
         """
         n, d, h, w = emb_maps.shape
         flat = emb_maps.reshape(n, d, h * w)  # (N, D, HW)
-        # cosines as dot products of the raw vectors over their norms: the
-        # same as normalising the map first (unit_vectors), without a
-        # divide of the whole (N, D, HW) map and its backward, the larger
-        # part of this loss's cost at 1088x608 with 512 channels. The norm
-        # as the root of a sum of squares: torch.linalg.vector_norm over
-        # the (strided) channel dimension is about 10x slower on the CPU;
-        # clamped before the root, as in unit_vectors
-        inv = flat.pow(2).sum(1).clamp_min(NORM_EPS * NORM_EPS).rsqrt()
         idx = centre_cells(bboxes, (h, w), batch_input_shape)
         # the targets of each frame in slots 0..K_i-1 of (N, K_max): one
         # batched product instead of one per frame
@@ -134,12 +194,9 @@ class IDResponseConsistencyLoss(nn.Module):
         rows = torch.arange(len(idx), device=idx.device)
         cells = idx.new_zeros(n, k_max)
         cells[frame, slot] = idx
-        e_pad = flat.gather(2, cells[:, None].expand(-1, d, -1))
-        e_pad = e_pad.transpose(1, 2)  # (N, K_max, D)
-        inv_e = inv.gather(1, cells)[frame, slot]  # (K,)
-        dots = torch.bmm(e_pad, flat)[frame, slot]  # (K, HW)
-        logits = dots * (inv[frame] * (inv_e / self.tau)[:, None])
-        e = e_pad[frame, slot] * inv_e[:, None]  # (K, D) unit vectors
+        logits, e = CosineResponses.apply(flat, cells, self.tau)
+        logits = logits[frame, slot]  # (K, HW)
+        e = e[frame, slot]  # (K, D) unit vectors
         own = torch.zeros_like(logits, dtype=torch.bool)
         own[rows, idx] = True
         if self.exclude == 'box':
@@ -164,9 +221,9 @@ class IDResponseConsistencyLoss(nn.Module):
                 f'{preds_S.shape[0]}, preds_T {preds_T.shape[0]}, gt_bboxes '
                 f'{len(gt_bboxes)}')
         preds_T = preds_T.detach()
-        zero = zero_with_grad(preds_S)
         boxes, frame = frame_index(gt_bboxes, preds_S.device)
         if len(boxes) == 0 or preds_S.shape[-2:].numel() < 2:
+            zero = zero_with_grad(preds_S)
             return self.lambda_env * zero + self.lambda_sim * zero
         if preds_S.shape[-2:] != preds_T.shape[-2:]:
             raise ValueError(
@@ -180,11 +237,14 @@ class IDResponseConsistencyLoss(nn.Module):
         r_t = log_rt.exp()
         kl = r_t * (log_rt - log_rs)
         kl = kl.masked_fill(own, 0.)  # 0 * (-inf - -inf) is nan
-        kl_sum = zero + kl.sum()
+        # both sums below are in the student's graph (its responses); a
+        # zero_with_grad added to them would cost a pass over the whole map
+        # forward and one more in the backward
+        kl_sum = kl.sum()
         # pairs of distinct targets of one frame
         pairs = (frame[:, None] == frame[None, :]) & ~torch.eye(
             len(frame), dtype=torch.bool, device=frame.device)
-        sim_sum = zero + ((sim_t - sim_s)[pairs]**2).sum()
+        sim_sum = ((sim_t - sim_s)[pairs]**2).sum()
         n_pairs = int(pairs.sum())
         loss = self.lambda_env * kl_sum / len(boxes)
         loss = loss + self.lambda_sim * sim_sum / max(n_pairs, 1)

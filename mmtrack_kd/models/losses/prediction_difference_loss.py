@@ -326,18 +326,18 @@ class PredictionDifferenceLoss(nn.Module):
         box_S, obj_S, box_T, obj_T, score, keep = self.select(
             preds_S, preds_T, batch_input_shape, emb_S, emb_T, gt_bboxes,
             box_ok)
-        zero = zero_with_grad(obj_S, box_S)
         if not keep.any():
-            return zero
+            return zero_with_grad(obj_S, box_S)
         weight = score[keep]
         total = weight.sum()
         if total <= 0:  # every kept sample already agrees
-            return zero
+            return zero_with_grad(obj_S, box_S)
         _, giou = box_iou_giou(box_S[keep], box_T[keep])
         box_term = 1 - giou
         if box_ok is not None:
             box_term = box_term * box_ok[keep]
         per = bernoulli_kl_with_logits(obj_S[keep], obj_T[keep]) + \
             self.beta * box_term
-        return self.loss_weight * ((weight * per).sum() / total + zero)
+        # in the graph of obj_S and box_S (both read by ``per``)
+        return self.loss_weight * ((weight * per).sum() / total)
 

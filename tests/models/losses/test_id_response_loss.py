@@ -506,3 +506,78 @@ def test_cosines_from_raw_vectors_match_the_normalised_map():
     # the projection, so compare where both are defined and nonzero
     torch.testing.assert_close(raw.grad[1], normed.grad[1], rtol=1e-4,
                                atol=1e-6)
+
+
+def _autograd_cosine_responses(flat, cells, tau):
+    """The lines CosineResponses replaces, under autograd."""
+    from mmtrack_kd.models.losses._utils import NORM_EPS
+    d = flat.shape[1]
+    inv = flat.pow(2).sum(1).clamp_min(NORM_EPS * NORM_EPS).rsqrt()
+    e_pad = flat.gather(2, cells[:, None].expand(-1, d, -1)).transpose(1, 2)
+    inv_e = inv.gather(1, cells)
+    dots = torch.bmm(e_pad, flat)
+    return (dots * (inv[:, None, :] * (inv_e / tau)[:, :, None]),
+            e_pad * inv_e[:, :, None])
+
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float32])
+def test_cosine_responses_backward_is_autograds(dtype):
+    """The written-out backward gives autograd's gradient of the same
+    lines: with a cell twice in one frame, a padded slot reading cell 0, an
+    all-zero vector (the clamped norm) among the cells, and gradients
+    reaching both outputs; and passes gradcheck in float64."""
+    from mmtrack_kd.models.losses.id_response_loss import CosineResponses
+    g = torch.Generator().manual_seed(5)
+    flat = torch.randn(2, 6, 15, generator=g, dtype=dtype)
+    flat[1, :, 4] = 0  # a ReLU-off cell, read as a target's centre below
+    cells = torch.tensor([[3, 3, 9], [4, 0, 0]])
+    w_logits = torch.randn(2, 3, 15, generator=g, dtype=dtype)
+    w_unit = torch.randn(2, 3, 6, generator=g, dtype=dtype)
+    grads = []
+    for fn in (CosineResponses.apply, _autograd_cosine_responses):
+        x = flat.clone().requires_grad_(True)
+        logits, unit = fn(x, cells, 0.2)
+        ((logits * w_logits).sum() + (unit * w_unit).sum()).backward()
+        grads.append((logits.detach(), unit.detach(), x.grad))
+    for ours, ref in zip(*grads):
+        torch.testing.assert_close(ours, ref)
+    # one output only: the other's gradient is None
+    x = flat.clone().requires_grad_(True)
+    CosineResponses.apply(x, cells, 0.2)[1].sum().backward()
+    y = flat.clone().requires_grad_(True)
+    _autograd_cosine_responses(y, cells, 0.2)[1].sum().backward()
+    torch.testing.assert_close(x.grad, y.grad)
+    if dtype == torch.float64:
+        x = torch.randn(2, 5, 12, generator=g, dtype=dtype,
+                        requires_grad=True)
+        assert torch.autograd.gradcheck(
+            lambda f: CosineResponses.apply(f, cells, 0.3), (x, ))
+
+
+def test_loss_gradient_unchanged_by_the_written_out_backward():
+    """The whole loss's gradient with CosineResponses equals the one of
+    the autograd lines, both exclusion modes, empty and crowded frames."""
+    from mmtrack_kd.models.losses import id_response_loss as mod
+    torch.manual_seed(2)
+    t = torch.randn(3, 12, 10, 14, dtype=torch.float64)
+    s = torch.randn(3, 8, 10, 14, dtype=torch.float64)
+    boxes = [torch.tensor([[8., 8., 40., 60.], [60., 10., 100., 70.],
+                           [61., 11., 99., 69.]], dtype=torch.float64),
+             torch.zeros(0, 4, dtype=torch.float64),
+             torch.tensor([[20., 5., 50., 75.]], dtype=torch.float64)]
+
+    class Plain(torch.autograd.Function):
+        apply = staticmethod(_autograd_cosine_responses)
+
+    for exclude in ('cell', 'box'):
+        loss = IDResponseConsistencyLoss(exclude=exclude, lambda_env=0.3)
+        out = []
+        for fn in (mod.CosineResponses, Plain):
+            with pytest.MonkeyPatch.context() as mp:
+                mp.setattr(mod, 'CosineResponses', fn)
+                x = s.clone().requires_grad_(True)
+                value = loss(x, t, boxes, (80, 112))
+                value.backward()
+            out.append((value.detach(), x.grad))
+        torch.testing.assert_close(out[0][0], out[1][0])
+        torch.testing.assert_close(out[0][1], out[1][1])
