@@ -138,6 +138,27 @@ def test_micro_run_writes_results_and_skips_finished(tmp_path, repo_root):
     assert ratio == pytest.approx(float(ms['kd']) / float(ms['student']),
                                   rel=0.05)
 
+    # the per-loss timer, in a crowd, the tree in its own process twice
+    report = out / 'loss_speed.json'
+    cfg = str(out / 'configs' / 'only_feat__seed0.py')
+    log = run_tool(repo_root, [
+        'tools/benchmark/loss_speed.py', cfg, '--iters', '1', '--people',
+        '7', '--trees', str(repo_root), '--rounds', '2', '--out',
+        str(report)]).stdout
+    assert '| loss.kd_feat.forward |' in log
+    doc = json.loads(report.read_text())
+    assert doc['people'] == 7 and list(doc['trees']) == [str(repo_root)]
+    runs = doc['seconds'][str(repo_root)]
+    assert len(runs) == 2
+    assert runs[0]['losses'] == pytest.approx(
+        sum(v for k, v in runs[0].items() if k.startswith('loss.')))
+    # a folder without the package, or a tree twice, is refused by name
+    for trees in ([str(tmp_path)], [str(repo_root), str(repo_root)]):
+        err = run_tool(repo_root, ['tools/benchmark/loss_speed.py', cfg,
+                                   '--trees'] + trees, timeout=120,
+                       rc=2).stderr
+        assert trees[0] in err and '--trees' in err
+
 
 def test_fps_tool_on_the_benchmark_configs(tmp_path, repo_root):
     bench = Benchmark(str(tmp_path), 'micro', 1, [],
