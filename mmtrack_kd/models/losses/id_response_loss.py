@@ -12,6 +12,7 @@ from ._utils import (
     as_level_list,
     box_cell_masks,
     centre_cells,
+    channel_sum_squares,
     frame_index,
     frame_slots,
     zero_with_grad,
@@ -44,7 +45,7 @@ class CosineResponses(torch.autograd.Function):
     def forward(ctx, flat: Tensor, cells: Tensor, tau: float):
         """``flat`` (N, D, P), ``cells`` (N, M) long; returns the logits
         (N, M, P) and the unit vectors at the cells (N, M, D)."""
-        sq = flat.pow(2).sum(1)
+        sq = channel_sum_squares(flat)
         inv = sq.clamp_min(NORM_EPS * NORM_EPS).rsqrt()  # (N, P)
         d = flat.shape[1]
         e_pad = flat.gather(2, cells[:, None].expand(-1, d, -1))

@@ -14,6 +14,7 @@ from ..task_modules.response_decoders import (
 )
 from ._utils import (
     box_iou_giou,
+    channel_cosines,
     detach_preds,
     frame_slots,
     map_stride,
@@ -196,11 +197,14 @@ class PredictionDifferenceLoss(nn.Module):
             raise ValueError('PredictionDifferenceLoss: emb_S '
                              f'{tuple(emb_S.shape)} and emb_T '
                              f'{tuple(emb_T.shape)} must share N, H, W')
-        s = unit_vectors(emb_S.detach().flatten(2), 1)  # (N, Ds, hw)
-        t = unit_vectors(emb_T.detach().flatten(2), 1)
+        # raw maps: the equal-width cosines from blocked sums, the others
+        # normalised after gathering the few cells they read (normalising
+        # the whole maps first cost most of this loss at 1088x608)
+        s = emb_S.detach().flatten(2)  # (N, Ds, hw)
+        t = emb_T.detach().flatten(2)
         n = len(s)
         if s.shape[1] == t.shape[1]:
-            cell_diff = 1 - (s * t).sum(1)  # (N, hw)
+            cell_diff = 1 - channel_cosines(s, t)  # (N, hw)
             return cell_diff.gather(1, cell_idx[None].expand(n, -1))
         # each image's num_ref most confident candidates (fewer when it has
         # fewer) are its references; the score is computed at the candidate
@@ -221,8 +225,9 @@ class PredictionDifferenceLoss(nn.Module):
         cand_cells[img, slot] = cell_idx[prior]
 
         def relations(x: Tensor) -> Tensor:  # (P, R) cosines
-            def at(cells: Tensor) -> Tensor:  # (N, D, len)
-                return x.gather(2, cells[:, None].expand(-1, x.shape[1], -1))
+            def at(cells: Tensor) -> Tensor:  # (N, D, len) unit vectors
+                return unit_vectors(x.gather(2, cells[:, None].expand(
+                    -1, x.shape[1], -1)), 1)
 
             return torch.bmm(at(cand_cells).transpose(1, 2),
                              at(ref_cells))[img, slot]

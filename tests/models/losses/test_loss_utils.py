@@ -91,3 +91,29 @@ def test_id_loss_finite_when_an_embedding_is_zero():
     boxes = [torch.tensor([[16., 8., 24., 16.], [0., 0., 8., 8.]])]
     IDResponseConsistencyLoss()(s, t, boxes, (32, 48)).backward()
     assert torch.isfinite(s.grad).all()
+
+
+@pytest.mark.parametrize('d', [5, 64, 150])
+def test_channel_sums_in_blocks_match_the_whole_map(d):
+    """The blocked sums equal the whole-map ones: bit for bit within one
+    block, to rounding over several (150 channels: 64 + 64 + 22); the
+    cosines are those of the normalised maps, 0 at an all-zero vector."""
+    from mmtrack_kd.models.losses._utils import (
+        channel_cosines,
+        channel_sum_squares,
+        unit_vectors,
+    )
+    g = torch.Generator().manual_seed(d)
+    x = torch.randn(2, d, 33, generator=g)
+    y = torch.randn(2, d, 33, generator=g)
+    x[1, :, 7] = 0
+    sq = channel_sum_squares(x)
+    if d <= 64:
+        assert torch.equal(sq, x.pow(2).sum(1))
+    torch.testing.assert_close(sq, x.pow(2).sum(1))
+    torch.testing.assert_close(channel_sum_squares(x, chunk=16),
+                               x.pow(2).sum(1))
+    cos = channel_cosines(x, y)
+    torch.testing.assert_close(
+        cos, (unit_vectors(x, 1) * unit_vectors(y, 1)).sum(1))
+    assert cos[1, 7] == 0
