@@ -37,8 +37,11 @@ class CosineResponses(torch.autograd.Function):
     gather's scatter into a zero map, the product's gradient, their sums);
     this one makes three: one batched product that writes the map's
     gradient, one that reads the map, and one fused update by the norms'
-    gradient, plus a scatter at the M cells. At 1088x608 with a 512-channel
-    ID map it was most of the ID loss's backward.
+    gradient, plus a scatter at the M cells. Timed alone at 1088x608 with a
+    512-channel ID map and 60 targets a frame the loss's backward went from
+    about 140 to 40-50 ms; inside a real KD step, where autograd's
+    temporaries reuse memory the step has touched already, the gain is much
+    smaller (docs/benchmark.md, kd_step_overhead.py, session 19).
     """
 
     @staticmethod
