@@ -44,6 +44,8 @@ import sys
 import tempfile
 from typing import Dict, List, Optional
 
+from mmengine.config import DictAction
+
 HERE = osp.dirname(osp.abspath(__file__))
 
 
@@ -64,7 +66,7 @@ def parse_args(argv=None):
     parser.add_argument('--random-teacher', action='store_true',
                         help='a teacher of random weights (for configs whose '
                         'teacher is not trained, e.g. the MOT17 ones)')
-    parser.add_argument('--cfg-options', nargs='+', default=[],
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         metavar='KEY=VALUE', help='config overrides, as '
                         'tools/train.py takes them')
     parser.add_argument('--trees', nargs='+', default=None, metavar='DIR',
@@ -96,8 +98,13 @@ def crowd(data_samples, people: int, seed: int = 0) -> None:
         if k == 0:
             raise ValueError(f'--people: frame {i} of the batch has no '
                              'ground truth to repeat the fields of')
-        h_img, w_img = frame.metainfo.get(
-            'img_shape', frame.metainfo.get('batch_input_shape'))[:2]
+        shape = frame.metainfo.get('img_shape',
+                                   frame.metainfo.get('batch_input_shape'))
+        if shape is None:
+            raise ValueError(f'--people: frame {i} of the batch has neither '
+                             'img_shape nor batch_input_shape in its '
+                             'metainfo')
+        h_img, w_img = shape[:2]
         idx = torch.arange(people) % k
         new = InstanceData()
         for key, value in inst.items():
@@ -121,17 +128,12 @@ def measure_once(args) -> Dict[str, float]:
     """Median seconds per call of each ``connector.*`` / ``loss.*`` part
     (forward and backward) and ``losses`` (their sum), in this process."""
     import torch
-    from mmengine.config import DictAction
 
     from mmtrack_kd.apis.speed import build_distiller_batch, time_components
     from mmtrack_kd.utils.malloc import retain_freed_memory
     sys.path.insert(0, HERE)
     from kd_step_overhead import random_teacher  # noqa: E402
-    options = {}
-    if args.cfg_options:
-        parser = argparse.ArgumentParser()
-        parser.add_argument('--o', nargs='+', action=DictAction)
-        options = parser.parse_args(['--o'] + args.cfg_options).o
+    options = dict(args.cfg_options or {})
     torch.set_num_threads(args.threads)
     retain_freed_memory()  # as tools/train.py runs
     with tempfile.TemporaryDirectory() as tmp:
@@ -230,10 +232,6 @@ def main(argv=None) -> int:
             print(f'loss_speed: --trees {tree}: no mmtrack_kd package there',
                   file=sys.stderr)
             return 2
-    config = osp.abspath(args.config)
-    # the workers' arguments: the config's absolute path, without --trees,
-    # --rounds and --out
-    worker_argv = [config] + _strip(argv, args.config)
     runs: Dict[str, List[dict]] = {}
     if not trees:
         trees = ['.']
@@ -241,8 +239,9 @@ def main(argv=None) -> int:
     else:
         for r in range(args.rounds):
             for tree in (trees if r % 2 == 0 else trees[::-1]):
-                runs.setdefault(tree, []).append(run_tree(tree,
-                                                          worker_argv))
+                # the same arguments: a worker measures once and ignores
+                # --trees, --rounds and --out
+                runs.setdefault(tree, []).append(run_tree(tree, argv))
     print(format_table(trees, runs))
     if args.out:
         from mmtrack_kd.apis.speed import write_json
@@ -260,32 +259,6 @@ def main(argv=None) -> int:
                     for t in trees[1:]})
         write_json(doc, args.out)
     return 0
-
-
-def _strip(argv: List[str], config: str) -> List[str]:
-    """``argv`` without the config, ``--trees DIR...``, ``--rounds N`` and
-    ``--out FILE``."""
-    out, skip = [], 0
-    taking_trees = False
-    for a in argv:
-        if skip:
-            skip -= 1
-            continue
-        if taking_trees and not a.startswith('--'):
-            continue
-        taking_trees = False
-        if a == config:
-            continue
-        if a == '--trees':
-            taking_trees = True
-            continue
-        if a in ('--rounds', '--out'):
-            skip = 1
-            continue
-        if a.startswith(('--rounds=', '--out=', '--trees=')):
-            continue
-        out.append(a)
-    return out
 
 
 if __name__ == '__main__':

@@ -79,12 +79,12 @@ class CosineResponses(torch.autograd.Function):
         g_e = torch.baddbmm(g_unit * inv_e[:, :, None], a,
                             flat.transpose(1, 2))  # (N, M, D)
         g_inv = g_inv.scatter_add(1, cells, g_inv_e)
-        # d rsqrt(q) / dq = -q^(-3/2) / 2, zero where the clamp holds; and
-        # d q / d F = 2 F
-        g_sq = torch.where(sq >= NORM_EPS * NORM_EPS, -inv.pow(3) * g_inv,
+        # d rsqrt(q) / dq = -q^(-3/2) / 2, zero where the clamp holds, and
+        # d q / d F = 2 F: the norms add coef * F to the map's gradient
+        coef = torch.where(sq >= NORM_EPS * NORM_EPS, -inv.pow(3) * g_inv,
                            torch.zeros_like(g_inv))
         g_flat = torch.bmm(e_pad.transpose(1, 2), a)  # (N, D, P)
-        g_flat.addcmul_(flat, g_sq[:, None, :])
+        g_flat.addcmul_(flat, coef[:, None, :])
         g_flat.scatter_add_(2, cells[:, None].expand(-1, d, -1),
                             g_e.transpose(1, 2))
         return g_flat, None, None

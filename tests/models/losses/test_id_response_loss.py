@@ -566,13 +566,12 @@ def test_loss_gradient_unchanged_by_the_written_out_backward():
              torch.zeros(0, 4, dtype=torch.float64),
              torch.tensor([[20., 5., 50., 75.]], dtype=torch.float64)]
 
-    class Plain(torch.autograd.Function):
-        apply = staticmethod(_autograd_cosine_responses)
-
+    from types import SimpleNamespace
+    plain = SimpleNamespace(apply=_autograd_cosine_responses)
     for exclude in ('cell', 'box'):
         loss = IDResponseConsistencyLoss(exclude=exclude, lambda_env=0.3)
         out = []
-        for fn in (mod.CosineResponses, Plain):
+        for fn in (mod.CosineResponses, plain):
             with pytest.MonkeyPatch.context() as mp:
                 mp.setattr(mod, 'CosineResponses', fn)
                 x = s.clone().requires_grad_(True)
