@@ -4,7 +4,7 @@ Boxes are x1, y1, x2, y2 in input pixels; feature maps are (N, C, H, W) and
 their stride is derived from the batch input shape and the map size, so any
 input resolution works.
 """
-from typing import List, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -199,9 +199,10 @@ def box_cell_masks(bboxes: Tensor, feat_hw: Sequence[int],
     return rows[:, :, None] * cols[:, None, :]
 
 
-def box_iou_giou(b1: Tensor, b2: Tensor,
-                 eps: float = 1e-7) -> Tuple[Tensor, Tensor]:
-    """Element-wise IoU and GIoU of two box sets of the same shape (..., 4)."""
+def box_iou_giou(b1: Tensor, b2: Tensor, eps: float = 1e-7,
+                 giou: bool = True) -> Tuple[Tensor, Optional[Tensor]]:
+    """Element-wise IoU and GIoU of two box sets of the same shape (..., 4)
+    (None for the GIoU with ``giou=False``: its enclosing box not made)."""
     area1 = (b1[..., 2] - b1[..., 0]).clamp(min=0) * (
         b1[..., 3] - b1[..., 1]).clamp(min=0)
     area2 = (b2[..., 2] - b2[..., 0]).clamp(min=0) * (
@@ -211,6 +212,8 @@ def box_iou_giou(b1: Tensor, b2: Tensor,
     inter = (rb - lt).clamp(min=0).prod(-1)
     union = area1 + area2 - inter + eps
     iou = inter / union
+    if not giou:
+        return iou, None
     lt_c = torch.min(b1[..., :2], b2[..., :2])
     rb_c = torch.max(b1[..., 2:], b2[..., 2:])
     hull = (rb_c - lt_c).clamp(min=0).prod(-1) + eps

@@ -177,10 +177,24 @@ class KeyFeatureLoss(nn.Module):
         self.loss_weight = float(loss_weight)
 
     @staticmethod
+    def box_targets(gt_bboxes: Sequence[Tensor],
+                    device: torch.device) -> Tuple[Tensor, Tensor, Tensor,
+                                                    int]:
+        """The boxes of every frame in one tensor (K, 4), the frame (K,)
+        and the slot (K,) of each within its frame, and K_max: what
+        :meth:`box_weights` needs besides the map, the same on every
+        level (computed once a forward)."""
+        boxes, frame = frame_index(gt_bboxes, device)
+        slot, k_max = frame_slots(frame, len(gt_bboxes))
+        return boxes, frame, slot, k_max
+
+    @staticmethod
     def box_weights(spatial_T: Tensor,
                     gt_bboxes: Sequence[Tensor],
                     batch_input_shape: Sequence[int],
-                    background: bool = True
+                    background: bool = True,
+                    targets: Optional[Tuple[Tensor, Tensor, Tensor,
+                                            int]] = None
                     ) -> Tuple[Tensor, Optional[Tensor]]:
         """Foreground and background weights of one level.
 
@@ -189,13 +203,17 @@ class KeyFeatureLoss(nn.Module):
             gt_bboxes: per frame (K_i, 4) in input pixels.
             batch_input_shape: (H_in, W_in).
             background: also compute W_bg (None without it).
+            targets: :meth:`box_targets` of ``gt_bboxes``, when the caller
+                has them (one computation for every level).
 
         Returns:
             tuple: W_fg (N, H, W) where each box sums to 1, and W_bg
             (N, H, W), zero on every cell covered by a box.
         """
         n, h, w = spatial_T.shape
-        boxes, frame = frame_index(gt_bboxes, spatial_T.device)
+        if targets is None:
+            targets = KeyFeatureLoss.box_targets(gt_bboxes, spatial_T.device)
+        boxes, frame, slot, k_max = targets
         if not len(boxes):
             w_bg = spatial_T.clone() if background else None
             return torch.zeros_like(spatial_T), w_bg
@@ -205,7 +223,6 @@ class KeyFeatureLoss(nn.Module):
         # product: no (K, H, W) mask is made (K x H x W grows fast at
         # 1088x608 in a crowd)
         rows, cols = box_cell_axes(boxes, (h, w), batch_input_shape)
-        slot, k_max = frame_slots(frame, n)
         y = spatial_T.new_zeros(n, k_max, h)
         y[frame, slot] = rows.to(spatial_T.dtype)
         x = spatial_T.new_zeros(n, k_max, w)
@@ -223,7 +240,8 @@ class KeyFeatureLoss(nn.Module):
 
     def _relation_level(self, preds_S: Tensor, preds_T: Tensor,
                         gt_bboxes: Sequence[Tensor],
-                        batch_input_shape: Sequence[int]) -> Tensor:
+                        batch_input_shape: Sequence[int],
+                        targets=None) -> Tensor:
         """:math:`L_{fg}` of one level on the relations of the foreground
         cells (``relation=True``)."""
         if (preds_S.dim() != 4 or preds_T.dim() != 4
@@ -236,7 +254,7 @@ class KeyFeatureLoss(nn.Module):
         preds_T = preds_T.detach()
         sp_T, _ = spatial_channel_attention(preds_T, self.temperature)
         w_fg, _ = self.box_weights(sp_T, gt_bboxes, batch_input_shape,
-                                   background=False)
+                                   background=False, targets=targets)
         map_S, map_T = preds_S, preds_T
         if self.normalize:
             map_S, map_T = _standardize(preds_S), _standardize(preds_T)
@@ -260,20 +278,22 @@ class KeyFeatureLoss(nn.Module):
 
     def _single_level(self, preds_S: Tensor, preds_T: Tensor,
                       gt_bboxes: Sequence[Tensor],
-                      batch_input_shape: Sequence[int]) -> Tensor:
+                      batch_input_shape: Sequence[int],
+                      targets=None) -> Tensor:
         if len(gt_bboxes) != preds_S.shape[0]:
             raise ValueError(f'KeyFeatureLoss: {len(gt_bboxes)} gt_bboxes '
                              f'for a batch of {preds_S.shape[0]}')
         if self.relation:
             return self._relation_level(preds_S, preds_T, gt_bboxes,
-                                        batch_input_shape)
+                                        batch_input_shape, targets)
         check_same_shape(preds_S, preds_T, 'KeyFeatureLoss')
         preds_T = preds_T.detach()
         sp_T, ch_T = spatial_channel_attention(preds_T, self.temperature)
         # a zero weight skips its term: 0 times a finite term adds nothing
         # to the value or the gradient
         w_fg, w_bg = self.box_weights(sp_T, gt_bboxes, batch_input_shape,
-                                      background=self.beta_bg != 0)
+                                      background=self.beta_bg != 0,
+                                      targets=targets)
         map_S, map_T = preds_S, preds_T
         if self.normalize:
             map_S, map_T = _standardize(preds_S), _standardize(preds_T)
@@ -290,10 +310,10 @@ class KeyFeatureLoss(nn.Module):
             return (per_ch * ch_T).sum() / c
 
         terms = []
-        if w_fg.sum() > 0:
-            terms.append(self.alpha_fg * weighted(w_fg) / w_fg.sum())
-        if w_bg is not None and w_bg.sum() > 0:
-            terms.append(self.beta_bg * weighted(w_bg) / w_bg.sum())
+        for cell_w, coef in ((w_fg, self.alpha_fg), (w_bg, self.beta_bg)):
+            total = None if cell_w is None else cell_w.sum()
+            if total is not None and total > 0:
+                terms.append(coef * weighted(cell_w) / total)
         # a zero in the student's graph only when no term is: adding it to
         # a term changes neither value nor gradient, and costs a pass over
         # the map each way
@@ -321,7 +341,9 @@ class KeyFeatureLoss(nn.Module):
             Tensor: scalar loss.
         """
         levels_S, levels_T = as_level_list(preds_S, preds_T, 'KeyFeatureLoss')
+        targets = self.box_targets(gt_bboxes, levels_S[0].device) if len(
+            gt_bboxes) == levels_S[0].shape[0] else None  # refused per level
         total = sum(
-            self._single_level(s, t, gt_bboxes, batch_input_shape)
+            self._single_level(s, t, gt_bboxes, batch_input_shape, targets)
             for s, t in zip(levels_S, levels_T))
         return self.loss_weight * total / len(levels_S)

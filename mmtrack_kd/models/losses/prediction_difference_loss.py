@@ -163,7 +163,8 @@ class PredictionDifferenceLoss(nn.Module):
             gt = gt.to(boxes)
             if len(gt) == 0:
                 continue
-            iou, _ = box_iou_giou(boxes[i][:, None], gt[None])  # (M, G)
+            iou, _ = box_iou_giou(boxes[i][:, None], gt[None],
+                                  giou=False)  # (M, G)
             out[i] = iou.max(1).values
         return out
 
@@ -273,7 +274,7 @@ class PredictionDifferenceLoss(nn.Module):
                                      "'gt_bboxes'))")
                 cand &= ~self.teacher_mistakes(box_S, box_T, p_T,
                                                gt_bboxes)
-            iou, _ = box_iou_giou(box_T, box_S)
+            iou, _ = box_iou_giou(box_T, box_S, giou=False)
             w_obj, w_loc, w_id = self.score_weights
             loc = 1 - iou
             if box_ok is None:
@@ -328,21 +329,38 @@ class PredictionDifferenceLoss(nn.Module):
             candidate.
         """
         box_ok = self.box_priors(preds_T)
+        # a decoder that decodes a few priors alone: the selection reads
+        # the student detached, and the kept priors are decoded again with
+        # their gradient, so the backward runs through them only (not
+        # through the decoding of every prior of every level)
+        selected = self.decoder.decodes_selected
         box_S, obj_S, box_T, obj_T, score, keep = self.select(
-            preds_S, preds_T, batch_input_shape, emb_S, emb_T, gt_bboxes,
-            box_ok)
-        if not keep.any():
-            return zero_with_grad(obj_S, box_S)
+            detach_preds(preds_S) if selected else preds_S, preds_T,
+            batch_input_shape, emb_S, emb_T, gt_bboxes, box_ok)
         weight = score[keep]
         total = weight.sum()
-        if total <= 0:  # every kept sample already agrees
-            return zero_with_grad(obj_S, box_S)
-        _, giou = box_iou_giou(box_S[keep], box_T[keep])
+        # nothing kept, or every kept sample already agrees
+        if not keep.any() or total <= 0:
+            return zero_with_grad(*_tensors(preds_S)) if selected else \
+                zero_with_grad(obj_S, box_S)
+        if selected:
+            img, prior = keep.nonzero(as_tuple=True)  # the order of [keep]
+            box_S, obj_S = self.decoder.decode_at(preds_S, img, prior)
+        else:
+            box_S, obj_S = box_S[keep], obj_S[keep]
+        _, giou = box_iou_giou(box_S, box_T[keep])
         box_term = 1 - giou
         if box_ok is not None:
             box_term = box_term * box_ok[keep]
-        per = bernoulli_kl_with_logits(obj_S[keep], obj_T[keep]) + \
+        per = bernoulli_kl_with_logits(obj_S, obj_T[keep]) + \
             self.beta * box_term
         # in the graph of obj_S and box_S (both read by ``per``)
         return self.loss_weight * ((weight * per).sum() / total)
+
+
+def _tensors(preds) -> list:
+    """The tensors of a (nested) list/tuple of tensors, in order."""
+    if isinstance(preds, Tensor):
+        return [preds]
+    return [t for p in preds for t in _tensors(p)]
 

@@ -27,7 +27,7 @@ from mmdet.registry import TASK_UTILS
 from torch import Tensor
 
 from .grid import cell_grid
-from .yolo_decode import decode_yolov5, decode_yolox
+from .yolo_decode import decode_yolov5, decode_yolov5_at, decode_yolox
 
 
 class BaseResponseDecoder:
@@ -91,6 +91,22 @@ class BaseResponseDecoder:
         objectness logits (N, M) and class logits (N, M, C)."""
         raise NotImplementedError
 
+    def decode_at(self, preds: Any, img: Tensor,
+                  prior: Tensor) -> Tuple[Tensor, Tensor]:
+        """Boxes (K, 4) and objectness logits (K,) of the priors ``prior``
+        of the images ``img`` ((K,) long indices into the decoded (N, M)
+        layout), as :meth:`__call__` gives them there. This generic form
+        decodes every prior; a decoder that can decode a few priors alone
+        overrides it, so that a loss reading K priors back-propagates
+        through those only (see :attr:`decodes_selected`)."""
+        boxes, obj, _ = self(preds)
+        return boxes[img, prior], obj[img, prior]
+
+    @property
+    def decodes_selected(self) -> bool:
+        """Whether :meth:`decode_at` decodes the selected priors alone."""
+        return type(self).decode_at is not BaseResponseDecoder.decode_at
+
     def box_priors(self, preds: Any) -> Optional[Tensor]:
         """(N, M) bool: the priors whose decoded box the head was trained
         to predict, or None when every prior's is (anchor-based heads
@@ -100,19 +116,27 @@ class BaseResponseDecoder:
 
     def prior_centres(self, preds: Any) -> Tensor:
         """(M, 2) x, y centre in input pixels of each prior's grid cell, in
-        the decoded order (level, prior, row, column)."""
-        out = []
-        for lvl, (pred, stride) in enumerate(
-                zip(self.levels(preds), self.strides)):
-            h, w = pred.shape[-2:]
-            xs, ys = cell_grid(h, w, pred.device, torch.float32)
-            c = torch.stack([(xs + 0.5) * stride, (ys + 0.5) * stride],
-                            -1).view(-1, 2)
-            if self.priors_per_cell(lvl) != 1:
-                c = c.repeat(self.priors_per_cell(lvl), 1)
-            out.append(c)
-        return torch.cat(out, 0)
-
+        the decoded order (level, prior, row, column). Cached per map sizes
+        and device (the losses ask at every training step)."""
+        levels = self.levels(preds)
+        device = levels[0].device
+        key = (tuple(tuple(p.shape[-2:]) for p in levels), device,
+               torch.is_inference_mode_enabled())
+        cache = self.__dict__.setdefault('_centres', {})
+        if key not in cache:
+            out = []
+            for lvl, ((h, w), stride) in enumerate(zip(key[0],
+                                                       self.strides)):
+                xs, ys = cell_grid(h, w, device, torch.float32)
+                c = torch.stack([(xs + 0.5) * stride, (ys + 0.5) * stride],
+                                -1).view(-1, 2)
+                if self.priors_per_cell(lvl) != 1:
+                    c = c.repeat(self.priors_per_cell(lvl), 1)
+                out.append(c)
+            if len(cache) >= 8:
+                cache.pop(next(iter(cache)))
+            cache[key] = torch.cat(out, 0)
+        return cache[key]
 
 @TASK_UTILS.register_module(name=['YOLOv5ResponseDecoder', 'yolov5'])
 class YOLOv5ResponseDecoder(BaseResponseDecoder):
@@ -149,13 +173,22 @@ class YOLOv5ResponseDecoder(BaseResponseDecoder):
     def priors_per_cell(self, level: int) -> int:
         return len(self.anchors[level]) // 2
 
-    def __call__(self,
-                 preds: Sequence[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+    def _check_levels(self, preds: Sequence[Tensor]) -> None:
         if len(preds) != len(self.strides):
             raise ValueError(f'{self.owner}: got {len(preds)} head levels '
                              f'but decoder.strides has {len(self.strides)}')
+
+    def __call__(self,
+                 preds: Sequence[Tensor]) -> Tuple[Tensor, Tensor, Tensor]:
+        self._check_levels(preds)
         return decode_yolov5(preds, self.anchors, self.strides,
                              self.num_classes)
+
+    def decode_at(self, preds: Sequence[Tensor], img: Tensor,
+                  prior: Tensor) -> Tuple[Tensor, Tensor]:
+        self._check_levels(preds)
+        return decode_yolov5_at(preds, self.anchors, self.strides,
+                                self.num_classes, img, prior)
 
 
 @TASK_UTILS.register_module(name=['YOLOXResponseDecoder', 'yolox'])

@@ -12,11 +12,51 @@ from torch import Tensor
 from .grid import cell_grid
 
 
+def _yolov5_priors(shapes: Tuple[Tuple[int, int], ...],
+                   anchors: Tuple[Tuple[float, ...], ...],
+                   strides: Tuple[int, ...], device: torch.device,
+                   dtype: torch.dtype,
+                   inference: bool) -> Tuple[Tensor, Tensor, Tensor]:
+    """The constants of every prior of :func:`decode_yolov5`, in its order
+    (level, anchor, row, column): cell (2, M) x, y; stride (M,); anchor
+    (2, M) w, h. Cached per shapes, device, dtype and inference mode (an
+    inference-mode tensor cannot be saved for a later backward)."""
+    key = (shapes, anchors, strides, device, dtype, inference)
+    hit = _PRIORS.get(key)
+    if hit is not None:
+        return hit
+    cells, steps, sizes = [], [], []
+    for (h, w), anc, stride in zip(shapes, anchors, strides):
+        a = len(anc) // 2
+        xs, ys = cell_grid(h, w, device, dtype)
+        cells.append(torch.stack([xs, ys]).reshape(2, 1, h * w).expand(
+            2, a, h * w).reshape(2, -1))
+        steps.append(torch.full((a * h * w, ), float(stride), device=device,
+                                dtype=dtype))
+        sizes.append(torch.tensor(anc, device=device, dtype=dtype).view(
+            a, 2).t()[:, :, None].expand(2, a, h * w).reshape(2, -1))
+    hit = (torch.cat(cells, 1), torch.cat(steps), torch.cat(sizes, 1))
+    if len(_PRIORS) >= 32:
+        _PRIORS.pop(next(iter(_PRIORS)))
+    _PRIORS[key] = hit
+    return hit
+
+
+_PRIORS: dict = {}
+
+
 def decode_yolov5(preds: Sequence[Tensor],
                   anchors: Sequence[Sequence[float]],
                   strides: Sequence[int],
                   num_classes: int = 1) -> Tuple[Tensor, Tensor, Tensor]:
     """Decode YOLOv5 head maps.
+
+    Per prior with raw outputs t at cell (i, j) of a level of stride s and
+    anchor (a_w, a_h): centre ((2 sigma(t_x) - 0.5 + j) s,
+    (2 sigma(t_y) - 0.5 + i) s), size ((2 sigma(t_w))^2 a_w,
+    (2 sigma(t_h))^2 a_h). Every level is laid out as (N, 5+C, priors) and
+    decoded in one pass (a few dozen tensor operations whatever the number
+    of levels: the losses decode both heads at every training step).
 
     Args:
         preds: per level a tensor (N, A*(5+C), H_l, W_l); channels grouped by
@@ -31,24 +71,59 @@ def decode_yolov5(preds: Sequence[Tensor],
         logits (N, M); class logits (N, M, C). M = sum_l A*H_l*W_l, ordered
         level, anchor, row, column.
     """
-    boxes, objs, clss = [], [], []
-    for pred, anc, stride in zip(preds, anchors, strides):
+    raw, (cell, stride, size) = _yolov5_raw(preds, anchors, strides,
+                                            num_classes)
+    boxes = _yolov5_boxes(raw[:, :4], cell, stride, size, 1)
+    return (boxes.transpose(1, 2).contiguous(), raw[:, 4].contiguous(),
+            raw[:, 5:].transpose(1, 2).contiguous())
+
+
+def _yolov5_raw(preds: Sequence[Tensor], anchors: Sequence[Sequence[float]],
+                strides: Sequence[int], num_classes: int
+                ) -> Tuple[Tensor, Tuple[Tensor, Tensor, Tensor]]:
+    """Every level's outputs as one (N, 5+C, M) tensor, in the decoded
+    order, and the priors' constants (:func:`_yolov5_priors`)."""
+    ch = 5 + num_classes
+    flat = []
+    for pred, anc in zip(preds, anchors):
         n, _, h, w = pred.shape
-        anc_t = pred.new_tensor(anc).view(-1, 2)
-        a = anc_t.shape[0]
-        p = pred.view(n, a, 5 + num_classes, h, w)
-        xs, ys = cell_grid(h, w, pred.device, pred.dtype)
-        cx = (p[:, :, 0].sigmoid() * 2 - 0.5 + xs) * stride
-        cy = (p[:, :, 1].sigmoid() * 2 - 0.5 + ys) * stride
-        bw = (p[:, :, 2].sigmoid() * 2)**2 * anc_t[:, 0].view(1, a, 1, 1)
-        bh = (p[:, :, 3].sigmoid() * 2)**2 * anc_t[:, 1].view(1, a, 1, 1)
-        box = torch.stack(
-            [cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
-        boxes.append(box.reshape(n, -1, 4))
-        objs.append(p[:, :, 4].reshape(n, -1))
-        clss.append(p[:, :, 5:].permute(0, 1, 3, 4, 2).reshape(
-            n, -1, num_classes))
-    return torch.cat(boxes, 1), torch.cat(objs, 1), torch.cat(clss, 1)
+        flat.append(pred.reshape(n, len(anc) // 2, ch, h * w).transpose(
+            1, 2).reshape(n, ch, -1))
+    raw = torch.cat(flat, 2) if len(flat) > 1 else flat[0]
+    return raw, _yolov5_priors(
+        tuple(tuple(p.shape[-2:]) for p in preds),
+        tuple(tuple(float(v) for v in a) for a in anchors),
+        tuple(int(s) for s in strides), raw.device, raw.dtype,
+        torch.is_inference_mode_enabled())
+
+
+def _yolov5_boxes(t: Tensor, cell: Tensor, stride: Tensor, size: Tensor,
+                  dim: int) -> Tensor:
+    """x1, y1, x2, y2 along ``dim`` from the raw x, y, w, h along ``dim``
+    (the constants broadcast against the other dimensions)."""
+    sig = t.sigmoid()
+    xy, wh = sig.split(2, dim)
+    centre = (xy * 2 - 0.5 + cell) * stride
+    half = (wh * 2)**2 * size / 2
+    return torch.cat([centre - half, centre + half], dim)
+
+
+def decode_yolov5_at(preds: Sequence[Tensor],
+                     anchors: Sequence[Sequence[float]],
+                     strides: Sequence[int], num_classes: int, img: Tensor,
+                     prior: Tensor) -> Tuple[Tensor, Tensor]:
+    """Boxes (K, 4) and objectness logits (K,) of the priors ``prior`` of
+    the images ``img`` (both (K,) long, indices into the output of
+    :func:`decode_yolov5`), with the values of that decoding and a gradient
+    that reaches ``preds`` through those K priors only: a loss that reads a
+    few priors of a decoded map back-propagates through them alone.
+    """
+    raw, (cell, stride, size) = _yolov5_raw(preds, anchors, strides,
+                                            num_classes)
+    t = raw[img, :, prior]  # (K, 5+C)
+    boxes = _yolov5_boxes(t[:, :4], cell[:, prior].t(), stride[prior, None],
+                          size[:, prior].t(), 1)
+    return boxes, t[:, 4]
 
 
 def decode_yolox(cls_scores: Sequence[Tensor], bbox_preds: Sequence[Tensor],

@@ -21,6 +21,8 @@ def test_iou_giou_values():
     assert giou[1].item() == pytest.approx(-(12 - 8) / 12, rel=1e-5)
     _, g_same = box_iou_giou(a, a)
     assert torch.allclose(g_same, torch.ones(2), atol=1e-6)
+    iou_only, none = box_iou_giou(a, b, giou=False)
+    assert none is None and torch.equal(iou_only, iou)
 
 
 def test_cells_follow_the_input_to_map_stride():

@@ -8,6 +8,10 @@ from mmtrack_kd.models.losses import PredictionDifferenceLoss
 from mmtrack_kd.models.losses.prediction_difference_loss import (
     bernoulli_kl_with_logits,
 )
+from mmtrack_kd.models.task_modules import (
+    BaseResponseDecoder,
+    YOLOv5ResponseDecoder,
+)
 
 SHAPE = (64, 64)
 V5 = dict(type='yolov5', anchors=[[8, 24, 11, 34], [32, 96, 45, 135]],
@@ -628,3 +632,60 @@ def test_gt_gate_drops_the_teachers_mistakes():
         gated(s, t, SHAPE)
     with pytest.raises(ValueError, match='gt_iou_thr'):
         PredictionDifferenceLoss(V5, gt_iou_thr=0.)
+
+
+class _EveryPriorV5(YOLOv5ResponseDecoder):
+    """The YOLOv5 decoder without its selected-prior decoding: the loss
+    decodes the student's every prior with its gradient."""
+    decode_at = BaseResponseDecoder.decode_at
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(), dict(topk=3), dict(emb=True), dict(gt=True)])
+def test_selected_decoding_equals_decoding_every_prior(kwargs):
+    """With the YOLOv5 decoder the kept priors are decoded again with
+    their gradient (the selection reads the student detached): the value
+    and the gradient are those of decoding every prior with its gradient."""
+    fast = PredictionDifferenceLoss(V5, topk=kwargs.get('topk', 100))
+    slow = PredictionDifferenceLoss(V5, topk=kwargs.get('topk', 100))
+    slow.decoder = _EveryPriorV5(V5['anchors'], V5['strides'])
+    assert fast.decoder.decodes_selected
+    assert not slow.decoder.decodes_selected
+    t = _v5_preds()
+    extra = {}
+    if kwargs.get('emb'):
+        g = torch.Generator().manual_seed(4)
+        extra = dict(emb_S=torch.randn(2, 8, 8, 8, generator=g),
+                     emb_T=torch.randn(2, 8, 8, 8, generator=g))
+    if kwargs.get('gt'):
+        fast.gt_iou_thr = slow.gt_iou_thr = 0.3
+        box_T, _, _ = fast.decoder(t)
+        extra = dict(gt_bboxes=[box_T[i, [10, 74]] for i in range(2)])
+    values, grads = [], []
+    for loss_fn in (fast, slow):
+        s = _clone(_v5_preds(seed=2, obj=-1.))
+        loss = loss_fn(s, t, SHAPE, **extra)
+        loss.backward()
+        values.append(loss.detach())
+        grads.append([p.grad for p in s])
+    assert values[0].item() > 0
+    torch.testing.assert_close(values[0], values[1], rtol=1e-6, atol=0)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
+    # the gradient reaches the kept priors' cells only
+    keep = fast.select(_v5_preds(seed=2, obj=-1.), t, SHAPE, **extra)[-1]
+    flat = torch.cat([g.view(2, 2, 6, -1).transpose(1, 2).reshape(2, 6, -1)
+                      for g in grads[0]], 2)
+    assert torch.equal(flat.abs().sum(1) > 0, keep)
+
+
+def test_selected_decoding_without_candidates_keeps_the_head_in_graph():
+    loss_fn = PredictionDifferenceLoss(V5)
+    t = _v5_preds()
+    for p in t:  # no confident prior in either head
+        p.view(2, 2, 6, *p.shape[-2:])[:, :, 4] = -12.
+    s = _clone(t)
+    loss = loss_fn(s, t, SHAPE)
+    assert loss.item() == 0
+    loss.backward()
+    assert all(p.grad is not None and not p.grad.any() for p in s)
