@@ -24,6 +24,7 @@ from .plan import (
                    load_benchmark_data,
                    parse_loss_options,
                    parse_loss_scale,
+                   parse_size_options,
 )
 from .runner import Benchmark, execute, run_benchmark
 from .search import Search, parse_scales
@@ -31,5 +32,5 @@ from .search import Search, parse_scales
 __all__ = [
     'FRAGMENTS', 'METHODS', 'TEACHER_SEED', 'Benchmark', 'BenchmarkPlan',
     'Search', 'execute', 'load_benchmark_data', 'parse_loss_options',
-    'parse_loss_scale', 'parse_scales', 'run_benchmark'
+    'parse_loss_scale', 'parse_scales', 'parse_size_options', 'run_benchmark'
 ]

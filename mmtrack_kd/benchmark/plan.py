@@ -16,6 +16,7 @@ from .families import (
     FAMILIES,
     check_methods,
     cstrack_overrides,
+    deep_merge,
     get_family,
     method_fragments,
 )
@@ -313,6 +314,34 @@ def parse_loss_scale(items: Sequence[str],
     return out
 
 
+def parse_size_options(items: Sequence[str],
+                       option: str = '--student-size') -> dict:
+    """``['backbone.base_channels=12', 'neck.in_channels=96']`` ->
+    ``{'backbone': {'base_channels': 12}, 'neck': {'in_channels': 96}}``
+    (VALUE a Python literal)."""
+    import ast
+    out: dict = {}
+    for item in items:
+        target, sep, value = item.partition('=')
+        keys = target.split('.')
+        try:
+            if not sep or not all(keys):
+                raise ValueError
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f'{option}: expected KEY.SUBKEY=VALUE with a '
+                             f'Python literal VALUE, got {item!r}') from None
+        node = out
+        for key in keys[:-1]:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ValueError(f'{option}: {item!r} sets a key inside '
+                                 f'{key!r}, which another item sets to a '
+                                 'value')
+        node[keys[-1]] = value
+    return out
+
+
 def parse_loss_options(items: Sequence[str]) -> Dict[str, dict]:
     """``['feat.normalize=True']`` -> ``{'feat': {'normalize': True}}``."""
     import ast
@@ -461,6 +490,12 @@ class BenchmarkPlan:
             balancer's measurements (``--balance-interval``, the
             ``interval`` of ``loss_balance``); needs ``grad_ratio``. None:
             the configs' (20).
+        student_size (dict, optional): model overrides merged into the
+            preset's ``student`` entry (``--student-size``, e.g.
+            ``{'backbone': {'base_channels': 12}}``): a larger or smaller
+            student of the same design. Every plain and KD student gets
+            it; it is in the generated configs (so in the records' config
+            hashes) and in results.json's ``sizes``.
 
     Raises:
         ValueError: a setting is unknown or out of range; the message names
@@ -484,9 +519,16 @@ class BenchmarkPlan:
                  first_seed: int = 0,
                  ema: Optional[float] = None,
                  balance_interval: Optional[int] = None,
-                 seeds_of: Optional[Dict[str, int]] = None) -> None:
+                 seeds_of: Optional[Dict[str, int]] = None,
+                 student_size: Optional[dict] = None) -> None:
         self.family = get_family(family)
         self.preset = get_preset(preset, family)
+        if student_size:
+            if not isinstance(student_size, dict):
+                raise ValueError('--student-size: expected KEY=VALUE model '
+                                 f'overrides, got {student_size!r}')
+            self.preset = dict(self.preset, student=deep_merge(
+                self.preset['student'], student_size))
         if epochs is not None:
             if epochs < 1:
                 raise ValueError('--epochs must be >= 1')

@@ -369,3 +369,40 @@ def test_protocol_settings_name_what_is_missing(tmp_path):
     own.write_text(yaml.safe_dump(data))
     proto = plan.protocol_settings('full', 'bytetrack', path=str(own))
     assert proto == dict(methods=['ours', 'pkd'], seeds_of=dict(ours=5))
+
+
+def test_student_size_overrides_every_student(tmp_path):
+    """--student-size merges into the preset's student: the generated
+    plain and KD student configs carry it, the teacher does not, and the
+    run's sizes record it."""
+    from mmengine.config import Config
+
+    from mmtrack_kd.benchmark import configs
+    from mmtrack_kd.benchmark.plan import parse_size_options
+    size = parse_size_options(['backbone.base_channels=12',
+                               'neck.in_channels=96',
+                               'neck.num_deconv_filters=[48, 24, 16]'])
+    assert size == dict(backbone=dict(base_channels=12),
+                        neck=dict(in_channels=96,
+                                  num_deconv_filters=[48, 24, 16]))
+    base = BenchmarkPlan(str(tmp_path / 'a'), 'full', 1, ['ours_no_id'],
+                         family='fairmot', data=str(tmp_path / 'd'))
+    p = BenchmarkPlan(str(tmp_path / 'b'), 'full', 1, ['ours_no_id'],
+                      family='fairmot', data=str(tmp_path / 'd'),
+                      student_size=size)
+    assert p.preset['student']['backbone'] == dict(base_channels=12)
+    assert p.preset['student']['bbox_head'] == \
+        base.preset['student']['bbox_head']
+    assert p.preset['teacher'] == base.preset['teacher']
+    student = Config.fromfile(configs.model_cfg(p, 'student', 0)).model
+    teacher = Config.fromfile(configs.model_cfg(p, 'teacher', 0)).model
+    assert student.backbone.base_channels == 12
+    assert student.neck.num_deconv_filters == [48, 24, 16]
+    assert teacher.backbone.channels == base.preset['teacher']['backbone'][
+        'channels']
+    for bad in (['backbone.base_channels'], ['=3'], ['a..b=1'],
+                ['backbone.depth=eighteen']):
+        with pytest.raises(ValueError, match='--student-size: expected'):
+            parse_size_options(bad)
+    with pytest.raises(ValueError, match='sets a key inside'):
+        parse_size_options(['neck=1', 'neck.in_channels=2'])

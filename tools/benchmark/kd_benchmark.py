@@ -31,6 +31,7 @@ from mmtrack_kd.benchmark import (
     Benchmark,
     parse_loss_options,
     parse_loss_scale,
+    parse_size_options,
     run_benchmark,
 )
 from mmtrack_kd.benchmark.cli import add_shared_options
@@ -106,6 +107,13 @@ def parse_args(argv=None):
                         help='with --grad-ratio: the balancer measures the '
                         'gradient norms every N iterations (default: the '
                         "configs' 20)")
+    parser.add_argument('--student-size', nargs='+', default=[],
+                        metavar='KEY=VALUE',
+                        help='model overrides merged into the preset\'s '
+                        'student (every plain and KD student), e.g. '
+                        'backbone.base_channels=12 neck.in_channels=96 '
+                        '(VALUE a Python literal): a larger or smaller '
+                        'student of the same design')
     parser.add_argument('--rescore', action='store_true',
                         help='recorded models whose thresholds were picked '
                         'on another grid: pick them again on val from the '
@@ -189,7 +197,8 @@ def main(argv=None) -> int:
             parse_loss_scale(args.kd_decay, '--kd-decay'),
             family=args.family, rescore=args.rescore, project=args.project,
             first_seed=args.first_seed, ema=args.ema,
-            balance_interval=args.balance_interval, seeds_of=seeds_of)
+            balance_interval=args.balance_interval, seeds_of=seeds_of,
+            student_size=parse_size_options(args.student_size))
     except ValueError as err:
         print(f'kd_benchmark: {err}', file=sys.stderr)
         return 2
