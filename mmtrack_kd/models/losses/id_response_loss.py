@@ -172,8 +172,34 @@ class IDResponseConsistencyLoss(nn.Module):
         self.exclude = exclude
         self.loss_weight = float(loss_weight)
 
+    def target_cells(self, bboxes: Tensor, frame: Tensor, n: int,
+                     feat_hw: Sequence[int],
+                     batch_input_shape: Sequence[int]) -> tuple:
+        """Where the targets sit on an (H, W) map, the same for the
+        student's and the teacher's: each target's slot in its frame's row
+        of (N, K_max), the (N, K_max) cell of each slot, and the (K, H*W)
+        bool mask of the cells left out of its responses (its own cell, or
+        its box with ``exclude='box'``)."""
+        h, w = int(feat_hw[0]), int(feat_hw[1])
+        idx = centre_cells(bboxes, (h, w), batch_input_shape)
+        # the targets of each frame in slots 0..K_i-1 of (N, K_max): one
+        # batched product instead of one per frame
+        slot, k_max = frame_slots(frame, n)
+        cells = idx.new_zeros(n, k_max)
+        cells[frame, slot] = idx
+        own = torch.zeros(len(idx), h * w, dtype=torch.bool,
+                          device=idx.device)
+        own[torch.arange(len(idx), device=idx.device), idx] = True
+        if self.exclude == 'box':
+            box = box_cell_masks(bboxes, (h, w), batch_input_shape).flatten(
+                1) > 0
+            whole = box.all(1)  # nothing left around it: its cell only
+            own = torch.where(whole[:, None], own, box | own)
+        return slot, cells, own
+
     def batch_responses(self, emb_maps: Tensor, bboxes: Tensor,
-                        frame: Tensor, batch_input_shape: Sequence[int]):
+                        frame: Tensor, batch_input_shape: Sequence[int],
+                        targets: Optional[tuple] = None):
         """Responses of the targets of all frames at once.
 
         Args:
@@ -181,6 +207,8 @@ class IDResponseConsistencyLoss(nn.Module):
             bboxes: (K, 4) GT boxes of all frames, in input pixels.
             frame: (K,) the frame of each box.
             batch_input_shape: (H_in, W_in).
+            targets: :meth:`target_cells` of these boxes on this map size,
+                when the caller has them.
 
         Returns:
             tuple: log R (K, H*W) log-softmax over the positions of each
@@ -191,23 +219,13 @@ class IDResponseConsistencyLoss(nn.Module):
         """
         n, d, h, w = emb_maps.shape
         flat = emb_maps.reshape(n, d, h * w)  # (N, D, HW)
-        idx = centre_cells(bboxes, (h, w), batch_input_shape)
-        # the targets of each frame in slots 0..K_i-1 of (N, K_max): one
-        # batched product instead of one per frame
-        slot, k_max = frame_slots(frame, n)
-        rows = torch.arange(len(idx), device=idx.device)
-        cells = idx.new_zeros(n, k_max)
-        cells[frame, slot] = idx
+        if targets is None:
+            targets = self.target_cells(bboxes, frame, n, (h, w),
+                                        batch_input_shape)
+        slot, cells, own = targets
         logits, e = CosineResponses.apply(flat, cells, self.tau)
         logits = logits[frame, slot]  # (K, HW)
         e = e[frame, slot]  # (K, D) unit vectors
-        own = torch.zeros_like(logits, dtype=torch.bool)
-        own[rows, idx] = True
-        if self.exclude == 'box':
-            box = box_cell_masks(bboxes, (h, w), batch_input_shape).flatten(
-                1) > 0
-            whole = box.all(1)  # nothing left around it: its cell only
-            own = torch.where(whole[:, None], own, box | own)
         logits = logits.masked_fill(own, float('-inf'))
         log_r = F.log_softmax(logits, dim=1)
         return log_r, e @ e.t(), own
@@ -234,10 +252,12 @@ class IDResponseConsistencyLoss(nn.Module):
                 'IDResponseConsistencyLoss: student and teacher ID maps '
                 f'must have the same H, W: {tuple(preds_S.shape[2:])} vs '
                 f'{tuple(preds_T.shape[2:])}')
+        targets = self.target_cells(boxes, frame, len(preds_S),
+                                    preds_S.shape[-2:], batch_input_shape)
         log_rs, sim_s, own = self.batch_responses(preds_S, boxes, frame,
-                                                  batch_input_shape)
+                                                  batch_input_shape, targets)
         log_rt, sim_t, _ = self.batch_responses(preds_T, boxes, frame,
-                                                batch_input_shape)
+                                                batch_input_shape, targets)
         r_t = log_rt.exp()
         kl = r_t * (log_rt - log_rs)
         kl = kl.masked_fill(own, 0.)  # 0 * (-inf - -inf) is nan
