@@ -10,8 +10,8 @@ def add_shared_options(parser: argparse.ArgumentParser,
                        preset_default: str,
                        kd_decay_help: str = '', ema_help: str = '') -> None:
     """Add ``--preset``, ``--family``, ``--threads``, ``--jobs``,
-    ``--loss-option``, ``--kd-decay``, ``--epochs``, ``--ema`` and
-    ``--allow-stale`` to ``parser``.
+    ``--loss-option``, ``--kd-decay``, ``--epochs``, ``--ema``,
+    ``--student-size`` and ``--allow-stale`` to ``parser``.
 
     Args:
         parser: the tool's parser.
@@ -61,6 +61,13 @@ def add_shared_options(parser: argparse.ArgumentParser,
                         'ExponentialMovingAverage of this momentum, the '
                         "new value's weight per iteration, e.g. 0.01); the "
                         'teacher is trained without it' + ema_help)
+    parser.add_argument('--student-size', nargs='+', default=[],
+                        metavar='KEY=VALUE',
+                        help='model overrides merged into the preset\'s '
+                        'student (every plain and KD student), e.g. '
+                        'backbone.base_channels=12 neck.in_channels=96 '
+                        '(VALUE a Python literal): a larger or smaller '
+                        'student of the same design')
     parser.add_argument('--allow-stale', action='store_true',
                         help='keep and use records made with other code, '
                         'config or data (noted in results.md) instead of '

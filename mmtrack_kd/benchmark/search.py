@@ -190,14 +190,16 @@ class _SearchBase:
                  family: str = DEFAULT_FAMILY,
                  loss_options: Optional[Dict[str, dict]] = None,
                  epochs: Optional[int] = None,
-                 ema: Optional[float] = None) -> None:
+                 ema: Optional[float] = None,
+                 student_size: Optional[dict] = None) -> None:
         fam = get_family(family)
         owner = runner.folder_family(reuse)
         if owner is not None and owner != fam.name:
             raise ValueError(f'--reuse: {reuse} is a run folder of family '
                              f'{owner}, not --family {fam.name}')
         ref = Benchmark(reuse, preset, seeds, [], family=fam.name,
-                        loss_options=loss_options, epochs=epochs, ema=ema)
+                        loss_options=loss_options, epochs=epochs, ema=ema,
+                        student_size=student_size)
         if ref.load_record('teacher', TEACHER_SEED) is None:
             raise ValueError(f'--reuse: {reuse} has no trained teacher '
                              '(run kd_benchmark.py with it first)')
@@ -221,6 +223,7 @@ class _SearchBase:
         self.epochs = epochs
         self.ema = ref.ema
         self.data = ref.data
+        self.student_size = student_size
 
     def candidate(self, name: str, methods: List[str],
                   **settings) -> Benchmark:
@@ -234,7 +237,8 @@ class _SearchBase:
                          allow_stale=self.allow_stale,
                          family=self.family.name,
                          loss_options=self.loss_options,
-                         epochs=self.epochs, ema=self.ema, **settings)
+                         epochs=self.epochs, ema=self.ema,
+                         student_size=self.student_size, **settings)
 
     def execute(self, benches: List[Benchmark]) -> None:
         """Prepare each candidate (data fingerprint, teacher data, stale
@@ -259,7 +263,8 @@ class _SearchBase:
         return dict(family=self.family.name, preset=self.preset,
                     reuse=self.reuse, seeds=list(range(self.seeds)),
                     epochs=self.epochs, ema=self.ema,
-                    loss_options=self.loss_options)
+                    loss_options=self.loss_options,
+                    student_size=self.student_size)
 
     def plain_scores(self, bench: Benchmark) -> dict:
         """The val means of the student and the teacher (from a finished

@@ -107,13 +107,6 @@ def parse_args(argv=None):
                         help='with --grad-ratio: the balancer measures the '
                         'gradient norms every N iterations (default: the '
                         "configs' 20)")
-    parser.add_argument('--student-size', nargs='+', default=[],
-                        metavar='KEY=VALUE',
-                        help='model overrides merged into the preset\'s '
-                        'student (every plain and KD student), e.g. '
-                        'backbone.base_channels=12 neck.in_channels=96 '
-                        '(VALUE a Python literal): a larger or smaller '
-                        'student of the same design')
     parser.add_argument('--rescore', action='store_true',
                         help='recorded models whose thresholds were picked '
                         'on another grid: pick them again on val from the '

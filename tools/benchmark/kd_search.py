@@ -49,7 +49,11 @@ import sys
 
 from mmtrack_kd.benchmark.cli import add_shared_options
 from mmtrack_kd.benchmark.lock import RunFolderBusyError
-from mmtrack_kd.benchmark.plan import parse_loss_options, parse_loss_scale
+from mmtrack_kd.benchmark.plan import (
+    parse_loss_options,
+    parse_loss_scale,
+    parse_size_options,
+)
 from mmtrack_kd.benchmark.provenance import StaleRecordsError
 from mmtrack_kd.benchmark.search import (
     BASELINES,
@@ -117,7 +121,8 @@ def make_search(args):
         ValueError: bad or contradicting arguments.
     """
     common = dict(family=args.family, epochs=args.epochs, ema=args.ema,
-                  loss_options=parse_loss_options(args.loss_option))
+                  loss_options=parse_loss_options(args.loss_option),
+                  student_size=parse_size_options(args.student_size))
     if args.grad_ratios:
         if args.scales is not None:
             raise ValueError('--scales is the loss-weight search; with '
