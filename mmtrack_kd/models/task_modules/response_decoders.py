@@ -138,6 +138,7 @@ class BaseResponseDecoder:
             cache[key] = torch.cat(out, 0)
         return cache[key]
 
+
 @TASK_UTILS.register_module(name=['YOLOv5ResponseDecoder', 'yolov5'])
 class YOLOv5ResponseDecoder(BaseResponseDecoder):
     """YOLOv5 / CSTrack heads: list of (N, A*(5+C), H_l, W_l), decoded by
