@@ -314,23 +314,35 @@ def parse_loss_scale(items: Sequence[str],
     return out
 
 
+def _literal_items(items: Sequence[str], option: str, form: str,
+                   valid: Callable[[str], bool]):
+    """``(item, TARGET, value)`` of each ``TARGET=VALUE`` item of
+    ``option``, VALUE read as a Python literal; an item without ``=``, with
+    a TARGET that ``valid`` refuses or a VALUE that is no literal raises
+    ``ValueError`` naming the option and the expected ``form``."""
+    import ast
+    for item in items:
+        target, sep, value = item.partition('=')
+        try:
+            if not (sep and valid(target)):
+                raise ValueError
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            raise ValueError(f'{option}: expected {form} with a Python '
+                             f'literal VALUE, got {item!r}') from None
+        yield item, target, value
+
+
 def parse_size_options(items: Sequence[str],
                        option: str = '--student-size') -> dict:
     """``['backbone.base_channels=12', 'neck.in_channels=96']`` ->
     ``{'backbone': {'base_channels': 12}, 'neck': {'in_channels': 96}}``
     (VALUE a Python literal)."""
-    import ast
     out: dict = {}
-    for item in items:
-        target, sep, value = item.partition('=')
+    for item, target, value in _literal_items(
+            items, option, 'KEY.SUBKEY=VALUE',
+            lambda t: all(t.split('.'))):
         keys = target.split('.')
-        try:
-            if not sep or not all(keys):
-                raise ValueError
-            value = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise ValueError(f'{option}: expected KEY.SUBKEY=VALUE with a '
-                             f'Python literal VALUE, got {item!r}') from None
         node = out
         for key in keys[:-1]:
             node = node.setdefault(key, {})
@@ -343,19 +355,14 @@ def parse_size_options(items: Sequence[str],
 
 
 def parse_loss_options(items: Sequence[str]) -> Dict[str, dict]:
-    """``['feat.normalize=True']`` -> ``{'feat': {'normalize': True}}``."""
-    import ast
+    """``['feat.normalize=True']`` -> ``{'feat': {'normalize': True}}``
+    (ARG may itself hold dots: ``feat.connector.detach_iters=120``)."""
     out: Dict[str, dict] = {}
-    for item in items:
-        target, sep, value = item.partition('=')
-        key, dot, arg = target.partition('.')
-        try:
-            if not (sep and dot and arg):
-                raise ValueError
-            out.setdefault(key, {})[arg] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            raise ValueError(f'--loss-option: expected LOSS.ARG=VALUE with a '
-                             f'Python literal VALUE, got {item!r}') from None
+    for _, target, value in _literal_items(
+            items, '--loss-option', 'LOSS.ARG=VALUE',
+            lambda t: bool(t.partition('.')[2])):
+        key, _, arg = target.partition('.')
+        out.setdefault(key, {})[arg] = value
     return out
 
 

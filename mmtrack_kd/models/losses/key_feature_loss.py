@@ -241,7 +241,7 @@ class KeyFeatureLoss(nn.Module):
     def _relation_level(self, preds_S: Tensor, preds_T: Tensor,
                         gt_bboxes: Sequence[Tensor],
                         batch_input_shape: Sequence[int],
-                        targets=None) -> Tensor:
+                        targets: tuple) -> Tensor:
         """:math:`L_{fg}` of one level on the relations of the foreground
         cells (``relation=True``)."""
         if (preds_S.dim() != 4 or preds_T.dim() != 4
@@ -279,10 +279,8 @@ class KeyFeatureLoss(nn.Module):
     def _single_level(self, preds_S: Tensor, preds_T: Tensor,
                       gt_bboxes: Sequence[Tensor],
                       batch_input_shape: Sequence[int],
-                      targets=None) -> Tensor:
-        if len(gt_bboxes) != preds_S.shape[0]:
-            raise ValueError(f'KeyFeatureLoss: {len(gt_bboxes)} gt_bboxes '
-                             f'for a batch of {preds_S.shape[0]}')
+                      targets: tuple) -> Tensor:
+        """The loss of one level; ``targets``: :meth:`box_targets`."""
         if self.relation:
             return self._relation_level(preds_S, preds_T, gt_bboxes,
                                         batch_input_shape, targets)
@@ -311,8 +309,10 @@ class KeyFeatureLoss(nn.Module):
 
         terms = []
         for cell_w, coef in ((w_fg, self.alpha_fg), (w_bg, self.beta_bg)):
-            total = None if cell_w is None else cell_w.sum()
-            if total is not None and total > 0:
+            if cell_w is None:
+                continue
+            total = cell_w.sum()
+            if total > 0:
                 terms.append(coef * weighted(cell_w) / total)
         # a zero in the student's graph only when no term is: adding it to
         # a term changes neither value nor gradient, and costs a pass over
@@ -341,8 +341,10 @@ class KeyFeatureLoss(nn.Module):
             Tensor: scalar loss.
         """
         levels_S, levels_T = as_level_list(preds_S, preds_T, 'KeyFeatureLoss')
-        targets = self.box_targets(gt_bboxes, levels_S[0].device) if len(
-            gt_bboxes) == levels_S[0].shape[0] else None  # refused per level
+        if any(len(gt_bboxes) != s.shape[0] for s in levels_S):
+            raise ValueError(f'KeyFeatureLoss: {len(gt_bboxes)} gt_bboxes '
+                             f'for a batch of {levels_S[0].shape[0]}')
+        targets = self.box_targets(gt_bboxes, levels_S[0].device)
         total = sum(
             self._single_level(s, t, gt_bboxes, batch_input_shape, targets)
             for s, t in zip(levels_S, levels_T))

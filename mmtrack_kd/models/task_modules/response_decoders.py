@@ -19,6 +19,7 @@ Registered families:
   (ByteTrack), preds = (cls_scores, bbox_preds, objectnesses), each a list
   of levels.
 """
+import functools
 import inspect
 from typing import Any, List, Optional, Sequence, Tuple
 
@@ -117,26 +118,28 @@ class BaseResponseDecoder:
     def prior_centres(self, preds: Any) -> Tensor:
         """(M, 2) x, y centre in input pixels of each prior's grid cell, in
         the decoded order (level, prior, row, column). Cached per map sizes
-        and device (the losses ask at every training step)."""
+        and device (the losses ask at every training step); read only."""
         levels = self.levels(preds)
-        device = levels[0].device
-        key = (tuple(tuple(p.shape[-2:]) for p in levels), device,
-               torch.is_inference_mode_enabled())
-        cache = self.__dict__.setdefault('_centres', {})
-        if key not in cache:
-            out = []
-            for lvl, ((h, w), stride) in enumerate(zip(key[0],
-                                                       self.strides)):
-                xs, ys = cell_grid(h, w, device, torch.float32)
-                c = torch.stack([(xs + 0.5) * stride, (ys + 0.5) * stride],
-                                -1).view(-1, 2)
-                if self.priors_per_cell(lvl) != 1:
-                    c = c.repeat(self.priors_per_cell(lvl), 1)
-                out.append(c)
-            if len(cache) >= 8:
-                cache.pop(next(iter(cache)))
-            cache[key] = torch.cat(out, 0)
-        return cache[key]
+        return _prior_centres(
+            tuple(tuple(p.shape[-2:]) for p in levels), tuple(self.strides),
+            tuple(self.priors_per_cell(lvl) for lvl in range(len(levels))),
+            levels[0].device, torch.is_inference_mode_enabled())
+
+
+@functools.lru_cache(maxsize=32)
+def _prior_centres(shapes: Tuple[Tuple[int, int], ...],
+                   strides: Tuple[int, ...], priors: Tuple[int, ...],
+                   device: torch.device, inference: bool) -> Tensor:
+    """:meth:`BaseResponseDecoder.prior_centres` for these map sizes,
+    strides and priors per cell (``inference``: part of the cache key, an
+    inference-mode tensor cannot be saved for a later backward)."""
+    out = []
+    for (h, w), stride, k in zip(shapes, strides, priors):
+        xs, ys = cell_grid(h, w, device, torch.float32)
+        c = torch.stack([(xs + 0.5) * stride, (ys + 0.5) * stride],
+                        -1).view(-1, 2)
+        out.append(c.repeat(k, 1) if k != 1 else c)
+    return torch.cat(out, 0)
 
 
 @TASK_UTILS.register_module(name=['YOLOv5ResponseDecoder', 'yolov5'])

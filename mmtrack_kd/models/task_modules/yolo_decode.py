@@ -4,6 +4,7 @@ One function per head family; the CSTrack head, the tracker and the
 response-distillation losses all use these, so that teacher and student are
 decoded identically.
 """
+import functools
 from typing import Sequence, Tuple
 
 import torch
@@ -12,6 +13,7 @@ from torch import Tensor
 from .grid import cell_grid
 
 
+@functools.lru_cache(maxsize=32)
 def _yolov5_priors(shapes: Tuple[Tuple[int, int], ...],
                    anchors: Tuple[Tuple[float, ...], ...],
                    strides: Tuple[int, ...], device: torch.device,
@@ -20,11 +22,8 @@ def _yolov5_priors(shapes: Tuple[Tuple[int, int], ...],
     """The constants of every prior of :func:`decode_yolov5`, in its order
     (level, anchor, row, column): cell (2, M) x, y; stride (M,); anchor
     (2, M) w, h. Cached per shapes, device, dtype and inference mode (an
-    inference-mode tensor cannot be saved for a later backward)."""
-    key = (shapes, anchors, strides, device, dtype, inference)
-    hit = _PRIORS.get(key)
-    if hit is not None:
-        return hit
+    inference-mode tensor cannot be saved for a later backward); the
+    callers only read them."""
     cells, steps, sizes = [], [], []
     for (h, w), anc, stride in zip(shapes, anchors, strides):
         a = len(anc) // 2
@@ -35,14 +34,7 @@ def _yolov5_priors(shapes: Tuple[Tuple[int, int], ...],
                                 dtype=dtype))
         sizes.append(torch.tensor(anc, device=device, dtype=dtype).view(
             a, 2).t()[:, :, None].expand(2, a, h * w).reshape(2, -1))
-    hit = (torch.cat(cells, 1), torch.cat(steps), torch.cat(sizes, 1))
-    if len(_PRIORS) >= 32:
-        _PRIORS.pop(next(iter(_PRIORS)))
-    _PRIORS[key] = hit
-    return hit
-
-
-_PRIORS: dict = {}
+    return torch.cat(cells, 1), torch.cat(steps), torch.cat(sizes, 1)
 
 
 def decode_yolov5(preds: Sequence[Tensor],
