@@ -377,6 +377,11 @@ class RatioSearch(_SearchBase):
             (``--baselines-only``): our losses and ``ours`` are not
             trained; their grids and ``combine`` still say what ``ours``
             was given, so the baselines get as much.
+        ours_method (str): the method searched as ``ours`` (``--ours``):
+            ``ours`` or one of its ``ours_no_*`` ablations, e.g.
+            ``ours_no_id`` where the ID loss is known to hurt; its
+            fragments are the ones searched alone, and the chosen
+            ``ours.KEY`` ratios apply to it.
 
     The equal budget: ``ours`` is tuned on the candidates of each of its
     losses alone plus its ``combine`` candidates, so each baseline gets
@@ -386,10 +391,11 @@ class RatioSearch(_SearchBase):
     Raises:
         ValueError: a searched fragment without a grid, a grid of a
             fragment not searched, non-positive ratios or factors, a
-            baseline that is unknown or does not apply to the family, a
-            baseline with another number of candidates than ``ours``
-            (the equal budget), ``baselines_only`` without baselines, a
-            bad ``reuse``.
+            baseline that is unknown or does not apply to the family, an
+            ``ours_method`` that is not ours or an ablation of it, or does
+            not apply to the family, a baseline with another number of
+            candidates than ``ours`` (the equal budget),
+            ``baselines_only`` without baselines, a bad ``reuse``.
     """
 
     def __init__(self, reuse: str, out: str, preset: str, seeds: int,
@@ -397,9 +403,17 @@ class RatioSearch(_SearchBase):
                  jobs: int, threads: int = 1, allow_stale: bool = False,
                  baselines: Sequence[str] = (),
                  kd_decay: Optional[Dict[str, float]] = None,
-                 baselines_only: bool = False, **kwargs) -> None:
+                 baselines_only: bool = False, ours_method: str = 'ours',
+                 **kwargs) -> None:
         fam = get_family(kwargs.get('family', DEFAULT_FAMILY))
-        ours = method_fragments(fam, 'ours', METHODS['ours'][1])
+        if ours_method != 'ours' and not ours_method.startswith('ours_no_') \
+                or ours_method not in METHODS:
+            raise ValueError(
+                f'--ours: expected ours or one of its ablations '
+                f'{[m for m in METHODS if m.startswith("ours_no_")]}, got '
+                f'{ours_method!r}')
+        check_methods(fam, [ours_method])
+        ours = method_fragments(fam, ours_method, METHODS[ours_method][1])
         baselines = list(dict.fromkeys(baselines))
         frag_of = {m: baseline_fragment(m) for m in baselines}
         check_methods(fam, baselines)
@@ -446,8 +460,9 @@ class RatioSearch(_SearchBase):
         self.combine = combine
         self.kd_decay = dict(kd_decay or {})
         self.baselines_only = baselines_only
+        self.ours_method = ours_method
         # checks --kd-decay (and every setting) before anything runs
-        self.bench('_check', ['ours'] + baselines, {})
+        self.bench('_check', [ours_method] + baselines, {})
 
     def bench(self, name: str, methods: List[str],
               ratio: Dict[str, float]) -> Benchmark:
@@ -474,7 +489,9 @@ class RatioSearch(_SearchBase):
     def combined(self, best: Dict[str, float]) -> Dict[float, Benchmark]:
         """The second stage: ``combine factor -> candidate`` of ``ours``
         at ``best`` (our loss -> its best ratio alone) times the factor."""
-        return {g: self.bench(f'ours_ratio_g{fmt_scale(g)}', ['ours'],
+        name = ('ours' if self.ours_method == 'ours' else
+                self.ours_method) + '_ratio_g'
+        return {g: self.bench(f'{name}{fmt_scale(g)}', [self.ours_method],
                               {f'ours.{k}': best[k] * g for k in self.ours})
                 for g in self.combine}
 
@@ -514,7 +531,9 @@ class RatioSearch(_SearchBase):
                  + (f', loss options {self.loss_options}'
                     if self.loss_options else '')
                  + (f', {self.epochs} epochs' if self.epochs else '')
-                 + (', baselines only' if self.baselines_only else ''),
+                 + (', baselines only' if self.baselines_only else '')
+                 + (f', ours = {self.ours_method}'
+                    if self.ours_method != 'ours' else ''),
                  'stage 1 (each alone):']
         total = 0.
         for (method, key, r), bench in singles.items():
@@ -523,13 +542,14 @@ class RatioSearch(_SearchBase):
             lines.append(f'  {osp.basename(bench.out):<24} {method} at '
                          f'{key} ratio {fmt_scale(r)}  ~{est:6.0f} s')
         if not self.baselines_only:
-            lines.append('stage 2 (ours at the best ratios of stage 1 '
-                         'times '
+            lines.append(f'stage 2 ({self.ours_method} at the best ratios '
+                         'of stage 1 times '
                          f'{", ".join(map(fmt_scale, self.combine))}):')
         for g, bench in ours.items():
-            est = bench.estimate_s('ours') * self.seeds
+            est = bench.estimate_s(self.ours_method) * self.seeds
             total += est
-            lines.append(f'  {osp.basename(bench.out):<24} ours  '
+            lines.append(f'  {osp.basename(bench.out):<24} '
+                         f'{self.ours_method}  '
                          f'~{est:6.0f} s')
         lines.append('val trainings per method (candidates x seeds):')
         for m, b in self.budget().items():
@@ -563,6 +583,7 @@ class RatioSearch(_SearchBase):
         singles = self.singles()
         self.execute(list(singles.values()))
         result = dict(self.header(), mode='grad_ratio',
+                      ours_method=self.ours_method,
                       kd_decay=self.kd_decay,
                       baselines_only=self.baselines_only,
                       **self.plain_scores(next(iter(singles.values()))),
@@ -585,7 +606,7 @@ class RatioSearch(_SearchBase):
             combined = self.combined(
                 {k: best[f'only_{k}'] for k in self.ours})
             self.execute(list(combined.values()))
-            cands = {g: val_means(b, 'ours', seeds)
+            cands = {g: val_means(b, self.ours_method, seeds)
                      for g, b in combined.items()}
             result['candidates']['ours'] = {
                 fmt_scale(g): v for g, v in cands.items()}
@@ -665,13 +686,16 @@ def _ratio_markdown(result: dict) -> str:
              '|---|---|---|---|---|---|',
              _row('student, no KD', result['student'], ' |') + ' |',
              _row('teacher', result['teacher'], ' |') + ' |']
+    ours_name = result.get('ours_method', 'ours')
     for m, v in result['best'].items():
         what = (f'x{v["setting"]} on the best ratios' if m == 'ours' else
                 f'ratio {v["setting"]}')
+        label = (f'ours ({ours_name})' if m == 'ours' and
+                 ours_name != 'ours' else m)
         spent = str(budget[m]['trainings'])
         if 'builds_on' in budget[m]:
             spent += f' (+{budget[m]["builds_on"]})'
-        lines.append(_row(m, v if 'IDF1' in v else None, f' {what} |') +
+        lines.append(_row(label, v if 'IDF1' in v else None, f' {what} |') +
                      f' {spent} |')
     if result.get('baselines_only'):
         ours = budget['ours']
@@ -685,7 +709,8 @@ def _ratio_markdown(result: dict) -> str:
               '|---|---|---|---|']
     for m, cands in result['candidates'].items():
         for x, v in cands.items():
-            label = (f'ours x{x}' if m == 'ours' else f'{m} ratio {x}')
+            label = (f'{ours_name} x{x}' if m == 'ours' else
+                     f'{m} ratio {x}')
             lines.append(_row(label, v))
     lines += ['', f'Chosen: `--grad-ratio {result["grad_ratio_args"]}`', '',
               'kd_benchmark.py arguments: '

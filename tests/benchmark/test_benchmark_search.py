@@ -124,7 +124,7 @@ def fake_ratio_execute(tasks, jobs):
             rec = bench.load_record(method, seed)
             rec['metrics']['val'] = dict(IDF1=40.0, MOTA=30.0, HOTA=35.0)
         else:
-            goal = 0.5 if method == 'ours' else 1.0
+            goal = 0.5 if method.startswith('ours') else 1.0
             miss = sum(abs(math.log(bench.ratio_of(method, k) /
                                     (RATIO_TARGET[k] * goal)))
                        for k in bench.fragments(method))
@@ -301,6 +301,56 @@ def test_ratio_search_baselines_only(tmp_path, monkeypatch, capsys):
         'of `ours`), as many as each baseline above' in md
 
 
+def test_ratio_search_of_an_ablation_as_ours(tmp_path, monkeypatch):
+    """--ours ours_no_id: the ID loss is neither searched alone nor in
+    the combined stage; the budget and the chosen ours.LOSS ratios are
+    those of the two other losses, and kd_benchmark gives them to
+    ours_no_id."""
+    monkeypatch.setattr(runner, 'execute', fake_ratio_execute)
+    monkeypatch.setattr(Benchmark, 'prepare', lambda self, tasks: None)
+    monkeypatch.setattr(Benchmark, 'summarize', lambda self: {})
+    ratios = ['resp=10,20,40', 'feat=1,2,5', '1,2,3,5,10,20,30,40']
+    with pytest.raises(ValueError, match=r"\['id'\] not searched"):
+        ratio_search(tmp_path, RATIOS, ours_method='ours_no_id')
+    for bad in ('pkd', 'only_resp', 'ours_no_nothing'):
+        with pytest.raises(ValueError, match='--ours: expected ours or '
+                           'one of its ablations'):
+            ratio_search(tmp_path, ratios, ours_method=bad)
+    s = ratio_search(tmp_path, ratios, ours_method='ours_no_id')
+    assert s.ours == ('feat', 'resp')
+    assert s.budget()['ours'] == dict(candidates=2, trainings=4,
+                                      builds_on=12)
+    assert 'only_id' not in s.budget()
+    plan = s.describe()
+    assert 'ours = ours_no_id' in plan
+    assert 'ours_no_id_ratio_g0.5' in plan
+    result = s.run()
+    assert result['ours_method'] == 'ours_no_id'
+    assert result['chosen'] == {
+        'only_feat.feat': 5.0, 'only_resp.resp': 20.0,
+        'fitnets.fitnets': 1.0, 'pkd.pkd': 3.0,
+        'ours.feat': 2.5, 'ours.resp': 10.0}
+    # the combined candidates trained ours_no_id, not ours
+    cand = tmp_path / 's' / 'ours_no_id_ratio_g0.5'
+    assert glob.glob(str(cand / 'records' / 'ours_no_id__seed*.json'))
+    assert not glob.glob(str(cand / 'records' / 'ours__seed*.json'))
+    md = (tmp_path / 's' / 'search.md').read_text()
+    assert '| ours (ours_no_id) | x0.5 on the best ratios | 50.00 |' in md
+    assert '| ours_no_id x0.5 | 50.00 |' in md
+    ratio = parse_loss_scale(result['grad_ratio_args'].split(),
+                             '--grad-ratio')
+    full = Benchmark(str(tmp_path / 'full'), 'micro', 1, ['ours_no_id'],
+                     grad_ratio=ratio)
+    assert full.ratio_of('ours_no_id', 'feat') == 2.5
+    assert full.ratio_of('ours_no_id', 'resp') == 10.0
+    # where ours itself has no ID loss, ours_no_id is refused
+    with pytest.raises(ValueError, match='ours_no_id does not apply'):
+        ratio_search(tmp_path, ['resp=10', 'feat=1', '1,2,3'],
+                     reuse=make_reuse(tmp_path, 'bytetrack'),
+                     family='bytetrack', baselines=['fitnets'],
+                     ours_method='ours_no_id')
+
+
 def test_ratio_search_plans_configs_without_training(tmp_path):
     """The planned candidates write KD configs balanced at their ratio
     (what a training would start from); nothing is trained."""
@@ -400,6 +450,9 @@ def test_kd_search_cli_dry_run_and_bad_arguments(tmp_path, capsys):
             (['--grad-ratios', '--ratios', '1', '--scales', '1'],
              '--scales is the loss-weight search'),
             (['--grad-ratios', '--ratios', '1', '--baselines', 'nope'],
-             '--baselines: unknown')):
+             '--baselines: unknown'),
+            (['--ours', 'ours_no_id'], '--ours needs --grad-ratios'),
+            (['--grad-ratios', '--ratios', '1', '--ours', 'pkd'],
+             '--ours: expected ours or one of its ablations')):
         assert kd_search.main(base + extra) == 2, extra
         assert match in capsys.readouterr().err, extra

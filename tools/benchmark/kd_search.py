@@ -100,6 +100,11 @@ def parse_args(argv=None):
                         'alone; --ratios still gives the grids of our '
                         'losses and --combine, which set the budget each '
                         'baseline gets')
+    parser.add_argument('--ours', default='ours', metavar='METHOD',
+                        help='with --grad-ratios: the method searched as '
+                        'ours, ours or an ablation such as ours_no_id '
+                        '(its losses are the ones searched alone; the '
+                        'chosen ours.LOSS ratios apply to it; default ours)')
     parser.add_argument('--scales', nargs='+', default=None,
                         help='loss-weight factors tried for each loss alone: '
                         'F1 F2 ... for all, or id=F1,F2 feat=... resp=... '
@@ -135,11 +140,12 @@ def make_search(args):
             parse_ratios(args.ratios), args.combine, args.jobs,
             args.threads, allow_stale=args.allow_stale,
             baselines=args.baselines, baselines_only=args.baselines_only,
-            kd_decay=None if args.kd_decay is None else
+            ours_method=args.ours, kd_decay=None if args.kd_decay is None else
             parse_loss_scale(args.kd_decay, '--kd-decay'), **common)
     for flag, value in (('--ratios', args.ratios),
                         ('--baselines', args.baselines),
                         ('--baselines-only', args.baselines_only),
+                        ('--ours', args.ours != 'ours'),
                         ('--kd-decay', args.kd_decay),
                         ('--dry-run', args.dry_run)):
         if value:
