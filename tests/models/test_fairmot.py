@@ -262,12 +262,10 @@ def test_configs_build(name):
     assert m.tracker.obj_score_thr == 0.4
 
 
-def test_kd_config_builds(tmp_path):
-    """Teacher DLA, student ResNet-18 (both tiny here): the ID,
-    key-feature and response losses run on a training batch."""
+def _kd_distiller(tmp_path, config):
+    """The distiller of a FairMOT KD config, teacher and student tiny."""
     from mmtrack_kd.utils import resolve_num_ids
-    kd = Config.fromfile(
-        osp.join(ROOT, 'configs/kd/fairmot_dla34_to_r18_kd_synthmot.py'))
+    kd = Config.fromfile(osp.join(ROOT, 'configs/kd', config))
     teacher_cfg = _cfg('dla')
     teacher_cfg['tracker'] = None
     torch.manual_seed(0)
@@ -279,11 +277,20 @@ def test_kd_config_builds(tmp_path):
     kd.model.student = _cfg('r18')
     resolve_num_ids(kd)
     kd.model.dry_run_input_shape = (1, 3, 64, 96)
-    distiller = MODELS.build(kd.model)
-    losses = distiller.loss(
-        torch.randn(2, 1, 3, 64, 96),
-        [_frame([[10, 10, 30, 50], [50, 5, 70, 60]], [1, 3]),
-         _frame([[20, 8, 44, 60]], [2])])
+    return MODELS.build(kd.model)
+
+
+def _kd_batch():
+    return (torch.randn(2, 1, 3, 64, 96),
+            [_frame([[10, 10, 30, 50], [50, 5, 70, 60]], [1, 3]),
+             _frame([[20, 8, 44, 60]], [2])])
+
+
+def test_kd_config_builds(tmp_path):
+    """Teacher DLA, student ResNet-18 (both tiny here): the ID,
+    key-feature and response losses run on a training batch."""
+    distiller = _kd_distiller(tmp_path, 'fairmot_dla34_to_r18_kd_synthmot.py')
+    losses = distiller.loss(*_kd_batch())
     assert {'loss_kd_id', 'loss_kd_feat', 'loss_kd_resp',
             'loss_id'} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
@@ -292,3 +299,27 @@ def test_kd_config_builds(tmp_path):
     resp = distiller.distill_losses['kd_resp']
     assert resp.boxes_where == 'teacher_peaks'
     assert type(resp.decoder).__name__ == 'CenterNetResponseDecoder'
+
+
+def test_feat_resp_kd_config(tmp_path):
+    """The benchmarked FairMOT recipe: key-feature + response only (no ID
+    loss), balanced at FairMOT's val-picked ratios; one training step
+    measures the balance and gives finite, back-propagating losses."""
+    distiller = _kd_distiller(tmp_path,
+                              'fairmot_dla34_to_r18_feat_resp_kd_synthmot.py')
+    assert set(distiller.distill_losses) == {'kd_feat', 'kd_resp'}
+    assert distiller.loss_balance.ratios == dict(kd_feat=0.25, kd_resp=0.5)
+    assert distiller.loss_balance.shared_params(distiller.student)
+    assert distiller.distill_losses['kd_resp'].boxes_where == 'teacher_peaks'
+    distiller.train()
+    assert not distiller.loss_balance.measured.any()
+    losses = distiller.loss(*_kd_batch())
+    # the first step measures the response loss; the key-feature loss
+    # reaches the neck only once its connector's warm-up (detach_iters)
+    # is over, so it is not measured yet
+    bal = distiller.loss_balance
+    assert bal.measured.tolist() == [n == 'kd_resp' for n in bal.loss_names]
+    assert {'loss_kd_feat', 'loss_kd_resp', 'loss_id'} <= set(losses)
+    assert not any(k.startswith('loss_kd_id') for k in losses)
+    assert all(torch.isfinite(v) for v in losses.values())
+    sum(losses.values()).backward()
