@@ -3,10 +3,10 @@
 response, balanced, no ID loss): a tiny teacher trained with
 tools/train.py, the KD student trained from it, extracted and scored by
 tools/test.py."""
-import hashlib
 import json
 
 import torch
+from test_e2e_bytetrack_kd import TINY_DATA, sha, write
 from test_e2e_train_test import ROOT, run_tool
 
 # the benchmark's micro sizes (presets.yaml, families.fairmot)
@@ -17,25 +17,6 @@ STUDENT = dict(backbone=dict(base_channels=4),
                neck=dict(in_channels=32, num_deconv_filters=[16, 16, 16]),
                bbox_head=dict(head_conv=16),
                id_head=dict(head_conv=16, embed_channels=16))
-TINY_DATA = """
-data_root = '{data}/'
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = dict(num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root=data_root))
-train_cfg = dict(max_epochs=1, val_interval=10)
-"""
-
-
-def sha(path):
-    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
-
-
-def write(path, text):
-    path.write_text(text)
-    return str(path)
 
 
 def test_fairmot_feat_resp_kd_end_to_end(tiny_synthmot, tmp_path):
