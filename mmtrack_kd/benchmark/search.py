@@ -406,12 +406,11 @@ class RatioSearch(_SearchBase):
                  baselines_only: bool = False, ours_method: str = 'ours',
                  **kwargs) -> None:
         fam = get_family(kwargs.get('family', DEFAULT_FAMILY))
-        if ours_method != 'ours' and not ours_method.startswith('ours_no_') \
-                or ours_method not in METHODS:
+        ablations = [m for m in METHODS if m.startswith('ours_no_')]
+        if ours_method not in ['ours'] + ablations:
             raise ValueError(
                 f'--ours: expected ours or one of its ablations '
-                f'{[m for m in METHODS if m.startswith("ours_no_")]}, got '
-                f'{ours_method!r}')
+                f'{ablations}, got {ours_method!r}')
         check_methods(fam, [ours_method])
         ours = method_fragments(fam, ours_method, METHODS[ours_method][1])
         baselines = list(dict.fromkeys(baselines))
@@ -489,9 +488,8 @@ class RatioSearch(_SearchBase):
     def combined(self, best: Dict[str, float]) -> Dict[float, Benchmark]:
         """The second stage: ``combine factor -> candidate`` of ``ours``
         at ``best`` (our loss -> its best ratio alone) times the factor."""
-        name = ('ours' if self.ours_method == 'ours' else
-                self.ours_method) + '_ratio_g'
-        return {g: self.bench(f'{name}{fmt_scale(g)}', [self.ours_method],
+        return {g: self.bench(f'{self.ours_method}_ratio_g{fmt_scale(g)}',
+                              [self.ours_method],
                               {f'ours.{k}': best[k] * g for k in self.ours})
                 for g in self.combine}
 
