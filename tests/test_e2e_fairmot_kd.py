@@ -7,7 +7,7 @@ import json
 
 import torch
 from test_e2e_bytetrack_kd import TINY_DATA, sha, write
-from test_e2e_train_test import ROOT, run_tool
+from test_e2e_train_test import ROOT, extract_and_score, run_tool
 
 # the benchmark's micro sizes (presets.yaml, families.fairmot)
 TEACHER = dict(backbone=dict(channels=[4, 8, 16, 16, 32, 32]),
@@ -54,16 +54,4 @@ def test_fairmot_feat_resp_kd_end_to_end(tiny_synthmot, tmp_path):
         for key in ('loss_kd_feat', 'loss_kd_resp'):
             assert torch.isfinite(torch.tensor(r[key])) and r[key] >= 0, r
 
-    student_ckpt = tmp_path / 'student.pth'
-    run_tool(['tools/extract_student.py', str(kd_ckpt), str(student_ckpt)])
-    plain = torch.load(student_ckpt, map_location='cpu')['state_dict']
-    assert set(plain) == {k[len('student.'):] for k in state
-                          if k.startswith('student.')}
-
-    out = tmp_path / 'metrics.json'
-    run_tool(['tools/test.py', student_cfg, str(student_ckpt), '--work-dir',
-              str(tmp_path / 'test'), '--out', str(out)])
-    metrics = json.loads(out.read_text())
-    for key in ('MOTA', 'IDF1', 'HOTA'):
-        assert any(k == key or k.endswith('/' + key) for k in metrics), (
-            key, sorted(metrics))
+    extract_and_score(kd_ckpt, state, student_cfg, tmp_path)

@@ -2,12 +2,10 @@
 student, student extracted, tools/test.py scores the student; the teacher's
 checkpoint is not touched and the student changes."""
 import hashlib
-import json
-import os.path as osp
 
 import pytest
 import torch
-from test_e2e_train_test import ROOT, run_tool
+from test_e2e_train_test import ROOT, extract_and_score, run_tool
 
 TINY = """
 data_root = '{data}/'
@@ -80,19 +78,7 @@ def test_cstrack_kd_end_to_end(teacher, tmp_path):
     for name in ('loss_kd_id', 'loss_kd_feat', 'loss_kd_resp'):
         assert name in log
 
-    student_ckpt = tmp_path / 'student.pth'
-    run_tool(['tools/extract_student.py', str(kd_ckpt), str(student_ckpt)])
-    plain = torch.load(student_ckpt, map_location='cpu')['state_dict']
-    assert set(plain) == {k[len('student.'):] for k in state
-                          if k.startswith('student.')}
-
-    out = tmp_path / 'metrics.json'
-    run_tool(['tools/test.py', student_cfg, str(student_ckpt), '--work-dir',
-              str(tmp_path / 'test'), '--out', str(out)])
-    metrics = json.loads(out.read_text())
-    assert 'mot/IDF1' in metrics and 'mot/HOTA' in metrics
-    assert metrics['FPS'] > 0
-    assert osp.isfile(student_ckpt)
+    extract_and_score(kd_ckpt, state, student_cfg, tmp_path)
 
 
 def test_ema_checkpoint_holds_the_averaged_student(teacher, tmp_path):

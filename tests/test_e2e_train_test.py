@@ -34,6 +34,27 @@ def run_tool(args, cwd=ROOT, timeout=600):
     return proc
 
 
+def extract_and_score(kd_ckpt, state, student_cfg, tmp_path):
+    """``tools/extract_student.py`` on a KD checkpoint (whose state dict is
+    ``state``), then ``tools/test.py`` on the plain student: checks that
+    the extracted keys are exactly the student's and that the scores hold
+    MOT metrics and an FPS; returns the plain state dict and the metrics."""
+    import torch
+    student_ckpt = tmp_path / 'student.pth'
+    run_tool(['tools/extract_student.py', str(kd_ckpt), str(student_ckpt)])
+    plain = torch.load(student_ckpt, map_location='cpu')['state_dict']
+    assert set(plain) == {k[len('student.'):] for k in state
+                          if k.startswith('student.')}
+    out = tmp_path / 'metrics.json'
+    run_tool(['tools/test.py', student_cfg, str(student_ckpt), '--work-dir',
+              str(tmp_path / 'test'), '--out', str(out)])
+    metrics = json.loads(out.read_text())
+    for key in ('mot/MOTA', 'mot/IDF1', 'mot/HOTA'):
+        assert key in metrics, sorted(metrics)
+    assert metrics['FPS'] > 0
+    return plain, metrics
+
+
 def test_train_then_test_cstrack(tiny_synthmot, tmp_path):
     work = tmp_path / 'work'
     cfg = 'configs/cstrack/cstrack_yolov5n_synthmot.py'

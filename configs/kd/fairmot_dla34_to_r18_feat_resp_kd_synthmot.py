@@ -10,6 +10,10 @@
 #   gave IDF1 +2.4 [+0.8, +4.1] against the student alone (README,
 #   "Across tracker families"). The benchmark's models are narrower than
 #   this config's; the ratios are what carries over, not the weights.
+# - The key-feature loss alone (ratio 0.5) scored as well there (this
+#   config minus it: -0.5 [-3.8, +2.8] IDF1, not shown either way): the
+#   response loss is not shown to add to it on FairMOT. To train it alone,
+#   keep only _base_.kd_key_feature_fairmot and ratios=dict(kd_feat=0.5).
 # Train the teacher first (configs/fairmot/fairmot_dla34_synthmot.py), then:
 #   python tools/train.py configs/kd/fairmot_dla34_to_r18_feat_resp_kd_synthmot.py \
 #       --cfg-options \
