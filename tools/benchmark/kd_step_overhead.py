@@ -20,9 +20,9 @@ inside real KD steps (:func:`time_in_step`): each part of
 step's forward and backward beside it, so that what the parts timed alone
 leave out (``in_step.other``: the distiller's own work between the parts)
 and the backward's extra over the student's (``in_step.backward_extra``)
-show; and the gradient balancer (``loss_balance``): what a step on which
-it measures (every ``interval``-th; the median KD step above is one that
-does not) takes beyond a KD step, spread over ``interval`` iterations.
+show; and the gradient balancer (``loss_balance``): its measurement on the
+iterations it measures (every ``interval``-th; the median KD step above is
+one that does not), and that cost spread over ``interval`` iterations.
 ``overhead_beyond_teacher_amortised`` adds it to the overhead.
 
 The process keeps freed memory as ``tools/train.py`` sets it
@@ -114,8 +114,7 @@ def _timers(model, now: Callable[[], float],
     instances += [(loss, 'forward', f'loss.{name}')
                   for name, loss in model.distill_losses.items()]
     if model.loss_balance is not None:
-        instances += [(model.loss_balance, 'forward', 'balancer'),
-                      (model.loss_balance, 'measure_with_cut', 'balancer')]
+        instances.append((model.loss_balance, 'forward', 'balancer'))
     try:
         for key, name in module_fns.items():
             setattr(distiller, name, timed(key, saved[name]))
@@ -143,12 +142,8 @@ def time_in_step(model, inputs: torch.Tensor, data_samples, iters: int,
         which the balancer does not measure), ``forward`` (all of
         ``MOTDistiller.loss``), ``backward``, ``other`` (``forward`` less
         its parts: the distiller's own work), ``student.forward`` and
-        ``student.backward``, ``step`` (forward and backward); with a
-        balancer, ``balancer.measure`` (the balancer's own time on the
-        steps where it measures; with its one-pass measurement, that
-        includes the backward above the cut, which the step's backward
-        then skips) and ``balancer.step`` (those steps, forward and
-        backward).
+        ``student.backward``; with a balancer, ``balancer.measure`` (the
+        balancer on the steps where it measures).
     """
     now = CLOCKS[clock]
     balancer = model.loss_balance
@@ -176,13 +171,11 @@ def time_in_step(model, inputs: torch.Tensor, data_samples, iters: int,
         if kind == 'student':
             return {'student.forward': t1 - t0, 'student.backward': t2 - t1}
         if kind == 'measure':
-            return {'balancer.measure': acc.get('balancer', 0.0),
-                    'balancer.step': t2 - t0}
+            return {'balancer.measure': acc.get('balancer', 0.0)}
         acc.pop('balancer', None)  # it only counts the step
         acc.update(forward=t1 - t0, backward=t2 - t1)
         acc['other'] = acc['forward'] - sum(
             v for k, v in acc.items() if k not in ('forward', 'backward'))
-        acc['step'] = t2 - t0
         return acc
 
     kinds = ['kd', 'student'] + (['measure'] if balancer is not None else [])
@@ -215,30 +208,25 @@ def in_step_report(times: Dict[str, List[float]], student_s: float,
     Returns:
         dict: ``in_step`` (part -> ``dict(median_ms, share_of_student)``,
         ``backward_extra``: KD backward less the student's), and with a
-        balancer ``balancer`` (``interval``, ``measure_ms``: the
-        balancer's own time on a measured iteration, ``extra_ms``: the
-        median measured step less the median KD step, ``amortised_ms`` =
-        ``extra_ms`` / ``interval``, ``share_of_student``) and
+        balancer ``balancer`` (``interval``, ``measure_ms``: its
+        measurement on a measured iteration, ``amortised_ms`` = that /
+        ``interval``, ``share_of_student``) and
         ``overhead_beyond_teacher_amortised`` (the overhead plus that
         share; the main median KD step is one without the measurement
         when ``interval`` > 2, and is every step's at 1).
     """
     med = {k: statistics.median(v) for k, v in times.items()}
     measure = med.pop('balancer.measure', None)
-    measured_step = med.pop('balancer.step', None)
-    kd_step = med.pop('step', None)
     med['backward_extra'] = med['backward'] - med['student.backward']
     doc = dict(in_step={
         k: dict(median_ms=1e3 * v, share_of_student=v / student_s)
         for k, v in med.items()})
     if balancer is not None and measure is not None:
-        extra = max(measured_step - kd_step, 0.0)
-        amortised = extra / balancer.interval
+        amortised = measure / balancer.interval
         doc['balancer'] = dict(
             interval=balancer.interval, measure_ms=1e3 * measure,
-            extra_ms=1e3 * extra, amortised_ms=1e3 * amortised,
-            share_of_student=amortised / student_s,
-            one_pass=bool(balancer.can_cut()))
+            amortised_ms=1e3 * amortised,
+            share_of_student=amortised / student_s)
         # interval 1: every KD step measured, the median one included
         doc['overhead_beyond_teacher_amortised'] = overhead + (
             amortised / student_s if balancer.interval > 1 else 0.0)
@@ -255,12 +243,10 @@ def format_in_step(doc: dict) -> str:
     bal = doc.get('balancer')
     if bal:
         lines.append(
-            f'gradient balancer: a measured step takes '
-            f'{bal["extra_ms"]:.1f} ms more than a KD step (the balancer '
-            f'itself {bal["measure_ms"]:.1f} ms; one pass: '
-            f'{bal["one_pass"]}), every {bal["interval"]}: '
-            f'{bal["amortised_ms"]:.2f} ms a step '
-            f'({100 * bal["share_of_student"]:.2f} % of a student step)')
+            f'gradient balancer: {bal["measure_ms"]:.1f} ms on a measured '
+            f'iteration, every {bal["interval"]}: {bal["amortised_ms"]:.2f}'
+            f' ms a step ({100 * bal["share_of_student"]:.2f} % of a '
+            f'student step)')
         lines.append(
             f'overhead beyond the teacher forward with the balancer '
             f'amortised: {doc["overhead_beyond_teacher_amortised"]:+.3f}')

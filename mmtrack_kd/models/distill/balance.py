@@ -39,19 +39,6 @@ stages, whose gradient never reaches the neck), its ratio is then the share
 of the step it gets on the layers it reaches. The task's norm on each such
 group is logged as ``gnorm_task_<loss>``.
 
-A measured iteration costs more than the others: each loss's gradient is
-taken on its own. With ``one_pass=True`` (the default) the student's
-forward on that iteration runs with the inputs of the ``shared`` modules
-cut into leaves (:class:`InputCut`); each loss is then differentiated once
-above the cut, the step's gradient is summed from those parts with the new
-scales, and the layers below the cut run one backward for all of them
-(:meth:`GradientBalancer.measure_with_cut`). The gradient is the same to
-float rounding; the losses returned on that iteration are detached, one of
-the student's carrying the step's gradient. ``one_pass=False`` takes each
-norm by a backward down to the shared layers and then runs the step's
-backward (the losses keep their graphs); so do runs with ``loss_shared``,
-a gradient projection, or several processes.
-
 ``ratios=None`` measures and logs without rescaling. A distillation loss
 left out of ``ratios`` keeps its ``loss_weight`` (scale 1) and is still
 measured.
@@ -73,8 +60,7 @@ import torch.nn as nn
 
 from .errors import DistillConfigError
 
-__all__ = ['GradientBalancer', 'InputCut', 'build_balancer', 'detached',
-           'module_params', 'summed']
+__all__ = ['GradientBalancer', 'build_balancer', 'module_params', 'summed']
 
 
 def _grad_norm(loss: torch.Tensor, params: List[nn.Parameter]) -> float:
@@ -139,14 +125,6 @@ class GradientBalancer(nn.Module):
             decay of that loss over ``decay_iters`` iterations.
         decay_iters (int, optional): length of the decay; None: the run's
             ``max_iters``, set before training by ``DistillStopHook``.
-        one_pass (bool): on a measured iteration, take the gradient norms
-            and the step's gradient in one backward over the student
-            (:meth:`measure_with_cut`; the same gradient to float
-            rounding); the losses returned on that iteration are then
-            detached, one of the student's carrying the step's gradient.
-            False: each norm by its own backward down to the shared
-            layers, then the step's backward (the losses keep their
-            graphs). Defaults to True.
         cfg_key (str): config key named in errors.
     """
 
@@ -162,7 +140,6 @@ class GradientBalancer(nn.Module):
                  = None,
                  decay: Optional[Dict[str, float]] = None,
                  decay_iters: Optional[int] = None,
-                 one_pass: bool = True,
                  cfg_key: str = 'model.loss_balance') -> None:
         super().__init__()
         self.loss_names = list(loss_names)
@@ -192,11 +169,6 @@ class GradientBalancer(nn.Module):
                 f'{decay_iters!r}')
         self.decay = {k: float(v) for k, v in decay.items()}
         self.decay_iters = decay_iters
-        if not isinstance(one_pass, bool):
-            raise DistillConfigError(
-                f'{cfg_key}.one_pass: expected True or False, got '
-                f'{one_pass!r}')
-        self.one_pass = one_pass
         self.ratios = ratios
         self.interval = interval
         self.momentum = float(momentum)
@@ -265,7 +237,6 @@ class GradientBalancer(nn.Module):
                 f'momentum={self.momentum}, shared={self.shared}, '
                 f'loss_shared={self.loss_shared}, '
                 f'decay={self.decay}, decay_iters={self.decay_iters}, '
-                f'one_pass={self.one_pass}, '
                 f'min_scale={self.min_scale}, max_scale={self.max_scale}')
 
     # ................................................................ parts
@@ -390,87 +361,6 @@ class GradientBalancer(nn.Module):
             [_grad_norm(kd_losses[n], own_params.get(n, params))
              if n in kd_losses else 0.0 for n in self.loss_names] +
             [_grad_norm(task_loss, own_params[n]) for n in own])
-        return self._measured(norms, own)
-
-    def can_cut(self) -> bool:
-        """Whether a measured iteration takes every gradient in one pass
-        over the student (:meth:`measure_with_cut`): with ``one_pass``,
-        but not with ``loss_shared`` (its modules may lie below the cut)
-        nor in a distributed run (the separate passes are kept there)."""
-        from mmengine.dist import get_world_size
-        return (self.one_pass and not self.loss_shared
-                and get_world_size() == 1)
-
-    def measure_with_cut(self, student: nn.Module,
-                         params: List[nn.Parameter],
-                         task_loss: torch.Tensor,
-                         kd_losses: Dict[str, torch.Tensor],
-                         cut: 'InputCut') -> tuple:
-        """:meth:`forward` on a measured iteration whose student forward
-        ran under ``cut`` (the inputs of the ``shared`` modules made
-        leaves), without a second backward over the student.
-
-        Each loss (the task, each distillation loss unscaled) is
-        differentiated once, on everything above the cut: ``params`` (the
-        trainable parameters of the distiller) and the cut's leaves. The
-        norms on the shared parameters set the scales as in
-        :meth:`forward`; the step's gradient is then, by linearity, the
-        task's plus each loss's times its new scale (and decay factor),
-        summed here: the returned ``carrier`` (value 0) hands those sums
-        to the parameters and to the tensors under the cut when it is
-        backpropagated, so the layers below the cut (the backbone) run
-        their backward once. The caller must backpropagate the carrier
-        instead of the losses (their values detached). Before, the
-        measured iteration ran each loss's backward down to the shared
-        layers and then the whole step's backward: about 3 % of every
-        step at ``interval=20`` on the benchmark's CSTrack configs.
-
-        Returns:
-            tuple: the logs of :meth:`forward` and the carrier (a scalar
-            tensor of value 0 whose gradient is the step's).
-        """
-        self.step += 1
-        leaves = [leaf for _, leaf in cut.pairs]
-        inputs = list(params) + leaves
-        shared = {id(p) for p in self.shared_params(student)}
-        in_shared = [i for i, p in enumerate(params) if id(p) in shared]
-        losses = [task_loss] + [kd_losses.get(n) for n in self.loss_names]
-        grads, norms = [], []
-        for loss in losses:
-            if loss is None or not loss.requires_grad:
-                grads.append(None)
-                norms.append(0.0)
-                continue
-            g = torch.autograd.grad(loss, inputs, retain_graph=True,
-                                    allow_unused=True)
-            sq = [g[i].detach().pow(2).sum() for i in in_shared
-                  if g[i] is not None]
-            norms.append(float(torch.stack(sq).sum().sqrt()) if sq else 0.0)
-            grads.append(g)
-        logs = self._measured(torch.tensor(norms))
-        coefs = [1.0] + [float(self.scale_of(n)) * self.factor(n)
-                         for n in self.loss_names]
-        targets, sums = [], []
-        originals = list(params) + [orig for orig, _ in cut.pairs]
-        for i, target in enumerate(originals):
-            total = None
-            for coef, g in zip(coefs, grads):
-                if g is None or g[i] is None or coef == 0:
-                    continue
-                part = g[i] if coef == 1.0 else g[i] * coef
-                total = part if total is None else total + part
-            if total is not None:
-                targets.append(target)
-                sums.append(total)
-        if not targets:  # nothing to train this batch
-            return logs, task_loss * 0
-        return logs, _Inject.apply(sums, *targets)
-
-    def _measured(self, norms: torch.Tensor,
-                  own: Sequence[str] = ()) -> Dict[str, float]:
-        """Update the scales from the measured ``norms`` (the task's, each
-        distillation loss's in :attr:`loss_names` order, then the task's on
-        each ``own`` loss's modules) and return the logs."""
         from mmengine.dist import all_reduce, get_world_size
         if get_world_size() > 1:  # one set of scales on every rank
             all_reduce(norms, op='mean')
@@ -489,75 +379,6 @@ class GradientBalancer(nn.Module):
         return out
 
 
-class _Inject(torch.autograd.Function):
-    """A zero whose backward gives each of ``targets`` its gradient in
-    ``grads`` (times the incoming one: loss scaling, accumulation)."""
-
-    @staticmethod
-    def forward(ctx, grads, *targets):
-        ctx.grads = grads
-        return targets[0].detach().new_zeros(())
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        grads = ctx.grads
-        del ctx.grads
-        return (None, ) + tuple(g * grad_out for g in grads)
-
-
-class InputCut:
-    """Context manager: the tensor inputs (that require grad) of
-    ``modules`` become new leaves while it is open; :attr:`pairs` keeps
-    (original, leaf) for :meth:`GradientBalancer.measure_with_cut`. The
-    module gets a copy of the leaf, so an in-place operation on its input
-    stays allowed."""
-
-    def __init__(self, modules: Sequence[nn.Module]) -> None:
-        self.modules = list(modules)
-        self.pairs: List[tuple] = []
-        self._handles = []
-
-    def _cut(self, value):
-        if isinstance(value, torch.Tensor):
-            if not value.requires_grad:
-                return value
-            leaf = value.detach().requires_grad_()
-            self.pairs.append((value, leaf))
-            return leaf.clone()
-        if isinstance(value, tuple) and hasattr(value, '_fields'):
-            return type(value)(*(self._cut(v) for v in value))
-        if isinstance(value, (list, tuple)):
-            return type(value)(self._cut(v) for v in value)
-        if isinstance(value, dict):
-            return {k: self._cut(v) for k, v in value.items()}
-        return value
-
-    def _hook(self, module, args, kwargs):
-        return self._cut(args), self._cut(kwargs)
-
-    def __enter__(self) -> 'InputCut':
-        self._handles = [
-            m.register_forward_pre_hook(self._hook, with_kwargs=True)
-            for m in self.modules]
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles = []
-
-
-def detached(value):
-    """``value`` (a tensor, or a list / tuple / dict of them) detached."""
-    if isinstance(value, torch.Tensor):
-        return value.detach()
-    if isinstance(value, (list, tuple)):
-        return type(value)(detached(v) for v in value)
-    if isinstance(value, dict):
-        return {k: detached(v) for k, v in value.items()}
-    return value
-
-
 def build_balancer(cfg: Optional[dict],
                    loss_names: Sequence[str]) -> Optional[GradientBalancer]:
     """A :class:`GradientBalancer` from a ``loss_balance`` config (None:
@@ -571,7 +392,7 @@ def build_balancer(cfg: Optional[dict],
     cfg = dict(cfg)
     cfg.pop('type', None)
     allowed = {'ratios', 'interval', 'momentum', 'shared', 'loss_shared',
-               'max_scale', 'min_scale', 'decay', 'decay_iters', 'one_pass'}
+               'max_scale', 'min_scale', 'decay', 'decay_iters'}
     unknown = sorted(set(cfg) - allowed)
     if unknown:
         raise DistillConfigError(

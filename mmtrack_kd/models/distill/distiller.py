@@ -48,7 +48,6 @@ the tracker family (tensor forward, detection head, decoder values) in
 checks and batch data in :mod:`.mappings`; the stop of distillation at an
 iteration or epoch in :class:`mmtrack_kd.engine.DistillStopHook`.
 """
-from contextlib import nullcontext
 from typing import Any, Dict, Optional, Sequence, Union
 
 import torch
@@ -56,7 +55,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from mmengine.model import BaseModel
 
-from .balance import InputCut, build_balancer, detached, summed
+from .balance import build_balancer, summed
 from .channels import build_checked_connectors, dry_run, student_loss_names
 from .connectors import apply_connectors
 from .errors import DistillConfigError
@@ -320,8 +319,7 @@ class MOTDistiller(BaseModel):
                     tensor_forward(self.teacher, self._teacher_inputs(inputs))
                 data = collect_batch_data(inputs, data_samples,
                                           self._data_keys)
-            cut = self._balance_cut(active)
-            with self.student_recorders, cut or nullcontext():
+            with self.student_recorders:
                 losses = dict(self.student.loss(inputs, data_samples))
             outs = {}
             for name, specs in self.loss_specs.items():
@@ -340,7 +338,7 @@ class MOTDistiller(BaseModel):
                     out = dict.fromkeys(keys, zero) if keys else zero
                 outs[name] = out
             if active and self.training and self.loss_balance is not None:
-                outs, logs = self._balanced(losses, outs, inputs, cut)
+                outs, logs = self._balanced(losses, outs, inputs)
                 losses.update(logs)
             if active and self.training and self.projector is not None:
                 losses.update(self._projected(losses, outs, inputs))
@@ -357,48 +355,21 @@ class MOTDistiller(BaseModel):
             self.teacher_recorders.reset_data()
         return losses
 
-    def _balance_cut(self, active: bool) -> Optional[InputCut]:
-        """On an iteration the balancer measures: an :class:`InputCut` of
-        its shared modules for the student's forward (None otherwise, or
-        where the one-pass measurement does not apply: a gradient
-        projection, ``loss_shared``, a distributed run)."""
-        bal = self.loss_balance
-        if not (active and self.training and bal is not None
-                and self.projector is None and bal.due() and bal.can_cut()):
-            return None
-        return InputCut([self.student.get_submodule(p) for p in bal.shared])
-
     def _balanced(self, losses: Dict[str, Any], outs: Dict[str, Any],
-                  inputs: torch.Tensor,
-                  cut: Optional[InputCut] = None) -> tuple:
+                  inputs: torch.Tensor) -> tuple:
         """The distillation losses scaled by :attr:`loss_balance` (which
         measures gradient norms on its iterations), and what it logs
         (``gnorm_*`` and ``kd_scale_*``: no ``loss`` in the names, so
-        logged but not summed).
-
-        With ``cut`` (the student's forward ran under it), the measured
-        iteration takes the step's gradient in the same pass
-        (:meth:`GradientBalancer.measure_with_cut`): ``losses`` and the
-        returned losses are then detached, and the first of the student's
-        losses carries the step's gradient (its value unchanged)."""
+        logged but not summed)."""
         task = self._task_total(losses)
-        kd = {n: summed(o) for n, o in outs.items()}
-        carrier = None
-        if cut is not None:
-            params = [p for p in self.parameters() if p.requires_grad]
-            logs, carrier = self.loss_balance.measure_with_cut(
-                self.student, params, task, kd, cut)
-        else:
-            logs = self.loss_balance(self.student, task, kd)
+        logs = self.loss_balance(self.student, task,
+                                 {n: summed(o) for n, o in outs.items()})
         scaled = {}
         for name, out in outs.items():
             scale = self.loss_balance.scale_of(name) * \
                 self.loss_balance.factor(name)
             scaled[name] = {k: v * scale for k, v in out.items()} \
                 if isinstance(out, dict) else out * scale
-        if carrier is not None:
-            scaled = detached(scaled)
-            _carry(losses, carrier)
         logs = {k: inputs.new_tensor(v) for k, v in logs.items()}
         if logs:
             logs.update({f'kd_scale_{n}': self.loss_balance.scale_of(n)
@@ -450,23 +421,3 @@ class MOTDistiller(BaseModel):
         for p in params:
             zero = zero + p.sum() * 0
         return zero
-
-
-def _carry(losses: Dict[str, Any], carrier: torch.Tensor) -> None:
-    """Detach every value of ``losses`` in place and add ``carrier`` (a
-    zero that holds the step's gradient) to the first tensor that
-    mmengine sums (a key with ``loss``; a list's first item)."""
-    for key in list(losses):
-        losses[key] = detached(losses[key])
-    for key, value in losses.items():
-        if 'loss' not in key:
-            continue
-        if isinstance(value, torch.Tensor):
-            losses[key] = value + carrier
-            return
-        if isinstance(value, (list, tuple)) and value and \
-                isinstance(value[0], torch.Tensor):
-            losses[key] = type(value)([value[0] + carrier, *value[1:]])
-            return
-    raise RuntimeError('MOTDistiller: the student returned no loss tensor '
-                       'to carry the balanced gradient')

@@ -40,10 +40,8 @@ def _losses_and_task(model):
 
 def test_scaled_losses_have_the_set_gradient_ratios(repo_root, tmp_path):
     ratios = dict(kd_id=0.5, kd_feat=2.0, kd_resp=8.0)
-    # the separate passes: the measured iteration's losses keep their
-    # graphs, so each one's gradient can be taken here
     model = _with_balance(repo_root, tmp_path, ratios=ratios, interval=5,
-                          momentum=0.5, one_pass=False)
+                          momentum=0.5)
     losses, task = _losses_and_task(model)
     t = _neck_norm(task, model)
     assert losses['gnorm_task'] == pytest.approx(t, rel=1e-4)
@@ -57,97 +55,6 @@ def test_scaled_losses_have_the_set_gradient_ratios(repo_root, tmp_path):
     # not summed into the total (no 'loss' in the logged names)
     assert not any('loss' in k for k in losses
                    if k.startswith(('gnorm_', 'kd_scale_')))
-
-
-def _steps(model, iters):
-    """The logged values and the parameters' gradients of ``iters``
-    training steps of ``model`` (tiny batch; mmengine's sum of the losses
-    backpropagated; an SGD update between steps)."""
-    from mmengine.model import BaseModel
-    inputs, samples = tiny_batch()
-    out = []
-    for it in range(iters):
-        torch.manual_seed(3 + it)
-        total, logs = BaseModel.parse_losses(
-            model, model.loss(inputs, samples))
-        model.zero_grad(set_to_none=True)
-        total.backward()
-        grads = {n: p.grad.clone() for n, p in model.named_parameters()
-                 if p.grad is not None}
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.grad is not None:
-                    p -= 1e-2 * p.grad
-        out.append(({k: float(torch.as_tensor(v).detach())
-                     for k, v in logs.items()}, grads))
-    return out
-
-
-def _rel(a, b):
-    """Relative distance of two gradient tables (all entries at once)."""
-    num = sum(float((a[k] - b[k]).pow(2).sum()) for k in a)
-    return (num / sum(float(v.pow(2).sum()) for v in a.values())) ** 0.5
-
-
-def test_one_pass_measurement_gives_the_steps_of_the_separate_passes(
-        repo_root, tmp_path):
-    # one pass on the measured iterations (0 and 2) against the separate
-    # passes: the same losses, norms, scales and gradients to float
-    # rounding (the updates then carry the rounding on)
-    cfg = dict(ratios=dict(kd_id=0.5, kd_feat=2.0, kd_resp=8.0), interval=2)
-    runs = {}
-    for one_pass in (False, True):
-        model = _with_balance(repo_root, tmp_path, one_pass=one_pass, **cfg)
-        assert model.loss_balance.can_cut() is one_pass
-        runs[one_pass] = _steps(model, 3)
-        # no hook is left on the shared module
-        assert not model.student.neck._forward_pre_hooks
-    for it, ((logs_a, grads_a), (logs_b, grads_b)) in enumerate(
-            zip(runs[False], runs[True])):
-        assert set(logs_a) == set(logs_b) and set(grads_a) == set(grads_b)
-        assert ('gnorm_task' in logs_a) is (it != 1)
-        tol = 1e-5 if it == 0 else 1e-3
-        for k, v in logs_a.items():
-            assert logs_b[k] == pytest.approx(v, rel=tol, abs=1e-7), (it, k)
-        assert _rel(grads_a, grads_b) < tol, it
-    # the backbone (under the cut) gets its gradient through the carrier
-    assert any(k.startswith('student.backbone.') for k in runs[True][0][1])
-
-
-def test_one_pass_losses_are_detached_but_one_that_carries_the_step(
-        repo_root, tmp_path):
-    model = _with_balance(repo_root, tmp_path, ratios=dict(kd_resp=4.0))
-    inputs, samples = tiny_batch()
-    losses = model.loss(inputs, samples)
-    carried = [k for k, v in losses.items()
-               if isinstance(v, torch.Tensor) and v.requires_grad]
-    assert len(carried) == 1 and 'loss' in carried[0]
-    assert not carried[0].startswith(('loss_kd_', 'gnorm', 'kd_scale'))
-    # the carrier scales with the gradient it receives (loss scaling,
-    # gradient accumulation)
-    grads = []
-    for factor in (1.0, 0.5):
-        model.zero_grad(set_to_none=True)
-        losses = model.loss(inputs, samples) if factor == 0.5 else losses
-        (factor * losses[carried[0]]).backward()
-        grads.append(torch.cat([p.grad.flatten() for p in
-                                model.student.parameters()
-                                if p.grad is not None]))
-        model.loss_balance.step.zero_()  # measured again
-    assert torch.allclose(grads[1], 0.5 * grads[0], rtol=1e-4, atol=1e-9)
-
-
-def test_one_pass_is_off_with_loss_shared_or_a_projection(repo_root,
-                                                         tmp_path):
-    model = _with_balance(repo_root, tmp_path, ratios=dict(kd_resp=4.0),
-                          loss_shared=dict(kd_feat='backbone'))
-    assert not model.loss_balance.can_cut()
-    losses, _ = _losses_and_task(model)
-    assert losses['loss_kd_resp'].requires_grad  # the separate passes ran
-    model = _with_balance(repo_root, tmp_path, ratios=dict(kd_resp=4.0),
-                          one_pass=False)
-    assert not model.loss_balance.can_cut()
-    assert 'one_pass=False' in repr(model.loss_balance)
 
 
 def _norm_on(loss, model, path):
@@ -256,7 +163,6 @@ def test_scales_travel_with_the_state_dict(repo_root, tmp_path):
     (dict(max_scale=1.0), 'max_scale'),
     (dict(min_scale=0.0), 'min_scale'),
     (dict(min_scale=1.0), 'min_scale'),
-    (dict(one_pass='yes'), 'one_pass'),
 ])
 def test_bad_settings_name_the_key(cfg, key):
     with pytest.raises(DistillConfigError, match=f'loss_balance.{key}'):
