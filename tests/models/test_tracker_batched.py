@@ -274,12 +274,16 @@ def test_embeddings_updated_together_equal_update_embed():
     old = F.normalize(torch.randn(30, 128, generator=g), dim=1)
     new = F.normalize(torch.randn(30, 128, generator=g), dim=1)
     tracker = MODELS.build(dict(type='JDETracker', embed_alpha=0.9))
-    smoothed = tracker._smooth_embeds(old, new)
+    smoothed = tracker._smooth_embeds(old.numpy(), new.numpy())
+    assert smoothed.dtype == np.float32
     for got, o, n in zip(smoothed, old, new):
         ref = JDETrack(torch.zeros(4), torch.tensor(1.), torch.tensor(0),
                        o.clone(), 0, np.zeros(8), np.eye(8), True)
         ref.update_embed(n, 0.9)
-        assert torch.equal(got, ref.embed)
+        assert torch.equal(torch.from_numpy(got), ref.embed)
+        # what torch's own normalisation gives, to float rounding
+        want = F.normalize(0.9 * o + 0.1 * n, dim=0)
+        assert torch.allclose(ref.embed, want, rtol=0, atol=1e-6)
 
 
 def test_states_set_on_a_track_are_used():

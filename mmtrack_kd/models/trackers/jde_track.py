@@ -3,7 +3,39 @@ from typing import Optional
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+
+
+def as_numpy(embed) -> np.ndarray:
+    """A float32 numpy array of an embedding (tensor or array)."""
+    if isinstance(embed, torch.Tensor):
+        embed = embed.detach().cpu().float().numpy()
+    return np.asarray(embed, dtype=np.float32)
+
+
+def _as_tensor(value):
+    """A numpy array or scalar as a tensor (on its memory where it can);
+    anything else as it is."""
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value)
+    if isinstance(value, np.generic):
+        return torch.from_numpy(np.asarray(value))
+    return value
+
+
+def normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
+    """``F.normalize(x, dim=1)`` in numpy: each row over its L2 norm
+    (at least ``eps``)."""
+    norm = np.sqrt(np.einsum('ij,ij->i', x, x))
+    return x / np.maximum(norm, eps)[:, None]
+
+
+def smooth_embeds(old: np.ndarray, new: np.ndarray,
+                  alpha: float) -> np.ndarray:
+    """``normalize(alpha * old + (1 - alpha) * new)`` of M running
+    embeddings ``old`` (M, D) and new ones (M, D), float32."""
+    return normalize_rows(np.float32(alpha) * old +
+                          np.float32(1.0 - alpha) * new)
+
 
 # Life-cycle states of a track.
 TENTATIVE = 'tentative'  # seen on one frame only, not yet output
@@ -19,10 +51,12 @@ class JDETrack:
     tracker; this object only keeps the filter's mean and covariance.
 
     Args:
-        bbox (Tensor): Detection box (4,) x1y1x2y2 in image pixels.
-        score (Tensor): Detection score, a 0-d tensor.
-        label (Tensor): Class label, a 0-d tensor.
-        embed (Tensor): L2-normalised embedding (D,).
+        bbox (Tensor | np.ndarray): Detection box (4,) x1y1x2y2 in image
+            pixels.
+        score (Tensor | np.generic): Detection score, 0-d.
+        label (Tensor | np.generic): Class label, 0-d.
+        embed (Tensor | np.ndarray): L2-normalised embedding (D,).
+        (numpy values read back as tensors.)
         frame_id (int): Frame index the detection comes from.
         mean (np.ndarray): Kalman mean (8,) in xyah + velocities.
         covariance (np.ndarray): Kalman covariance (8, 8).
@@ -50,17 +84,59 @@ class JDETrack:
         """bool: whether the track has been confirmed (tracked or lost)."""
         return self.state != TENTATIVE
 
+    @property
+    def embed(self) -> Optional[torch.Tensor]:
+        """Tensor: the L2-normalised running embedding (D,). The tracker
+        keeps it as a float32 numpy row (its stack's, shared); this gives
+        a tensor on that memory. A tensor set here is used as it is."""
+        return _as_tensor(self._embed)
+
+    @embed.setter
+    def embed(self, value) -> None:
+        self._embed = value
+
+    # the last matched detection: the tracker records numpy values (its
+    # frame's work is in numpy); they read as tensors
+    @property
+    def bbox(self) -> torch.Tensor:
+        """Tensor: the last matched detection's box (4,) x1y1x2y2."""
+        return _as_tensor(self._bbox)
+
+    @bbox.setter
+    def bbox(self, value) -> None:
+        self._bbox = value
+
+    @property
+    def score(self) -> torch.Tensor:
+        """Tensor: its score (0-d)."""
+        return _as_tensor(self._score)
+
+    @score.setter
+    def score(self, value) -> None:
+        self._score = value
+
+    @property
+    def label(self) -> torch.Tensor:
+        """Tensor: its label (0-d)."""
+        return _as_tensor(self._label)
+
+    @label.setter
+    def label(self, value) -> None:
+        self._label = value
+
     def update_embed(self, embed: torch.Tensor, alpha: float) -> None:
         """Exponential moving average of the embedding, re-normalised.
 
-        ``embed <- normalize(alpha * embed + (1 - alpha) * new)``.
+        ``embed <- normalize(alpha * embed + (1 - alpha) * new)``
+        (:func:`smooth_embeds`, as the tracker computes it for all its
+        tracks at once).
 
         Args:
             embed (Tensor): New L2-normalised embedding (D,).
             alpha (float): Weight of the running embedding, in [0, 1].
         """
-        smoothed = alpha * self.embed + (1.0 - alpha) * embed
-        self.embed = F.normalize(smoothed, dim=0)
+        self._embed = smooth_embeds(as_numpy(self._embed)[None],
+                                    as_numpy(embed)[None], alpha)[0]
 
     def record(self, bbox: torch.Tensor, score: torch.Tensor,
                label: torch.Tensor, frame_id: int,

@@ -3,13 +3,20 @@ from typing import Dict, List, Optional, Tuple, Union
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from mmdet.models.task_modules import KalmanFilter
 from mmdet.registry import MODELS, TASK_UTILS
 from mmdet.structures import DetDataSample
 from mmengine.structures import InstanceData
 
-from .jde_track import LOST, TENTATIVE, TRACKED, JDETrack
+from .jde_track import (
+    LOST,
+    TENTATIVE,
+    TRACKED,
+    JDETrack,
+    as_numpy,
+    normalize_rows,
+    smooth_embeds,
+)
 from .kalman import (
     batch_gating_distance,
     batch_initiate,
@@ -34,6 +41,23 @@ def _check_unit(name: str, value: float) -> float:
         raise ValueError(f'JDETracker: config key `{name}` must be a number '
                          f'in [0, 1], got {value!r}')
     return float(value)
+
+
+def _numpy(x: torch.Tensor, dtype=None) -> np.ndarray:
+    """A tensor's values as a CPU numpy array (of ``dtype`` if given)."""
+    out = x.detach().cpu().numpy()
+    return out if dtype is None else out.astype(dtype, copy=False)
+
+
+def _tensor(values: np.ndarray, like: torch.Tensor,
+            dtype: Optional[torch.dtype] = None) -> torch.Tensor:
+    """``values`` as a tensor on the device of ``like``, of ``dtype`` (by
+    default ``like``'s)."""
+    out = torch.from_numpy(np.ascontiguousarray(values))
+    dtype = like.dtype if dtype is None else dtype
+    if out.dtype != dtype or like.device.type != 'cpu':
+        out = out.to(device=like.device, dtype=dtype)
+    return out
 
 
 def _assign(cost: np.ndarray, thr: float
@@ -307,49 +331,49 @@ class JDETracker:
         ]).reshape(len(mean), len(xyah))
 
     def _stacked(self, tracks: List[JDETrack]
-                 ) -> Tuple[np.ndarray, np.ndarray, torch.Tensor]:
-        """Means (T, 8), covariances (T, 8, 8) and embeddings (T, D) of
-        ``tracks`` stacked: the stacks written by :meth:`_write_back` when
-        every track still holds its rows of them (one identity check per
-        track), else new stacks of what the tracks hold."""
+                 ) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Means (T, 8), covariances (T, 8, 8) and embeddings (T, D,
+        float32) of ``tracks`` stacked: the stacks written by
+        :meth:`_write_back` when every track still holds its rows of them
+        (one identity check per track), else new stacks of what the tracks
+        hold."""
         stacks = self._stacks
         if stacks is not None and len(stacks[3]) == len(tracks) and all(
-                t.mean is m and t.covariance is c and t.embed is e
+                t.mean is m and t.covariance is c and t._embed is e
                 for t, (m, c, e) in zip(tracks, stacks[3])):
             return stacks[0], stacks[1], stacks[2]
         return (np.stack([t.mean for t in tracks]),
                 np.stack([t.covariance for t in tracks]),
-                torch.stack([t.embed for t in tracks]))
+                np.stack([as_numpy(t._embed) for t in tracks]))
 
     def _write_back(self, mean: np.ndarray, cov: np.ndarray,
-                    embeds: torch.Tensor) -> None:
+                    embeds: np.ndarray) -> None:
         """Give every track (in ``self.tracks`` order) its row of the new
         stacks (views) and keep the stacks for the next frame."""
         tracks = list(self.tracks.values())
         if not tracks:
             self._stacks = None
             return
-        views = list(zip(mean, cov, embeds.unbind(0)))
+        views = list(zip(mean, cov, embeds))
         for track, (m, c, e) in zip(tracks, views):
-            track.mean, track.covariance, track.embed = m, c, e
+            track.mean, track.covariance, track._embed = m, c, e
         self._stacks = (mean, cov, embeds, views)
 
-    def _smooth_embeds(self, old: torch.Tensor,
-                       new: torch.Tensor) -> torch.Tensor:
+    def _smooth_embeds(self, old: np.ndarray,
+                       new: np.ndarray) -> np.ndarray:
         """:meth:`JDETrack.update_embed` of M tracks at once: their running
         embeddings ``old`` (M, D) with their detections' ``new`` (M, D)."""
-        alpha = self.embed_alpha
-        return F.normalize(alpha * old + (1.0 - alpha) * new, dim=1)
+        return smooth_embeds(old, new, self.embed_alpha)
 
     # ------------------------------------------------------------------ costs
-    def _embed_motion_cost(self, track_embeds: torch.Tensor,
-                           embeds: torch.Tensor, maha: np.ndarray,
+    def _embed_motion_cost(self, track_embeds: np.ndarray,
+                           embeds: np.ndarray, maha: np.ndarray,
                            label_mask: Optional[np.ndarray]) -> np.ndarray:
         """Fused embedding + motion cost (P, K) of step 1, from the
         tracks' embeddings (P, D), the detections' (K, D), the squared
         Mahalanobis distances (P, K) and the label mismatches (P, K)."""
-        cos_dist = (1.0 - track_embeds @ embeds.t()).clamp(min=0.0)
-        cost = cos_dist.double().numpy()
+        cos_dist = np.maximum(1.0 - track_embeds @ embeds.T, 0.0)
+        cost = cos_dist.astype(np.float64)
         cost = self.embed_weight * cost + (1.0 - self.embed_weight) * maha
         cost[maha > self._gating_threshold] = np.inf
         if label_mask is not None:
@@ -402,31 +426,33 @@ class JDETracker:
             if key not in pred:
                 raise KeyError('JDETracker.track: data_sample.pred_instances '
                                f'has no `{key}`')
-        device = pred.bboxes.device
-        bboxes = pred.bboxes.detach().cpu().float().reshape(-1, 4)
-        embeds = pred.embeds.detach().cpu().float()
-        if embeds.dim() != 2 or embeds.size(0) != bboxes.size(0):
-            if embeds.numel() == 0 and bboxes.size(0) == 0:
+        # the frame's work is in numpy, tensors made only for the output:
+        # on the CPU, right after the network, each small torch operation
+        # costs several times a numpy one (cold caches), and together they
+        # took about a fifth of the tracker's time
+        bboxes = _numpy(pred.bboxes, np.float32).reshape(-1, 4)
+        embeds = _numpy(pred.embeds, np.float32)
+        if embeds.ndim != 2 or embeds.shape[0] != bboxes.shape[0]:
+            if embeds.size == 0 and bboxes.shape[0] == 0:
                 embeds = embeds.reshape(0, 0)
             else:
                 raise ValueError(
                     'JDETracker.track: pred_instances.embeds must be (K, D) '
-                    f'with K={bboxes.size(0)} boxes, got '
+                    f'with K={bboxes.shape[0]} boxes, got '
                     f'{tuple(embeds.shape)}')
         # Score filter; degenerate boxes would break the xyah Kalman state.
-        scores = pred.scores.detach().cpu()
-        labels = pred.labels.detach().cpu()
-        box = bboxes.numpy()
-        keep = ((scores.numpy() >= self.obj_score_thr)
-                & (box[:, 2] > box[:, 0]) & (box[:, 3] > box[:, 1]))
+        scores = _numpy(pred.scores)
+        labels = _numpy(pred.labels)
+        keep = ((scores >= self.obj_score_thr)
+                & (bboxes[:, 2] > bboxes[:, 0])
+                & (bboxes[:, 3] > bboxes[:, 1]))
         if not keep.all():
-            keep = torch.from_numpy(keep)
             bboxes, scores, embeds = bboxes[keep], scores[keep], embeds[keep]
             labels = labels[keep]
-        embeds = F.normalize(embeds, dim=1)
-        boxes_np = bboxes.double().numpy()  # (K, 4) x1y1x2y2
+        embeds = normalize_rows(embeds)
+        boxes_np = bboxes.astype(np.float64)  # (K, 4) x1y1x2y2
         xyah = xyxy_to_cxcyah(boxes_np)
-        det_labels = labels.numpy()
+        det_labels = labels
 
         # every track's state, stacked (or the stacks of the last frame,
         # whose rows the tracks still hold)
@@ -441,13 +467,13 @@ class JDETracker:
             mean, cov = self._kf_predict(mean, cov)
         else:
             mean, cov = np.zeros((0, 8)), np.zeros((0, 8, 8))
-            track_embeds = embeds[:0]
+            track_embeds = np.zeros((0, embeds.shape[1]), np.float32)
         # label mismatches exist only once several classes were seen (a
         # track's label is that of a detection of this or an earlier frame)
         self._labels_seen.update(np.unique(det_labels).tolist())
         mixed = len(self._labels_seen) > 1
         if mixed:
-            track_labels = np.array([int(t.label) for t in tracks],
+            track_labels = np.array([int(t._label) for t in tracks],
                                     dtype=np.int64)
 
         def label_mask(rows, dets):
@@ -465,7 +491,7 @@ class JDETracker:
         if len(pool) and len(all_dets):
             maha = self._gating_distances(mean[pool], cov[pool], xyah)
             cost = self._embed_motion_cost(
-                track_embeds[torch.from_numpy(pool)], embeds, maha,
+                track_embeds[pool], embeds, maha,
                 label_mask(pool, all_dets))
         else:
             cost = np.zeros((len(pool), len(all_dets)))
@@ -507,21 +533,17 @@ class JDETracker:
             mean[m_rows_all], cov[m_rows_all] = self._kf_update(
                 mean[m_rows_all], cov[m_rows_all], xyah[m_dets_all])
         rows_l, dets_l = m_rows_all.tolist(), m_dets_all.tolist()
-        box_rows, score_rows, label_rows = (bboxes.unbind(0),
-                                            scores.unbind(0),
-                                            labels.unbind(0))
         if rows_l:
-            track_embeds = track_embeds.clone()
-            track_embeds[torch.from_numpy(m_rows_all)] = self._smooth_embeds(
-                track_embeds[torch.from_numpy(m_rows_all)],
-                embeds[torch.from_numpy(m_dets_all)])
+            track_embeds = track_embeds.copy()
+            track_embeds[m_rows_all] = self._smooth_embeds(
+                track_embeds[m_rows_all], embeds[m_dets_all])
         matched = []
         for i, d in zip(rows_l, dets_l):
             track = tracks[i]
             if track.state == TENTATIVE:
                 self._confirm(track)
-            track.record(box_rows[d], score_rows[d], label_rows[d],
-                         frame_id, TRACKED)
+            track.record(bboxes[d], scores[d], labels[d], frame_id,
+                         TRACKED)
             matched.append((track, d))
         for i in lost.tolist():
             tracks[i].state = LOST
@@ -539,15 +561,14 @@ class JDETracker:
                 alive.append(i)
         if len(alive) < num:
             mean, cov = mean[alive], cov[alive]
-            track_embeds = track_embeds[torch.tensor(alive,
-                                                     dtype=torch.long)]
+            track_embeds = track_embeds[alive]
 
         # 4. new tracks.
-        new = left_dets[scores.numpy()[left_dets] >= self.init_track_thr]
+        new = left_dets[scores[left_dets] >= self.init_track_thr]
         if len(new):
             new_mean, new_cov = self._kf_initiate(xyah[new])
             for d in new.tolist():
-                track = JDETrack(box_rows[d], score_rows[d], label_rows[d],
+                track = JDETrack(bboxes[d], scores[d], labels[d],
                                  None, frame_id, None, None,
                                  confirmed=frame_id == 0)
                 if track.confirmed:
@@ -557,10 +578,9 @@ class JDETracker:
                 self._num_keys += 1
             mean = np.concatenate([mean, new_mean])
             cov = np.concatenate([cov, new_cov])
-            track_embeds = torch.cat(
-                [track_embeds, embeds[torch.from_numpy(new)]])
+            track_embeds = np.concatenate([track_embeds, embeds[new]])
         self._write_back(mean, cov, track_embeds)
-        return self._outputs(matched, bboxes, scores, labels, device, pred)
+        return self._outputs(matched, bboxes, scores, labels, pred)
 
     def pop_invalid_tracks(self, frame_id: int) -> None:
         """Drop lost tracks missed for more than ``num_frames_retain``
@@ -572,31 +592,20 @@ class JDETracker:
             self.tracks.pop(key)
 
     @staticmethod
-    def _outputs(matched: List[Tuple[JDETrack, int]], bboxes: torch.Tensor,
-                 scores: torch.Tensor, labels: torch.Tensor,
-                 device: torch.device, pred: InstanceData) -> InstanceData:
+    def _outputs(matched: List[Tuple[JDETrack, int]], bboxes: np.ndarray,
+                 scores: np.ndarray, labels: np.ndarray,
+                 pred: InstanceData) -> InstanceData:
         """Pack the confirmed tracks matched on this frame (``matched``:
-        track and detection index), sorted by identity."""
-        if matched:
-            ids = np.array([t.instance_id for t, _ in matched],
-                           dtype=np.int64)
-            order = np.argsort(ids, kind='stable')
-            dets = torch.from_numpy(
-                np.array([d for _, d in matched], dtype=np.int64)[order])
-            ids = torch.from_numpy(ids[order])
-            out_bboxes, out_scores, out_labels = (bboxes[dets],
-                                                  scores[dets],
-                                                  labels[dets])
-        else:
-            ids = torch.zeros((0, ), dtype=torch.long)
-            out_bboxes = pred.bboxes.new_zeros((0, 4)).cpu().float()
-            out_scores = pred.scores.new_zeros((0, )).cpu()
-            out_labels = pred.labels.new_zeros((0, )).cpu()
+        track and detection index), sorted by identity, as tensors of the
+        input's device and dtypes."""
+        ids = np.array([t.instance_id for t, _ in matched], dtype=np.int64)
+        order = np.argsort(ids, kind='stable')
+        dets = np.array([d for _, d in matched], dtype=np.int64)[order]
         out = InstanceData()
-        out.bboxes = out_bboxes.to(device=device, dtype=pred.bboxes.dtype)
-        out.scores = out_scores.to(device)
-        out.labels = out_labels.to(device)
-        out.instances_id = ids.to(device)
+        out.bboxes = _tensor(bboxes[dets], pred.bboxes)
+        out.scores = _tensor(scores[dets], pred.scores)
+        out.labels = _tensor(labels[dets], pred.labels)
+        out.instances_id = _tensor(ids[order], pred.labels, torch.long)
         return out
 
     def state_counts(self) -> Dict[str, int]:
