@@ -238,14 +238,18 @@ def track_frames(model: nn.Module,
     pipeline = getattr(model, 'frame_pipeline', None)
     if pipeline is None:
         pipeline = model.frame_pipeline = build_frame_pipeline(model.cfg)
-    with forward_backend(model, backend), torch.no_grad():
+    with forward_backend(model, backend):
         for frame_id, img in enumerate(frames):
             data = pipeline(
                 dict(img=[img], frame_id=[frame_id], img_id=[frame_id + 1],
                      ori_shape=[img.shape[:2]]))
             batch = dict(inputs=[data['inputs']],
                          data_samples=[data['data_samples']])
-            sample = model.test_step(batch)[0][0]
+            # no_grad around the step only: held across the yield, it
+            # would switch gradients off in the caller's code between
+            # frames, and for good if the caller stopped early
+            with torch.no_grad():
+                sample = model.test_step(batch)[0][0]
             tracks = sample.pred_track_instances
             yield FrameTracks(
                 frame_id=frame_id,

@@ -46,6 +46,25 @@ def test_track_frames_gives_tracks_in_original_pixels(tiny_model, seq_frames):
     assert again[2].ids.tolist() == results[2].ids.tolist()
 
 
+def test_track_frames_leaves_gradients_on_in_the_caller(tiny_model,
+                                                        seq_frames):
+    """The generator switches gradients off around each step only: the
+    caller's code between frames, and after it stopped early, keeps them
+    (the demo's second run once left them off for the rest of the
+    process)."""
+    assert torch.is_grad_enabled()
+    frames = list(FrameSource(seq_frames))[:3]
+    gen = track_frames(tiny_model, frames)
+    for _ in gen:
+        assert torch.is_grad_enabled()
+        break  # stopped early: the generator stays suspended
+    assert torch.is_grad_enabled()
+    w = torch.ones(2, requires_grad=True)
+    (w * 2).sum().backward()
+    assert w.grad is not None
+    gen.close()
+
+
 def test_predict_sees_original_image_scale(tiny_model, seq_frames):
     """An upscaled copy of the frames gives the same boxes, scaled."""
     frames = list(FrameSource(seq_frames))[:3]
