@@ -134,13 +134,11 @@ def batch_predict(kf, mean: np.ndarray,
     Returns:
         tuple[np.ndarray, np.ndarray]: new arrays, the inputs untouched.
     """
-    h = mean[:, 3]
     wp, wv = kf._std_weight_position, kf._std_weight_velocity
-    t = mean.shape[0]
-    std = np.stack([
-        wp * h, wp * h, np.full(t, 1e-2), wp * h, wv * h, wv * h,
-        np.full(t, 1e-5), wv * h
-    ], 1)
+    # the noise's std per entry, h times a weight or a constant, in one
+    # broadcast (h * 0 + c is c, h * w + 0 is h * w: the same numbers)
+    std = mean[:, 3, None] * np.array([wp, wp, 0., wp, wv, wv, 0., wv]) + \
+        np.array([0., 0., 1e-2, 0., 0., 0., 1e-5, 0.])
     motion = kf._motion_mat
     mean = mean @ motion.T
     cov = motion @ (cov @ motion.T)
@@ -154,10 +152,9 @@ def batch_project(kf, mean: np.ndarray,
     """``KalmanFilter.project`` of T tracks: the first 4 state entries
     (the filter's update matrix) and their covariance plus the
     measurement noise. Returns means (T, 4) and covariances (T, 4, 4)."""
-    h = mean[:, 3]
     wp = kf._std_weight_position
-    std = np.stack([wp * h, wp * h, np.full(mean.shape[0], 1e-1), wp * h],
-                   1)
+    std = mean[:, 3, None] * np.array([wp, wp, 0., wp]) + \
+        np.array([0., 0., 1e-1, 0.])
     proj_cov = cov[:, :4, :4].copy()
     diag = np.arange(4)
     proj_cov[:, diag, diag] += np.square(std)
