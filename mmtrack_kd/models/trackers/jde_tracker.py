@@ -500,31 +500,34 @@ class JDETracker:
         m_rows.append(pool[rows])
         m_dets.append(cols)
 
+        def by_iou(pool, dets, thr):
+            """Match the tracks ``pool`` to the detections ``dets`` by
+            IoU >= ``thr``: matched tracks, their detections, the
+            unmatched tracks and detections (no work when either is
+            empty)."""
+            if not len(pool) or not len(dets):
+                return pool[:0], dets[:0], pool, dets
+            rows, cols, left_rows, left = _assign(
+                self._iou_cost(cxcyah_to_xyxy(mean[pool, :4]),
+                               boxes_np[dets], label_mask(pool, dets)),
+                1.0 - thr)
+            return pool[rows], dets[cols], pool[left_rows], dets[left]
+
         # 2. still-tracked tracks vs remaining detections by IoU.
         pool = pool[left_rows]
         pool = pool[code[pool] == _TRACKED]
-        rows, cols, left_rows, left = _assign(
-            self._iou_cost(cxcyah_to_xyxy(mean[pool, :4]),
-                           boxes_np[left_dets],
-                           label_mask(pool, left_dets)),
-            1.0 - self.iou_match_thr)
-        m_rows.append(pool[rows])
-        m_dets.append(left_dets[cols])
-        lost = pool[left_rows]
-        left_dets = left_dets[left]
+        rows, dets, lost, left_dets = by_iou(pool, left_dets,
+                                             self.iou_match_thr)
+        m_rows.append(rows)
+        m_dets.append(dets)
 
         # 3. tentative tracks vs remaining detections by IoU; confirmed
         # when matched, in the order of their rows.
         pool = np.flatnonzero(code == _TENTATIVE)
-        rows, cols, left_rows, left = _assign(
-            self._iou_cost(cxcyah_to_xyxy(mean[pool, :4]),
-                           boxes_np[left_dets],
-                           label_mask(pool, left_dets)),
-            1.0 - self.tentative_match_thr)
-        m_rows.append(pool[rows])
-        m_dets.append(left_dets[cols])
-        removed = pool[left_rows]
-        left_dets = left_dets[left]
+        rows, dets, removed, left_dets = by_iou(pool, left_dets,
+                                                self.tentative_match_thr)
+        m_rows.append(rows)
+        m_dets.append(dets)
 
         # Kalman correction and embedding EMA of the matched tracks
         m_rows_all = np.concatenate(m_rows)
