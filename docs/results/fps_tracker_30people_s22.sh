@@ -5,4 +5,4 @@ run() {  # tree tag
   (cd $1 && PYTHONPATH=$1 OMP_NUM_THREADS=1 taskset -c 1 /work/main/.venv/bin/python tools/benchmark/fps.py $CFG $D/ours_s5.pth --input-size 576 320 --threads 1 --frames 200 \
     --onnx $D/ours_s5.onnx $D/ours_s5_int8.onnx --people 30 30 --out /work/main/outputs/s22/fps30_$2.json 2>&1 | grep -E "^student" | sed "s/^/$2 /")
 }
-run /tmp/wt_old before1; run /work/main after1; run /work/main after2; run /tmp/wt_old before2
+run /tmp/wt_old before5; run /work/main after5; run /work/main after6; run /tmp/wt_old before6
