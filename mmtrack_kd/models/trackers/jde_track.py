@@ -22,6 +22,20 @@ def _as_tensor(value):
     return value
 
 
+class _TensorView:
+    """An attribute kept as it is set (in ``_<name>``) and read as a
+    tensor (:func:`_as_tensor`)."""
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = '_' + name
+
+    def __get__(self, obj, owner=None):
+        return self if obj is None else _as_tensor(getattr(obj, self.slot))
+
+    def __set__(self, obj, value) -> None:
+        setattr(obj, self.slot, value)
+
+
 def normalize_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
     """``F.normalize(x, dim=1)`` in numpy: each row over its L2 norm
     (at least ``eps``)."""
@@ -84,45 +98,17 @@ class JDETrack:
         """bool: whether the track has been confirmed (tracked or lost)."""
         return self.state != TENTATIVE
 
-    @property
-    def embed(self) -> Optional[torch.Tensor]:
-        """Tensor: the L2-normalised running embedding (D,). The tracker
-        keeps it as a float32 numpy row (its stack's, shared); this gives
-        a tensor on that memory. A tensor set here is used as it is."""
-        return _as_tensor(self._embed)
-
-    @embed.setter
-    def embed(self, value) -> None:
-        self._embed = value
-
-    # the last matched detection: the tracker records numpy values (its
-    # frame's work is in numpy); they read as tensors
-    @property
-    def bbox(self) -> torch.Tensor:
-        """Tensor: the last matched detection's box (4,) x1y1x2y2."""
-        return _as_tensor(self._bbox)
-
-    @bbox.setter
-    def bbox(self, value) -> None:
-        self._bbox = value
-
-    @property
-    def score(self) -> torch.Tensor:
-        """Tensor: its score (0-d)."""
-        return _as_tensor(self._score)
-
-    @score.setter
-    def score(self, value) -> None:
-        self._score = value
-
-    @property
-    def label(self) -> torch.Tensor:
-        """Tensor: its label (0-d)."""
-        return _as_tensor(self._label)
-
-    @label.setter
-    def label(self, value) -> None:
-        self._label = value
+    # The tracker keeps numpy values (its frame's work is in numpy; the
+    # running embedding is a float32 row of its stack, shared): they read
+    # as tensors on the same memory. A tensor set here is kept as it is.
+    #: Tensor: the L2-normalised running embedding (D,).
+    embed = _TensorView()
+    #: Tensor: the last matched detection's box (4,) x1y1x2y2.
+    bbox = _TensorView()
+    #: Tensor: its score (0-d).
+    score = _TensorView()
+    #: Tensor: its label (0-d).
+    label = _TensorView()
 
     def update_embed(self, embed: torch.Tensor, alpha: float) -> None:
         """Exponential moving average of the embedding, re-normalised.
