@@ -316,6 +316,25 @@ def test_gpu_free_output_types_follow_input():
     assert out.bboxes.device == torch.device('cpu')
 
 
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_half_precision_inputs_track_as_float32(dtype):
+    """Detections of a half-precision network (numpy has no bfloat16):
+    the same ids as in float32, outputs in the input's dtypes."""
+    walk = [[person(100 + 6 * f, 100), person(300 - 6 * f, 120)]
+            for f in range(4)]
+    ref, half = build(), build()
+    for f, boxes in enumerate(walk):
+        want = ref.track(frame(f, boxes, [unit(8, 0), unit(8, 1)]))
+        sample = frame(f, boxes, [unit(8, 0), unit(8, 1)])
+        pred = sample.pred_instances
+        for key in ('bboxes', 'scores', 'embeds'):
+            pred[key] = pred[key].to(dtype)
+        got = half.track(sample)
+        assert got.instances_id.tolist() == want.instances_id.tolist()
+        assert got.bboxes.dtype == dtype and got.scores.dtype == dtype
+    assert len(want) == 2
+
+
 @pytest.mark.parametrize(
     'key,value',
     [('obj_score_thr', 1.5), ('init_track_thr', -0.1), ('embed_weight', 2),

@@ -44,8 +44,12 @@ def _check_unit(name: str, value: float) -> float:
 
 
 def _numpy(x: torch.Tensor, dtype=None) -> np.ndarray:
-    """A tensor's values as a CPU numpy array (of ``dtype`` if given)."""
-    out = x.detach().cpu().numpy()
+    """A tensor's values as a CPU numpy array (of ``dtype`` if given;
+    bfloat16, which numpy lacks, as float32)."""
+    x = x.detach().cpu()
+    if x.dtype == torch.bfloat16:
+        x = x.float()
+    out = x.numpy()
     return out if dtype is None else out.astype(dtype, copy=False)
 
 
