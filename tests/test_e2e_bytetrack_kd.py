@@ -1,8 +1,6 @@
 """Distillation of mmdet's ByteTrack (a tracker this project did not write):
 the SynthMOT configs end to end (teacher, KD student, extraction, scoring),
 one distiller loss step in-process, and the MOT17 KD config's structure."""
-import hashlib
-import json
 import os.path as osp
 
 import mmdet
@@ -12,7 +10,12 @@ from mmdet.structures import DetDataSample
 from mmdet.utils import register_all_modules
 from mmengine.config import Config
 from mmengine.structures import InstanceData
-from test_e2e_train_test import ROOT, extract_and_score, run_tool
+from test_e2e_train_test import (
+    ROOT,
+    TINY_DATA,
+    extract_and_score,
+    train_teacher_and_kd,
+)
 
 import mmtrack_kd  # noqa: F401  (registers the distiller)
 from mmtrack_kd.models.distill.distiller import (
@@ -23,16 +26,6 @@ from mmtrack_kd.models.distill.recorders import find_module
 
 register_all_modules(init_default_scope=True)
 
-TINY_DATA = """
-data_root = '{data}/'
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = dict(num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root=data_root))
-train_cfg = dict(max_epochs=1, val_interval=10)
-"""
 
 
 def yolox_widths(widen):
@@ -49,48 +42,22 @@ TEACHER_DET = yolox_widths(0.125)
 STUDENT_DET = yolox_widths(0.0625)
 
 
-def sha(path):
-    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
-
-
-def write(path, text):
-    path.write_text(text)
-    return str(path)
-
-
 def test_bytetrack_kd_end_to_end(tiny_synthmot, tmp_path):
     tiny = TINY_DATA.format(data=tiny_synthmot.rstrip('/'))
-    teacher_cfg = write(tmp_path / 'teacher.py', (
-        f"_base_ = ['{ROOT}/configs/bytetrack/bytetrack_yolox_s_synthmot.py']"
-        f'\n{tiny}model = dict(detector={TEACHER_DET!r})\n'))
-    student_cfg = write(tmp_path / 'student.py', (
-        f"_base_ = ['{ROOT}/configs/bytetrack/bytetrack_yolox_n_synthmot.py']"
-        f'\n{tiny}model = dict(detector={STUDENT_DET!r})\n'))
-    run_tool(['tools/train.py', teacher_cfg, '--work-dir',
-              str(tmp_path / 't')])
-    t_ckpt = tmp_path / 't' / 'epoch_1.pth'
-    t_hash = sha(t_ckpt)
-
-    kd_cfg = write(tmp_path / 'kd.py', (
-        f"_base_ = ['{ROOT}/configs/kd/bytetrack_yolox_kd_synthmot.py']\n"
-        + tiny + f"model = dict(teacher='{teacher_cfg}', "
-        f"teacher_ckpt='{t_ckpt}', "
-        'distill_cfgs=[_base_.kd_key_feature, _base_.kd_pred_diff], '
-        f'student=dict(detector={STUDENT_DET!r}))\n'))
-    run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
-    kd_ckpt = tmp_path / 'kd' / 'epoch_1.pth'
-    assert sha(t_ckpt) == t_hash, 'KD training modified the teacher file'
-
-    state = torch.load(kd_ckpt, map_location='cpu')['state_dict']
-    assert not any(k.startswith('teacher') for k in state)
+    student_cfg, kd_ckpt, state, train_logs = train_teacher_and_kd(
+        tmp_path, tiny,
+        ('configs/bytetrack/bytetrack_yolox_s_synthmot.py',
+         f'dict(detector={TEACHER_DET!r})'),
+        ('configs/bytetrack/bytetrack_yolox_n_synthmot.py',
+         f'dict(detector={STUDENT_DET!r})'),
+        ('configs/kd/bytetrack_yolox_kd_synthmot.py',
+         'distill_cfgs=[_base_.kd_key_feature, _base_.kd_pred_diff], '
+         f'student=dict(detector={STUDENT_DET!r})'))
     # one connector per neck level, student 16 -> teacher 32 channels
     for i in range(3):
         assert state[f'connectors.neck_c{i}.conv.weight'].shape[:2] == (32,
                                                                         16)
-    scalars = next((tmp_path / 'kd').glob('*/vis_data/scalars.json'))
-    train_logs = [json.loads(line) for line in open(scalars)
-                  if '"loss"' in line]
-    assert train_logs and all(
+    assert all(
         torch.isfinite(torch.tensor(r['loss_kd_feat'])) and
         r['loss_kd_feat'] > 0 for r in train_logs)
     assert all(torch.isfinite(torch.tensor(r['loss_kd_resp'])) and

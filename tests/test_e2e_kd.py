@@ -1,32 +1,16 @@
 """End to end distillation: teacher trained briefly, KD training of a
 student, student extracted, tools/test.py scores the student; the teacher's
 checkpoint is not touched and the student changes."""
-import hashlib
-
 import pytest
 import torch
-from test_e2e_train_test import ROOT, extract_and_score, run_tool
-
-TINY = """
-data_root = '{data}/'
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = dict(num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root=data_root))
-train_cfg = dict(max_epochs=1, val_interval=10)
-"""
-
-
-def sha(path):
-    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
-
-
-def write(path, text):
-    path.write_text(text)
-    return str(path)
-
+from test_e2e_train_test import (
+    ROOT,
+    TINY_DATA,
+    extract_and_score,
+    run_tool,
+    sha,
+    write,
+)
 
 KD_BASE = f'{ROOT}/configs/kd/cstrack_s2n_kd_synthmot.py'
 STUDENT_MODEL = ("dict(backbone=dict(widen_factor=0.125), "
@@ -39,7 +23,7 @@ def teacher(tiny_synthmot, tmp_path_factory):
     """A teacher trained one epoch on the tiny data, and the tiny
     settings: (tiny overrides, teacher config, teacher checkpoint)."""
     tmp_path = tmp_path_factory.mktemp('teacher')
-    tiny = TINY.format(data=tiny_synthmot.rstrip('/'))
+    tiny = TINY_DATA.format(data=tiny_synthmot.rstrip('/'))
     teacher_cfg = write(tmp_path / 'teacher.py', (
         f"_base_ = ['{ROOT}/configs/cstrack/cstrack_yolov5s_synthmot.py']\n"
         + tiny + "model = dict(backbone=dict(widen_factor=0.25), "

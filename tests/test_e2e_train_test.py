@@ -1,5 +1,8 @@
 """End to end: train a tiny CSTrack with tools/train.py on tiny SynthMOT,
-then track and score it with tools/test.py."""
+then track and score it with tools/test.py; the helpers of the other
+end-to-end tests (tiny data settings, a teacher and its KD student trained
+with tools/train.py, extraction and scoring)."""
+import hashlib
 import json
 import os
 import os.path as osp
@@ -32,6 +35,64 @@ def run_tool(args, cwd=ROOT, timeout=600):
         f'{" ".join(args)} failed:\n{proc.stdout[-3000:]}\n'
         f'{proc.stderr[-5000:]}')
     return proc
+
+
+# one epoch on the tiny data, no workers (format with data=<root>)
+TINY_DATA = """
+data_root = '{data}/'
+train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
+                        dataset=dict(data_root=data_root))
+val_dataloader = dict(num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root))
+test_dataloader = dict(num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root=data_root))
+train_cfg = dict(max_epochs=1, val_interval=10)
+"""
+
+
+def sha(path):
+    return hashlib.sha256(open(path, 'rb').read()).hexdigest()
+
+
+def write(path, text):
+    path.write_text(text)
+    return str(path)
+
+
+def train_teacher_and_kd(tmp_path, tiny, teacher, student, kd):
+    """Train a teacher and its KD student one epoch each with
+    ``tools/train.py``. ``teacher`` and ``student``: (base config path
+    under the repository, ``model = ...`` value); ``kd``: (base KD config,
+    the keys of its ``model = dict(...)`` besides ``teacher`` and
+    ``teacher_ckpt``). Checks that the teacher's file is unchanged and that
+    no teacher weight is in the KD checkpoint.
+
+    Returns:
+        tuple: the student's config path, the KD checkpoint, its state
+        dict and its training log records (those with a loss).
+    """
+    def config(name, base, body):
+        return write(tmp_path / f'{name}.py',
+                     f"_base_ = ['{ROOT}/{base}']\n{tiny}{body}\n")
+
+    teacher_cfg = config('teacher', teacher[0], f'model = {teacher[1]}')
+    student_cfg = config('student', student[0], f'model = {student[1]}')
+    run_tool(['tools/train.py', teacher_cfg, '--work-dir',
+              str(tmp_path / 't')])
+    t_ckpt = tmp_path / 't' / 'epoch_1.pth'
+    t_hash = sha(t_ckpt)
+    kd_cfg = config('kd', kd[0], f"model = dict(teacher='{teacher_cfg}', "
+                    f"teacher_ckpt='{t_ckpt}', {kd[1]})")
+    run_tool(['tools/train.py', kd_cfg, '--work-dir', str(tmp_path / 'kd')])
+    kd_ckpt = tmp_path / 'kd' / 'epoch_1.pth'
+    assert sha(t_ckpt) == t_hash, 'KD training modified the teacher file'
+    import torch
+    state = torch.load(kd_ckpt, map_location='cpu')['state_dict']
+    assert not any(k.startswith('teacher') for k in state)
+    scalars = next((tmp_path / 'kd').glob('*/vis_data/scalars.json'))
+    logs = [json.loads(line) for line in open(scalars) if '"loss"' in line]
+    assert logs
+    return student_cfg, kd_ckpt, state, logs
 
 
 def extract_and_score(kd_ckpt, state, student_cfg, tmp_path):
