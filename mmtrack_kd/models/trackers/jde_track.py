@@ -5,11 +5,16 @@ import numpy as np
 import torch
 
 
-def as_numpy(embed) -> np.ndarray:
-    """A float32 numpy array of an embedding (tensor or array)."""
-    if isinstance(embed, torch.Tensor):
-        embed = embed.detach().cpu().float().numpy()
-    return np.asarray(embed, dtype=np.float32)
+def as_numpy(value, dtype=None) -> np.ndarray:
+    """A tensor's or an array's values as a CPU numpy array, of ``dtype``
+    if given (bfloat16, which numpy lacks, read as float32)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.dtype == torch.bfloat16:
+            value = value.float()
+        value = value.numpy()
+    value = np.asarray(value)
+    return value if dtype is None else value.astype(dtype, copy=False)
 
 
 def _as_tensor(value):
@@ -121,8 +126,9 @@ class JDETrack:
             embed (Tensor): New L2-normalised embedding (D,).
             alpha (float): Weight of the running embedding, in [0, 1].
         """
-        self._embed = smooth_embeds(as_numpy(self._embed)[None],
-                                    as_numpy(embed)[None], alpha)[0]
+        self._embed = smooth_embeds(as_numpy(self._embed, np.float32)[None],
+                                    as_numpy(embed, np.float32)[None],
+                                    alpha)[0]
 
     def record(self, bbox: torch.Tensor, score: torch.Tensor,
                label: torch.Tensor, frame_id: int,

@@ -43,16 +43,6 @@ def _check_unit(name: str, value: float) -> float:
     return float(value)
 
 
-def _numpy(x: torch.Tensor, dtype=None) -> np.ndarray:
-    """A tensor's values as a CPU numpy array (of ``dtype`` if given;
-    bfloat16, which numpy lacks, as float32)."""
-    x = x.detach().cpu()
-    if x.dtype == torch.bfloat16:
-        x = x.float()
-    out = x.numpy()
-    return out if dtype is None else out.astype(dtype, copy=False)
-
-
 def _tensor(values: np.ndarray, like: torch.Tensor,
             dtype: Optional[torch.dtype] = None) -> torch.Tensor:
     """``values`` as a tensor on the device of ``like``, of ``dtype`` (by
@@ -348,7 +338,7 @@ class JDETracker:
             return stacks[0], stacks[1], stacks[2]
         return (np.stack([t.mean for t in tracks]),
                 np.stack([t.covariance for t in tracks]),
-                np.stack([as_numpy(t._embed) for t in tracks]))
+                np.stack([as_numpy(t._embed, np.float32) for t in tracks]))
 
     def _write_back(self, mean: np.ndarray, cov: np.ndarray,
                     embeds: np.ndarray) -> None:
@@ -434,8 +424,8 @@ class JDETracker:
         # on the CPU, right after the network, each small torch operation
         # costs several times a numpy one (cold caches), and together they
         # took about a fifth of the tracker's time
-        bboxes = _numpy(pred.bboxes, np.float32).reshape(-1, 4)
-        embeds = _numpy(pred.embeds, np.float32)
+        bboxes = as_numpy(pred.bboxes, np.float32).reshape(-1, 4)
+        embeds = as_numpy(pred.embeds, np.float32)
         if embeds.ndim != 2 or embeds.shape[0] != bboxes.shape[0]:
             if embeds.size == 0 and bboxes.shape[0] == 0:
                 embeds = embeds.reshape(0, 0)
@@ -445,8 +435,8 @@ class JDETracker:
                     f'with K={bboxes.shape[0]} boxes, got '
                     f'{tuple(embeds.shape)}')
         # Score filter; degenerate boxes would break the xyah Kalman state.
-        scores = _numpy(pred.scores)
-        labels = _numpy(pred.labels)
+        scores = as_numpy(pred.scores)
+        labels = as_numpy(pred.labels)
         keep = ((scores >= self.obj_score_thr)
                 & (bboxes[:, 2] > bboxes[:, 0])
                 & (bboxes[:, 3] > bboxes[:, 1]))
