@@ -286,9 +286,40 @@ def test_embeddings_updated_together_equal_update_embed():
         assert torch.allclose(ref.embed, want, rtol=0, atol=1e-6)
 
 
-def test_states_set_on_a_track_are_used():
+def test_projection_made_once_equals_per_call():
+    """The gating and the correction given rows of one projection (as the
+    tracker does once a frame) equal them projecting themselves."""
+    rng = np.random.default_rng(3)
+    kf = TASK_UTILS.build(dict(type='KalmanFilter'))
+    for diagonal in (True, False):
+        if diagonal:
+            mean, cov = kalman.batch_initiate(
+                kf, measurements(rng, random_states(rng, 12)[0]))
+        else:
+            mean, cov = random_states(rng, 12)
+        mean, cov = kalman.batch_predict(kf, mean, cov)
+        projected = kalman.batch_project_factor(kf, mean, cov)
+        assert (projected[2] is not None) == diagonal
+        rows = np.array([0, 3, 4, 7, 11])
+        part = tuple(None if p is None else p[rows] for p in projected)
+        dets = measurements(rng, mean[rows], noise=20)
+        for center_only in (False, True):
+            np.testing.assert_array_equal(
+                kalman.batch_gating_distance(kf, mean[rows], cov[rows],
+                                             dets, center_only, part),
+                kalman.batch_gating_distance(kf, mean[rows], cov[rows],
+                                             dets, center_only))
+        for got, want in zip(
+                kalman.batch_update(kf, mean[rows], cov[rows], dets, part),
+                kalman.batch_update(kf, mean[rows], cov[rows], dets)):
+            np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize('how', ['new array', 'in place'])
+def test_states_set_on_a_track_are_used(how):
     """The tracker keeps its stacks of the last frame; a state that a
-    caller sets on a track (a new array) replaces its row."""
+    caller sets on a track (a new array, or written into the one it
+    reads) replaces its row."""
     def one(f):
         sample = DetDataSample(metainfo=dict(frame_id=f))
         sample.pred_instances = InstanceData(
@@ -305,7 +336,10 @@ def test_states_set_on_a_track_are_used():
     tracker.track(samples[1])
     assert tracker.tracks == kept and track.state == 'tracked'
     # moved 300 px away: gated out and no overlap, so the track is missed
-    track.mean = track.mean + np.r_[300.0, 300.0, np.zeros(6)]
+    if how == 'new array':
+        track.mean = track.mean + np.r_[300.0, 300.0, np.zeros(6)]
+    else:
+        track.mean[:2] += 300.0
     tracker.track(samples[2])
     assert track.state == 'lost'
     assert len(tracker.tracks) == 2  # the detection starts a new track
@@ -325,3 +359,21 @@ def test_same_tracks_when_the_stacks_are_rebuilt():
             t.mean, t.covariance = t.mean.copy(), t.covariance.copy()
             t.embed = t.embed.clone()
     assert got == want
+
+
+def test_setting_one_state_keeps_the_others():
+    """A track reads its mean, covariance and embedding from its row of
+    the tracker's stacks; setting one of them keeps the other two."""
+    tracker = MODELS.build(dict(type='JDETracker'))
+    for s in crowd(frames=3):
+        tracker.track(s)
+    for track in tracker.tracks.values():
+        mean, cov = track.mean.copy(), track.covariance.copy()
+        embed = track.embed.clone()
+        track.covariance = cov * 2
+        np.testing.assert_array_equal(track.mean, mean)
+        np.testing.assert_array_equal(track.covariance, cov * 2)
+        assert torch.equal(track.embed, embed)
+        track.embed = -embed
+        np.testing.assert_array_equal(track.mean, mean)
+        assert torch.equal(track.embed, -embed)

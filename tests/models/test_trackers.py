@@ -371,6 +371,29 @@ def test_linear_assignment():
     assert matches == [] and rows.size == 0 and cols.tolist() == [0, 1, 2]
 
 
+def test_assignment_with_finite_forbidden_costs_is_the_same():
+    """The tracker's own costs mark forbidden pairs with a finite value
+    above the threshold (``_assign(..., finite=True)``): the same matches
+    and unmatched rows and columns as with ``inf``."""
+    from mmtrack_kd.models.trackers.jde_tracker import _assign
+    rng = np.random.default_rng(0)
+    for shape in ((5, 7), (9, 4), (12, 12), (1, 6)):
+        cost = rng.uniform(0, 1, shape)
+        cost[rng.uniform(size=shape) < 0.3] = np.inf
+        thr = 0.4
+        want = _assign(cost, thr)
+        got = _assign(np.where(np.isinf(cost), thr + 1.0, cost), thr,
+                      finite=True)
+        for g, w in zip(got, want):
+            assert g.tolist() == w.tolist()
+        rows, cols, free_rows, free_cols = want
+        assert np.all(cost[rows, cols] <= thr)
+        assert sorted(rows.tolist() + free_rows.tolist()) == list(
+            range(shape[0]))
+        assert sorted(cols.tolist() + free_cols.tolist()) == list(
+            range(shape[1]))
+
+
 def test_standalone_tracker_not_an_mmdet_base_tracker():
     # JDETracker keeps JDETrack objects, not BaseTracker's per-item memo, so
     # it does not inherit the memo API (update, memo, get, init_track) that

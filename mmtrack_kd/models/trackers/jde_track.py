@@ -9,9 +9,11 @@ def as_numpy(value, dtype=None) -> np.ndarray:
     """A tensor's or an array's values as a CPU numpy array, of ``dtype``
     if given (bfloat16, which numpy lacks, read as float32)."""
     if isinstance(value, torch.Tensor):
-        value = value.detach().cpu()
-        if value.dtype == torch.bfloat16:
-            value = value.float()
+        if (value.requires_grad or value.dtype == torch.bfloat16
+                or value.device.type != 'cpu'):
+            value = value.detach().cpu()
+            if value.dtype == torch.bfloat16:
+                value = value.float()
         value = value.numpy()
     value = np.asarray(value)
     return value if dtype is None else value.astype(dtype, copy=False)
@@ -38,6 +40,40 @@ class _TensorView:
         return self if obj is None else _as_tensor(getattr(obj, self.slot))
 
     def __set__(self, obj, value) -> None:
+        setattr(obj, self.slot, value)
+
+
+class _StackRow:
+    """A track's Kalman mean, covariance or running embedding (``index``
+    0, 1 or 2 of the tracker's stacks): row ``i`` of the stacks while the
+    track holds its rows of them (``_rows`` is ``(stacks, i)``, set by
+    the tracker after each frame), else the value last set (in
+    ``_<name>``). Setting one detaches the track from the stacks first
+    (its other two keep their rows' values). Read as a tensor when
+    ``as_tensor``."""
+
+    def __init__(self, index: int, as_tensor: bool = False) -> None:
+        self.index = index
+        self.as_tensor = as_tensor
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.slot = '_' + name
+
+    def raw(self, obj):
+        """The value as kept (a row view of the stacks, or what was set)."""
+        rows = obj._rows
+        if rows is None:
+            return getattr(obj, self.slot)
+        return rows[0][self.index][rows[1]]
+
+    def __get__(self, obj, owner=None):
+        if obj is None:
+            return self
+        value = self.raw(obj)
+        return _as_tensor(value) if self.as_tensor else value
+
+    def __set__(self, obj, value) -> None:
+        obj._detach()
         setattr(obj, self.slot, value)
 
 
@@ -98,16 +134,37 @@ class JDETrack:
         # Public identity, given when the track is confirmed (-1 before).
         self.instance_id: int = -1
 
+    # the tracker's stacks and this track's row of them (see _StackRow)
+    _rows = None
+    #: np.ndarray: Kalman mean (8,).
+    mean = _StackRow(0)
+    #: np.ndarray: Kalman covariance (8, 8).
+    covariance = _StackRow(1)
+    #: Tensor: the L2-normalised running embedding (D,).
+    embed = _StackRow(2, as_tensor=True)
+
+    def _detach(self) -> None:
+        """Keep this track's rows of the stacks as its own values."""
+        rows = self._rows
+        if rows is not None:
+            self._rows = None
+            stacks, i = rows
+            self._mean, self._covariance, self._embed = (stacks[0][i],
+                                                         stacks[1][i],
+                                                         stacks[2][i])
+
+    def embed_values(self) -> np.ndarray:
+        """The running embedding as float32 numpy (D,)."""
+        return as_numpy(JDETrack.embed.raw(self), np.float32)
+
     @property
     def confirmed(self) -> bool:
         """bool: whether the track has been confirmed (tracked or lost)."""
         return self.state != TENTATIVE
 
-    # The tracker keeps numpy values (its frame's work is in numpy; the
-    # running embedding is a float32 row of its stack, shared): they read
-    # as tensors on the same memory. A tensor set here is kept as it is.
-    #: Tensor: the L2-normalised running embedding (D,).
-    embed = _TensorView()
+    # The tracker keeps numpy values (its frame's work is in numpy): they
+    # read as tensors on the same memory. A tensor set here is kept as it
+    # is.
     #: Tensor: the last matched detection's box (4,) x1y1x2y2.
     bbox = _TensorView()
     #: Tensor: its score (0-d).
@@ -126,9 +183,9 @@ class JDETrack:
             embed (Tensor): New L2-normalised embedding (D,).
             alpha (float): Weight of the running embedding, in [0, 1].
         """
-        self._embed = smooth_embeds(as_numpy(self._embed, np.float32)[None],
-                                    as_numpy(embed, np.float32)[None],
-                                    alpha)[0]
+        self.embed = smooth_embeds(self.embed_values()[None],
+                                   as_numpy(embed, np.float32)[None],
+                                   alpha)[0]
 
     def record(self, bbox: torch.Tensor, score: torch.Tensor,
                label: torch.Tensor, frame_id: int,
@@ -142,8 +199,8 @@ class JDETrack:
             frame_id (int): Current frame index.
             state (str, optional): New state. Defaults to ``'tracked'``.
         """
-        self.bbox = bbox
-        self.score = score
-        self.label = label
+        # the views' slots written directly: this runs for every matched
+        # track on every frame
+        self._bbox, self._score, self._label = bbox, score, label
         self.frame_id = frame_id
         self.state = state

@@ -21,6 +21,7 @@ from .kalman import (
     batch_gating_distance,
     batch_initiate,
     batch_predict,
+    batch_project_factor,
     batch_update,
 )
 
@@ -54,23 +55,29 @@ def _tensor(values: np.ndarray, like: torch.Tensor,
     return out
 
 
-def _assign(cost: np.ndarray, thr: float
+def _assign(cost: np.ndarray, thr: float, finite: bool = False
             ) -> Tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """:func:`linear_assignment` as four int arrays: matched rows, their
     columns (in increasing row order), unmatched rows, unmatched
-    columns."""
+    columns. ``finite``: the caller's costs are all finite (forbidden
+    pairs above ``thr``), so they are not checked."""
     num_rows, num_cols = cost.shape
     if num_rows == 0 or num_cols == 0:
         empty = np.zeros(0, dtype=np.int64)
         return empty, empty, np.arange(num_rows), np.arange(num_cols)
     # Any value above ``thr`` is equivalent to "forbidden" under cost_limit;
     # a finite one keeps the solver away from inf arithmetic.
-    cost = np.where(np.isfinite(cost), cost, thr + 1.0)
+    if not finite:
+        cost = np.where(np.isfinite(cost), cost, thr + 1.0)
     cost = np.ascontiguousarray(cost, dtype=np.float64)
-    _, row_to_col, _ = lap.lapjv(cost, extend_cost=True, cost_limit=thr)
+    _, row_to_col, col_to_row = lap.lapjv(cost, extend_cost=True,
+                                          cost_limit=thr)
     rows = np.flatnonzero(row_to_col >= 0)
     cols = row_to_col[rows].astype(np.int64)
     keep = cost[rows, cols] <= thr
+    if keep.all():  # the solver's own unmatched rows and columns
+        return (rows, cols, np.flatnonzero(row_to_col < 0),
+                np.flatnonzero(col_to_row < 0))
     rows, cols = rows[keep], cols[keep]
     free_rows = np.ones(num_rows, dtype=bool)
     free_rows[rows] = False
@@ -293,10 +300,13 @@ class JDETracker:
                 np.stack([c for _, c in out]).reshape(cov.shape))
 
     def _kf_update(self, mean: np.ndarray, cov: np.ndarray,
-                   meas: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
-        """Correct the stacked states with one measurement (T, 4) each."""
+                   meas: np.ndarray,
+                   projected: Optional[tuple] = None
+                   ) -> Tuple[np.ndarray, np.ndarray]:
+        """Correct the stacked states with one measurement (T, 4) each
+        (``projected``: their rows of :meth:`_kf_project`, if made)."""
         if self.batch_kalman:
-            return batch_update(self.motion, mean, cov, meas)
+            return batch_update(self.motion, mean, cov, meas, projected)
         out = [self.motion.update(m, c, z)
                for m, c, z in zip(mean, cov, meas)]
         return (np.stack([m for m, _ in out]).reshape(mean.shape),
@@ -310,15 +320,26 @@ class JDETracker:
         return (np.stack([m for m, _ in out]).reshape(-1, 8),
                 np.stack([c for _, c in out]).reshape(-1, 8, 8))
 
+    def _kf_project(self, mean: np.ndarray,
+                    cov: np.ndarray) -> Optional[tuple]:
+        """The predicted states projected to the measurement space and
+        the factors of their covariances (made once a frame for the
+        gating and the correction, batched filter only, else None)."""
+        if self.batch_kalman:
+            return batch_project_factor(self.motion, mean, cov)
+        return None
+
     def _gating_distances(self, mean: np.ndarray, cov: np.ndarray,
-                          xyah: np.ndarray) -> np.ndarray:
+                          xyah: np.ndarray,
+                          projected: Optional[tuple] = None) -> np.ndarray:
         """Squared Mahalanobis distances (T, K) of the detections ``xyah``
         (K, 4) to the stacked track states, as
-        ``motion.gating_distance``."""
+        ``motion.gating_distance`` (``projected``: their rows of
+        :meth:`_kf_project`, if made)."""
         center_only = bool(getattr(self.motion, 'center_only', False))
         if self.batch_kalman:
             return batch_gating_distance(self.motion, mean, cov, xyah,
-                                         center_only)
+                                         center_only, projected)
         return np.stack([
             self.motion.gating_distance(m, c, xyah, center_only)
             for m, c in zip(mean, cov)
@@ -333,25 +354,27 @@ class JDETracker:
         hold."""
         stacks = self._stacks
         if stacks is not None and len(stacks[3]) == len(tracks) and all(
-                t.mean is m and t.covariance is c and t._embed is e
-                for t, (m, c, e) in zip(tracks, stacks[3])):
+                t._rows is r for t, r in zip(tracks, stacks[3])):
             return stacks[0], stacks[1], stacks[2]
         return (np.stack([t.mean for t in tracks]),
                 np.stack([t.covariance for t in tracks]),
-                np.stack([as_numpy(t._embed, np.float32) for t in tracks]))
+                np.stack([t.embed_values() for t in tracks]))
 
     def _write_back(self, mean: np.ndarray, cov: np.ndarray,
                     embeds: np.ndarray) -> None:
         """Give every track (in ``self.tracks`` order) its row of the new
-        stacks (views) and keep the stacks for the next frame."""
+        stacks and keep the stacks for the next frame. A track's row is a
+        ``(stacks, i)`` pair that its ``mean``, ``covariance`` and
+        ``embed`` read from (no array views made per track)."""
         tracks = list(self.tracks.values())
         if not tracks:
             self._stacks = None
             return
-        views = list(zip(mean, cov, embeds))
-        for track, (m, c, e) in zip(tracks, views):
-            track.mean, track.covariance, track._embed = m, c, e
-        self._stacks = (mean, cov, embeds, views)
+        stacks = (mean, cov, embeds)
+        rows = [(stacks, i) for i in range(len(tracks))]
+        for track, row in zip(tracks, rows):
+            track._rows = row
+        self._stacks = (mean, cov, embeds, rows)
 
     def _smooth_embeds(self, old: np.ndarray,
                        new: np.ndarray) -> np.ndarray:
@@ -362,16 +385,18 @@ class JDETracker:
     # ------------------------------------------------------------------ costs
     def _embed_motion_cost(self, track_embeds: np.ndarray,
                            embeds: np.ndarray, maha: np.ndarray,
-                           label_mask: Optional[np.ndarray]) -> np.ndarray:
+                           label_mask: Optional[np.ndarray],
+                           forbid: float = np.inf) -> np.ndarray:
         """Fused embedding + motion cost (P, K) of step 1, from the
         tracks' embeddings (P, D), the detections' (K, D), the squared
-        Mahalanobis distances (P, K) and the label mismatches (P, K)."""
+        Mahalanobis distances (P, K) and the label mismatches (P, K);
+        gated and mismatched pairs cost ``forbid``."""
         cos_dist = np.maximum(1.0 - track_embeds @ embeds.T, 0.0)
         cost = cos_dist.astype(np.float64)
         cost = self.embed_weight * cost + (1.0 - self.embed_weight) * maha
-        cost[maha > self._gating_threshold] = np.inf
+        cost[maha > self._gating_threshold] = forbid
         if label_mask is not None:
-            cost[label_mask] = np.inf
+            cost[label_mask] = forbid
         return cost
 
     @staticmethod
@@ -462,10 +487,21 @@ class JDETracker:
         else:
             mean, cov = np.zeros((0, 8)), np.zeros((0, 8, 8))
             track_embeds = np.zeros((0, embeds.shape[1]), np.float32)
+        # projected once for the gating of step 1 and the correction
+        projected = self._kf_project(mean, cov) if num else None
+
+        def rows_of(projected, rows):
+            return None if projected is None else (
+                projected[0][rows], projected[1][rows],
+                None if projected[2] is None else projected[2][rows])
+
         # label mismatches exist only once several classes were seen (a
         # track's label is that of a detection of this or an earlier frame)
-        self._labels_seen.update(np.unique(det_labels).tolist())
-        mixed = len(self._labels_seen) > 1
+        seen = self._labels_seen
+        if len(seen) < 2 and len(det_labels) and not (
+                seen and (det_labels == next(iter(seen))).all()):
+            seen.update(np.unique(det_labels).tolist())
+        mixed = len(seen) > 1
         if mixed:
             track_labels = np.array([int(t._label) for t in tracks],
                                     dtype=np.int64)
@@ -483,14 +519,16 @@ class JDETracker:
         pool = np.flatnonzero(code != _TENTATIVE)
         all_dets = np.arange(len(xyah))
         if len(pool) and len(all_dets):
-            maha = self._gating_distances(mean[pool], cov[pool], xyah)
+            maha = self._gating_distances(mean[pool], cov[pool], xyah,
+                                          rows_of(projected, pool))
+            # forbidden pairs cost more than the threshold (finite)
             cost = self._embed_motion_cost(
                 track_embeds[pool], embeds, maha,
-                label_mask(pool, all_dets))
+                label_mask(pool, all_dets), self.embed_match_thr + 1.0)
         else:
             cost = np.zeros((len(pool), len(all_dets)))
-        rows, cols, left_rows, left_dets = _assign(cost,
-                                                   self.embed_match_thr)
+        rows, cols, left_rows, left_dets = _assign(
+            cost, self.embed_match_thr, finite=True)
         m_rows.append(pool[rows])
         m_dets.append(cols)
 
@@ -504,7 +542,7 @@ class JDETracker:
             rows, cols, left_rows, left = _assign(
                 self._iou_cost(cxcyah_to_xyxy(mean[pool, :4]),
                                boxes_np[dets], label_mask(pool, dets)),
-                1.0 - thr)
+                1.0 - thr, finite=not mixed)
             return pool[rows], dets[cols], pool[left_rows], dets[left]
 
         # 2. still-tracked tracks vs remaining detections by IoU.
@@ -528,7 +566,8 @@ class JDETracker:
         m_dets_all = np.concatenate(m_dets)
         if len(m_rows_all):
             mean[m_rows_all], cov[m_rows_all] = self._kf_update(
-                mean[m_rows_all], cov[m_rows_all], xyah[m_dets_all])
+                mean[m_rows_all], cov[m_rows_all], xyah[m_dets_all],
+                rows_of(projected, m_rows_all))
         rows_l, dets_l = m_rows_all.tolist(), m_dets_all.tolist()
         if rows_l:
             track_embeds = track_embeds.copy()
@@ -546,17 +585,20 @@ class JDETracker:
             tracks[i].state = LOST
 
         # drop unmatched tentative tracks and lost tracks missed for more
-        # than num_frames_retain frames
-        dead = set(removed.tolist())
+        # than num_frames_retain frames (only lost tracks are looked at)
+        code[m_rows_all] = _TRACKED
+        code[lost] = _LOST
         retain = self.num_frames_retain
-        alive = []
-        for (key, track), i in zip(list(self.tracks.items()), range(num)):
-            if i in dead or (track.state == LOST
-                             and frame_id - track.frame_id > retain):
-                del self.tracks[key]
-            else:
-                alive.append(i)
-        if len(alive) < num:
+        dead = removed.tolist() + [
+            i for i in np.flatnonzero(code == _LOST).tolist()
+            if frame_id - tracks[i].frame_id > retain
+        ]
+        if dead:
+            keys = list(self.tracks)
+            for i in dead:
+                del self.tracks[keys[i]]
+            alive = np.ones(num, dtype=bool)
+            alive[dead] = False
             mean, cov = mean[alive], cov[alive]
             track_embeds = track_embeds[alive]
 

@@ -24,10 +24,46 @@ from typing import Optional, Tuple
 import numpy as np
 
 __all__ = [
-    'batch_initiate', 'batch_predict', 'batch_project', 'batch_update',
+    'batch_initiate', 'batch_predict', 'batch_project',
+    'batch_project_factor', 'batch_update',
     'batch_gating_distance', 'lower_solve', 'cholesky_solve',
     'diagonal_factor'
 ]
+
+
+def _noise_weights(kf, size: int) -> Tuple[np.ndarray, np.ndarray]:
+    """The noise's std per state entry as ``h * w + c``: the weights ``w``
+    and constants ``c`` of the first ``size`` entries (8 for the process
+    noise, 4 for the measurement noise), made once per filter and
+    weights."""
+    wp, wv = kf._std_weight_position, kf._std_weight_velocity
+    key = (size, wp, wv)
+    cached = _NOISE.get(key)
+    if cached is None:
+        if size == 8:
+            cached = (np.array([wp, wp, 0., wp, wv, wv, 0., wv]),
+                      np.array([0., 0., 1e-2, 0., 0., 0., 1e-5, 0.]))
+        else:
+            cached = (np.array([wp, wp, 0., wp]), np.array([0., 0., 1e-1,
+                                                            0.]))
+        for array in cached:
+            array.setflags(write=False)
+        _NOISE[key] = cached
+    return cached
+
+
+_NOISE: dict = {}
+
+
+def _add_to_diagonal(cov: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``cov[:, i, i] += values[:, i]`` for C-contiguous (T, n, n)
+    ``cov``, in place through a strided view of the diagonals (one
+    operation, the same numbers as fancy indexing)."""
+    n = cov.shape[-1]
+    flat = cov.view()
+    flat.shape = (len(cov), n * n)  # raises rather than copy
+    flat[:, ::n + 1] += values
+    return cov
 
 
 def lower_solve(chol: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -134,17 +170,14 @@ def batch_predict(kf, mean: np.ndarray,
     Returns:
         tuple[np.ndarray, np.ndarray]: new arrays, the inputs untouched.
     """
-    wp, wv = kf._std_weight_position, kf._std_weight_velocity
     # the noise's std per entry, h times a weight or a constant, in one
     # broadcast (h * 0 + c is c, h * w + 0 is h * w: the same numbers)
-    std = mean[:, 3, None] * np.array([wp, wp, 0., wp, wv, wv, 0., wv]) + \
-        np.array([0., 0., 1e-2, 0., 0., 0., 1e-5, 0.])
+    weights, consts = _noise_weights(kf, 8)
+    std = mean[:, 3, None] * weights + consts
     motion = kf._motion_mat
     mean = mean @ motion.T
     cov = motion @ (cov @ motion.T)
-    diag = np.arange(8)
-    cov[:, diag, diag] += np.square(std)
-    return mean, cov
+    return mean, _add_to_diagonal(cov, np.square(std))
 
 
 def batch_project(kf, mean: np.ndarray,
@@ -152,17 +185,28 @@ def batch_project(kf, mean: np.ndarray,
     """``KalmanFilter.project`` of T tracks: the first 4 state entries
     (the filter's update matrix) and their covariance plus the
     measurement noise. Returns means (T, 4) and covariances (T, 4, 4)."""
-    wp = kf._std_weight_position
-    std = mean[:, 3, None] * np.array([wp, wp, 0., wp]) + \
-        np.array([0., 0., 1e-1, 0.])
+    weights, consts = _noise_weights(kf, 4)
+    std = mean[:, 3, None] * weights + consts
     proj_cov = cov[:, :4, :4].copy()
-    diag = np.arange(4)
-    proj_cov[:, diag, diag] += np.square(std)
-    return mean[:, :4], proj_cov
+    return mean[:, :4], _add_to_diagonal(proj_cov, np.square(std))
+
+
+def batch_project_factor(kf, mean: np.ndarray, cov: np.ndarray
+                         ) -> Tuple[np.ndarray, np.ndarray,
+                                    Optional[np.ndarray]]:
+    """:func:`batch_project` and the :func:`diagonal_factor` of the
+    projected covariances: what :func:`batch_update` and
+    :func:`batch_gating_distance` compute first, made once for tracks that
+    are gated and corrected on one frame (pass rows of it as their
+    ``projected``)."""
+    proj_mean, proj_cov = batch_project(kf, mean, cov)
+    return proj_mean, proj_cov, diagonal_factor(proj_cov)
 
 
 def batch_update(kf, mean: np.ndarray, cov: np.ndarray,
-                 meas: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+                 meas: np.ndarray,
+                 projected: Optional[tuple] = None
+                 ) -> Tuple[np.ndarray, np.ndarray]:
     """``KalmanFilter.update`` of T tracks, each with its measurement.
 
     ``S = H P H^T + R``, gain ``K = P H^T S^-1`` (from the Cholesky factor
@@ -173,14 +217,17 @@ def batch_update(kf, mean: np.ndarray, cov: np.ndarray,
         mean (np.ndarray): Predicted means (T, 8).
         cov (np.ndarray): Predicted covariances (T, 8, 8).
         meas (np.ndarray): Measurements (T, 4) ``(cx, cy, a, h)``.
+        projected (tuple, optional): :func:`batch_project_factor` of
+            ``mean`` and ``cov``, if already made.
 
     Returns:
         tuple[np.ndarray, np.ndarray]: corrected means (T, 8) and
         covariances (T, 8, 8).
     """
-    proj_mean, proj_cov = batch_project(kf, mean, cov)
+    if projected is None:
+        projected = batch_project_factor(kf, mean, cov)
+    proj_mean, proj_cov, diag = projected
     # K^T = S^-1 (P H^T)^T = S^-1 P[:4, :] (P symmetric)
-    diag = diagonal_factor(proj_cov)
     if diag is not None:
         gain_t = cov[:, :4, :] / diag[:, :, None] / diag[:, :, None]
     else:
@@ -197,7 +244,8 @@ def batch_gating_distance(kf,
                           mean: np.ndarray,
                           cov: np.ndarray,
                           meas: np.ndarray,
-                          center_only: bool = False) -> np.ndarray:
+                          center_only: bool = False,
+                          projected: Optional[tuple] = None) -> np.ndarray:
     """``KalmanFilter.gating_distance`` of T tracks to K measurements.
 
     Args:
@@ -206,17 +254,23 @@ def batch_gating_distance(kf,
         cov (np.ndarray): Covariances (T, 8, 8).
         meas (np.ndarray): Measurements (K, 4).
         center_only (bool): Distances on the centres only (2 dof).
+        projected (tuple, optional): :func:`batch_project_factor` of
+            ``mean`` and ``cov``, if already made.
 
     Returns:
         np.ndarray: Squared Mahalanobis distances (T, K).
     """
-    proj_mean, proj_cov = batch_project(kf, mean, cov)
+    if projected is None:
+        projected = batch_project_factor(kf, mean, cov)
+    proj_mean, proj_cov, diag = projected
     meas = np.asarray(meas, dtype=np.float64).reshape(-1, 4)
     if center_only:
         proj_mean, proj_cov = proj_mean[:, :2], proj_cov[:, :2, :2]
         meas = meas[:, :2]
+        # the factor of a diagonal matrix's block is that block of its
+        # factor; the block alone may be diagonal when the whole is not
+        diag = diagonal_factor(proj_cov) if diag is None else diag[:, :2]
     d = meas.T[None] - proj_mean[:, :, None]  # (T, n, K)
-    diag = diagonal_factor(proj_cov)
     if diag is not None:
         z = d / diag[:, :, None]
     else:
