@@ -86,6 +86,16 @@ def _assign(cost: np.ndarray, thr: float, finite: bool = False
     return rows, cols, np.flatnonzero(free_rows), np.flatnonzero(free_cols)
 
 
+def _take_rows(projected: Optional[tuple],
+               rows: np.ndarray) -> Optional[tuple]:
+    """Rows of a :func:`~.kalman.batch_project_factor` result (or None)."""
+    if projected is None:
+        return None
+    proj_mean, proj_cov, diag = projected
+    return (proj_mean[rows], proj_cov[rows],
+            None if diag is None else diag[rows])
+
+
 def linear_assignment(cost: np.ndarray,
                       thr: float) -> Tuple[List[Tuple[int, int]], np.ndarray,
                                            np.ndarray]:
@@ -330,16 +340,21 @@ class JDETracker:
         return None
 
     def _gating_distances(self, mean: np.ndarray, cov: np.ndarray,
-                          xyah: np.ndarray,
+                          xyah: np.ndarray, rows: np.ndarray,
                           projected: Optional[tuple] = None) -> np.ndarray:
-        """Squared Mahalanobis distances (T, K) of the detections ``xyah``
-        (K, 4) to the stacked track states, as
-        ``motion.gating_distance`` (``projected``: their rows of
-        :meth:`_kf_project`, if made)."""
+        """Squared Mahalanobis distances (R, K) of the detections ``xyah``
+        (K, 4) to the track states ``rows`` of the stacks ``mean`` and
+        ``cov``, as ``motion.gating_distance`` (``projected``:
+        :meth:`_kf_project` of the stacks, if made)."""
         center_only = bool(getattr(self.motion, 'center_only', False))
         if self.batch_kalman:
-            return batch_gating_distance(self.motion, mean, cov, xyah,
-                                         center_only, projected)
+            if projected is not None:  # the states themselves not needed
+                return batch_gating_distance(
+                    self.motion, None, None, xyah, center_only,
+                    _take_rows(projected, rows))
+            return batch_gating_distance(self.motion, mean[rows],
+                                         cov[rows], xyah, center_only)
+        mean, cov = mean[rows], cov[rows]
         return np.stack([
             self.motion.gating_distance(m, c, xyah, center_only)
             for m, c in zip(mean, cov)
@@ -490,11 +505,6 @@ class JDETracker:
         # projected once for the gating of step 1 and the correction
         projected = self._kf_project(mean, cov) if num else None
 
-        def rows_of(projected, rows):
-            return None if projected is None else (
-                projected[0][rows], projected[1][rows],
-                None if projected[2] is None else projected[2][rows])
-
         # label mismatches exist only once several classes were seen (a
         # track's label is that of a detection of this or an earlier frame)
         seen = self._labels_seen
@@ -519,8 +529,7 @@ class JDETracker:
         pool = np.flatnonzero(code != _TENTATIVE)
         all_dets = np.arange(len(xyah))
         if len(pool) and len(all_dets):
-            maha = self._gating_distances(mean[pool], cov[pool], xyah,
-                                          rows_of(projected, pool))
+            maha = self._gating_distances(mean, cov, xyah, pool, projected)
             # forbidden pairs cost more than the threshold (finite)
             cost = self._embed_motion_cost(
                 track_embeds[pool], embeds, maha,
@@ -567,7 +576,7 @@ class JDETracker:
         if len(m_rows_all):
             mean[m_rows_all], cov[m_rows_all] = self._kf_update(
                 mean[m_rows_all], cov[m_rows_all], xyah[m_dets_all],
-                rows_of(projected, m_rows_all))
+                _take_rows(projected, m_rows_all))
         rows_l, dets_l = m_rows_all.tolist(), m_dets_all.tolist()
         if rows_l:
             track_embeds = track_embeds.copy()

@@ -250,8 +250,9 @@ def batch_gating_distance(kf,
 
     Args:
         kf (KalmanFilter): mmdet's filter.
-        mean (np.ndarray): Means (T, 8).
-        cov (np.ndarray): Covariances (T, 8, 8).
+        mean (np.ndarray): Means (T, 8) (None when ``projected`` is given).
+        cov (np.ndarray): Covariances (T, 8, 8) (None when ``projected``
+            is given).
         meas (np.ndarray): Measurements (K, 4).
         center_only (bool): Distances on the centres only (2 dof).
         projected (tuple, optional): :func:`batch_project_factor` of
