@@ -11,7 +11,7 @@ both runtimes share them.
 import copy
 import math
 import os.path as osp
-from typing import Dict, List, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -149,6 +149,24 @@ def export_onnx(model: nn.Module,
     return names
 
 
+def session_options(threads: Optional[int] = None, spinning: bool = False):
+    """ONNX Runtime session options: ``threads`` intra-op threads (None:
+    its default) and one inter-op thread when set; idle threads spin only
+    when ``spinning``."""
+    import onnxruntime as ort
+    opts = ort.SessionOptions()
+    if threads is not None:
+        if isinstance(threads, bool) or int(threads) < 1:
+            raise ValueError(f'threads must be a positive int, got '
+                             f'{threads!r}')
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+    flag = '1' if spinning else '0'
+    opts.add_session_config_entry('session.intra_op.allow_spinning', flag)
+    opts.add_session_config_entry('session.inter_op.allow_spinning', flag)
+    return opts
+
+
 class ORTBackend:
     """Run an exported network in ONNX Runtime, as a stand-in for
     ``model._forward`` (see :func:`mmtrack_kd.apis.track_frames`).
@@ -156,6 +174,14 @@ class ORTBackend:
     Args:
         onnx_file: the exported model.
         providers: ONNX Runtime execution providers.
+        threads: intra-op threads of the session (None: ONNX Runtime's
+            default, one per physical core).
+        spinning: let the session's idle threads spin, waiting for work
+            (ONNX Runtime's default). Off by default: between two frames
+            the post-processing and the tracker run on the same cores, and
+            threads left spinning after a run slow them down (several
+            sessions in one process, each with its own threads, slow each
+            other down as well).
 
     Attributes:
         output_names (list[str]): graph outputs; the last is ``id_map``.
@@ -168,14 +194,17 @@ class ORTBackend:
 
     def __init__(self,
                  onnx_file: str,
-                 providers: Sequence[str] = ('CPUExecutionProvider', )
-                 ) -> None:
+                 providers: Sequence[str] = ('CPUExecutionProvider', ),
+                 threads: Optional[int] = None,
+                 spinning: bool = False) -> None:
         import onnxruntime as ort
         if not osp.isfile(onnx_file):
             raise FileNotFoundError(f'ONNX file not found: {onnx_file}')
         self.onnx_file = onnx_file
-        self.session = ort.InferenceSession(onnx_file,
-                                            providers=list(providers))
+        self.threads, self.spinning = threads, bool(spinning)
+        self.session = ort.InferenceSession(
+            onnx_file, sess_options=session_options(threads, spinning),
+            providers=list(providers))
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
             raise ValueError(f'{onnx_file}: expected one input, the graph '

@@ -419,20 +419,14 @@ def measure(models: Sequence[torch.nn.Module], frames: Sequence[np.ndarray],
     return [t.report() for t in timed]
 
 
-def ort_backend(onnx_file: str, threads: int):
+def ort_backend(onnx_file: str, threads: int, spinning: bool = False):
     """An :class:`ORTBackend` of ``onnx_file`` on the CPU whose session
     uses ``threads`` intra-op threads (ONNX Runtime's default is every
-    physical core, torch's may differ; the comparison needs both alike)."""
-    import onnxruntime as ort
-
+    physical core, torch's may differ; the comparison needs both alike),
+    spinning while idle only when ``spinning``."""
     from mmtrack_kd.apis.onnx_backend import ORTBackend
-    backend = ORTBackend(onnx_file, providers=('CPUExecutionProvider', ))
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = int(threads)
-    opts.inter_op_num_threads = 1
-    backend.session = ort.InferenceSession(
-        onnx_file, sess_options=opts, providers=['CPUExecutionProvider'])
-    return backend
+    return ORTBackend(onnx_file, providers=('CPUExecutionProvider', ),
+                      threads=threads, spinning=spinning)
 
 
 def measure_tracking_fps(config: str,
@@ -448,7 +442,8 @@ def measure_tracking_fps(config: str,
                          device: str = 'cpu',
                          fp16: bool = False,
                          cuda_graph: Union[bool, str] = False,
-                         tracker_threads: Optional[int] = None) -> dict:
+                         tracker_threads: Optional[int] = None,
+                         ort_spinning: bool = False) -> dict:
     """Tracking FPS (model + tracker, batch 1) of one or two models, and
     optionally of the first one's network in ONNX Runtime.
 
@@ -480,6 +475,9 @@ def measure_tracking_fps(config: str,
             the model, with its own tracker, named ``NAME [cuda graph]``).
         tracker_threads (int, optional): torch threads while the tracker
             runs (default: as during the rest of the frame).
+        ort_spinning (bool): let ONNX Runtime's idle threads spin (its own
+            default; :class:`~mmtrack_kd.apis.onnx_backend.ORTBackend`
+            turns it off).
 
     Returns:
         dict: ``names`` (one per timed model: the config file names, then
@@ -531,7 +529,8 @@ def measure_tracking_fps(config: str,
                 files = [osp.join(tmp, 'model.onnx')]
                 export_onnx(models[0], files[0], input_size=(w, h))
             for onnx_file in files:
-                backend = ort_backend(onnx_file, torch.get_num_threads())
+                backend = ort_backend(onnx_file, torch.get_num_threads(),
+                                      spinning=ort_spinning)
                 # a copy: its own tracker state, its _forward swapped
                 onnx_model = copy.deepcopy(models[0])
                 stack.enter_context(forward_backend(onnx_model, backend))
@@ -549,6 +548,7 @@ def measure_tracking_fps(config: str,
                         tracker_threads)
     return dict(names=names, stats=stats, threads=torch.get_num_threads(),
                 cuda_graph=cuda_graph, tracker_threads=tracker_threads,
+                ort_spinning=bool(ort_spinning) if onnx is not None else None,
                 input_size=(w, h), warmup=warmup, compare=bool(pairs),
                 n_compare=len(pairs), onnx=onnx,
                 onnx_files=files if onnx else [],
@@ -589,8 +589,9 @@ def format_fps_report(result: dict) -> str:
     if onnx is not None:
         where = (', '.join(onnx) if not isinstance(onnx, str) else onnx) \
             or 'exported to a temporary file'
+        spin = 'spinning' if result.get('ort_spinning') else 'not spinning'
         lines.append(f'onnxruntime: {where}, CPUExecutionProvider, '
-                     f'{threads} intra-op threads')
+                     f'{threads} intra-op threads ({spin} while idle)')
     for name, s in zip(names, stats):
         extra = ''
         if 'tracker_share' in s:
@@ -1014,7 +1015,8 @@ def fps_json(result: dict, command: Optional[Sequence[str]] = None) -> dict:
         ONNX files: each later file's FPS over the first file's, e.g. int8
         over fp32), ``input_size``, ``warmup``, ``torch_threads``,
         ``onnx``, ``people``, ``device``, ``fp16``, ``cuda_graph``,
-        ``tracker_threads`` (on a GPU also ``gpu``, ``cuda_version``,
+        ``tracker_threads``, ``ort_spinning`` (None without ONNX
+        Runtime; on a GPU also ``gpu``, ``cuda_version``,
         ``cudnn_version``, ``cudnn_benchmark``), with ``cuda_graph='both'``
         ``graph_speedup`` and ``graph_model_speedup`` (per model: graphed
         FPS over plain FPS), ``date``, ``command`` and the torch version.
@@ -1027,7 +1029,8 @@ def fps_json(result: dict, command: Optional[Sequence[str]] = None) -> dict:
                device=result.get('device', 'cpu'),
                fp16=bool(result.get('fp16', False)),
                cuda_graph=result.get('cuda_graph', False),
-               tracker_threads=result.get('tracker_threads'))
+               tracker_threads=result.get('tracker_threads'),
+               ort_spinning=result.get('ort_spinning'))
     pairs = _graph_pairs(result)
     if pairs:
         doc['graph_speedup'] = {

@@ -118,3 +118,26 @@ def test_static_graph_names_its_input_size(tiny_model, tmp_path):
         (12, 20)
     with pytest.raises(ONNXInputError, match=r'\[1, 3, 96, 160\]'):
         backend(torch.zeros(1, 3, 192, 320))
+
+
+def test_session_threads_and_spinning(onnx_file):
+    """Idle threads do not spin unless asked (they would slow the
+    post-processing and tracker between frames); threads as given."""
+    from mmtrack_kd.apis.onnx_backend import session_options
+    opts = session_options()
+    for key in ('session.intra_op.allow_spinning',
+                'session.inter_op.allow_spinning'):
+        assert opts.get_session_config_entry(key) == '0'
+        assert session_options(spinning=True).get_session_config_entry(
+            key) == '1'
+    opts = session_options(threads=2)
+    assert (opts.intra_op_num_threads, opts.inter_op_num_threads) == (2, 1)
+    assert session_options().intra_op_num_threads == 0  # runtime default
+    with pytest.raises(ValueError, match='threads'):
+        session_options(threads=0)
+    backend = ORTBackend(onnx_file, threads=1)
+    assert (backend.threads, backend.spinning) == (1, False)
+    got = backend.session.get_session_options()
+    assert got.get_session_config_entry(
+        'session.intra_op.allow_spinning') == '0'
+    assert got.intra_op_num_threads == 1

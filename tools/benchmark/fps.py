@@ -40,6 +40,9 @@ network's forward once in a CUDA graph on a static input and replays it per
 frame (decoding, NMS, embedding gathering and the tracker unchanged);
 ``--cuda-graph both`` times every model plain and graphed in the same run.
 ``--tracker-threads N`` sets torch's threads while the tracker runs.
+``--ort-spinning`` lets ONNX Runtime's idle threads spin (its default; off
+here and in every ONNX Runtime session of the plugin, as spinning threads slow
+the post-processing, the tracker and other sessions down).
 See :mod:`mmtrack_kd.apis.speed`.
 """
 import argparse
@@ -88,6 +91,9 @@ def parse_args(argv=None):
     parser.add_argument('--tracker-threads', type=int, default=None,
                         metavar='N', help='torch threads while the tracker '
                         'runs (default: as for the rest of the frame)')
+    parser.add_argument('--ort-spinning', action='store_true',
+                        help="let ONNX Runtime's idle threads spin (its "
+                        'default; off unless given)')
     parser.add_argument('--out', metavar='FILE.json',
                         help='also write the figures as JSON')
     return parser.parse_args(argv)
@@ -144,7 +150,8 @@ def main(argv=None) -> int:
         device=args.device, fp16=args.fp16,
         cuda_graph={None: False, 'on': True}.get(args.cuda_graph,
                                                  args.cuda_graph),
-        tracker_threads=args.tracker_threads))
+        tracker_threads=args.tracker_threads,
+        ort_spinning=args.ort_spinning))
     return 0
 
 
