@@ -55,6 +55,7 @@ import torch.nn as nn
 from mmdet.registry import MODELS
 from mmengine.model import BaseModel
 
+from ..layers.window_pool import use_window_max_pools
 from .balance import build_balancer, summed
 from .channels import build_checked_connectors, dry_run, student_loss_names
 from .connectors import apply_connectors
@@ -181,6 +182,9 @@ class MOTDistiller(BaseModel):
 
         self._teacher_box = TeacherBox(
             build_frozen_teacher(teacher, teacher_ckpt, teacher_cfg_key))
+        # SPP's max pools (YOLOv5/YOLOX bodies) by 1-D window maxima in the
+        # teacher's gradient-free forward: the same values, far faster
+        use_window_max_pools(self.teacher)
         self.teacher_renorm = TeacherInputs(
             self.data_preprocessor,
             getattr(self.teacher, 'data_preprocessor', None))

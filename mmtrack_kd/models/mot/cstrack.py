@@ -15,6 +15,7 @@ from torch import Tensor
 
 from ...utils.batch import box_tensor, fold_video_inputs, video_frames
 from ..dense_heads.cstrack_id_head import gather_embeddings
+from ..layers.window_pool import use_window_max_pools
 from ..task_modules.yolo_decode import decode_yolov5
 from ._track import track_clip
 from .split import JDESplitMixin
@@ -86,6 +87,9 @@ class CSTrack(JDESplitMixin, BaseMOTModel):
             raise ValueError("model.loss_balance must be 'fixed' or "
                              f"'uncertainty', got {loss_balance!r}")
         self.backbone = MODELS.build(backbone)
+        # SPP's max pools by 1-D window maxima where no gradient flows
+        # (a frozen teacher, inference): the same values, far faster on CPU
+        use_window_max_pools(self.backbone)
         neck = copy.deepcopy(dict(neck))
         if neck.get('in_channels') is None:
             neck['in_channels'] = [
