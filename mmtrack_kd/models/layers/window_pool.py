@@ -3,19 +3,22 @@
 YOLOv5/YOLOX backbones (mmdet's ``CSPDarknet``) end in an SPP block that max
 pools its map with 5x5, 9x9 and 13x13 windows (stride 1, "same" padding).
 torch's CPU kernel visits every cell of the window for every output, and on
-SPP's small maps it is slow: on the 8-epoch benchmark's teacher (a 4 x 128 x
-10 x 18 map) the three pools took about 22 ms of a 60-90 ms forward. A k x k
+SPP's small maps it is slow: for the benchmark teacher's map of 4 frames at
+576x320 (4 x 128 x 10 x 18) the three pools took 20-26 ms. A k x k
 maximum is the maximum over rows of the maxima over columns; each 1-D
 maximum is ``k - 1`` element-wise ``torch.maximum`` of shifted views of the
-map padded with ``-inf``. Same values (exactly: a maximum is exact), 15-25x
-faster there. Used where no gradient flows (the frozen teacher's forward, and
-inference); with gradients, and in ONNX export, the module is
-``nn.MaxPool2d`` itself.
+map padded with ``-inf``. Same values (exactly: a maximum is exact), 9-28x
+faster on the maps of docs/results/window_pool_micro_s23.json. Used where
+no gradient flows (the frozen teacher's forward, and inference); with
+gradients, and in ONNX export, the module is ``nn.MaxPool2d`` itself.
 """
+from typing import Optional
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
+from torch.nn.modules.utils import _pair
 
 
 def window_max(x: Tensor, kernel_size: int, dim: int) -> Tensor:
@@ -55,25 +58,27 @@ class WindowMaxPool2d(nn.MaxPool2d):
         if (x.dim() != 4 or x.device.type != 'cpu'
                 or not x.is_floating_point()
                 or (torch.is_grad_enabled() and x.requires_grad)
-                or torch.jit.is_tracing() or torch.jit.is_scripting()
+                or torch.jit.is_tracing()
                 or torch.onnx.is_in_onnx_export()):
             return super().forward(x)
         k = self.kernel_size
         return window_max(window_max(x, k, 3), k, 2)
 
 
-def _same_window_pool(module: nn.Module) -> bool:
-    """A plain ``nn.MaxPool2d`` of an odd square window, stride 1 and
-    "same" padding (what SPP blocks use)."""
-    if type(module) is not nn.MaxPool2d:
-        return False
-    k, s, p, d = (module.kernel_size, module.stride, module.padding,
-                  module.dilation)
-    pair = lambda v: tuple(v) if isinstance(v, (tuple, list)) else (v, v)  # noqa: E731
-    (kh, kw), (sh, sw), (ph, pw), (dh, dw) = map(pair, (k, s, p, d))
-    return (kh == kw and kh % 2 == 1 and (sh, sw) == (1, 1)
-            and (ph, pw) == (kh // 2, kh // 2) and (dh, dw) == (1, 1)
-            and not module.ceil_mode and not module.return_indices)
+def _same_window_size(module: nn.Module) -> Optional[int]:
+    """The window size of a plain ``nn.MaxPool2d`` of an odd square
+    window, stride 1 and "same" padding (what SPP blocks use), else
+    None."""
+    if type(module) is not nn.MaxPool2d or module.ceil_mode \
+            or module.return_indices:
+        return None
+    (kh, kw), stride, pad, dilation = map(
+        _pair, (module.kernel_size, module.stride, module.padding,
+                module.dilation))
+    if kh == kw and kh % 2 == 1 and stride == (1, 1) and \
+            pad == (kh // 2, kh // 2) and dilation == (1, 1):
+        return int(kh)
+    return None
 
 
 def use_window_max_pools(model: nn.Module) -> int:
@@ -84,9 +89,8 @@ def use_window_max_pools(model: nn.Module) -> int:
     count = 0
     for module in list(model.modules()):
         for name, child in list(module.named_children()):
-            if _same_window_pool(child):
-                k = child.kernel_size
-                k = k[0] if isinstance(k, (tuple, list)) else k
-                setattr(module, name, WindowMaxPool2d(int(k)))
+            k = _same_window_size(child)
+            if k is not None:
+                setattr(module, name, WindowMaxPool2d(k))
                 count += 1
     return count

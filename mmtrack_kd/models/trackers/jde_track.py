@@ -43,7 +43,7 @@ class _TensorView:
         setattr(obj, self.slot, value)
 
 
-class _StackRow:
+class _StackRow(_TensorView):
     """A track's Kalman mean, covariance or running embedding (``index``
     0, 1 or 2 of the tracker's stacks): row ``i`` of the stacks while the
     track holds its rows of them (``_rows`` is ``(stacks, i)``, set by
@@ -55,9 +55,6 @@ class _StackRow:
     def __init__(self, index: int, as_tensor: bool = False) -> None:
         self.index = index
         self.as_tensor = as_tensor
-
-    def __set_name__(self, owner, name: str) -> None:
-        self.slot = '_' + name
 
     def raw(self, obj):
         """The value as kept (a row view of the stacks, or what was set)."""
