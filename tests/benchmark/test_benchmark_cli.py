@@ -137,6 +137,19 @@ def test_micro_run_writes_results_and_skips_finished(tmp_path, repo_root):
     ratio = float(re.search(r'ratio kd / student: ([\d.]+)', log).group(1))
     assert ratio == pytest.approx(float(ms['kd']) / float(ms['student']),
                                   rel=0.05)
+    # in fresh processes: each one's overhead, the median and the range
+    report = out / 'kd_step.json'
+    log = run_tool(repo_root, [
+        'tools/benchmark/kd_step_overhead.py',
+        str(out / 'configs' / 'only_feat__seed0.py'), '--iters', '1',
+        '--processes', '2', '--out', str(report)]).stdout
+    assert 'process 2/2: overhead' in log and 'median over 2' in log
+    doc = json.loads(report.read_text())
+    each = [p['overhead_beyond_teacher'] for p in doc['processes']]
+    assert len(each) == 2 and doc['overhead_beyond_teacher'] == \
+        pytest.approx(sum(each) / 2)
+    assert doc['overhead_beyond_teacher_range'] == [min(each), max(each)]
+    assert '--processes 2' in doc['command'] and 'in_step' in doc
 
     # the per-loss timer, in a crowd, the tree in its own process twice
     report = out / 'loss_speed.json'

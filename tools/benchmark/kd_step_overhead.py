@@ -34,7 +34,10 @@ With ``--out FILE`` the report is also written as JSON (key
 ``balancer``, ``overhead_beyond_teacher_amortised``,
 ``retain_freed_memory`` and ``random_teacher`` beside it).
 ``--random-teacher`` times the step with a teacher of random weights, for
-configs whose teacher is not trained yet (the MOT17 ones). With
+configs whose teacher is not trained yet (the MOT17 ones). The ratio moves
+by several points from one process to the next (the student step's time
+does, by up to 10 %, on the same machine): ``--processes N`` runs the whole
+measurement in N fresh processes and reports the median and the range. With
 ``--profile FILE`` a ``torch.profiler`` table of a few KD steps (operators
 by self CPU time) is written to FILE.
 """
@@ -83,6 +86,11 @@ def parse_args(argv=None):
     parser.add_argument('--clock', choices=('wall', 'cpu'), default='wall',
                         help='wall: elapsed time (default); cpu: CPU time '
                         'of the process, steadier on a shared machine')
+    parser.add_argument('--processes', type=int, default=1, metavar='N',
+                        help='measure in N fresh processes, one after the '
+                        'other, and report the median overhead and its '
+                        'range (the ratio moves by several points from one '
+                        'process to the next)')
     return parser.parse_args(argv)
 
 
@@ -321,8 +329,14 @@ def main(argv=None) -> int:
     if args.iters < 1:
         print('kd_step_overhead: --iters must be >= 1', file=sys.stderr)
         return 2
+    if args.processes < 1:
+        print('kd_step_overhead: --processes must be >= 1', file=sys.stderr)
+        return 2
     command = ['python', 'tools/benchmark/kd_step_overhead.py'] + list(
         sys.argv[1:] if argv is None else argv)
+    if args.processes > 1:
+        return measure_in_processes(
+            args, list(sys.argv[1:] if argv is None else argv), command)
     # as tools/train.py runs a training, unless told otherwise
     retained = False if args.release_memory else retain_freed_memory()
     with tempfile.TemporaryDirectory() as tmp:
@@ -331,6 +345,80 @@ def main(argv=None) -> int:
             args.cfg_options['model.teacher_ckpt'] = random_teacher(
                 args.config, args.cfg_options, osp.join(tmp, 'teacher.pth'))
         return measure(args, command, retained)
+
+
+def _one_process_argv(argv: List[str], out: str) -> List[str]:
+    """``argv`` without ``--processes``, ``--out`` and ``--profile`` (and
+    their values), writing its JSON to ``out``."""
+    kept, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split('=', 1)[0]
+        if name in ('--processes', '--out', '--profile'):
+            skip = '=' not in arg
+            continue
+        kept.append(arg)
+    return kept + ['--out', out]
+
+
+def measure_in_processes(args, argv: List[str], command: List[str]) -> int:
+    """Run the measurement in ``args.processes`` fresh processes, one after
+    the other; print each one's overhead, then the median and the range.
+    The JSON (``--out``) is the document of the process whose overhead is
+    the median (the lower middle one for an even count), with
+    ``overhead_beyond_teacher`` the median over the processes,
+    ``overhead_beyond_teacher_range`` (min, max), ``processes`` (each
+    process's overhead, amortised overhead and step medians) and the
+    command of the whole run."""
+    import json
+    import shlex
+    import subprocess
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(args.processes):
+            out = osp.join(tmp, f'run{i}.json')
+            proc = subprocess.run(
+                [sys.executable, osp.abspath(__file__)] +
+                _one_process_argv(argv, out), stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT, text=True)
+            if proc.returncode != 0:
+                print(proc.stdout, file=sys.stderr)
+                print(f'kd_step_overhead: process {i + 1} of '
+                      f'{args.processes} failed (exit {proc.returncode})',
+                      file=sys.stderr)
+                return proc.returncode or 1
+            with open(out) as f:
+                runs.append(json.load(f))
+            doc = runs[-1]
+            print(f'process {i + 1}/{args.processes}: overhead beyond the '
+                  f'teacher forward {doc["overhead_beyond_teacher"]:+.3f} '
+                  f'(student {doc["median_ms"]["student"]:.1f} ms, kd '
+                  f'{doc["median_ms"]["kd"]:.1f}, teacher '
+                  f'{doc["median_ms"]["teacher"]:.1f})', flush=True)
+    values = [r['overhead_beyond_teacher'] for r in runs]
+    order = sorted(range(len(runs)), key=values.__getitem__)
+    middle = runs[order[(len(runs) - 1) // 2]]
+    median = statistics.median(values)
+    print(f'median over {len(runs)} processes: {median:+.3f} (range '
+          f'{min(values):+.3f} to {max(values):+.3f})')
+    if args.out:
+        doc = dict(middle)
+        doc.update(
+            overhead_beyond_teacher=median,
+            overhead_beyond_teacher_range=[min(values), max(values)],
+            overhead_note=f'median over {len(runs)} processes; the other '
+            'keys are those of the median process',
+            processes=[dict(
+                overhead_beyond_teacher=r['overhead_beyond_teacher'],
+                overhead_beyond_teacher_amortised=r.get(
+                    'overhead_beyond_teacher_amortised'),
+                median_ms=r['median_ms'], load_average=r.get('load_average'))
+                for r in runs],
+            command=shlex.join(command))
+        write_json(doc, args.out)
+    return 0
 
 
 def measure(args, command: List[str], retained: bool) -> int:

@@ -9,6 +9,7 @@ from mmtrack_kd.utils.checkpoint import (  # noqa: F401
 from .channels import channels_of, dry_run, student_loss_names
 from .connectors import (
                                          ConvBNConnector,
+                                         ConvConnector,
                                          IdentityConnector,
                                          MLPConnector,
                                          apply_connectors,
@@ -37,6 +38,7 @@ from .teacher import TeacherBox, TeacherInputs, build_frozen_teacher
 __all__ = [
     'MOTDistiller', 'tensor_forward', 'ModuleOutputsRecorder',
     'ModuleInputsRecorder', 'RecorderManager', 'ConvBNConnector',
+    'ConvConnector',
     'IdentityConnector', 'MLPConnector', 'apply_connectors',
     'DistillConfigError', 'DATA_KEYS', 'check_loss_forward_mappings',
     'collect_batch_data', 'load_strict', 'read_checkpoint',

@@ -99,6 +99,46 @@ class ConvBNConnector(_WarmupMixin, nn.Module):
 
 
 @MODELS.register_module()
+class ConvConnector(_WarmupMixin, nn.Module):
+    """A 1x1 conv alone: (N, Cin, H, W) -> (N, Cout, H, W).
+
+    For a loss that standardises each channel over H, W (of each frame:
+    ``KeyFeatureLoss(normalize=True)``; of the batch: ``PKDLoss``): the
+    standardisation removes any per-channel scale and shift, so the
+    BatchNorm of
+    :class:`ConvBNConnector` changes nothing there (its batch statistics
+    and affine are per channel) but costs as much as the conv, forward and
+    backward. The loss then sees the same maps, up to the sign of the BN
+    scale (1 at its init, and it gets no gradient there) and the
+    standardisation's epsilon.
+
+    Args:
+        in_channels (int): Student channels Cin.
+        out_channels (int): Teacher channels Cout.
+        bias (bool): Give the conv a bias. Defaults to False (a per-channel
+            shift that a standardising loss removes, as the BN's).
+        detach_iters (int): Warm-up, as for :class:`ConvBNConnector`.
+            Defaults to 0 (none).
+    """
+
+    def __init__(self, in_channels: Optional[int] = None,
+                 out_channels: Optional[int] = None,
+                 bias: bool = False, detach_iters: int = 0) -> None:
+        super().__init__()
+        self.in_channels = _require(in_channels, 'in_channels',
+                                    type(self).__name__)
+        self.out_channels = _require(out_channels, 'out_channels',
+                                     type(self).__name__)
+        self.conv = nn.Conv2d(self.in_channels, self.out_channels, 1,
+                              bias=bool(bias))
+        self._init_warmup(detach_iters)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map (N, Cin, H, W) to (N, Cout, H, W)."""
+        return self.conv(self._warm(x))
+
+
+@MODELS.register_module()
 class IdentityConnector(nn.Module):
     """Pass the feature through unchanged (a placeholder in configs).
 

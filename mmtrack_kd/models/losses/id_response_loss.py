@@ -252,23 +252,49 @@ class IDResponseConsistencyLoss(nn.Module):
                 'IDResponseConsistencyLoss: student and teacher ID maps '
                 f'must have the same H, W: {tuple(preds_S.shape[2:])} vs '
                 f'{tuple(preds_T.shape[2:])}')
-        targets = self.target_cells(boxes, frame, len(preds_S),
-                                    preds_S.shape[-2:], batch_input_shape)
-        log_rs, sim_s, own = self.batch_responses(preds_S, boxes, frame,
-                                                  batch_input_shape, targets)
-        log_rt, sim_t, _ = self.batch_responses(preds_T, boxes, frame,
-                                                batch_input_shape, targets)
-        r_t = log_rt.exp()
-        kl = r_t * (log_rt - log_rs)
-        kl = kl.masked_fill(own, 0.)  # 0 * (-inf - -inf) is nan
-        # both sums below are in the student's graph (its responses); a
-        # zero_with_grad added to them would cost a pass over the whole map
-        # forward and one more in the backward
-        kl_sum = kl.sum()
-        # pairs of distinct targets of one frame
-        pairs = (frame[:, None] == frame[None, :]) & ~torch.eye(
-            len(frame), dtype=torch.bool, device=frame.device)
-        sim_sum = ((sim_t - sim_s)[pairs]**2).sum()
+        n, h, w = len(preds_S), preds_S.shape[-2], preds_S.shape[-1]
+        slot, cells, own = self.target_cells(boxes, frame, n, (h, w),
+                                             batch_input_shape)
+        k_max = cells.shape[1]
+        # the responses of every frame's targets in slots 0..K_i-1 of
+        # (N, K_max, H*W), as batch_responses makes them but without
+        # gathering the K rows out of it: the other slots are zeroed by
+        # ``valid`` below (no copy of the maps' responses)
+        logit_S, e_S = CosineResponses.apply(
+            preds_S.reshape(n, preds_S.shape[1], h * w), cells, self.tau)
+        logit_T, e_T = CosineResponses.apply(
+            preds_T.reshape(n, preds_T.shape[1], h * w), cells, self.tau)
+        # the cells left out of a target's responses get a logit far below
+        # any other (they are cosines over tau): a probability of exactly 0
+        # in both models (exp underflows), and, unlike -inf, a finite log
+        # probability, so 0 * log r adds 0 (no NaN to mask out)
+        low = -1. / self.tau - 1e3
+        if self.exclude == 'cell':
+            at = (frame, slot, cells[frame, slot])
+            logit_S = logit_S.index_put(at, logit_S.new_tensor(low))
+            logit_T.index_put_(at, logit_T.new_tensor(low))
+        else:
+            own_pad = own.new_zeros(n, k_max, h * w)
+            own_pad[frame, slot] = own
+            logit_S = logit_S.masked_fill(own_pad, low)
+            logit_T.masked_fill_(own_pad, low)
+        log_rs = F.log_softmax(logit_S, dim=2)
+        log_rt = F.log_softmax(logit_T, dim=2)
+        valid = logit_T.new_zeros(n, k_max)
+        valid[frame, slot] = 1.
+        r_t = log_rt.exp().mul_(valid[..., None]).flatten()  # 0: padding
+        # sum r_T (log r_T - log r_S) as two dot products: one pass each,
+        # and the student's one backward pass is -r_T times the gradient
+        kl_sum = torch.dot(r_t, log_rt.flatten()) - torch.dot(
+            r_t, log_rs.flatten())
+        # pairs of distinct targets of one frame: one (K_max, K_max) cosine
+        # matrix a frame
+        sim_s = torch.bmm(e_S, e_S.transpose(1, 2))
+        sim_t = torch.bmm(e_T, e_T.transpose(1, 2))
+        pairs = valid[:, :, None] * valid[:, None, :] * (1. - torch.eye(
+            k_max, dtype=valid.dtype, device=valid.device))
+        gap = sim_t - sim_s
+        sim_sum = (gap * gap * pairs).sum()
         n_pairs = int(pairs.sum())
         loss = self.lambda_env * kl_sum / len(boxes)
         loss = loss + self.lambda_sim * sim_sum / max(n_pairs, 1)

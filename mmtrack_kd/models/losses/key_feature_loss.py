@@ -39,8 +39,14 @@ def spatial_channel_attention(feat: Tensor,
     return spatial, channel
 
 
-def _standardize(feat: Tensor, eps: float = 1e-6) -> Tensor:
-    """Zero mean, unit std over H, W of every (frame, channel).
+#: added to the std by :func:`_standardize`
+STD_EPS = 1e-6
+
+
+def _standardize(feat: Tensor, eps: float = STD_EPS,
+                 sign: float = 1.) -> Tensor:
+    """Zero mean, unit std over H, W of every (frame, channel) (times
+    ``sign``: -1 gives the negated map at no extra cost).
 
     The std (unbiased, as ``Tensor.std``) is the norm of the centred map
     over sqrt(H*W - 1): ``Tensor.std`` over two dimensions is a slow
@@ -53,7 +59,84 @@ def _standardize(feat: Tensor, eps: float = 1e-6) -> Tensor:
     std = torch.linalg.vector_norm(centred, dim=(2, 3), keepdim=True) * scale
     # a product with the (N, C, 1, 1) reciprocal: a divide of the whole map
     # (and the two of its backward) costs several times a product on CPU
-    return centred * (std + eps).reciprocal()
+    inv = (std + eps).reciprocal()
+    if sign != 1:  # (N, C, 1, 1): negated before the product
+        inv = -inv
+    return centred * inv
+
+
+class StandardisedWeightedError(torch.autograd.Function):
+    r""":math:`\sum_l \sum_{n,c} a^l_{nc} \sum_p w^l_{np}
+    (\hat S^l_{ncp} - \hat T^l_{ncp})^2` over the levels l, with
+    :math:`\hat S = (S - \bar S) / (\sigma(S) + \epsilon)` the
+    student's map standardised as :func:`_standardize` does it, and a
+    backward written out.
+
+    The same value and gradient as those lines under autograd (a test
+    compares them). Autograd's backward of the standardisation, the
+    difference, its square and the weighted sum makes about a dozen passes
+    over each (N, C, H*W) map and a node for each op; this one makes
+    five: the error times its weights, their mean and their dot product
+    with the centred map per channel, and two fused updates. With
+    :math:`g = 2 a w (\hat S - \hat T)` and :math:`r = 1 / (\sigma +
+    \epsilon)`, :math:`\sigma = \|S - \bar S\| / \sqrt{P - 1}`:
+
+    .. math::
+        \frac{\partial L}{\partial S} = r (g - \bar g)
+            - \frac{r^2 \langle g, S - \bar S\rangle}{\sqrt{P - 1}
+              \,\|S - \bar S\|} (S - \bar S)
+
+    (the centring's own backward, a mean removed, changes nothing: both
+    terms have zero mean over the cells).
+    """
+
+    @staticmethod
+    def forward(ctx, targets: list, eps: float, *maps: Tensor) -> Tensor:
+        """``targets``: per level ``(-T_hat, a, w)``: the standardised
+        teacher map negated (N, C, P), the channel weights (N, C) and the
+        cell weights (N, P) (no gradient); ``maps``: the student's
+        (N, C, H, W) per level."""
+        total = maps[0].new_zeros(())
+        saved = []
+        for (neg_t_hat, a, w), y in zip(targets, maps):
+            flat = y.flatten(2)
+            n_cells = flat.shape[2]
+            centred = flat - flat.mean(2, keepdim=True)
+            norm = torch.linalg.vector_norm(centred, dim=2, keepdim=True)
+            scale = 1 / math.sqrt(n_cells - 1) if n_cells > 1 else math.nan
+            r = (norm * scale + eps).reciprocal()  # (N, C, 1)
+            diff = torch.addcmul(neg_t_hat, centred, r)  # S_hat - T_hat
+            per_ch = torch.bmm(diff * diff, w[:, :, None])[..., 0]
+            total = total + (per_ch * a).sum()
+            saved += [centred, norm, r, diff, a, w]
+        ctx.scale = [1 / math.sqrt(y[0, 0].numel() - 1)
+                     if y[0, 0].numel() > 1 else math.nan for y in maps]
+        ctx.shapes = [y.shape for y in maps]
+        ctx.save_for_backward(*saved)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        saved = ctx.saved_tensors
+        grads = []
+        for i, shape in enumerate(ctx.shapes):
+            if not ctx.needs_input_grad[2 + i]:
+                grads.append(None)
+                continue
+            centred, norm, r, diff, a, w = saved[6 * i:6 * i + 6]
+            # g = 2 a w (S_hat - T_hat), times the incoming gradient
+            g = diff * w[:, None, :]
+            g.mul_((2 * grad) * a[..., None])
+            g_mean = g.mean(2, keepdim=True)
+            dot = torch.linalg.vecdot(g, centred, dim=2)[..., None]
+            # r^2 <g, centred> scale / |centred| (0 for a flat channel,
+            # whose centred map is 0 anyway)
+            coef = r * r * dot * ctx.scale[i] / norm.clamp_min(
+                torch.finfo(norm.dtype).tiny)
+            out = torch.addcmul(-(g_mean * r), g, r)
+            out.addcmul_(centred, coef, value=-1)
+            grads.append(out.view(shape))
+        return (None, None, *grads)
 
 
 @MODELS.register_module()
@@ -324,6 +407,49 @@ class KeyFeatureLoss(nn.Module):
         att = (sp_S - sp_T).abs().mean() + (ch_S - ch_T).abs().mean()
         return loss + self.gamma_at * att
 
+    def _standardised_levels(self, levels_S: List[Tensor],
+                             levels_T: List[Tensor],
+                             gt_bboxes: Sequence[Tensor],
+                             batch_input_shape: Sequence[int],
+                             targets: tuple) -> Tensor:
+        """The sum over levels of :meth:`_single_level` with
+        ``normalize=True``: the teacher's side (attentions, cell weights,
+        standardised maps) level by level, the student's error of every
+        level in one :class:`StandardisedWeightedError` (the fg and bg
+        terms of a level are one sum over its cells, with the cell weights
+        ``alpha_fg W_fg / sum W_fg + beta_bg W_bg / sum W_bg``)."""
+        fused, maps, extra = [], [], []
+        for preds_S, preds_T in zip(levels_S, levels_T):
+            check_same_shape(preds_S, preds_T, 'KeyFeatureLoss')
+            preds_T = preds_T.detach()
+            sp_T, ch_T = spatial_channel_attention(preds_T, self.temperature)
+            w_fg, w_bg = self.box_weights(sp_T, gt_bboxes, batch_input_shape,
+                                          background=self.beta_bg != 0,
+                                          targets=targets)
+            cell_w = None
+            for w, coef in ((w_fg, self.alpha_fg), (w_bg, self.beta_bg)):
+                if w is None or coef == 0:  # a zero term adds nothing
+                    continue
+                total = w.sum()
+                if total > 0:
+                    term = w.flatten(1) * (coef / total)
+                    cell_w = term if cell_w is None else cell_w + term
+            if cell_w is not None:
+                neg_t_hat = _standardize(preds_T, sign=-1.).flatten(2)
+                fused.append((neg_t_hat, ch_T / preds_T.shape[1], cell_w))
+                maps.append(preds_S)
+            if self.gamma_at != 0:
+                sp_S, ch_S = spatial_channel_attention(preds_S,
+                                                       self.temperature)
+                extra.append(self.gamma_at * (
+                    (sp_S - sp_T).abs().mean() + (ch_S - ch_T).abs().mean()))
+        if maps:
+            extra.insert(0, StandardisedWeightedError.apply(
+                fused, STD_EPS, *maps))
+        if not extra:
+            return zero_with_grad(*levels_S)
+        return sum(extra[1:], extra[0])
+
     def forward(self, preds_S: Union[Tensor, List[Tensor]],
                 preds_T: Union[Tensor, List[Tensor]],
                 gt_bboxes: Sequence[Tensor],
@@ -345,7 +471,12 @@ class KeyFeatureLoss(nn.Module):
             raise ValueError(f'KeyFeatureLoss: {len(gt_bboxes)} gt_bboxes '
                              f'for a batch of {levels_S[0].shape[0]}')
         targets = self.box_targets(gt_bboxes, levels_S[0].device)
-        total = sum(
-            self._single_level(s, t, gt_bboxes, batch_input_shape, targets)
-            for s, t in zip(levels_S, levels_T))
+        if self.normalize and not self.relation:
+            total = self._standardised_levels(levels_S, levels_T, gt_bboxes,
+                                              batch_input_shape, targets)
+        else:
+            total = sum(
+                self._single_level(s, t, gt_bboxes, batch_input_shape,
+                                   targets)
+                for s, t in zip(levels_S, levels_T))
         return self.loss_weight * total / len(levels_S)

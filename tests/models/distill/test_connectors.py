@@ -37,6 +37,7 @@ def test_mlp_connector_on_maps_and_vectors():
 
 @pytest.mark.parametrize('cfg', [
     dict(type='ConvBNConnector', in_channels=4, out_channels=6),
+    dict(type='ConvConnector', in_channels=4, out_channels=6),
     dict(type='MLPConnector', in_channels=4, out_channels=6)])
 def test_warmup_detaches_the_student_feature_for_n_training_calls(cfg):
     conn = MODELS.build(dict(cfg, detach_iters=2))
@@ -66,3 +67,64 @@ def test_no_warmup_adds_no_state():
     with pytest.raises(ValueError, match='detach_iters'):
         MODELS.build(dict(type='ConvBNConnector', in_channels=4,
                           out_channels=6, detach_iters=-1))
+
+
+def _connector_pair(seed=0):
+    """A ConvBNConnector and a ConvConnector with the same conv weights
+    (the same seed: the BN's init draws no random numbers)."""
+    torch.manual_seed(seed)
+    bn = MODELS.build(dict(type='ConvBNConnector', in_channels=4,
+                           out_channels=6))
+    torch.manual_seed(seed)
+    plain = MODELS.build(dict(type='ConvConnector', in_channels=4,
+                              out_channels=6))
+    assert not any(isinstance(m, torch.nn.BatchNorm2d)
+                   for m in plain.modules())
+    torch.testing.assert_close(plain.conv.weight, bn.conv.weight)
+    return bn.train(), plain.train()
+
+
+def _loss_and_grads(conn, loss, x, t, *args):
+    x = x.clone().requires_grad_(True)
+    value = loss(conn(x), t, *args)
+    value.backward()
+    return value.detach(), x.grad, conn.conv.weight.grad
+
+
+@pytest.mark.parametrize('loss_cfg,boxes', [
+    (dict(type='KeyFeatureLoss', normalize=True, beta_bg=0., gamma_at=0.),
+     True),
+    (dict(type='PKDLoss'), False)])
+def test_conv_connector_equals_convbn_under_a_standardising_loss(loss_cfg,
+                                                                 boxes):
+    # the loss standardises each channel, which removes the BN's
+    # per-channel scale and shift: the same loss and the same gradients to
+    # the student's map and to the conv, up to the epsilons
+    import mmtrack_kd.models.losses  # noqa: F401
+    loss = MODELS.build(loss_cfg)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 4, 6, 8, generator=g) * 3 + 1
+    t = torch.randn(2, 6, 6, 8, generator=g)
+    args = ([torch.tensor([[4., 4., 30., 40.]]),
+             torch.tensor([[10., 2., 60., 20.], [0., 0., 16., 16.]])],
+            (48, 64)) if boxes else ()
+    bn, plain = _connector_pair()
+    ref = _loss_and_grads(bn, loss, x, t, *args)
+    out = _loss_and_grads(plain, loss, x, t, *args)
+    for a, b in zip(ref, out):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-6)
+    if boxes:  # raw maps: the BN's scale and shift do count
+        raw = MODELS.build(dict(loss_cfg, normalize=False))
+        bn, plain = _connector_pair()
+        assert not torch.allclose(
+            _loss_and_grads(bn, raw, x, t, *args)[0],
+            _loss_and_grads(plain, raw, x, t, *args)[0], rtol=1e-2)
+
+
+def test_conv_connector_options():
+    conn = MODELS.build(dict(type='ConvConnector', in_channels=4,
+                             out_channels=6, bias=True, detach_iters=1))
+    assert conn.conv.bias is not None
+    assert conn(torch.randn(2, 4, 5, 7)).shape == (2, 6, 5, 7)
+    with pytest.raises(ValueError, match='ConvConnector: in_channels'):
+        MODELS.build(dict(type='ConvConnector', out_channels=6))

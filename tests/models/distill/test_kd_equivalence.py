@@ -12,6 +12,8 @@ loss of every step (the student's and the distillation ones) is compared
 with the literals below (recorded before the speed changes): the first step to
 1e-5 relative, the two after it (which also carry the updates) to 1e-3.
 """
+from typing import Optional
+
 import pytest
 import torch
 from mmdet.registry import MODELS
@@ -38,8 +40,10 @@ def _sized(model: dict, widen: float, channels: int) -> dict:
 
 
 # the key-feature settings the values below were recorded with (the first
-# design; the fragment now carries the ones picked on val)
+# design; the fragment now carries the ones picked on val), and the
+# connectors then (raw maps: a BN's scale and shift count)
 RECORDED_KD_FEAT = dict(beta_bg=0.5, gamma_at=0.1, normalize=False)
+RECORDED_CONNECTOR = 'ConvBNConnector'
 
 
 def tiny_batch():
@@ -66,12 +70,17 @@ def tiny_batch():
 
 
 def build_tiny_distiller(repo_root: str, tmp_dir: str,
-                         warmup: bool = False, **model_kwargs):
+                         warmup: bool = False,
+                         kd_feat: Optional[dict] = RECORDED_KD_FEAT,
+                         connector: Optional[str] = RECORDED_CONNECTOR,
+                         **model_kwargs):
     """The distiller of ``KD_CFG`` at tiny widths, with a random teacher
     saved (seed 0) to ``tmp_dir``; built with seed 1, in train mode.
     The connectors' warm-up (``detach_iters``) is switched off unless
     ``warmup``, so that every loss reaches the student from the first
-    step. ``model_kwargs`` are further keys of the model config."""
+    step. ``kd_feat``: settings of the key-feature loss, ``connector``:
+    the type of its connectors (None: the fragment's own).
+    ``model_kwargs`` are further keys of the model config."""
     import os.path as osp
     teacher = _sized(load_config(osp.join(repo_root, TEACHER_CFG)).model,
                      0.125, 32)
@@ -85,19 +94,23 @@ def build_tiny_distiller(repo_root: str, tmp_dir: str,
     cfg.model.dry_run_input_shape = (1, 3, H, W)
     for frag in cfg.model.distill_cfgs:
         if 'kd_feat' in frag.get('distill_losses', {}):
-            frag['distill_losses']['kd_feat'].update(RECORDED_KD_FEAT)
-        if not warmup:
-            for conn in frag.get('connectors', {}).values():
+            frag['distill_losses']['kd_feat'].update(kd_feat or {})
+        for conn in frag.get('connectors', {}).values():
+            if not warmup:
                 conn['detach_iters'] = 0
+            if connector:
+                conn['type'] = connector
     cfg.model.update(model_kwargs)
     torch.manual_seed(1)
     return MODELS.build(cfg.model).train()
 
 
-def run_kd_steps(repo_root: str, tmp_dir: str, steps: int = 3) -> list:
+def run_kd_steps(repo_root: str, tmp_dir: str, steps: int = 3,
+                 **build_kwargs) -> list:
     """Loss values (name -> float) and gradient norms of ``steps`` SGD
-    steps of the tiny KD setup."""
-    model = build_tiny_distiller(repo_root, tmp_dir)
+    steps of the tiny KD setup (``build_kwargs``: of
+    :func:`build_tiny_distiller`)."""
+    model = build_tiny_distiller(repo_root, tmp_dir, **build_kwargs)
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.SGD(params, lr=1e-3)
     inputs, samples = tiny_batch()
@@ -151,6 +164,41 @@ REFERENCE = [
 ]
 
 
+# the fragment's own key-feature settings (standardised maps, foreground
+# only) recorded with the code before session 24's changes, whose fragment
+# had ConvBNConnector connectors: the same steps with the fragment's
+# ConvConnector (no BN) and the fused standardised error of KeyFeatureLoss
+REFERENCE_SHIPPED = [
+    dict(
+        loss_box=0.27052241563796997,
+        loss_obj=0.7275667786598206,
+        loss_id=0.09968747943639755,
+        loss_kd_id=0.2830498218536377,
+        loss_kd_feat=1.6100488901138306,
+        loss_kd_resp=1.710928201675415,
+        grad_norm_student=136.69070434570312,
+        grad_norm_connectors=2.0205838680267334),
+    dict(
+        loss_box=0.25945112109184265,
+        loss_obj=0.7505986094474792,
+        loss_id=0.09682275354862213,
+        loss_kd_id=0.27193838357925415,
+        loss_kd_feat=1.5187158584594727,
+        loss_kd_resp=1.6635327339172363,
+        grad_norm_student=131.29295349121094,
+        grad_norm_connectors=1.8386651277542114),
+    dict(
+        loss_box=0.26397570967674255,
+        loss_obj=0.7902089357376099,
+        loss_id=0.10035887360572815,
+        loss_kd_id=0.2184247225522995,
+        loss_kd_feat=1.8433574438095093,
+        loss_kd_resp=1.7059152126312256,
+        grad_norm_student=75.21560668945312,
+        grad_norm_connectors=2.174389362335205),
+]
+
+
 @pytest.fixture
 def one_thread():
     threads = torch.get_num_threads()
@@ -167,6 +215,22 @@ def test_kd_steps_match_recorded_values(repo_root, tmp_path, one_thread):
         # the first step is the computation itself; the later ones also
         # carry the updates, where rounding differences grow (a second
         # torch thread alone moves them by ~1e-4)
+        rel = 1e-5 if step == 0 else 1e-3
+        for k in want:
+            assert got[k] == pytest.approx(want[k], rel=rel), (step, k)
+
+
+def test_shipped_kd_steps_match_values_recorded_with_bn_connectors(
+        repo_root, tmp_path, one_thread):
+    model = build_tiny_distiller(repo_root, str(tmp_path), kd_feat=None,
+                                 connector=None)
+    assert model.distill_losses['kd_feat'].normalize
+    assert {type(c).__name__ for c in model.connectors.values()} == {
+        'ConvConnector'}
+    history = run_kd_steps(repo_root, str(tmp_path), kd_feat=None,
+                           connector=None)
+    for step, (got, want) in enumerate(zip(history, REFERENCE_SHIPPED)):
+        assert set(got) == set(want), step
         rel = 1e-5 if step == 0 else 1e-3
         for k in want:
             assert got[k] == pytest.approx(want[k], rel=rel), (step, k)

@@ -83,3 +83,18 @@ def test_profile_writes_a_table(repo_root, tmp_path):
     text = out.read_text()
     assert text.startswith('1 KD steps') and 'Self CPU' in text
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_one_process_argv_drops_the_run_wide_options():
+    import importlib.util
+    import os.path as osp
+    path = osp.join(osp.dirname(__file__), '..', '..', '..', 'tools',
+                    'benchmark', 'kd_step_overhead.py')
+    spec = importlib.util.spec_from_file_location('kd_step_overhead', path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    argv = ['cfg.py', '--processes', '3', '--iters', '5', '--out=x.json',
+            '--profile', 'p.txt', '--clock', 'cpu']
+    assert mod._one_process_argv(argv, 'run0.json') == [
+        'cfg.py', '--iters', '5', '--clock', 'cpu', '--out', 'run0.json']
+    assert mod.main([path, '--processes', '0']) == 2

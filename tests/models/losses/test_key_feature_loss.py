@@ -593,3 +593,63 @@ def test_box_weights_match_the_explicit_masks():
     torch.testing.assert_close(w_bg, sp_T.masked_fill(covered > 0, 0.))
     assert w_fg[0].sum().item() == pytest.approx(5.)
     assert w_fg[1].abs().sum().item() == 0
+
+
+@pytest.mark.parametrize('kwargs', [
+    dict(normalize=True, beta_bg=0., gamma_at=0.),  # the shipped design
+    dict(normalize=True),
+    dict(normalize=True, alpha_fg=0.7, beta_bg=1.3, gamma_at=0.5,
+         temperature=0.2, loss_weight=2.5),
+    dict(normalize=True, alpha_fg=0., beta_bg=0.5, gamma_at=0.),
+])
+def test_standardised_levels_match_autograd_of_the_definition(kwargs):
+    # forward() sends normalize=True through StandardisedWeightedError (one
+    # written-out backward for every level); _single_level is the same
+    # loss under autograd, level by level
+    loss = KeyFeatureLoss(**kwargs)
+    g = torch.Generator().manual_seed(3)
+    t = [torch.randn(2, 3, 4, 4, generator=g, dtype=torch.float64),
+         torch.randn(2, 3, 2, 2, generator=g, dtype=torch.float64)]
+    s = [(x + torch.randn(x.shape, generator=g, dtype=torch.float64)
+          ).requires_grad_(True) for x in t]
+    with torch.no_grad():
+        s[0][1, 2] = 0.7  # a flat channel: centred map 0, std 0
+    targets = loss.box_targets(_ref_boxes(), 'cpu')
+    want = sum(loss._single_level(a, b, _ref_boxes(), REF_SHAPE, targets)
+               for a, b in zip(s, t)) * loss.loss_weight / 2
+    want_grads = torch.autograd.grad(want, s)
+    got = loss(s, t, _ref_boxes(), REF_SHAPE)
+    got_grads = torch.autograd.grad(got, s)
+    assert got.item() == pytest.approx(want.item(), rel=1e-12)
+    for a, b in zip(got_grads, want_grads):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert got_grads[0].abs().sum() > 0 and got_grads[1].abs().sum() > 0
+
+
+def test_standardised_weighted_error_gradcheck_and_no_target_level():
+    from mmtrack_kd.models.losses.key_feature_loss import (
+        STD_EPS,
+        StandardisedWeightedError,
+        _standardize,
+    )
+    g = torch.Generator().manual_seed(4)
+    ys = [torch.randn(2, 3, 3, 4, generator=g, dtype=torch.float64,
+                      requires_grad=True),
+          torch.randn(2, 3, 2, 2, generator=g, dtype=torch.float64,
+                      requires_grad=True)]
+    targets = [(_standardize(torch.randn(y.shape, generator=g,
+                                         dtype=torch.float64),
+                             sign=-1.).flatten(2),
+                torch.rand(2, 3, generator=g, dtype=torch.float64),
+                torch.rand(2, y[0, 0].numel(), generator=g,
+                           dtype=torch.float64)) for y in ys]
+    assert torch.autograd.gradcheck(
+        lambda *maps: StandardisedWeightedError.apply(targets, STD_EPS,
+                                                      *maps), ys)
+    # a batch without boxes: a zero in the student's graph
+    loss = KeyFeatureLoss(normalize=True, beta_bg=0., gamma_at=0.)
+    s = [torch.randn(2, 3, 4, 4, requires_grad=True)]
+    out = loss(s, [torch.randn(2, 3, 4, 4)], [torch.zeros(0, 4)] * 2,
+               REF_SHAPE)
+    out.backward()
+    assert out.item() == 0 and s[0].grad is not None

@@ -1,7 +1,8 @@
 # Key-feature distillation (KeyFeatureLoss) for mmdet's ByteTrack: the
-# detector's YOLOXPAFPN outputs (3 levels, strides 8/16/32), one 1x1 conv +
-# BN connector per level mapping the student's width to the teacher's
-# (channels read from the models at build time). The loss settings are those
+# detector's YOLOXPAFPN outputs (3 levels, strides 8/16/32), one 1x1 conv
+# connector per level mapping the student's width to the teacher's
+# (channels read from the models at build time; no BN: the standardised
+# maps remove it, see ../key_feature.py). The loss settings are those
 # of the CSTrack fragment (../key_feature.py), picked on the SynthMOT val
 # split: standardised maps, foreground only, no attention term, and the
 # connectors' 120-iteration warm-up (detach_iters).
@@ -11,9 +12,9 @@ kd_key_feature = dict(
     teacher_recorders=dict(
         neck=dict(type='ModuleOutputsRecorder', source='detector.neck')),
     connectors=dict(
-        neck_c0=dict(type='ConvBNConnector', detach_iters=120),
-        neck_c1=dict(type='ConvBNConnector', detach_iters=120),
-        neck_c2=dict(type='ConvBNConnector', detach_iters=120)),
+        neck_c0=dict(type='ConvConnector', detach_iters=120),
+        neck_c1=dict(type='ConvConnector', detach_iters=120),
+        neck_c2=dict(type='ConvConnector', detach_iters=120)),
     distill_losses=dict(
         kd_feat=dict(
             type='KeyFeatureLoss',
