@@ -153,6 +153,9 @@ class PredictionDifferenceLoss(nn.Module):
                 'prior')
         self.boxes_where = boxes_where
         self.loss_weight = float(loss_weight)
+        #: decode boxes at the candidate priors only when the decoder can
+        #: (the same loss; False: every prior's, as :meth:`select`)
+        self.sparse = True
 
     @staticmethod
     def _gt_overlap(boxes: Tensor, gt_bboxes: Sequence[Tensor]) -> Tensor:
@@ -283,13 +286,10 @@ class PredictionDifferenceLoss(nn.Module):
                 loc = loc * box_ok
             score = w_obj * (p_T - p_S).abs() + w_loc * loc
             if emb_S is not None and emb_T is not None and w_id != 0:
-                centres = self.decoder.prior_centres(preds_T).to(obj_T.device)
-                h, w = emb_T.shape[-2:]
-                sx, sy = map_stride((h, w), batch_input_shape)
-                col = (centres[:, 0] / sx).floor().long().clamp(0, w - 1)
-                row = (centres[:, 1] / sy).floor().long().clamp(0, h - 1)
                 score = score + w_id * self._identity_difference(
-                    emb_S, emb_T, row * w + col, cand, obj_T)
+                    emb_S, emb_T,
+                    self._id_cells(preds_T, emb_T, batch_input_shape,
+                                   obj_T.device), cand, obj_T)
             score = score * cand
             k = min(self.topk, score.shape[1])
             top = score.masked_fill(~cand, -1.).topk(k, dim=1).indices
@@ -297,6 +297,67 @@ class PredictionDifferenceLoss(nn.Module):
             keep.scatter_(1, top, True)
             keep &= cand
         return box_S, obj_S, box_T, obj_T, score, keep
+
+    def _select_sparse(self, preds_S, preds_T,
+                       batch_input_shape: Sequence[int],
+                       emb_S: Optional[Tensor], emb_T: Optional[Tensor],
+                       box_ok: Optional[Tensor]) -> Tuple[Tensor, ...]:
+        """:meth:`select` for a ``decodes_sparse`` decoder without
+        ``gt_iou_thr``: every prior's objectness, but the boxes (and their
+        IoU) of the candidate priors only, whose scores are the only ones
+        kept (:meth:`select` zeroes the others). The same scores and kept
+        priors.
+
+        Returns:
+            tuple: the teacher's objectness logits (N, M) and decoding state
+            (for :meth:`BaseResponseDecoder.boxes_at`), the scores (N, M)
+            and the kept mask (N, M).
+        """
+        dec = self.decoder
+        with torch.no_grad():
+            obj_S, state_S = dec.layout(detach_preds(preds_S))
+            obj_T, state_T = dec.layout(detach_preds(preds_T))
+            if obj_S.shape != obj_T.shape:
+                raise ValueError(
+                    'PredictionDifferenceLoss: student and teacher decode to '
+                    f'{tuple(obj_S.shape) + (4,)} and '
+                    f'{tuple(obj_T.shape) + (4,)} priors; heads must match')
+            p_S, p_T = obj_S.sigmoid(), obj_T.sigmoid()
+            cand = torch.max(p_S, p_T) > self.obj_thr
+            img, prior = cand.nonzero(as_tuple=True)
+            box_S, _ = dec.boxes_at(state_S, img, prior)
+            box_T, _ = dec.boxes_at(state_T, img, prior)
+            iou, _ = box_iou_giou(box_T, box_S, giou=False)
+            w_obj, w_loc, w_id = self.score_weights
+            loc = 1 - iou
+            if box_ok is not None:
+                loc = loc * box_ok[img, prior]
+            score = torch.zeros_like(p_T)
+            score[img, prior] = w_obj * (p_T[img, prior] -
+                                         p_S[img, prior]).abs() + w_loc * loc
+            if emb_S is not None and emb_T is not None and w_id != 0:
+                score = score + w_id * self._identity_difference(
+                    emb_S, emb_T,
+                    self._id_cells(preds_T, emb_T, batch_input_shape,
+                                   obj_T.device), cand, obj_T)
+            score = score * cand
+            k = min(self.topk, score.shape[1])
+            top = score.masked_fill(~cand, -1.).topk(k, dim=1).indices
+            keep = torch.zeros_like(cand)
+            keep.scatter_(1, top, True)
+            keep &= cand
+        return obj_T, state_T, score, keep
+
+    def _id_cells(self, preds_T, emb_T: Tensor,
+                  batch_input_shape: Sequence[int],
+                  device: torch.device) -> Tensor:
+        """(M,) flat index on the ID map of each prior's cell."""
+        centres = self.decoder.prior_centres(preds_T).to(device)
+        h, w = emb_T.shape[-2:]
+        sx, sy = map_stride((h, w), batch_input_shape)
+        col = (centres[:, 0] / sx).floor().long().clamp(0, w - 1)
+        row = (centres[:, 1] / sy).floor().long().clamp(0, h - 1)
+        return row * w + col
 
     def box_priors(self, preds_T) -> Optional[Tensor]:
         """(N, M) bool priors where the box terms count, or None for all
@@ -329,6 +390,21 @@ class PredictionDifferenceLoss(nn.Module):
             candidate.
         """
         box_ok = self.box_priors(preds_T)
+        if self.decoder.decodes_sparse and self.decoder.decodes_selected \
+                and self.gt_iou_thr is None and self.sparse:
+            # boxes decoded at the candidates only, and at the kept priors
+            # again with their gradient
+            obj_T, state_T, score, keep = self._select_sparse(
+                preds_S, preds_T, batch_input_shape, emb_S, emb_T, box_ok)
+            weight = score[keep]
+            total = weight.sum()
+            if not keep.any() or total <= 0:
+                return zero_with_grad(*_tensors(preds_S))
+            img, prior = keep.nonzero(as_tuple=True)
+            box_S, obj_S = self.decoder.decode_at(preds_S, img, prior)
+            box_T, obj_T = self.decoder.boxes_at(state_T, img, prior)
+            return self._kept_loss(box_S, obj_S, box_T, obj_T, weight, total,
+                                   None if box_ok is None else box_ok[keep])
         # a decoder that decodes a few priors alone: the selection reads
         # the student detached, and the kept priors are decoded again with
         # their gradient, so the backward runs through them only (not
@@ -348,12 +424,20 @@ class PredictionDifferenceLoss(nn.Module):
             box_S, obj_S = self.decoder.decode_at(preds_S, img, prior)
         else:
             box_S, obj_S = box_S[keep], obj_S[keep]
-        _, giou = box_iou_giou(box_S, box_T[keep])
+        return self._kept_loss(box_S, obj_S, box_T[keep], obj_T[keep],
+                               weight, total,
+                               None if box_ok is None else box_ok[keep])
+
+    def _kept_loss(self, box_S: Tensor, obj_S: Tensor, box_T: Tensor,
+                   obj_T: Tensor, weight: Tensor, total: Tensor,
+                   box_ok: Optional[Tensor]) -> Tensor:
+        """The weighted loss of the kept priors (each argument (K, ...),
+        in the order of ``keep.nonzero()``)."""
+        _, giou = box_iou_giou(box_S, box_T)
         box_term = 1 - giou
         if box_ok is not None:
-            box_term = box_term * box_ok[keep]
-        per = bernoulli_kl_with_logits(obj_S, obj_T[keep]) + \
-            self.beta * box_term
+            box_term = box_term * box_ok
+        per = bernoulli_kl_with_logits(obj_S, obj_T) + self.beta * box_term
         # in the graph of obj_S and box_S (both read by ``per``)
         return self.loss_weight * ((weight * per).sum() / total)
 

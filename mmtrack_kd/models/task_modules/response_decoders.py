@@ -28,7 +28,13 @@ from mmdet.registry import TASK_UTILS
 from torch import Tensor
 
 from .grid import cell_grid
-from .yolo_decode import decode_yolov5, decode_yolov5_at, decode_yolox
+from .yolo_decode import (
+    decode_yolov5,
+    decode_yolov5_at,
+    decode_yolox,
+    yolov5_boxes_at,
+    yolov5_layout,
+)
 
 
 class BaseResponseDecoder:
@@ -107,6 +113,23 @@ class BaseResponseDecoder:
     def decodes_selected(self) -> bool:
         """Whether :meth:`decode_at` decodes the selected priors alone."""
         return type(self).decode_at is not BaseResponseDecoder.decode_at
+
+    #: whether :meth:`layout` and :meth:`boxes_at` are defined: every
+    #: prior's objectness without decoding its box
+    decodes_sparse = False
+
+    def layout(self, preds: Any) -> Tuple[Tensor, Any]:
+        """Objectness logits (N, M) of every prior and a state for
+        :meth:`boxes_at`, without decoding any box (``decodes_sparse``
+        decoders only)."""
+        raise NotImplementedError
+
+    def boxes_at(self, state: Any, img: Tensor,
+                 prior: Tensor) -> Tuple[Tensor, Tensor]:
+        """Boxes (K, 4) and objectness logits (K,) at the priors ``prior``
+        of the images ``img``, from the state of :meth:`layout`: the values
+        of :meth:`__call__` there."""
+        raise NotImplementedError
 
     def box_priors(self, preds: Any) -> Optional[Tensor]:
         """(N, M) bool: the priors whose decoded box the head was trained
@@ -193,6 +216,18 @@ class YOLOv5ResponseDecoder(BaseResponseDecoder):
         self._check_levels(preds)
         return decode_yolov5_at(preds, self.anchors, self.strides,
                                 self.num_classes, img, prior)
+
+    decodes_sparse = True
+
+    def layout(self, preds: Sequence[Tensor]) -> Tuple[Tensor, Any]:
+        self._check_levels(preds)
+        state = yolov5_layout(preds, self.anchors, self.strides,
+                              self.num_classes)
+        return state[0][:, 4], state
+
+    def boxes_at(self, state: Any, img: Tensor,
+                 prior: Tensor) -> Tuple[Tensor, Tensor]:
+        return yolov5_boxes_at(state, img, prior)
 
 
 @TASK_UTILS.register_module(name=['YOLOXResponseDecoder', 'yolox'])

@@ -110,8 +110,25 @@ def decode_yolov5_at(preds: Sequence[Tensor],
     that reaches ``preds`` through those K priors only: a loss that reads a
     few priors of a decoded map back-propagates through them alone.
     """
-    raw, (cell, stride, size) = _yolov5_raw(preds, anchors, strides,
-                                            num_classes)
+    return yolov5_boxes_at(
+        _yolov5_raw(preds, anchors, strides, num_classes), img, prior)
+
+
+def yolov5_layout(preds: Sequence[Tensor], anchors: Sequence[Sequence[float]],
+                  strides: Sequence[int], num_classes: int = 1) -> tuple:
+    """The raw outputs of every level laid out as one (N, 5+C, M) tensor
+    and the priors' constants, for :func:`yolov5_boxes_at`: the objectness
+    logits of every prior are ``layout[0][:, 4]`` (as :func:`decode_yolov5`
+    gives them), and boxes are decoded where asked only."""
+    return _yolov5_raw(preds, anchors, strides, num_classes)
+
+
+def yolov5_boxes_at(layout: tuple, img: Tensor,
+                    prior: Tensor) -> Tuple[Tensor, Tensor]:
+    """Boxes (K, 4) and objectness logits (K,) of the priors ``prior`` of
+    the images ``img`` from a :func:`yolov5_layout` (the values of
+    :func:`decode_yolov5` there)."""
+    raw, (cell, stride, size) = layout
     t = raw[img, :, prior]  # (K, 5+C)
     boxes = _yolov5_boxes(t[:, :4], cell[:, prior].t(), stride[prior, None],
                           size[:, prior].t(), 1)

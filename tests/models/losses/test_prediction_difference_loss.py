@@ -689,3 +689,39 @@ def test_selected_decoding_without_candidates_keeps_the_head_in_graph():
     assert loss.item() == 0
     loss.backward()
     assert all(p.grad is not None and not p.grad.any() for p in s)
+
+
+@pytest.mark.parametrize('emb_widths', [None, (8, 8), (4, 8)])
+def test_sparse_selection_equals_the_dense_one(emb_widths):
+    """YOLOv5's decoder lays the heads out and decodes boxes at the
+    candidate priors only (``decodes_sparse``): the same scores (to the
+    last bits of a sigmoid, vectorised or not), kept priors, value and
+    gradient as decoding every prior (``sparse=False``, :meth:`select`)."""
+    sparse = PredictionDifferenceLoss(V5, topk=3)
+    dense = PredictionDifferenceLoss(V5, topk=3)
+    dense.sparse = False
+    assert sparse.decoder.decodes_sparse
+    t = _v5_preds()
+    extra = {}
+    if emb_widths:
+        g = torch.Generator().manual_seed(4)
+        extra = dict(emb_S=torch.randn(2, emb_widths[0], 8, 8, generator=g),
+                     emb_T=torch.randn(2, emb_widths[1], 8, 8, generator=g))
+    s0 = _v5_preds(seed=2, obj=-1.)
+    _, _, score, keep = sparse._select_sparse(s0, t, SHAPE, extra.get(
+        'emb_S'), extra.get('emb_T'), None)
+    want = dense.select(s0, t, SHAPE, **extra)
+    assert torch.equal(keep, want[-1])
+    torch.testing.assert_close(score, want[-2], rtol=1e-6, atol=0)
+    assert 0 < int(keep.sum()) < int((score > 0).sum())  # top 3 of more
+    values, grads = [], []
+    for loss_fn in (sparse, dense):
+        s = _clone(s0)
+        loss = loss_fn(s, t, SHAPE, **extra)
+        loss.backward()
+        values.append(loss.detach())
+        grads.append([p.grad for p in s])
+    assert values[0].item() > 0
+    torch.testing.assert_close(values[0], values[1], rtol=1e-6, atol=0)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
