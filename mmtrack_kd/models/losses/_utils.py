@@ -4,12 +4,17 @@ Boxes are x1, y1, x2, y2 in input pixels; feature maps are (N, C, H, W) and
 their stride is derived from the batch input shape and the map size, so any
 input resolution works.
 """
+import functools
 from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-from ..task_modules.grid import cell_grid, centre_cells, map_stride
+from ..task_modules.grid import (  # noqa: F401 (centre_cells: for the losses)
+    cell_grid,
+    centre_cells,
+    map_stride,
+)
 from ..task_modules.yolo_decode import decode_yolov5, decode_yolox
 
 Maps = Union[Tensor, Sequence[Tensor]]
@@ -161,23 +166,33 @@ def box_cell_axes(bboxes: Tensor, feat_hw: Sequence[int],
     """
     h, w = int(feat_hw[0]), int(feat_hw[1])
     sx, sy = map_stride(feat_hw, batch_input_shape)
-    xs = (torch.arange(w, device=bboxes.device, dtype=torch.float32) +
-          0.5) * sx
-    ys = (torch.arange(h, device=bboxes.device, dtype=torch.float32) +
-          0.5) * sy
+    xs, ys, cols, rows = _cell_axes(h, w, sx, sy, bboxes.device,
+                                    torch.is_inference_mode_enabled())
     b = bboxes.float()
-    in_x = (xs[None] >= b[:, 0:1]) & (xs[None] <= b[:, 2:3])  # (K, W)
-    in_y = (ys[None] >= b[:, 1:2]) & (ys[None] <= b[:, 3:4])  # (K, H)
-    empty = ~(in_x.any(1) & in_y.any(1))
-    if empty.any():
-        idx = centre_cells(b[empty], (h, w), batch_input_shape)
-        k = torch.arange(len(idx), device=b.device)
-        fill_y = in_y.new_zeros(len(idx), h)
-        fill_y[k, idx // w] = True
-        fill_x = in_x.new_zeros(len(idx), w)
-        fill_x[k, idx % w] = True
-        in_y[empty], in_x[empty] = fill_y, fill_x
+    in_x = (xs >= b[:, 0:1]) & (xs <= b[:, 2:3])  # (K, W)
+    in_y = (ys >= b[:, 1:2]) & (ys <= b[:, 3:4])  # (K, H)
+    # a box covering no cell centre takes the row and the column of its
+    # centre's cell (centre_cells), computed for every box and kept where
+    # needed: no host sync, no masked assignment
+    empty = ~(in_x.any(1) & in_y.any(1))[:, None]
+    centres = (b[:, :2] + b[:, 2:4]) / 2
+    col = (centres[:, 0:1] / sx).floor().long().clamp(0, w - 1)
+    row = (centres[:, 1:2] / sy).floor().long().clamp(0, h - 1)
+    in_y = torch.where(empty, rows == row, in_y)
+    in_x = torch.where(empty, cols == col, in_x)
     return in_y.float(), in_x.float()
+
+
+@functools.lru_cache(maxsize=64)
+def _cell_axes(h: int, w: int, sx: float, sy: float, device: torch.device,
+               inference: bool) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
+    """(1, W) and (1, H) cell centres in input pixels, (1, W) and (1, H)
+    column and row numbers of a map (cached: read only; ``inference`` is
+    part of the key, as an inference-mode tensor cannot meet autograd)."""
+    xs = (torch.arange(w, device=device, dtype=torch.float32) + 0.5) * sx
+    ys = (torch.arange(h, device=device, dtype=torch.float32) + 0.5) * sy
+    return (xs[None], ys[None], torch.arange(w, device=device)[None],
+            torch.arange(h, device=device)[None])
 
 
 def box_cell_masks(bboxes: Tensor, feat_hw: Sequence[int],

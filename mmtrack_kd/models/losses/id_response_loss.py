@@ -174,12 +174,13 @@ class IDResponseConsistencyLoss(nn.Module):
 
     def target_cells(self, bboxes: Tensor, frame: Tensor, n: int,
                      feat_hw: Sequence[int],
-                     batch_input_shape: Sequence[int]) -> tuple:
+                     batch_input_shape: Sequence[int],
+                     with_own: bool = True) -> tuple:
         """Where the targets sit on an (H, W) map, the same for the
         student's and the teacher's: each target's slot in its frame's row
         of (N, K_max), the (N, K_max) cell of each slot, and the (K, H*W)
         bool mask of the cells left out of its responses (its own cell, or
-        its box with ``exclude='box'``)."""
+        its box with ``exclude='box'``; None without ``with_own``)."""
         h, w = int(feat_hw[0]), int(feat_hw[1])
         idx = centre_cells(bboxes, (h, w), batch_input_shape)
         # the targets of each frame in slots 0..K_i-1 of (N, K_max): one
@@ -187,6 +188,8 @@ class IDResponseConsistencyLoss(nn.Module):
         slot, k_max = frame_slots(frame, n)
         cells = idx.new_zeros(n, k_max)
         cells[frame, slot] = idx
+        if not with_own:
+            return slot, cells, None
         own = torch.zeros(len(idx), h * w, dtype=torch.bool,
                           device=idx.device)
         own[torch.arange(len(idx), device=idx.device), idx] = True
@@ -253,8 +256,11 @@ class IDResponseConsistencyLoss(nn.Module):
                 f'must have the same H, W: {tuple(preds_S.shape[2:])} vs '
                 f'{tuple(preds_T.shape[2:])}')
         n, h, w = len(preds_S), preds_S.shape[-2], preds_S.shape[-1]
-        slot, cells, own = self.target_cells(boxes, frame, n, (h, w),
-                                             batch_input_shape)
+        # the own-cell mask only for exclude='box' (its own cell alone is
+        # set through its slot's cell below)
+        slot, cells, own = self.target_cells(
+            boxes, frame, n, (h, w), batch_input_shape,
+            with_own=self.exclude == 'box')
         k_max = cells.shape[1]
         # the responses of every frame's targets in slots 0..K_i-1 of
         # (N, K_max, H*W), as batch_responses makes them but without
