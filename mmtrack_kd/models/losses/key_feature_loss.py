@@ -359,6 +359,23 @@ class KeyFeatureLoss(nn.Module):
             loss = loss + (w_fg[n, cells] * err).sum()
         return self.alpha_fg * loss / total
 
+    def _teacher_side(self, preds_S: Tensor, preds_T: Tensor,
+                      gt_bboxes: Sequence[Tensor],
+                      batch_input_shape: Sequence[int],
+                      targets: tuple) -> Tuple[Tensor, ...]:
+        """A level's shapes checked, then the teacher's map detached, its
+        spatial and channel attentions and the fg and bg cell weights
+        (bg None when ``beta_bg`` is 0: a zero weight skips its term, as
+        0 times a finite term adds nothing to the value or the
+        gradient)."""
+        check_same_shape(preds_S, preds_T, 'KeyFeatureLoss')
+        preds_T = preds_T.detach()
+        sp_T, ch_T = spatial_channel_attention(preds_T, self.temperature)
+        w_fg, w_bg = self.box_weights(sp_T, gt_bboxes, batch_input_shape,
+                                      background=self.beta_bg != 0,
+                                      targets=targets)
+        return preds_T, sp_T, ch_T, w_fg, w_bg
+
     def _single_level(self, preds_S: Tensor, preds_T: Tensor,
                       gt_bboxes: Sequence[Tensor],
                       batch_input_shape: Sequence[int],
@@ -367,14 +384,8 @@ class KeyFeatureLoss(nn.Module):
         if self.relation:
             return self._relation_level(preds_S, preds_T, gt_bboxes,
                                         batch_input_shape, targets)
-        check_same_shape(preds_S, preds_T, 'KeyFeatureLoss')
-        preds_T = preds_T.detach()
-        sp_T, ch_T = spatial_channel_attention(preds_T, self.temperature)
-        # a zero weight skips its term: 0 times a finite term adds nothing
-        # to the value or the gradient
-        w_fg, w_bg = self.box_weights(sp_T, gt_bboxes, batch_input_shape,
-                                      background=self.beta_bg != 0,
-                                      targets=targets)
+        preds_T, sp_T, ch_T, w_fg, w_bg = self._teacher_side(
+            preds_S, preds_T, gt_bboxes, batch_input_shape, targets)
         map_S, map_T = preds_S, preds_T
         if self.normalize:
             map_S, map_T = _standardize(preds_S), _standardize(preds_T)
@@ -420,12 +431,8 @@ class KeyFeatureLoss(nn.Module):
         ``alpha_fg W_fg / sum W_fg + beta_bg W_bg / sum W_bg``)."""
         fused, maps, extra = [], [], []
         for preds_S, preds_T in zip(levels_S, levels_T):
-            check_same_shape(preds_S, preds_T, 'KeyFeatureLoss')
-            preds_T = preds_T.detach()
-            sp_T, ch_T = spatial_channel_attention(preds_T, self.temperature)
-            w_fg, w_bg = self.box_weights(sp_T, gt_bboxes, batch_input_shape,
-                                          background=self.beta_bg != 0,
-                                          targets=targets)
+            preds_T, sp_T, ch_T, w_fg, w_bg = self._teacher_side(
+                preds_S, preds_T, gt_bboxes, batch_input_shape, targets)
             cell_w = None
             for w, coef in ((w_fg, self.alpha_fg), (w_bg, self.beta_bg)):
                 if w is None or coef == 0:  # a zero term adds nothing

@@ -278,24 +278,15 @@ class PredictionDifferenceLoss(nn.Module):
                 cand &= ~self.teacher_mistakes(box_S, box_T, p_T,
                                                gt_bboxes)
             iou, _ = box_iou_giou(box_T, box_S, giou=False)
-            w_obj, w_loc, w_id = self.score_weights
+            w_obj, w_loc, _ = self.score_weights
             loc = 1 - iou
             if box_ok is None:
                 box_ok = self.box_priors(preds_T)
             if box_ok is not None:
                 loc = loc * box_ok
             score = w_obj * (p_T - p_S).abs() + w_loc * loc
-            if emb_S is not None and emb_T is not None and w_id != 0:
-                score = score + w_id * self._identity_difference(
-                    emb_S, emb_T,
-                    self._id_cells(preds_T, emb_T, batch_input_shape,
-                                   obj_T.device), cand, obj_T)
-            score = score * cand
-            k = min(self.topk, score.shape[1])
-            top = score.masked_fill(~cand, -1.).topk(k, dim=1).indices
-            keep = torch.zeros_like(cand)
-            keep.scatter_(1, top, True)
-            keep &= cand
+            score, keep = self._finish_scores(
+                score, cand, obj_T, preds_T, batch_input_shape, emb_S, emb_T)
         return box_S, obj_S, box_T, obj_T, score, keep
 
     def _select_sparse(self, preds_S, preds_T,
@@ -328,25 +319,37 @@ class PredictionDifferenceLoss(nn.Module):
             box_S, _ = dec.boxes_at(state_S, img, prior)
             box_T, _ = dec.boxes_at(state_T, img, prior)
             iou, _ = box_iou_giou(box_T, box_S, giou=False)
-            w_obj, w_loc, w_id = self.score_weights
+            w_obj, w_loc, _ = self.score_weights
             loc = 1 - iou
             if box_ok is not None:
                 loc = loc * box_ok[img, prior]
             score = torch.zeros_like(p_T)
             score[img, prior] = w_obj * (p_T[img, prior] -
                                          p_S[img, prior]).abs() + w_loc * loc
-            if emb_S is not None and emb_T is not None and w_id != 0:
-                score = score + w_id * self._identity_difference(
-                    emb_S, emb_T,
-                    self._id_cells(preds_T, emb_T, batch_input_shape,
-                                   obj_T.device), cand, obj_T)
-            score = score * cand
-            k = min(self.topk, score.shape[1])
-            top = score.masked_fill(~cand, -1.).topk(k, dim=1).indices
-            keep = torch.zeros_like(cand)
-            keep.scatter_(1, top, True)
-            keep &= cand
+            score, keep = self._finish_scores(
+                score, cand, obj_T, preds_T, batch_input_shape, emb_S, emb_T)
         return obj_T, state_T, score, keep
+
+    def _finish_scores(self, score: Tensor, cand: Tensor, obj_T: Tensor,
+                       preds_T, batch_input_shape: Sequence[int],
+                       emb_S: Optional[Tensor], emb_T: Optional[Tensor]
+                       ) -> Tuple[Tensor, Tensor]:
+        """Add the identity difference to the (N, M) object and box
+        scores, zero them outside the candidates and keep each image's
+        ``topk`` candidates: the scores and the (N, M) kept mask."""
+        w_id = self.score_weights[2]
+        if emb_S is not None and emb_T is not None and w_id != 0:
+            score = score + w_id * self._identity_difference(
+                emb_S, emb_T,
+                self._id_cells(preds_T, emb_T, batch_input_shape,
+                               obj_T.device), cand, obj_T)
+        score = score * cand
+        k = min(self.topk, score.shape[1])
+        top = score.masked_fill(~cand, -1.).topk(k, dim=1).indices
+        keep = torch.zeros_like(cand)
+        keep.scatter_(1, top, True)
+        keep &= cand
+        return score, keep
 
     def _id_cells(self, preds_T, emb_T: Tensor,
                   batch_input_shape: Sequence[int],

@@ -634,6 +634,23 @@ def test_gt_gate_drops_the_teachers_mistakes():
         PredictionDifferenceLoss(V5, gt_iou_thr=0.)
 
 
+def _same_value_and_gradient(loss_a, loss_b, preds_S, preds_T, extra):
+    """Both losses on copies of ``preds_S``: a positive value, equal to
+    1e-6, and equal gradients; returns the gradients (two lists)."""
+    values, grads = [], []
+    for loss_fn in (loss_a, loss_b):
+        s = _clone(preds_S)
+        loss = loss_fn(s, preds_T, SHAPE, **extra)
+        loss.backward()
+        values.append(loss.detach())
+        grads.append([p.grad for p in s])
+    assert values[0].item() > 0
+    torch.testing.assert_close(values[0], values[1], rtol=1e-6, atol=0)
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
+    return grads
+
+
 class _EveryPriorV5(YOLOv5ResponseDecoder):
     """The YOLOv5 decoder without its selected-prior decoding: the loss
     decodes the student's every prior with its gradient."""
@@ -661,17 +678,8 @@ def test_selected_decoding_equals_decoding_every_prior(kwargs):
         fast.gt_iou_thr = slow.gt_iou_thr = 0.3
         box_T, _, _ = fast.decoder(t)
         extra = dict(gt_bboxes=[box_T[i, [10, 74]] for i in range(2)])
-    values, grads = [], []
-    for loss_fn in (fast, slow):
-        s = _clone(_v5_preds(seed=2, obj=-1.))
-        loss = loss_fn(s, t, SHAPE, **extra)
-        loss.backward()
-        values.append(loss.detach())
-        grads.append([p.grad for p in s])
-    assert values[0].item() > 0
-    torch.testing.assert_close(values[0], values[1], rtol=1e-6, atol=0)
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
+    grads = _same_value_and_gradient(fast, slow, _v5_preds(seed=2, obj=-1.),
+                                     t, extra)
     # the gradient reaches the kept priors' cells only
     keep = fast.select(_v5_preds(seed=2, obj=-1.), t, SHAPE, **extra)[-1]
     flat = torch.cat([g.view(2, 2, 6, -1).transpose(1, 2).reshape(2, 6, -1)
@@ -714,14 +722,4 @@ def test_sparse_selection_equals_the_dense_one(emb_widths):
     assert torch.equal(keep, want[-1])
     torch.testing.assert_close(score, want[-2], rtol=1e-6, atol=0)
     assert 0 < int(keep.sum()) < int((score > 0).sum())  # top 3 of more
-    values, grads = [], []
-    for loss_fn in (sparse, dense):
-        s = _clone(s0)
-        loss = loss_fn(s, t, SHAPE, **extra)
-        loss.backward()
-        values.append(loss.detach())
-        grads.append([p.grad for p in s])
-    assert values[0].item() > 0
-    torch.testing.assert_close(values[0], values[1], rtol=1e-6, atol=0)
-    for a, b in zip(*grads):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-8)
+    _same_value_and_gradient(sparse, dense, s0, t, extra)
