@@ -64,8 +64,11 @@ from mmtrack_kd.utils.malloc import retain_freed_memory
 
 
 def parse_args(argv=None):
+    # no abbreviations: the processes of --processes get the options
+    # spelled out (see _one_process_argv)
     parser = argparse.ArgumentParser(
-        description='KD training-step overhead vs the student step')
+        description='KD training-step overhead vs the student step',
+        allow_abbrev=False)
     parser.add_argument('config', help='a MOTDistiller config')
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--threads', type=int, default=None)
@@ -349,7 +352,7 @@ def main(argv=None) -> int:
 
 def _one_process_argv(argv: List[str], out: str) -> List[str]:
     """``argv`` without ``--processes``, ``--out`` and ``--profile`` (and
-    their values), writing its JSON to ``out``."""
+    their values), for one process that writes its JSON to ``out``."""
     kept, skip = [], False
     for arg in argv:
         if skip:
@@ -360,7 +363,7 @@ def _one_process_argv(argv: List[str], out: str) -> List[str]:
             skip = '=' not in arg
             continue
         kept.append(arg)
-    return kept + ['--out', out]
+    return kept + ['--processes', '1', '--out', out]
 
 
 def measure_in_processes(args, argv: List[str], command: List[str]) -> int:

@@ -67,49 +67,16 @@ class _WarmupMixin:
 
 
 @MODELS.register_module()
-class ConvBNConnector(_WarmupMixin, nn.Module):
-    """1x1 conv + BatchNorm (+ ReLU): (N, Cin, H, W) -> (N, Cout, H, W).
-
-    Args:
-        in_channels (int): Student channels Cin.
-        out_channels (int): Teacher channels Cout.
-        act (bool): Append a ReLU. Defaults to False.
-        detach_iters (int): Warm-up: the student's feature is detached for
-            the first N training calls (see the module docstring).
-            Defaults to 0 (none).
-    """
-
-    def __init__(self, in_channels: Optional[int] = None,
-                 out_channels: Optional[int] = None,
-                 act: bool = False, detach_iters: int = 0) -> None:
-        super().__init__()
-        self.in_channels = _require(in_channels, 'in_channels',
-                                    type(self).__name__)
-        self.out_channels = _require(out_channels, 'out_channels',
-                                     type(self).__name__)
-        self.conv = nn.Conv2d(self.in_channels, self.out_channels, 1,
-                              bias=False)
-        self.bn = nn.BatchNorm2d(self.out_channels)
-        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
-        self._init_warmup(detach_iters)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Map (N, Cin, H, W) to (N, Cout, H, W)."""
-        return self.act(self.bn(self.conv(self._warm(x))))
-
-
-@MODELS.register_module()
 class ConvConnector(_WarmupMixin, nn.Module):
     """A 1x1 conv alone: (N, Cin, H, W) -> (N, Cout, H, W).
 
     For a loss that standardises each channel over H, W (of each frame:
     ``KeyFeatureLoss(normalize=True)``; of the batch: ``PKDLoss``): the
     standardisation removes any per-channel scale and shift, so the
-    BatchNorm of
-    :class:`ConvBNConnector` changes nothing there (its batch statistics
-    and affine are per channel) but costs as much as the conv, forward and
-    backward. The loss then sees the same maps, up to the sign of the BN
-    scale (1 at its init, and it gets no gradient there) and the
+    BatchNorm of :class:`ConvBNConnector` changes nothing there (its batch
+    statistics and affine are per channel) but costs as much as the conv,
+    forward and backward. The loss then sees the same maps, up to the sign
+    of the BN scale (1 at its init, and it gets no gradient there) and the
     standardisation's epsilon.
 
     Args:
@@ -117,7 +84,8 @@ class ConvConnector(_WarmupMixin, nn.Module):
         out_channels (int): Teacher channels Cout.
         bias (bool): Give the conv a bias. Defaults to False (a per-channel
             shift that a standardising loss removes, as the BN's).
-        detach_iters (int): Warm-up, as for :class:`ConvBNConnector`.
+        detach_iters (int): Warm-up: the student's feature is detached for
+            the first N training calls (see the module docstring).
             Defaults to 0 (none).
     """
 
@@ -136,6 +104,32 @@ class ConvConnector(_WarmupMixin, nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Map (N, Cin, H, W) to (N, Cout, H, W)."""
         return self.conv(self._warm(x))
+
+
+@MODELS.register_module()
+class ConvBNConnector(ConvConnector):
+    """1x1 conv + BatchNorm (+ ReLU): (N, Cin, H, W) -> (N, Cout, H, W).
+
+    Args:
+        in_channels (int): Student channels Cin.
+        out_channels (int): Teacher channels Cout.
+        act (bool): Append a ReLU. Defaults to False.
+        detach_iters (int): Warm-up: the student's feature is detached for
+            the first N training calls (see the module docstring).
+            Defaults to 0 (none).
+    """
+
+    def __init__(self, in_channels: Optional[int] = None,
+                 out_channels: Optional[int] = None,
+                 act: bool = False, detach_iters: int = 0) -> None:
+        super().__init__(in_channels, out_channels, bias=False,
+                         detach_iters=detach_iters)
+        self.bn = nn.BatchNorm2d(self.out_channels)
+        self.act = nn.ReLU(inplace=True) if act else nn.Identity()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Map (N, Cin, H, W) to (N, Cout, H, W)."""
+        return self.act(self.bn(super().forward(x)))
 
 
 @MODELS.register_module()
@@ -176,7 +170,7 @@ class MLPConnector(_WarmupMixin, nn.Module):
         out_channels (int): Teacher channels Cout.
         hidden_channels (int, optional): Hidden width. Defaults to
             ``out_channels``.
-        detach_iters (int): Warm-up, as for :class:`ConvBNConnector`.
+        detach_iters (int): Warm-up, as for :class:`ConvConnector`.
             Defaults to 0 (none).
     """
 

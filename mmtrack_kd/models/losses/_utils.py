@@ -14,6 +14,7 @@ from ..task_modules.grid import (  # noqa: F401 (centre_cells: for the losses)
     cell_grid,
     centre_cells,
     map_stride,
+    point_rows_cols,
 )
 from ..task_modules.yolo_decode import decode_yolov5, decode_yolox
 
@@ -175,11 +176,10 @@ def box_cell_axes(bboxes: Tensor, feat_hw: Sequence[int],
     # centre's cell (centre_cells), computed for every box and kept where
     # needed: no host sync, no masked assignment
     empty = ~(in_x.any(1) & in_y.any(1))[:, None]
-    centres = (b[:, :2] + b[:, 2:4]) / 2
-    col = (centres[:, 0:1] / sx).floor().long().clamp(0, w - 1)
-    row = (centres[:, 1:2] / sy).floor().long().clamp(0, h - 1)
-    in_y = torch.where(empty, rows == row, in_y)
-    in_x = torch.where(empty, cols == col, in_x)
+    row, col = point_rows_cols((b[:, :2] + b[:, 2:4]) / 2, (h, w),
+                               batch_input_shape)
+    in_y = torch.where(empty, rows == row[:, None], in_y)
+    in_x = torch.where(empty, cols == col[:, None], in_x)
     return in_y.float(), in_x.float()
 
 

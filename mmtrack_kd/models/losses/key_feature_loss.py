@@ -43,6 +43,16 @@ def spatial_channel_attention(feat: Tensor,
 STD_EPS = 1e-6
 
 
+def _centred(flat: Tensor) -> Tuple[Tensor, Tensor, float]:
+    """(N, C, P) ``flat`` centred over P, the norm (N, C, 1) of the centred
+    map and the factor 1 / sqrt(P - 1) that makes that norm the unbiased
+    std (NaN for one cell: no spread, as ``Tensor.std`` gives)."""
+    centred = flat - flat.mean(2, keepdim=True)
+    norm = torch.linalg.vector_norm(centred, dim=2, keepdim=True)
+    n = flat.shape[2]
+    return centred, norm, 1 / math.sqrt(n - 1) if n > 1 else math.nan
+
+
 def _standardize(feat: Tensor, eps: float = STD_EPS,
                  sign: float = 1.) -> Tensor:
     """Zero mean, unit std over H, W of every (frame, channel) (times
@@ -52,17 +62,13 @@ def _standardize(feat: Tensor, eps: float = STD_EPS,
     over sqrt(H*W - 1): ``Tensor.std`` over two dimensions is a slow
     reduction on the CPU (about 10x this; most of the loss's time).
     """
-    centred = feat - feat.mean((2, 3), keepdim=True)
-    n = feat.shape[2] * feat.shape[3]
-    # one cell: no spread, NaN as Tensor.std gives
-    scale = 1 / math.sqrt(n - 1) if n > 1 else math.nan
-    std = torch.linalg.vector_norm(centred, dim=(2, 3), keepdim=True) * scale
-    # a product with the (N, C, 1, 1) reciprocal: a divide of the whole map
+    centred, norm, scale = _centred(feat.flatten(2))
+    # a product with the (N, C, 1) reciprocal: a divide of the whole map
     # (and the two of its backward) costs several times a product on CPU
-    inv = (std + eps).reciprocal()
-    if sign != 1:  # (N, C, 1, 1): negated before the product
+    inv = (norm * scale + eps).reciprocal()
+    if sign != 1:  # (N, C, 1): negated before the product
         inv = -inv
-    return centred * inv
+    return (centred * inv).view_as(feat)
 
 
 class StandardisedWeightedError(torch.autograd.Function):
@@ -97,20 +103,15 @@ class StandardisedWeightedError(torch.autograd.Function):
         cell weights (N, P) (no gradient); ``maps``: the student's
         (N, C, H, W) per level."""
         total = maps[0].new_zeros(())
-        saved = []
+        saved, ctx.scale = [], []
         for (neg_t_hat, a, w), y in zip(targets, maps):
-            flat = y.flatten(2)
-            n_cells = flat.shape[2]
-            centred = flat - flat.mean(2, keepdim=True)
-            norm = torch.linalg.vector_norm(centred, dim=2, keepdim=True)
-            scale = 1 / math.sqrt(n_cells - 1) if n_cells > 1 else math.nan
+            centred, norm, scale = _centred(y.flatten(2))
             r = (norm * scale + eps).reciprocal()  # (N, C, 1)
             diff = torch.addcmul(neg_t_hat, centred, r)  # S_hat - T_hat
             per_ch = torch.bmm(diff * diff, w[:, :, None])[..., 0]
             total = total + (per_ch * a).sum()
             saved += [centred, norm, r, diff, a, w]
-        ctx.scale = [1 / math.sqrt(y[0, 0].numel() - 1)
-                     if y[0, 0].numel() > 1 else math.nan for y in maps]
+            ctx.scale.append(scale)
         ctx.shapes = [y.shape for y in maps]
         ctx.save_for_backward(*saved)
         return total
@@ -376,6 +377,14 @@ class KeyFeatureLoss(nn.Module):
                                       targets=targets)
         return preds_T, sp_T, ch_T, w_fg, w_bg
 
+    def _attention_term(self, preds_S: Tensor, sp_T: Tensor,
+                        ch_T: Tensor) -> Tensor:
+        """``gamma_at`` L_at of one level: the student's attentions
+        against the teacher's."""
+        sp_S, ch_S = spatial_channel_attention(preds_S, self.temperature)
+        return self.gamma_at * ((sp_S - sp_T).abs().mean() +
+                                (ch_S - ch_T).abs().mean())
+
     def _single_level(self, preds_S: Tensor, preds_T: Tensor,
                       gt_bboxes: Sequence[Tensor],
                       batch_input_shape: Sequence[int],
@@ -414,9 +423,7 @@ class KeyFeatureLoss(nn.Module):
         loss = sum(terms[1:], terms[0]) if terms else zero_with_grad(preds_S)
         if self.gamma_at == 0:
             return loss
-        sp_S, ch_S = spatial_channel_attention(preds_S, self.temperature)
-        att = (sp_S - sp_T).abs().mean() + (ch_S - ch_T).abs().mean()
-        return loss + self.gamma_at * att
+        return loss + self._attention_term(preds_S, sp_T, ch_T)
 
     def _standardised_levels(self, levels_S: List[Tensor],
                              levels_T: List[Tensor],
@@ -446,10 +453,7 @@ class KeyFeatureLoss(nn.Module):
                 fused.append((neg_t_hat, ch_T / preds_T.shape[1], cell_w))
                 maps.append(preds_S)
             if self.gamma_at != 0:
-                sp_S, ch_S = spatial_channel_attention(preds_S,
-                                                       self.temperature)
-                extra.append(self.gamma_at * (
-                    (sp_S - sp_T).abs().mean() + (ch_S - ch_T).abs().mean()))
+                extra.append(self._attention_term(preds_S, sp_T, ch_T))
         if maps:
             extra.insert(0, StandardisedWeightedError.apply(
                 fused, STD_EPS, *maps))

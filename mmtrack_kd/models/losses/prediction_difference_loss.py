@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mmdet.registry import MODELS
 from torch import Tensor
 
+from ..task_modules.grid import point_cells
 from ..task_modules.response_decoders import (
     BaseResponseDecoder,
     build_response_decoder,
@@ -17,7 +18,6 @@ from ._utils import (
     channel_cosines,
     detach_preds,
     frame_slots,
-    map_stride,
     unit_vectors,
     zero_with_grad,
 )
@@ -153,9 +153,6 @@ class PredictionDifferenceLoss(nn.Module):
                 'prior')
         self.boxes_where = boxes_where
         self.loss_weight = float(loss_weight)
-        #: decode boxes at the candidate priors only when the decoder can
-        #: (the same loss; False: every prior's, as :meth:`select`)
-        self.sparse = True
 
     @staticmethod
     def _gt_overlap(boxes: Tensor, gt_bboxes: Sequence[Tensor]) -> Tensor:
@@ -355,12 +352,8 @@ class PredictionDifferenceLoss(nn.Module):
                   batch_input_shape: Sequence[int],
                   device: torch.device) -> Tensor:
         """(M,) flat index on the ID map of each prior's cell."""
-        centres = self.decoder.prior_centres(preds_T).to(device)
-        h, w = emb_T.shape[-2:]
-        sx, sy = map_stride((h, w), batch_input_shape)
-        col = (centres[:, 0] / sx).floor().long().clamp(0, w - 1)
-        row = (centres[:, 1] / sy).floor().long().clamp(0, h - 1)
-        return row * w + col
+        return point_cells(self.decoder.prior_centres(preds_T).to(device),
+                           emb_T.shape[-2:], batch_input_shape)
 
     def box_priors(self, preds_T) -> Optional[Tensor]:
         """(N, M) bool priors where the box terms count, or None for all
@@ -393,53 +386,41 @@ class PredictionDifferenceLoss(nn.Module):
             candidate.
         """
         box_ok = self.box_priors(preds_T)
-        if self.decoder.decodes_sparse and self.decoder.decodes_selected \
-                and self.gt_iou_thr is None and self.sparse:
-            # boxes decoded at the candidates only, and at the kept priors
-            # again with their gradient
-            obj_T, state_T, score, keep = self._select_sparse(
-                preds_S, preds_T, batch_input_shape, emb_S, emb_T, box_ok)
-            weight = score[keep]
-            total = weight.sum()
-            if not keep.any() or total <= 0:
-                return zero_with_grad(*_tensors(preds_S))
-            img, prior = keep.nonzero(as_tuple=True)
-            box_S, obj_S = self.decoder.decode_at(preds_S, img, prior)
-            box_T, obj_T = self.decoder.boxes_at(state_T, img, prior)
-            return self._kept_loss(box_S, obj_S, box_T, obj_T, weight, total,
-                                   None if box_ok is None else box_ok[keep])
         # a decoder that decodes a few priors alone: the selection reads
         # the student detached, and the kept priors are decoded again with
         # their gradient, so the backward runs through them only (not
-        # through the decoding of every prior of every level)
+        # through the decoding of every prior of every level); one that
+        # also lays out every prior's objectness alone decodes boxes at the
+        # candidates only (the teacher's kept ones from that layout)
         selected = self.decoder.decodes_selected
-        box_S, obj_S, box_T, obj_T, score, keep = self.select(
-            detach_preds(preds_S) if selected else preds_S, preds_T,
-            batch_input_shape, emb_S, emb_T, gt_bboxes, box_ok)
+        sparse = selected and self.decoder.decodes_sparse and \
+            self.gt_iou_thr is None
+        if sparse:
+            obj_T, state_T, score, keep = self._select_sparse(
+                preds_S, preds_T, batch_input_shape, emb_S, emb_T, box_ok)
+        else:
+            box_S, obj_S, box_T, obj_T, score, keep = self.select(
+                detach_preds(preds_S) if selected else preds_S, preds_T,
+                batch_input_shape, emb_S, emb_T, gt_bboxes, box_ok)
         weight = score[keep]
         total = weight.sum()
         # nothing kept, or every kept sample already agrees
         if not keep.any() or total <= 0:
             return zero_with_grad(*_tensors(preds_S)) if selected else \
                 zero_with_grad(obj_S, box_S)
+        img, prior = keep.nonzero(as_tuple=True)  # the order of [keep]
+        if sparse:
+            box_T, obj_T = self.decoder.boxes_at(state_T, img, prior)
+        else:
+            box_T, obj_T = box_T[keep], obj_T[keep]
         if selected:
-            img, prior = keep.nonzero(as_tuple=True)  # the order of [keep]
             box_S, obj_S = self.decoder.decode_at(preds_S, img, prior)
         else:
             box_S, obj_S = box_S[keep], obj_S[keep]
-        return self._kept_loss(box_S, obj_S, box_T[keep], obj_T[keep],
-                               weight, total,
-                               None if box_ok is None else box_ok[keep])
-
-    def _kept_loss(self, box_S: Tensor, obj_S: Tensor, box_T: Tensor,
-                   obj_T: Tensor, weight: Tensor, total: Tensor,
-                   box_ok: Optional[Tensor]) -> Tensor:
-        """The weighted loss of the kept priors (each argument (K, ...),
-        in the order of ``keep.nonzero()``)."""
         _, giou = box_iou_giou(box_S, box_T)
         box_term = 1 - giou
         if box_ok is not None:
-            box_term = box_term * box_ok
+            box_term = box_term * box_ok[keep]
         per = bernoulli_kl_with_logits(obj_S, obj_T) + self.beta * box_term
         # in the graph of obj_S and box_S (both read by ``per``)
         return self.loss_weight * ((weight * per).sum() / total)

@@ -44,11 +44,20 @@ def point_cells(points: Tensor, feat_hw: Sequence[int],
         Tensor: (K,) long indices; points outside the map are clamped to its
         border.
     """
+    row, col = point_rows_cols(points, feat_hw, batch_input_shape)
+    return row * int(feat_hw[1]) + col
+
+
+def point_rows_cols(points: Tensor, feat_hw: Sequence[int],
+                    batch_input_shape: Sequence[int]) -> Tuple[Tensor, Tensor]:
+    """Row and column (each (K,) long) of the cell holding each point (K, 2)
+    x, y in input pixels, clamped into the (H, W) map (see
+    :func:`point_cells`)."""
     h, w = int(feat_hw[0]), int(feat_hw[1])
     sx, sy = map_stride(feat_hw, batch_input_shape)
     col = (points[:, 0] / sx).floor().long().clamp(0, w - 1)
     row = (points[:, 1] / sy).floor().long().clamp(0, h - 1)
-    return row * w + col
+    return row, col
 
 
 def centre_cells(bboxes: Tensor, feat_hw: Sequence[int],

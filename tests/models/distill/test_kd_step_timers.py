@@ -96,5 +96,6 @@ def test_one_process_argv_drops_the_run_wide_options():
     argv = ['cfg.py', '--processes', '3', '--iters', '5', '--out=x.json',
             '--profile', 'p.txt', '--clock', 'cpu']
     assert mod._one_process_argv(argv, 'run0.json') == [
-        'cfg.py', '--iters', '5', '--clock', 'cpu', '--out', 'run0.json']
+        'cfg.py', '--iters', '5', '--clock', 'cpu', '--processes', '1',
+        '--out', 'run0.json']
     assert mod.main([path, '--processes', '0']) == 2

@@ -699,16 +699,22 @@ def test_selected_decoding_without_candidates_keeps_the_head_in_graph():
     assert all(p.grad is not None and not p.grad.any() for p in s)
 
 
+class _DenseV5(YOLOv5ResponseDecoder):
+    """The YOLOv5 decoder without its layout: the loss decodes every
+    prior's box to select (its kept priors still alone with a gradient)."""
+    decodes_sparse = False
+
+
 @pytest.mark.parametrize('emb_widths', [None, (8, 8), (4, 8)])
 def test_sparse_selection_equals_the_dense_one(emb_widths):
     """YOLOv5's decoder lays the heads out and decodes boxes at the
     candidate priors only (``decodes_sparse``): the same scores (to the
     last bits of a sigmoid, vectorised or not), kept priors, value and
-    gradient as decoding every prior (``sparse=False``, :meth:`select`)."""
+    gradient as decoding every prior (:meth:`select`)."""
     sparse = PredictionDifferenceLoss(V5, topk=3)
     dense = PredictionDifferenceLoss(V5, topk=3)
-    dense.sparse = False
-    assert sparse.decoder.decodes_sparse
+    dense.decoder = _DenseV5(V5['anchors'], V5['strides'])
+    assert sparse.decoder.decodes_sparse and not dense.decoder.decodes_sparse
     t = _v5_preds()
     extra = {}
     if emb_widths:
