@@ -39,6 +39,15 @@ def spatial_channel_attention(feat: Tensor,
     return spatial, channel
 
 
+def _cell_sums(x: Tensor, w: Tensor) -> Tensor:
+    """(N, C) sums over the cells of (N, C, P) ``x`` weighted by (N, P)
+    ``w``: ``(x * w[:, None]).sum(2)`` as one batched product. The product
+    is (1, P) by (P, C) a frame: as (C, P) by (P, 1) (the weights as a
+    column) it took 10x longer on the CPU (270 against 20 us for
+    (4, 64, 1232))."""
+    return torch.bmm(w[:, None, :], x.transpose(1, 2))[:, 0]
+
+
 #: added to the std by :func:`_standardize`
 STD_EPS = 1e-6
 
@@ -108,7 +117,7 @@ class StandardisedWeightedError(torch.autograd.Function):
             centred, norm, scale = _centred(y.flatten(2))
             r = (norm * scale + eps).reciprocal()  # (N, C, 1)
             diff = torch.addcmul(neg_t_hat, centred, r)  # S_hat - T_hat
-            per_ch = torch.bmm(diff * diff, w[:, :, None])[..., 0]
+            per_ch = _cell_sums(diff * diff, w)
             total = total + (per_ch * a).sum()
             saved += [centred, norm, r, diff, a, w]
             ctx.scale.append(scale)
@@ -134,7 +143,9 @@ class StandardisedWeightedError(torch.autograd.Function):
             # whose centred map is 0 anyway)
             coef = r * r * dot * ctx.scale[i] / norm.clamp_min(
                 torch.finfo(norm.dtype).tiny)
-            out = torch.addcmul(-(g_mean * r), g, r)
+            # (g - g_mean) r: an addcmul onto the broadcast (N, C, 1)
+            # -g_mean r took 2.5x these two passes
+            out = torch.sub(g, g_mean).mul_(r)
             out.addcmul_(centred, coef, value=-1)
             grads.append(out.view(shape))
         return (None, None, *grads)
@@ -407,7 +418,7 @@ class KeyFeatureLoss(nn.Module):
         c = sq.shape[1]
 
         def weighted(cell_w: Tensor) -> Tensor:
-            per_ch = torch.bmm(sq, cell_w.flatten(1)[:, :, None])[..., 0]
+            per_ch = _cell_sums(sq, cell_w.flatten(1))
             return (per_ch * ch_T).sum() / c
 
         terms = []
