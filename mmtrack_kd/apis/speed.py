@@ -35,6 +35,10 @@ iteration), after one untimed warm-up of each:
   recorders, connectors, distillation losses);
 - ``teacher``: the teacher's tensor forward under ``no_grad`` alone.
 
+The steps are those of training after the connectors' warm-up
+(``detach_iters``), which :func:`build_distiller_batch` ends: during it a
+feature loss's gradient stops at its connectors and the step costs less
+(the JSON's ``steady_state``).
 The optimizer update is left out (equal for both, apart from the connector
 parameters). The overhead beyond the teacher is ``(kd - teacher - student)
 / student``. :func:`time_components` then times the parts of the KD step
@@ -861,13 +865,23 @@ def build_distiller_loader(config: str, cfg_options: Optional[dict] = None):
     return model, Runner.build_dataloader(loader_cfg, seed=0)
 
 
-def build_distiller_batch(config: str, cfg_options: Optional[dict] = None):
+def build_distiller_batch(config: str, cfg_options: Optional[dict] = None,
+                          steady: bool = True):
     """The distiller of ``config`` and one pre-processed training batch.
+
+    With ``steady`` the connectors' warm-up (``detach_iters``) is ended
+    (:func:`~mmtrack_kd.models.distill.end_warmups`): the steps then do
+    what a training step does after it, the feature losses' gradients
+    reaching the student through the connectors (during the warm-up they
+    stop at the connectors, and a step costs less).
 
     Returns:
         tuple: ``(model, inputs, data_samples)``; ``inputs`` is (N, 3, H, W).
     """
     model, loader = build_distiller_loader(config, cfg_options)
+    if steady:
+        from mmtrack_kd.models.distill import end_warmups
+        end_warmups(model)
     batch = next(iter(loader))
     data = model.data_preprocessor(batch, True)
     return model, data['inputs'], data['data_samples']
@@ -896,7 +910,8 @@ def measure_kd_step_overhead(config: str,
         ``median`` (their medians), ``overhead_beyond_teacher``
         (``(kd - teacher - student) / student``), ``components`` (part ->
         seconds per call; empty without ``components``), ``threads``,
-        ``batch_shape``, ``iters`` and ``clock``.
+        ``batch_shape``, ``iters``, ``clock`` and ``steady`` (True: timed
+        after the connectors' warm-up).
     """
     if clock not in CLOCKS:
         raise ValueError(f'clock must be one of {sorted(CLOCKS)}, got '
@@ -912,7 +927,8 @@ def measure_kd_step_overhead(config: str,
                 overhead_beyond_teacher=(med['kd'] - med['teacher'] -
                                          med['student']) / med['student'],
                 components=parts, threads=torch.get_num_threads(),
-                batch_shape=tuple(inputs.shape), iters=iters, clock=clock)
+                batch_shape=tuple(inputs.shape), iters=iters, clock=clock,
+                steady=True)
 
 
 def format_step_overhead(result: dict) -> str:
@@ -999,6 +1015,7 @@ def step_overhead_json(result: dict,
         components=parts,
         components_note='each part timed alone on the recorded tensors '
         '(inputs detached); recorders: time inside their hooks',
+        steady_state=result.get('steady', False),
         torch_threads=result['threads'], clock=result.get('clock', 'wall'),
         batch_shape=list(result['batch_shape']), iters=result['iters'],
         config=result.get('config'), **_run_info(command))

@@ -144,7 +144,7 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
     assert 'balancer' not in doc
     assert isinstance(doc['retain_freed_memory'], bool)
     assert doc['torch_threads'] == 1 and doc['iters'] == 1
-    assert doc['clock'] == 'cpu'
+    assert doc['clock'] == 'cpu' and doc['steady_state'] is True
     assert doc['date'] and '--out' in doc['command']
 
 
@@ -173,6 +173,14 @@ def test_random_teacher_checkpoint_fits_the_distiller(repo_root,
     model, inputs, _ = build_distiller_batch(
         str(kd_cfg), {'model.teacher_ckpt': ckpt})
     assert inputs.shape[0] == 2
+    # the steps timed are those after the connectors' warm-up
+    conns = [c for c in model.connectors.values() if c.detach_iters]
+    assert conns and all(
+        int(c.warmup_calls) == c.detach_iters for c in conns)
+    model, _, _ = build_distiller_batch(
+        str(kd_cfg), {'model.teacher_ckpt': ckpt}, steady=False)
+    assert all(int(c.warmup_calls) == 0 for c in model.connectors.values()
+               if c.detach_iters)
     assert model.teacher.id_head.num_ids == model.student.id_head.num_ids
     plain = tmp_path / 'plain.py'
     plain.write_text(f"_base_ = ['{repo_root}/configs/cstrack/"

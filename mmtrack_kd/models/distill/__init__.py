@@ -13,6 +13,7 @@ from .connectors import (
                                          IdentityConnector,
                                          MLPConnector,
                                          apply_connectors,
+                                         end_warmups,
 )
 from .distiller import MOTDistiller
 from .errors import DistillConfigError
@@ -39,7 +40,7 @@ __all__ = [
     'MOTDistiller', 'tensor_forward', 'ModuleOutputsRecorder',
     'ModuleInputsRecorder', 'RecorderManager', 'ConvBNConnector',
     'ConvConnector',
-    'IdentityConnector', 'MLPConnector', 'apply_connectors',
+    'IdentityConnector', 'MLPConnector', 'apply_connectors', 'end_warmups',
     'DistillConfigError', 'DATA_KEYS', 'check_loss_forward_mappings',
     'collect_batch_data', 'load_strict', 'read_checkpoint',
     'model_state_from_checkpoint', 'channels_of', 'dry_run',

@@ -196,6 +196,24 @@ class MLPConnector(_WarmupMixin, nn.Module):
         return y.movedim(-1, 1)
 
 
+def end_warmups(module: nn.Module) -> int:
+    """End the warm-up of every connector in ``module`` whose warm-up is
+    still on, as ``detach_iters`` training calls would: the student's
+    feature reaches them from the next call (the steady state of a
+    training run, which a benchmark of the step should time).
+
+    Returns:
+        int: How many connectors were still warming up.
+    """
+    ended = 0
+    for m in module.modules():
+        if isinstance(m, _WarmupMixin) and m.detach_iters and \
+                int(m.warmup_calls) < m.detach_iters:
+            m.warmup_calls.fill_(m.detach_iters)
+            ended += 1
+    return ended
+
+
 def apply_connectors(connectors: nn.ModuleDict, spec: 'ArgSpec',
                      value: Any) -> Any:
     """Apply an argument's connector(s) to its recorded value.

@@ -60,6 +60,23 @@ def test_warmup_detaches_the_student_feature_for_n_training_calls(cfg):
     assert 'warmup_calls' in conn.state_dict()
 
 
+def test_end_warmups_ends_only_running_warmups():
+    from mmtrack_kd.models.distill import end_warmups
+    warm = MODELS.build(dict(type='ConvConnector', in_channels=4,
+                             out_channels=6, detach_iters=3))
+    plain = MODELS.build(dict(type='ConvConnector', in_channels=4,
+                              out_channels=6))
+    model = torch.nn.ModuleDict(dict(warm=warm, plain=plain)).train()
+    x = torch.randn(2, 4, 3, 3, requires_grad=True)
+    warm(x).sum().backward()
+    assert x.grad is None  # detached: the first of 3 warm-up calls
+    assert end_warmups(model) == 1
+    assert int(warm.warmup_calls) == 3
+    warm(x).sum().backward()
+    assert x.grad is not None
+    assert end_warmups(model) == 0
+
+
 def test_no_warmup_adds_no_state():
     conn = MODELS.build(dict(type='ConvBNConnector', in_channels=4,
                              out_channels=6))
