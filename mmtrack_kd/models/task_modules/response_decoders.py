@@ -221,9 +221,8 @@ class YOLOv5ResponseDecoder(BaseResponseDecoder):
 
     def layout(self, preds: Sequence[Tensor]) -> Tuple[Tensor, Any]:
         self._check_levels(preds)
-        state = yolov5_layout(preds, self.anchors, self.strides,
-                              self.num_classes)
-        return state[0][:, 4], state
+        return yolov5_layout(preds, self.anchors, self.strides,
+                             self.num_classes)
 
     def boxes_at(self, state: Any, img: Tensor,
                  prior: Tensor) -> Tuple[Tensor, Tensor]:

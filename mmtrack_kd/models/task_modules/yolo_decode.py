@@ -111,27 +111,72 @@ def decode_yolov5_at(preds: Sequence[Tensor],
     few priors of a decoded map back-propagates through them alone.
     """
     return yolov5_boxes_at(
-        _yolov5_raw(preds, anchors, strides, num_classes), img, prior)
+        _yolov5_flat(preds, anchors, strides, num_classes), img, prior)
+
+
+def _yolov5_flat(preds: Sequence[Tensor], anchors: Sequence[Sequence[float]],
+                 strides: Sequence[int], num_classes: int) -> tuple:
+    """Each image's levels flattened end to end, (N, F) (one contiguous
+    copy, none for one level: no transposed copy of the heads), and where
+    the raw outputs of every prior sit in it (:func:`_yolov5_index`)."""
+    n = preds[0].shape[0]
+    flat = [p.reshape(n, -1) for p in preds]
+    flat = torch.cat(flat, 1) if len(flat) > 1 else flat[0]
+    return flat, _yolov5_index(
+        tuple(tuple(p.shape[-2:]) for p in preds),
+        tuple(tuple(float(v) for v in a) for a in anchors),
+        tuple(int(s) for s in strides), int(num_classes), flat.device,
+        flat.dtype, torch.is_inference_mode_enabled())
+
+
+@functools.lru_cache(maxsize=32)
+def _yolov5_index(shapes: Tuple[Tuple[int, int], ...],
+                  anchors: Tuple[Tuple[float, ...], ...],
+                  strides: Tuple[int, ...], num_classes: int,
+                  device: torch.device, dtype: torch.dtype,
+                  inference: bool) -> Tuple[Tensor, Tensor, tuple]:
+    """For the priors of :func:`decode_yolov5`, in its order: (M, 5) the
+    positions of their raw x, y, w, h and objectness in
+    :func:`_yolov5_flat`'s rows, (M,) those of their objectness, and their
+    constants (M, 2) cell x, y, (M, 1) stride, (M, 2) anchor w, h. Cached
+    like :func:`_yolov5_priors`; the callers only read them."""
+    ch = 5 + num_classes
+    pos, start = [], 0
+    for (h, w), anc in zip(shapes, anchors):
+        a, hw = len(anc) // 2, h * w
+        # anchor j, cell c: output k at start + (j * ch + k) * hw + c
+        first = start + (torch.arange(a, device=device)[:, None] * (ch * hw)
+                         + torch.arange(hw, device=device)[None])
+        pos.append(first.reshape(-1, 1) +
+                   torch.arange(5, device=device)[None] * hw)
+        start += a * ch * hw
+    pos = torch.cat(pos, 0)
+    cell, stride, size = _yolov5_priors(shapes, anchors, strides, device,
+                                        dtype, inference)
+    return pos, pos[:, 4].contiguous(), (
+        cell.t().contiguous(), stride[:, None], size.t().contiguous())
 
 
 def yolov5_layout(preds: Sequence[Tensor], anchors: Sequence[Sequence[float]],
-                  strides: Sequence[int], num_classes: int = 1) -> tuple:
-    """The raw outputs of every level laid out as one (N, 5+C, M) tensor
-    and the priors' constants, for :func:`yolov5_boxes_at`: the objectness
-    logits of every prior are ``layout[0][:, 4]`` (as :func:`decode_yolov5`
-    gives them), and boxes are decoded where asked only."""
-    return _yolov5_raw(preds, anchors, strides, num_classes)
+                  strides: Sequence[int], num_classes: int = 1
+                  ) -> Tuple[Tensor, tuple]:
+    """The objectness logits (N, M) of every prior (as
+    :func:`decode_yolov5` gives them) and a state for
+    :func:`yolov5_boxes_at`, which decodes boxes where asked only."""
+    state = _yolov5_flat(preds, anchors, strides, num_classes)
+    flat, (_, obj_pos, _) = state
+    return flat.index_select(1, obj_pos), state
 
 
-def yolov5_boxes_at(layout: tuple, img: Tensor,
+def yolov5_boxes_at(state: tuple, img: Tensor,
                     prior: Tensor) -> Tuple[Tensor, Tensor]:
     """Boxes (K, 4) and objectness logits (K,) of the priors ``prior`` of
-    the images ``img`` from a :func:`yolov5_layout` (the values of
-    :func:`decode_yolov5` there)."""
-    raw, (cell, stride, size) = layout
-    t = raw[img, :, prior]  # (K, 5+C)
-    boxes = _yolov5_boxes(t[:, :4], cell[:, prior].t(), stride[prior, None],
-                          size[:, prior].t(), 1)
+    the images ``img`` from the state of :func:`yolov5_layout` (the values
+    of :func:`decode_yolov5` there)."""
+    flat, (pos, _, (cell, stride, size)) = state
+    t = flat[img[:, None], pos[prior]]  # (K, 5): x, y, w, h, objectness
+    boxes = _yolov5_boxes(t[:, :4], cell[prior], stride[prior], size[prior],
+                          1)
     return boxes, t[:, 4]
 
 
