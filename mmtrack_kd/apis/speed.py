@@ -892,7 +892,8 @@ def measure_kd_step_overhead(config: str,
                              cfg_options: Optional[dict] = None,
                              threads: Optional[int] = None,
                              components: bool = True,
-                             clock: str = 'wall') -> dict:
+                             clock: str = 'wall',
+                             steady: bool = True) -> dict:
     """Median times of the student, KD and teacher steps of a
     ``MOTDistiller`` config on one of its training batches, and of the
     parts of the KD step beyond the student and the teacher.
@@ -904,21 +905,23 @@ def measure_kd_step_overhead(config: str,
         threads (int, optional): torch threads (default: torch's own).
         components (bool): Also time the parts (:func:`time_components`).
         clock (str): ``'wall'`` or ``'cpu'`` (see :data:`CLOCKS`).
+        steady (bool): Time the steps after the connectors' warm-up
+            (:func:`build_distiller_batch`); False: those of the warm-up.
 
     Returns:
         dict: ``config``, ``times`` (seconds per call of each step),
         ``median`` (their medians), ``overhead_beyond_teacher``
         (``(kd - teacher - student) / student``), ``components`` (part ->
         seconds per call; empty without ``components``), ``threads``,
-        ``batch_shape``, ``iters``, ``clock`` and ``steady`` (True: timed
-        after the connectors' warm-up).
+        ``batch_shape``, ``iters``, ``clock`` and ``steady``.
     """
     if clock not in CLOCKS:
         raise ValueError(f'clock must be one of {sorted(CLOCKS)}, got '
                          f'{clock!r}')
     if threads:
         torch.set_num_threads(threads)
-    model, inputs, samples = build_distiller_batch(config, cfg_options)
+    model, inputs, samples = build_distiller_batch(config, cfg_options,
+                                                   steady)
     times = time_steps(model, inputs, samples, iters, clock)
     parts = time_components(model, inputs, samples, iters, clock) \
         if components else {}
@@ -928,7 +931,7 @@ def measure_kd_step_overhead(config: str,
                                          med['student']) / med['student'],
                 components=parts, threads=torch.get_num_threads(),
                 batch_shape=tuple(inputs.shape), iters=iters, clock=clock,
-                steady=True)
+                steady=steady)
 
 
 def format_step_overhead(result: dict) -> str:

@@ -167,6 +167,8 @@ def test_random_teacher_checkpoint_fits_the_distiller(repo_root,
     kd_cfg.write_text(
         f"_base_ = ['{repo_root}/configs/kd/cstrack_s2n_kd_synthmot.py']\n"
         + tiny + "model = dict(teacher_ckpt='never/trained.pth')\n")
+    assert tool.parse_args([str(kd_cfg), '--warmup-phase']).warmup_phase
+    assert not tool.parse_args([str(kd_cfg)]).warmup_phase
     ckpt = tool.random_teacher(str(kd_cfg), None, str(tmp_path / 't.pth'))
     state = torch.load(ckpt, map_location='cpu')
     assert state['meta'] == dict(random_teacher=True)

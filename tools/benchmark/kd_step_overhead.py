@@ -33,6 +33,10 @@ With ``--out FILE`` the report is also written as JSON (key
 ``overhead_beyond_teacher``: a fraction of a student step; ``in_step``,
 ``balancer``, ``overhead_beyond_teacher_amortised``,
 ``retain_freed_memory`` and ``random_teacher`` beside it).
+The steps timed are training's after the connectors' warm-up
+(``detach_iters``, ended before timing; JSON ``steady_state``);
+``--warmup-phase`` times those of the warm-up instead, where the feature
+losses' gradients stop at the connectors.
 ``--random-teacher`` times the step with a teacher of random weights, for
 configs whose teacher is not trained yet (the MOT17 ones). The ratio moves
 by several points from one process to the next (the student step's time
@@ -81,6 +85,11 @@ def parse_args(argv=None):
                         help="glibc's default malloc (freed memory back to "
                         'the OS between steps) instead of what tools/train.py '
                         'sets (see mmtrack_kd.utils.malloc)')
+    parser.add_argument('--warmup-phase', action='store_true',
+                        help="time the steps of the connectors' warm-up "
+                        '(their first detach_iters iterations, the feature '
+                        "losses' gradients stopping at them) instead of "
+                        "training's steps after it")
     parser.add_argument('--random-teacher', action='store_true',
                         help='time with a teacher of random weights (seed 0; '
                         'its checkpoint written to a temporary folder) '
@@ -426,13 +435,14 @@ def measure_in_processes(args, argv: List[str], command: List[str]) -> int:
 
 def measure(args, command: List[str], retained: bool) -> int:
     """Time, print and write what ``args`` ask for (see :func:`main`)."""
+    steady = not args.warmup_phase
     result = measure_kd_step_overhead(args.config, args.iters,
                                       args.cfg_options, args.threads,
-                                      clock=args.clock)
+                                      clock=args.clock, steady=steady)
     print(format_step_overhead(result))
     # a fresh build: the same weights and batch (seeded)
-    model, inputs, samples = build_distiller_batch(args.config,
-                                                   args.cfg_options)
+    model, inputs, samples = build_distiller_batch(
+        args.config, args.cfg_options, steady=steady)
     extra = in_step_report(
         time_in_step(model, inputs, samples, args.iters, args.clock),
         result['median']['student'], result['overhead_beyond_teacher'],
