@@ -177,6 +177,28 @@ def test_decode_at_equals_the_full_decoding_and_its_gradient():
     assert torch.equal(o_at, obj[img, prior])
 
 
+@pytest.mark.parametrize('num_classes', [1, 2])
+def test_layout_and_boxes_at_equal_the_full_decoding(num_classes):
+    """The sparse path of the response loss: every prior's objectness
+    from the layout, and boxes where asked, are the full decoding's (with
+    several classes too, whose outputs the layout skips)."""
+    preds = _v5_levels(5, num_classes=num_classes)
+    dec = build_response_decoder(
+        dict(type='yolov5', anchors=ANCHORS, strides=[8, 16],
+             num_classes=num_classes), 'L')
+    assert dec.decodes_sparse
+    boxes, obj, _ = dec(preds)
+    obj_all, state = dec.layout(preds)
+    assert torch.equal(obj_all, obj)
+    img = torch.tensor([1, 0, 1, 0])
+    prior = torch.tensor([59, 0, 48, 47])  # first and last of each level
+    b_at, o_at = dec.boxes_at(state, img, prior)
+    torch.testing.assert_close(b_at, boxes[img, prior], rtol=0, atol=1e-12)
+    assert torch.equal(o_at, obj[img, prior])
+    with pytest.raises(ValueError, match='channels'):
+        dec.layout([p[:, 1:] for p in preds])
+
+
 def test_decoding_constants_outlive_inference_mode():
     """The cached priors made under inference mode are not reused by a
     decoding that is back-propagated (an inference tensor cannot be

@@ -119,7 +119,12 @@ def _yolov5_flat(preds: Sequence[Tensor], anchors: Sequence[Sequence[float]],
     """Each image's levels flattened end to end, (N, F) (one contiguous
     copy, none for one level: no transposed copy of the heads), and where
     the raw outputs of every prior sit in it (:func:`_yolov5_index`)."""
-    n = preds[0].shape[0]
+    n, ch = preds[0].shape[0], 5 + num_classes
+    for p, anc in zip(preds, anchors):
+        if p.shape[1] != len(anc) // 2 * ch:
+            raise ValueError(
+                f'YOLOv5 head level {tuple(p.shape)}: {p.shape[1]} channels, '
+                f'expected {len(anc) // 2} anchors x (5 + {num_classes})')
     flat = [p.reshape(n, -1) for p in preds]
     flat = torch.cat(flat, 1) if len(flat) > 1 else flat[0]
     return flat, _yolov5_index(
