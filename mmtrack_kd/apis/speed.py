@@ -911,7 +911,8 @@ def measure_kd_step_overhead(config: str,
     Returns:
         dict: ``config``, ``times`` (seconds per call of each step),
         ``median`` (their medians), ``overhead_beyond_teacher``
-        (``(kd - teacher - student) / student``), ``components`` (part ->
+        (``(kd - teacher - student) / student``), ``overhead_paired``
+        (:func:`paired_overhead`), ``components`` (part ->
         seconds per call; empty without ``components``), ``threads``,
         ``batch_shape``, ``iters``, ``clock`` and ``steady``.
     """
@@ -929,9 +930,21 @@ def measure_kd_step_overhead(config: str,
     return dict(config=config, times=times, median=med,
                 overhead_beyond_teacher=(med['kd'] - med['teacher'] -
                                          med['student']) / med['student'],
+                overhead_paired=paired_overhead(times),
                 components=parts, threads=torch.get_num_threads(),
                 batch_shape=tuple(inputs.shape), iters=iters, clock=clock,
                 steady=steady)
+
+
+def paired_overhead(times: Dict[str, List[float]]) -> float:
+    """The median over the iterations of ``(kd - teacher - student) /
+    student`` within each iteration (:func:`time_steps` runs the three
+    steps of an iteration back to back): a slow spell of the machine then
+    moves the three times of an iteration together instead of one step's
+    median more than another's."""
+    return statistics.median(
+        (k - t - s) / s
+        for s, k, t in zip(times['student'], times['kd'], times['teacher']))
 
 
 def format_step_overhead(result: dict) -> str:
@@ -953,6 +966,9 @@ def format_step_overhead(result: dict) -> str:
                  f'{beyond / med["student"]:.3f} '
                  f'(overhead beyond the teacher forward: '
                  f'{result["overhead_beyond_teacher"]:+.3f})')
+    if 'overhead_paired' in result:
+        lines.append(f'median of the iterations\' own overheads: '
+                     f'{result["overhead_paired"]:+.3f}')
     if result.get('components'):
         lines.append('parts of the KD step, each timed alone (medians; '
                      'share of the student step):')
@@ -1012,6 +1028,9 @@ def step_overhead_json(result: dict,
         for name, v in result.get('components', {}).items()}
     return dict(
         overhead_beyond_teacher=result['overhead_beyond_teacher'],
+        overhead_paired=result.get('overhead_paired'),
+        times_ms={k: [round(1e3 * t, 3) for t in v]
+                  for k, v in result.get('times', {}).items()},
         median_ms={k: 1e3 * v for k, v in med.items()},
         ratios=dict(kd_over_student=med['kd'] / med['student'],
                     teacher_over_student=med['teacher'] / med['student']),

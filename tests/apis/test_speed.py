@@ -64,6 +64,20 @@ def test_step_overhead_json_fractions():
     assert doc['torch_threads'] == 1 and doc['command'] == 'python tool.py'
 
 
+def test_paired_overhead_is_the_median_of_each_iterations_own():
+    from mmtrack_kd.apis.speed import paired_overhead
+
+    # a slow spell in iteration 2 moves its three steps together: the
+    # medians of the steps mix iterations, the paired figure does not
+    times = dict(student=[0.100, 0.100, 0.150],
+                 kd=[0.170, 0.172, 0.255],
+                 teacher=[0.060, 0.060, 0.090])
+    assert paired_overhead(times) == pytest.approx(0.1)
+    med = {k: sorted(v)[1] for k, v in times.items()}
+    assert (med['kd'] - med['teacher'] - med['student']) / \
+        med['student'] == pytest.approx(0.12)
+
+
 def test_write_json_is_atomic(tmp_path):
     path = tmp_path / 'sub' / 'r.json'
     write_json({'a': 1}, str(path))
@@ -131,6 +145,10 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
     med = doc['median_ms']
     assert doc['overhead_beyond_teacher'] == pytest.approx(
         (med['kd'] - med['teacher'] - med['student']) / med['student'])
+    # one timed iteration: its own overhead is the medians' (rounding)
+    assert len(doc['times_ms']['kd']) == 1
+    assert doc['overhead_paired'] == pytest.approx(
+        doc['overhead_beyond_teacher'], abs=1e-4)
     for loss in ('kd_id', 'kd_feat', 'kd_resp'):
         for part in ('forward', 'backward'):
             assert f'loss.{loss}.{part}' in doc['components']

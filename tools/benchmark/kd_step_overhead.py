@@ -30,7 +30,11 @@ The process keeps freed memory as ``tools/train.py`` sets it
 ``--release-memory`` measures with glibc's default instead.
 
 With ``--out FILE`` the report is also written as JSON (key
-``overhead_beyond_teacher``: a fraction of a student step; ``in_step``,
+``overhead_beyond_teacher``: a fraction of a student step, from the
+three steps' medians; ``overhead_paired``: the median of each iteration's
+own overhead, the three steps of an iteration timed back to back, which a
+slow spell of the machine moves less; ``times_ms``: every timed call;
+``in_step``,
 ``balancer``, ``overhead_beyond_teacher_amortised``,
 ``retain_freed_memory`` and ``random_teacher`` beside it).
 The steps timed are training's after the connectors' warm-up
@@ -413,8 +417,11 @@ def measure_in_processes(args, argv: List[str], command: List[str]) -> int:
     order = sorted(range(len(runs)), key=values.__getitem__)
     middle = runs[order[(len(runs) - 1) // 2]]
     median = statistics.median(values)
+    paired = [r['overhead_paired'] for r in runs]
     print(f'median over {len(runs)} processes: {median:+.3f} (range '
-          f'{min(values):+.3f} to {max(values):+.3f})')
+          f'{min(values):+.3f} to {max(values):+.3f}); of the iterations\' '
+          f'own overheads: {statistics.median(paired):+.3f} (range '
+          f'{min(paired):+.3f} to {max(paired):+.3f})')
     if args.out:
         doc = dict(middle)
         doc.update(
@@ -422,8 +429,11 @@ def measure_in_processes(args, argv: List[str], command: List[str]) -> int:
             overhead_beyond_teacher_range=[min(values), max(values)],
             overhead_note=f'median over {len(runs)} processes; the other '
             'keys are those of the median process',
+            overhead_paired_median=statistics.median(
+                r['overhead_paired'] for r in runs),
             processes=[dict(
                 overhead_beyond_teacher=r['overhead_beyond_teacher'],
+                overhead_paired=r['overhead_paired'],
                 overhead_beyond_teacher_amortised=r.get(
                     'overhead_beyond_teacher_amortised'),
                 median_ms=r['median_ms'], load_average=r.get('load_average'))
