@@ -150,6 +150,8 @@ def test_micro_run_writes_results_and_skips_finished(tmp_path, repo_root):
         pytest.approx(sum(each) / 2)
     assert doc['overhead_beyond_teacher_range'] == [min(each), max(each)]
     assert '--processes 2' in doc['command'] and 'in_step' in doc
+    paired = [p['overhead_paired'] for p in doc['processes']]
+    assert doc['overhead_paired_median'] == pytest.approx(sum(paired) / 2)
 
     # the per-loss timer, in a crowd, the tree in its own process twice
     report = out / 'loss_speed.json'
