@@ -274,27 +274,35 @@ class PredictionDifferenceLoss(nn.Module):
                                      "'gt_bboxes'))")
                 cand &= ~self.teacher_mistakes(box_S, box_T, p_T,
                                                gt_bboxes)
-            iou, _ = box_iou_giou(box_T, box_S, giou=False)
-            w_obj, w_loc, _ = self.score_weights
-            loc = 1 - iou
             if box_ok is None:
                 box_ok = self.box_priors(preds_T)
-            if box_ok is not None:
-                loc = loc * box_ok
-            score = w_obj * (p_T - p_S).abs() + w_loc * loc
+            score = self._object_box_scores(p_S, p_T, box_S, box_T, box_ok)
             score, keep = self._finish_scores(
                 score, cand, obj_T, preds_T, batch_input_shape, emb_S, emb_T)
         return box_S, obj_S, box_T, obj_T, score, keep
 
-    def _select_sparse(self, preds_S, preds_T,
+    def _object_box_scores(self, p_S: Tensor, p_T: Tensor, box_S: Tensor,
+                           box_T: Tensor,
+                           box_ok: Optional[Tensor]) -> Tensor:
+        """``w_obj |p_T - p_S| + w_loc (1 - IoU(box_T, box_S))``, the box
+        term where ``box_ok`` (when given) only; any matching shapes."""
+        iou, _ = box_iou_giou(box_T, box_S, giou=False)
+        w_obj, w_loc, _ = self.score_weights
+        loc = 1 - iou
+        if box_ok is not None:
+            loc = loc * box_ok
+        return w_obj * (p_T - p_S).abs() + w_loc * loc
+
+    def _select_sparse(self, obj_S: Tensor, state_S, preds_T,
                        batch_input_shape: Sequence[int],
                        emb_S: Optional[Tensor], emb_T: Optional[Tensor],
                        box_ok: Optional[Tensor]) -> Tuple[Tensor, ...]:
         """:meth:`select` for a ``decodes_sparse`` decoder without
-        ``gt_iou_thr``: every prior's objectness, but the boxes (and their
-        IoU) of the candidate priors only, whose scores are the only ones
-        kept (:meth:`select` zeroes the others). The same scores and kept
-        priors.
+        ``gt_iou_thr``, given the student's :meth:`BaseResponseDecoder.layout`
+        (``obj_S``, ``state_S``): every prior's objectness, but the boxes
+        (and their IoU) of the candidate priors only, whose scores are the
+        only ones kept (:meth:`select` zeroes the others). The same scores
+        and kept priors.
 
         Returns:
             tuple: the teacher's objectness logits (N, M) and decoding state
@@ -303,7 +311,7 @@ class PredictionDifferenceLoss(nn.Module):
         """
         dec = self.decoder
         with torch.no_grad():
-            obj_S, state_S = dec.layout(detach_preds(preds_S))
+            obj_S = obj_S.detach()
             obj_T, state_T = dec.layout(detach_preds(preds_T))
             if obj_S.shape != obj_T.shape:
                 raise ValueError(
@@ -315,14 +323,10 @@ class PredictionDifferenceLoss(nn.Module):
             img, prior = cand.nonzero(as_tuple=True)
             box_S, _ = dec.boxes_at(state_S, img, prior)
             box_T, _ = dec.boxes_at(state_T, img, prior)
-            iou, _ = box_iou_giou(box_T, box_S, giou=False)
-            w_obj, w_loc, _ = self.score_weights
-            loc = 1 - iou
-            if box_ok is not None:
-                loc = loc * box_ok[img, prior]
             score = torch.zeros_like(p_T)
-            score[img, prior] = w_obj * (p_T[img, prior] -
-                                         p_S[img, prior]).abs() + w_loc * loc
+            score[img, prior] = self._object_box_scores(
+                p_S[img, prior], p_T[img, prior], box_S, box_T,
+                None if box_ok is None else box_ok[img, prior])
             score, keep = self._finish_scores(
                 score, cand, obj_T, preds_T, batch_input_shape, emb_S, emb_T)
         return obj_T, state_T, score, keep
@@ -396,8 +400,12 @@ class PredictionDifferenceLoss(nn.Module):
         sparse = selected and self.decoder.decodes_sparse and \
             self.gt_iou_thr is None
         if sparse:
+            # the student's layout once: read detached to select, and by
+            # the kept priors' gather, with its gradient, below
+            obj_S, state_S = self.decoder.layout(preds_S)
             obj_T, state_T, score, keep = self._select_sparse(
-                preds_S, preds_T, batch_input_shape, emb_S, emb_T, box_ok)
+                obj_S, state_S, preds_T, batch_input_shape, emb_S, emb_T,
+                box_ok)
         else:
             box_S, obj_S, box_T, obj_T, score, keep = self.select(
                 detach_preds(preds_S) if selected else preds_S, preds_T,
@@ -411,11 +419,12 @@ class PredictionDifferenceLoss(nn.Module):
         img, prior = keep.nonzero(as_tuple=True)  # the order of [keep]
         if sparse:
             box_T, obj_T = self.decoder.boxes_at(state_T, img, prior)
-        else:
+            box_S, obj_S = self.decoder.boxes_at(state_S, img, prior)
+        elif selected:
             box_T, obj_T = box_T[keep], obj_T[keep]
-        if selected:
             box_S, obj_S = self.decoder.decode_at(preds_S, img, prior)
         else:
+            box_T, obj_T = box_T[keep], obj_T[keep]
             box_S, obj_S = box_S[keep], obj_S[keep]
         _, giou = box_iou_giou(box_S, box_T)
         box_term = 1 - giou

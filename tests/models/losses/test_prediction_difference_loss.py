@@ -722,8 +722,10 @@ def test_sparse_selection_equals_the_dense_one(emb_widths):
         extra = dict(emb_S=torch.randn(2, emb_widths[0], 8, 8, generator=g),
                      emb_T=torch.randn(2, emb_widths[1], 8, 8, generator=g))
     s0 = _v5_preds(seed=2, obj=-1.)
-    _, _, score, keep = sparse._select_sparse(s0, t, SHAPE, extra.get(
-        'emb_S'), extra.get('emb_T'), None)
+    obj_S, state_S = sparse.decoder.layout(s0)
+    _, _, score, keep = sparse._select_sparse(
+        obj_S, state_S, t, SHAPE, extra.get('emb_S'), extra.get('emb_T'),
+        None)
     want = dense.select(s0, t, SHAPE, **extra)
     assert torch.equal(keep, want[-1])
     torch.testing.assert_close(score, want[-2], rtol=1e-6, atol=0)
