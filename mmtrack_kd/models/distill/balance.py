@@ -332,6 +332,20 @@ class GradientBalancer(nn.Module):
             f'{bound} if that is not meant)',
             logger='current', level=logging.WARNING)
 
+    def skip(self) -> Dict[str, float]:
+        """Count a training iteration that is not measured (:meth:`due`
+        is False): what :meth:`forward` does on it, without the losses it
+        would not read.
+
+        Raises:
+            RuntimeError: the iteration is a measured one.
+        """
+        if self.due():
+            raise RuntimeError('GradientBalancer.skip: this iteration is '
+                               'measured; call the balancer with the losses')
+        self.step += 1
+        return {}
+
     def forward(self, student: nn.Module, task_loss: torch.Tensor,
                 kd_losses: Dict[str, torch.Tensor]) -> Dict[str, float]:
         """Count one training iteration; on a measured one, take the

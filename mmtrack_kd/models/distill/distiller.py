@@ -365,22 +365,26 @@ class MOTDistiller(BaseModel):
         measures gradient norms on its iterations), and what it logs
         (``gnorm_*`` and ``kd_scale_*``: no ``loss`` in the names, so
         logged but not summed)."""
-        task = self._task_total(losses)
-        logs = self.loss_balance(self.student, task,
-                                 {n: summed(o) for n, o in outs.items()})
+        bal = self.loss_balance
+        if bal.due():
+            logs = bal(self.student, self._task_total(losses),
+                       {n: summed(o) for n, o in outs.items()})
+        else:  # the sums it would not read are not made
+            logs = bal.skip()
         scaled = {}
         for name, out in outs.items():
-            scale = self.loss_balance.scale_of(name) * \
-                self.loss_balance.factor(name)
+            scale = bal.scale_of(name)
+            factor = bal.factor(name)
+            if factor != 1.0:
+                scale = scale * factor
             scaled[name] = {k: v * scale for k, v in out.items()} \
                 if isinstance(out, dict) else out * scale
         logs = {k: inputs.new_tensor(v) for k, v in logs.items()}
         if logs:
-            logs.update({f'kd_scale_{n}': self.loss_balance.scale_of(n)
-                         .detach().clone() for n in outs})
-            logs.update({f'kd_factor_{n}': inputs.new_tensor(
-                self.loss_balance.factor(n)) for n in outs
-                if n in self.loss_balance.decay})
+            logs.update({f'kd_scale_{n}': bal.scale_of(n).detach().clone()
+                         for n in outs})
+            logs.update({f'kd_factor_{n}': inputs.new_tensor(bal.factor(n))
+                         for n in outs if n in bal.decay})
         return scaled, logs
 
     @staticmethod

@@ -103,6 +103,10 @@ def test_scales_kept_between_measurements_and_smoothed(repo_root,
         out = model.loss(inputs, samples)
         assert 'gnorm_task' not in out
         assert torch.equal(model.loss_balance.scales, s0)
+        # the same batch and weights: the kept scales give the same losses
+        for name in KD_NAMES:
+            assert float(out[f'loss_{name}']) == pytest.approx(
+                float(first[f'loss_{name}']), rel=1e-6), name
     assert 'gnorm_task' in first
     # the 4th is measured; with momentum 0.5 the new scale is the
     # geometric mean of the old one and the target (same batch, same
@@ -123,6 +127,18 @@ def test_measure_only_leaves_the_losses_unchanged(repo_root, tmp_path):
         assert float(got[k]) == pytest.approx(v, rel=1e-6), k
     assert got['gnorm_task'] > 0 and got['gnorm_kd_feat'] > 0
     assert torch.equal(model.loss_balance.scales, torch.ones(3))
+
+
+def test_skip_counts_only_an_unmeasured_iteration():
+    bal = GradientBalancer(['kd_a'], ratios=dict(kd_a=1.0), interval=3)
+    with pytest.raises(RuntimeError, match='measured'):
+        bal.skip()  # iteration 0 is measured
+    bal.step.fill_(1)
+    assert bal.skip() == {} and int(bal.step) == 2
+    assert bal.skip() == {} and int(bal.step) == 3
+    with pytest.raises(RuntimeError, match='measured'):
+        bal.skip()
+    assert torch.equal(bal.scales, torch.ones(1))
 
 
 def test_not_applied_in_eval_mode_or_after_the_stop(repo_root, tmp_path):
