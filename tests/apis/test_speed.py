@@ -209,6 +209,43 @@ def test_random_teacher_checkpoint_fits_the_distiller(repo_root,
         tool.random_teacher(str(plain), None, str(tmp_path / 'x.pth'))
 
 
+def _overhead_tool(repo_root):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'kd_step_overhead',
+        osp.join(repo_root, 'tools', 'benchmark', 'kd_step_overhead.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_process_intervals_and_the_target(repo_root):
+    tool = _overhead_tool(repo_root)
+    runs = [dict(overhead_beyond_teacher=v, overhead_paired=v - 0.01)
+            for v in (0.08, 0.09, 0.10, 0.09)]
+    got = tool.process_intervals(runs)
+    # the amortised reading is missing from the runs: left out
+    assert set(got) == {'overhead_beyond_teacher', 'overhead_paired'}
+    t = got['overhead_beyond_teacher']
+    assert t['n'] == 4 and t['mean'] == pytest.approx(0.09)
+    # sd 0.00816, t(0.975, 3) = 3.182: half-width 0.01299
+    assert t['low'] == pytest.approx(0.09 - 0.012990, abs=1e-5)
+    assert t['high'] == pytest.approx(0.09 + 0.012990, abs=1e-5)
+    lines = tool.format_intervals(got, 0.10).splitlines()
+    # paired 0.067-0.093: below; beyond the teacher 0.077-0.103: across
+    assert 'overhead_paired' in lines[2] and 'below the target +0.100' \
+        in lines[2]
+    assert 'not resolved from the target +0.100' in lines[1]
+    assert 'above the target' in tool.format_intervals(got, 0.05)
+    assert 'target' not in tool.format_intervals(got, None)
+    # one process: the limits are nan, never 'below'
+    one = tool.process_intervals(runs[:1])['overhead_paired']
+    assert one['n'] == 1 and one['low'] != one['low']
+    assert 'not resolved' in tool.format_intervals(
+        dict(overhead_paired=one), 1.0)
+    assert tool.main(['x.py', '--target', '0.1']) == 2  # needs processes
+
+
 def test_unknown_clock_is_refused():
     from mmtrack_kd.apis.speed import CLOCKS, measure_kd_step_overhead
     assert set(CLOCKS) == {'wall', 'cpu'}

@@ -142,9 +142,13 @@ def test_micro_run_writes_results_and_skips_finished(tmp_path, repo_root):
     log = run_tool(repo_root, [
         'tools/benchmark/kd_step_overhead.py',
         str(out / 'configs' / 'only_feat__seed0.py'), '--iters', '1',
-        '--processes', '2', '--out', str(report)]).stdout
+        '--processes', '2', '--out', str(report), '--target',
+        '50']).stdout
     assert 'process 2/2: overhead' in log and 'median over 2' in log
+    assert 'below the target +50.000' in log
     doc = json.loads(report.read_text())
+    ci = doc['overhead_ci95']['overhead_paired']
+    assert ci['n'] == 2 and ci['low'] <= ci['mean'] <= ci['high']
     each = [p['overhead_beyond_teacher'] for p in doc['processes']]
     assert len(each) == 2 and doc['overhead_beyond_teacher'] == \
         pytest.approx(sum(each) / 2)

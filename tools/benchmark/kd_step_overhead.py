@@ -45,7 +45,10 @@ losses' gradients stop at the connectors.
 configs whose teacher is not trained yet (the MOT17 ones). The ratio moves
 by several points from one process to the next (the student step's time
 does, by up to 10 %, on the same machine): ``--processes N`` runs the whole
-measurement in N fresh processes and reports the median and the range. With
+measurement in N fresh processes and reports the median and the range,
+and the mean over the processes with its 95 % t interval (JSON
+``overhead_ci95``; ``--target 0.10`` says whether each interval lies below
+that overhead, above it, or across it). With
 ``--profile FILE`` a ``torch.profiler`` table of a few KD steps (operators
 by self CPU time) is written to FILE.
 """
@@ -55,7 +58,7 @@ import os.path as osp
 import statistics
 import sys
 import tempfile
-from typing import Callable, Dict, Iterator, List
+from typing import Callable, Dict, Iterator, List, Optional
 
 import torch
 from mmengine.config import DictAction
@@ -106,7 +109,13 @@ def parse_args(argv=None):
                         help='measure in N fresh processes, one after the '
                         'other, and report the median overhead and its '
                         'range (the ratio moves by several points from one '
-                        'process to the next)')
+                        'process to the next), and the mean over the '
+                        'processes with its 95 %% t interval')
+    parser.add_argument('--target', type=float, default=None,
+                        metavar='FRACTION',
+                        help='with --processes: say whether each 95 %% '
+                        'interval lies below, above or across this overhead '
+                        '(a fraction of a student step, e.g. 0.10)')
     return parser.parse_args(argv)
 
 
@@ -348,6 +357,10 @@ def main(argv=None) -> int:
     if args.processes < 1:
         print('kd_step_overhead: --processes must be >= 1', file=sys.stderr)
         return 2
+    if args.target is not None and args.processes < 2:
+        print('kd_step_overhead: --target needs --processes >= 2 (its '
+              'interval is over the processes)', file=sys.stderr)
+        return 2
     command = ['python', 'tools/benchmark/kd_step_overhead.py'] + list(
         sys.argv[1:] if argv is None else argv)
     if args.processes > 1:
@@ -364,15 +377,16 @@ def main(argv=None) -> int:
 
 
 def _one_process_argv(argv: List[str], out: str) -> List[str]:
-    """``argv`` without ``--processes``, ``--out`` and ``--profile`` (and
-    their values), for one process that writes its JSON to ``out``."""
+    """``argv`` without ``--processes``, ``--out``, ``--profile`` and
+    ``--target`` (and their values), for one process that writes its JSON
+    to ``out``."""
     kept, skip = [], False
     for arg in argv:
         if skip:
             skip = False
             continue
         name = arg.split('=', 1)[0]
-        if name in ('--processes', '--out', '--profile'):
+        if name in ('--processes', '--out', '--profile', '--target'):
             skip = '=' not in arg
             continue
         kept.append(arg)
@@ -385,7 +399,8 @@ def measure_in_processes(args, argv: List[str], command: List[str]) -> int:
     The JSON (``--out``) is the document of the process whose overhead is
     the median (the lower middle one for an even count), with
     ``overhead_beyond_teacher`` the median over the processes,
-    ``overhead_beyond_teacher_range`` (min, max), ``processes`` (each
+    ``overhead_beyond_teacher_range`` (min, max), ``overhead_ci95``
+    (:func:`process_intervals`), ``processes`` (each
     process's overhead, amortised overhead and step medians) and the
     command of the whole run."""
     import json
@@ -422,6 +437,8 @@ def measure_in_processes(args, argv: List[str], command: List[str]) -> int:
           f'{min(values):+.3f} to {max(values):+.3f}); of the iterations\' '
           f'own overheads: {statistics.median(paired):+.3f} (range '
           f'{min(paired):+.3f} to {max(paired):+.3f})')
+    intervals = process_intervals(runs)
+    print(format_intervals(intervals, args.target))
     if args.out:
         doc = dict(middle)
         doc.update(
@@ -431,6 +448,7 @@ def measure_in_processes(args, argv: List[str], command: List[str]) -> int:
             'keys are those of the median process',
             overhead_paired_median=statistics.median(
                 r['overhead_paired'] for r in runs),
+            overhead_ci95=intervals,
             processes=[dict(
                 overhead_beyond_teacher=r['overhead_beyond_teacher'],
                 overhead_paired=r['overhead_paired'],
@@ -441,6 +459,49 @@ def measure_in_processes(args, argv: List[str], command: List[str]) -> int:
             command=shlex.join(command))
         write_json(doc, args.out)
     return 0
+
+
+#: the readings of each process whose mean over the processes
+#: :func:`process_intervals` reports
+READINGS = ('overhead_beyond_teacher', 'overhead_paired',
+            'overhead_beyond_teacher_amortised')
+
+
+def process_intervals(runs: List[dict]) -> dict:
+    """For each reading of :data:`READINGS` that every process has: the
+    mean over the processes and its 95 % t interval (``n``, ``mean``,
+    ``low``, ``high``; nan limits for one process). Each process is a fresh
+    start of the same measurement, so the interval says where the
+    machine's mean lies, which a target can be checked against."""
+    from mmtrack_kd.benchmark.stats import paired_test
+    out = {}
+    for key in READINGS:
+        values = [r.get(key) for r in runs]
+        if any(v is None for v in values):
+            continue
+        t = paired_test(values)
+        out[key] = dict(n=t['n'], mean=t['mean_diff'], low=t['ci95_low'],
+                        high=t['ci95_high'])
+    return out
+
+
+def format_intervals(intervals: dict, target: Optional[float]) -> str:
+    """The printed lines of :func:`process_intervals`; with ``target``,
+    whether each interval lies below it."""
+    lines = ['mean over the processes, 95 % t interval:']
+    for key, t in intervals.items():
+        line = (f'  {key:<36} {t["mean"]:+.3f} [{t["low"]:+.3f}, '
+                f'{t["high"]:+.3f}]')
+        if target is not None:
+            if t['high'] < target:
+                verdict = 'below'
+            elif t['low'] > target:
+                verdict = 'above'
+            else:
+                verdict = 'not resolved from'
+            line += f' ({verdict} the target {target:+.3f})'
+        lines.append(line)
+    return '\n'.join(lines)
 
 
 def measure(args, command: List[str], retained: bool) -> int:
