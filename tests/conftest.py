@@ -15,6 +15,19 @@ def repo_root():
 
 
 @pytest.fixture(scope='session')
+def overhead_tool():
+    """tools/benchmark/kd_step_overhead.py as a module (it is a script,
+    not part of the package)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'kd_step_overhead',
+        os.path.join(ROOT, 'tools', 'benchmark', 'kd_step_overhead.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='session')
 def tiny_synthmot(tmp_path_factory):
     """A tiny SynthMOT dataset (1 sequence per split, few frames), made once
     per test session."""

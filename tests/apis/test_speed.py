@@ -168,18 +168,13 @@ def test_kd_step_overhead_tool_writes_json(repo_root, tiny_synthmot,
 
 def test_random_teacher_checkpoint_fits_the_distiller(repo_root,
                                                       tiny_synthmot,
-                                                      tmp_path):
+                                                      tmp_path,
+                                                      overhead_tool):
     """--random-teacher: the checkpoint written for a config whose teacher
     is not trained loads strictly into its distiller (num_ids counted from
     the training annotations), and a config without a teacher is named."""
-    import importlib.util
-
     from mmtrack_kd.apis.speed import build_distiller_batch
-    spec = importlib.util.spec_from_file_location(
-        'kd_step_overhead',
-        osp.join(repo_root, 'tools', 'benchmark', 'kd_step_overhead.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = overhead_tool
     tiny = TINY.format(data=tiny_synthmot.rstrip('/'))
     kd_cfg = tmp_path / 'kd.py'
     kd_cfg.write_text(
@@ -209,18 +204,8 @@ def test_random_teacher_checkpoint_fits_the_distiller(repo_root,
         tool.random_teacher(str(plain), None, str(tmp_path / 'x.pth'))
 
 
-def _overhead_tool(repo_root):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        'kd_step_overhead',
-        osp.join(repo_root, 'tools', 'benchmark', 'kd_step_overhead.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-def test_process_intervals_and_the_target(repo_root):
-    tool = _overhead_tool(repo_root)
+def test_process_intervals_and_the_target(overhead_tool):
+    tool = overhead_tool
     runs = [dict(overhead_beyond_teacher=v, overhead_paired=v - 0.01)
             for v in (0.08, 0.09, 0.10, 0.09)]
     got = tool.process_intervals(runs)

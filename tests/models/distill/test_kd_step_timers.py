@@ -1,27 +1,15 @@
 """The in-step timers of tools/benchmark/kd_step_overhead.py: every part of
 a real KD step is timed, the balancer's measurement is timed on the
 iterations it measures, and the model is left as it was."""
-import importlib.util
-import os.path as osp
-
 import pytest
 from test_kd_equivalence import build_tiny_distiller, tiny_batch
 
 from mmtrack_kd.models.distill import distiller, families, mappings
 
 
-def load_tool(repo_root):
-    spec = importlib.util.spec_from_file_location(
-        'kd_step_overhead',
-        osp.join(repo_root, 'tools', 'benchmark', 'kd_step_overhead.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_time_in_step_times_every_part_and_restores_the_model(
-        repo_root, tmp_path):
-    tool = load_tool(repo_root)
+        repo_root, tmp_path, overhead_tool):
+    tool = overhead_tool
     model = build_tiny_distiller(
         repo_root, str(tmp_path),
         loss_balance=dict(ratios=dict(kd_feat=1.0), interval=5))
@@ -63,8 +51,8 @@ def test_time_in_step_times_every_part_and_restores_the_model(
     assert 'gradient balancer' in tool.format_in_step(doc)
 
 
-def test_time_in_step_without_balancer(repo_root, tmp_path):
-    tool = load_tool(repo_root)
+def test_time_in_step_without_balancer(repo_root, tmp_path, overhead_tool):
+    tool = overhead_tool
     model = build_tiny_distiller(repo_root, str(tmp_path))
     inputs, samples = tiny_batch()
     times = tool.time_in_step(model, inputs, samples, iters=1)
@@ -74,8 +62,8 @@ def test_time_in_step_without_balancer(repo_root, tmp_path):
     assert 'overhead_beyond_teacher_amortised' not in doc
 
 
-def test_profile_writes_a_table(repo_root, tmp_path):
-    tool = load_tool(repo_root)
+def test_profile_writes_a_table(repo_root, tmp_path, overhead_tool):
+    tool = overhead_tool
     model = build_tiny_distiller(repo_root, str(tmp_path))
     inputs, samples = tiny_batch()
     out = tmp_path / 'prof.txt'
@@ -85,17 +73,11 @@ def test_profile_writes_a_table(repo_root, tmp_path):
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_one_process_argv_drops_the_run_wide_options():
-    import importlib.util
-    import os.path as osp
-    path = osp.join(osp.dirname(__file__), '..', '..', '..', 'tools',
-                    'benchmark', 'kd_step_overhead.py')
-    spec = importlib.util.spec_from_file_location('kd_step_overhead', path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+def test_one_process_argv_drops_the_run_wide_options(overhead_tool):
+    mod = overhead_tool
     argv = ['cfg.py', '--processes', '3', '--iters', '5', '--out=x.json',
-            '--profile', 'p.txt', '--clock', 'cpu']
+            '--profile', 'p.txt', '--clock', 'cpu', '--target', '0.1']
     assert mod._one_process_argv(argv, 'run0.json') == [
         'cfg.py', '--iters', '5', '--clock', 'cpu', '--processes', '1',
         '--out', 'run0.json']
-    assert mod.main([path, '--processes', '0']) == 2
+    assert mod.main(['cfg.py', '--processes', '0']) == 2
