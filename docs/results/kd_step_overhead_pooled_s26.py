@@ -1,6 +1,7 @@
 """The 8-epoch config's step overhead pooled over every process of the
-three `--processes` runs of near-identical code (session 25's final run at
-eb30ed6, session 26's at b873064 and at bd74ce4; between them only the
+four `--processes` runs of near-identical code (session 25's final run at
+eb30ed6, session 26's at b873064, at bd74ce4 and at 386ed9d, the last with
+30 processes; between them only the
 response loss's layout built once, -0.15 ms, and the balancer's
 unmeasured iterations only counted, -0.08 ms): the mean of each reading
 over the processes with its 95 % t interval, printed and written as JSON.
@@ -18,7 +19,8 @@ HERE = osp.dirname(osp.abspath(__file__))
 RUNS = {
     'eb30ed6 (session 25)': 'kd_step_overhead_e8_s25_final.json',
     'b873064 (session 26)': 'kd_step_overhead_e8_s26_b873064.json',
-    'bd74ce4 (session 26)': 'kd_step_overhead.json',
+    'bd74ce4 (session 26)': 'kd_step_overhead_e8_s26_10proc.json',
+    '386ed9d (session 26)': 'kd_step_overhead.json',
 }
 READINGS = ('overhead_beyond_teacher', 'overhead_paired',
             'overhead_beyond_teacher_amortised')
