@@ -420,12 +420,12 @@ class PredictionDifferenceLoss(nn.Module):
         if sparse:
             box_T, obj_T = self.decoder.boxes_at(state_T, img, prior)
             box_S, obj_S = self.decoder.boxes_at(state_S, img, prior)
-        elif selected:
-            box_T, obj_T = box_T[keep], obj_T[keep]
-            box_S, obj_S = self.decoder.decode_at(preds_S, img, prior)
         else:
             box_T, obj_T = box_T[keep], obj_T[keep]
-            box_S, obj_S = box_S[keep], obj_S[keep]
+            if selected:
+                box_S, obj_S = self.decoder.decode_at(preds_S, img, prior)
+            else:
+                box_S, obj_S = box_S[keep], obj_S[keep]
         _, giou = box_iou_giou(box_S, box_T)
         box_term = 1 - giou
         if box_ok is not None:
