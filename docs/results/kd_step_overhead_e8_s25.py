@@ -1,5 +1,6 @@
 """Gather the runs of kd_step_overhead_e8_s25.sh (OUT/base*.json,
-OUT/new*.json) into docs/results/kd_step_overhead_e8_s25.json: each run's
+OUT/new*.json) into docs/results/kd_step_overhead_e8_s25.json (or the
+file given after the folder: the shell script passes ``RESULT``), each run's
 overhead and step medians, the median and range of each tree, and the
 paired differences (new - base) of the rounds."""
 import glob
@@ -7,6 +8,8 @@ import json
 import os.path as osp
 import statistics
 import sys
+
+from mmtrack_kd.benchmark.stats import paired_test
 
 
 def load(folder, tag):
@@ -37,23 +40,14 @@ def summary(runs):
         command=next(iter(runs.values()))['command'])
 
 
-#: two-sided 97.5 % quantiles of Student's t, by degrees of freedom
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447,
-        7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
-
-
 def ci95(values):
     """The t-based 95 % interval of the mean of ``values`` (None for
-    fewer than 2 or more than 11)."""
-    n = len(values)
-    if n - 1 not in T975:
-        return None
-    half = T975[n - 1] * statistics.stdev(values) / n**0.5
-    mean = statistics.fmean(values)
-    return [mean - half, mean + half]
+    fewer than 2)."""
+    t = paired_test(values)
+    return None if t['n'] < 2 else [t['ci95_low'], t['ci95_high']]
 
 
-def main(folder):
+def main(folder, out=None):
     base, new = load(folder, 'base'), load(folder, 'new')
     rounds = sorted(set(base) & set(new))
     diffs = [new[i]['overhead_beyond_teacher'] -
@@ -71,8 +65,8 @@ def main(folder):
         paired_difference=dict(
             values=diffs, median=statistics.median(diffs),
             mean=statistics.fmean(diffs), ci95_of_mean=ci95(diffs)))
-    out = osp.join(osp.dirname(osp.abspath(__file__)),
-                   'kd_step_overhead_e8_s25.json')
+    out = out or osp.join(osp.dirname(osp.abspath(__file__)),
+                          'kd_step_overhead_e8_s25.json')
     with open(out, 'w') as f:
         json.dump(doc, f, indent=2)
         f.write('\n')
@@ -90,4 +84,4 @@ def main(folder):
 
 
 if __name__ == '__main__':
-    main(sys.argv[1])
+    main(*sys.argv[1:3])

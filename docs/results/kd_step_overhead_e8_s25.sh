@@ -9,6 +9,8 @@
 #   git worktree add --detach /work/wt25 97bf830
 #   git worktree add --detach /work/wt25m <commit measured>
 #   ROUNDS=5 bash docs/results/kd_step_overhead_e8_s25.sh
+# With other trees (BASE, NEW) set RESULT to another file: the gatherer
+# otherwise rewrites kd_step_overhead_e8_s25.json, labelled as this A/B.
 set -e
 BASE=${BASE:-/work/wt25}
 NEW=${NEW:-/work/wt25m}
@@ -28,4 +30,4 @@ for i in $(seq 1 "${ROUNDS:-5}"); do
     run "$NEW" "new$i"; run "$BASE" "base$i"
   fi
 done
-/work/main/.venv/bin/python /work/main/docs/results/kd_step_overhead_e8_s25.py "$OUT"
+/work/main/.venv/bin/python /work/main/docs/results/kd_step_overhead_e8_s25.py "$OUT" ${RESULT:+"$RESULT"}

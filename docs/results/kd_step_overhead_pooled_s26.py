@@ -9,11 +9,10 @@ over the processes with its 95 % t interval, printed and written as JSON.
     python docs/results/kd_step_overhead_pooled_s26.py \
         docs/results/kd_step_overhead_pooled_s26.json
 """
+import importlib.util
 import json
 import os.path as osp
 import sys
-
-from mmtrack_kd.benchmark.stats import paired_test
 
 HERE = osp.dirname(osp.abspath(__file__))
 RUNS = {
@@ -22,29 +21,34 @@ RUNS = {
     'bd74ce4 (session 26)': 'kd_step_overhead_e8_s26_10proc.json',
     '386ed9d (session 26)': 'kd_step_overhead.json',
 }
-READINGS = ('overhead_beyond_teacher', 'overhead_paired',
-            'overhead_beyond_teacher_amortised')
+
+
+def overhead_tool():
+    """tools/benchmark/kd_step_overhead.py, whose ``process_intervals``
+    makes the intervals (as ``--processes`` does for one run)."""
+    spec = importlib.util.spec_from_file_location(
+        'kd_step_overhead', osp.join(HERE, '..', '..', 'tools', 'benchmark',
+                                     'kd_step_overhead.py'))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
 
 
 def main(out=None):
-    values = {k: [] for k in READINGS}
-    runs = {}
+    tool = overhead_tool()
+    procs, runs = [], {}
     for name, fname in RUNS.items():
         with open(osp.join(HERE, fname)) as f:
-            procs = json.load(f)['processes']
+            these = json.load(f)['processes']
         runs[name] = dict(file=f'docs/results/{fname}',
                           student_ms=[p['median_ms']['student']
-                                      for p in procs])
-        for key in READINGS:
-            values[key] += [p[key] for p in procs]
+                                      for p in these])
+        procs += these
     doc = dict(runs=runs, readings={})
-    for key, vals in values.items():
-        t = paired_test(vals)
-        doc['readings'][key] = dict(n=t['n'], mean=t['mean_diff'],
-                                    low=t['ci95_low'], high=t['ci95_high'],
-                                    values=vals)
-        print(f'{key:<36} n={t["n"]} mean {100 * t["mean_diff"]:.2f} % '
-              f'[{100 * t["ci95_low"]:.2f}, {100 * t["ci95_high"]:.2f}]')
+    for key, t in tool.process_intervals(procs).items():
+        doc['readings'][key] = dict(t, values=[p[key] for p in procs])
+        print(f'{key:<36} n={t["n"]} mean {100 * t["mean"]:.2f} % '
+              f'[{100 * t["low"]:.2f}, {100 * t["high"]:.2f}]')
     if out:
         with open(out, 'w') as f:
             json.dump(doc, f, indent=2)
